@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROLES, type EngineConfig, type Role } from './schema.js';
+
+/** The bundled workflow definitions folder (`<package>/workflows`). */
+export const BUNDLED_WORKFLOWS_DIR = fileURLToPath(new URL('../../workflows/', import.meta.url));
+
+/** Thrown by {@link loadConfig}; `problems` names every bad field. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const QUEUE_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+const CLIENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/**
+ * Builds the configuration from environment variables (SPEC section 3). Pure: reads nothing but
+ * its arguments.
+ * @param env - the environment (`process.env` from the CLI, a literal in tests).
+ * @param cwd - folder that relative paths are resolved against.
+ * @throws {@link ConfigError} naming every bad field at once.
+ */
+export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): EngineConfig {
+  const problems: string[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return def;
+    }
+    return Number(raw);
+  };
+  const list = (name: string): string[] | undefined =>
+    get(name)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+
+  const host = get('TASK_ENGINE_HOST') ?? '127.0.0.1';
+  const port = int('TASK_ENGINE_PORT', 3000, 0, 65535);
+
+  let databaseUrl = get('DATABASE_URL') ?? null;
+  if (databaseUrl !== null) {
+    try {
+      const u = new URL(databaseUrl);
+      if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('protocol');
+    } catch {
+      problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+      databaseUrl = null;
+    }
+  }
+
+  const dataDir = path.resolve(cwd, get('TASK_ENGINE_DATA_DIR') ?? './.task-engine');
+  const workflowsDir = path.resolve(cwd, get('TASK_ENGINE_WORKFLOWS_DIR') ?? BUNDLED_WORKFLOWS_DIR);
+  const storageRoot = path.resolve(cwd, get('TASK_ENGINE_STORAGE_ROOT') ?? path.join(dataDir, 'storage'));
+
+  const adminClient = get('TASK_ENGINE_ADMIN_CLIENT') ?? null;
+  const adminApiKey = get('TASK_ENGINE_ADMIN_API_KEY') ?? null;
+  if (adminClient !== null && !CLIENT_NAME.test(adminClient))
+    problems.push('TASK_ENGINE_ADMIN_CLIENT must match [a-z0-9][a-z0-9_-]{0,62}');
+  if ((adminClient === null) !== (adminApiKey === null))
+    problems.push('TASK_ENGINE_ADMIN_CLIENT and TASK_ENGINE_ADMIN_API_KEY must be set together');
+  if (adminApiKey !== null && adminApiKey.length < 16)
+    problems.push('TASK_ENGINE_ADMIN_API_KEY must be at least 16 characters');
+
+  const workerQueues = list('TASK_ENGINE_WORKER_QUEUES') ?? null;
+  for (const q of workerQueues ?? [])
+    if (!QUEUE_NAME.test(q)) problems.push(`TASK_ENGINE_WORKER_QUEUES: "${q}" is not a queue name ([a-z][a-z0-9_-]*)`);
+
+  const workerConcurrency = int('TASK_ENGINE_WORKER_CONCURRENCY', 4, 1, 1000);
+
+  const rolesRaw = list('TASK_ENGINE_ROLES') ?? [...ROLES];
+  const roles: Role[] = [];
+  for (const r of rolesRaw) {
+    if ((ROLES as readonly string[]).includes(r)) roles.push(r as Role);
+    else problems.push(`TASK_ENGINE_ROLES: "${r}" is not a role (accepted: ${ROLES.join(', ')})`);
+  }
+  if (rolesRaw.length === 0) problems.push(`TASK_ENGINE_ROLES must name at least one of ${ROLES.join(', ')}`);
+
+  const logLevel = get('TASK_ENGINE_LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`TASK_ENGINE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    host,
+    port,
+    databaseUrl,
+    dataDir,
+    workflowsDir,
+    storageRoot,
+    adminClient,
+    adminApiKey,
+    workerQueues,
+    workerConcurrency,
+    roles: [...new Set(roles)],
+    logLevel,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The engine's configuration: one schema with defaults and descriptions (SPEC section 3).
+ * Only `src/cli/` reads `process.env`; it hands the environment to {@link loadConfig}.
+ */
+
+/** Roles one engine process may play. */
+export const ROLES = ['api', 'controller', 'scheduler', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Resolved configuration of one engine process. */
+export interface EngineConfig {
+  /** Listen address (`TASK_ENGINE_HOST`). */
+  host: string;
+  /** Listen port (`TASK_ENGINE_PORT`); 0 picks a free port. */
+  port: number;
+  /** PostgreSQL connection string; null means embedded PGlite (`DATABASE_URL`). */
+  databaseUrl: string | null;
+  /** Folder of the embedded database and default storage (`TASK_ENGINE_DATA_DIR`), absolute. */
+  dataDir: string;
+  /** Folder of workflow definitions (`TASK_ENGINE_WORKFLOWS_DIR`), absolute. */
+  workflowsDir: string;
+  /** Root of local media storage (`TASK_ENGINE_STORAGE_ROOT`), absolute. */
+  storageRoot: string;
+  /** Bootstrap admin client name and key (`TASK_ENGINE_ADMIN_CLIENT`, `TASK_ENGINE_ADMIN_API_KEY`). */
+  adminClient: string | null;
+  adminApiKey: string | null;
+  /** Queues this process's workers take; null = every queue named by a loaded workflow. */
+  workerQueues: string[] | null;
+  /** Tasks run at once by this process (`TASK_ENGINE_WORKER_CONCURRENCY`), >= 1. */
+  workerConcurrency: number;
+  /** Roles this process plays (`TASK_ENGINE_ROLES`). */
+  roles: Role[];
+  /** pino log level (`TASK_ENGINE_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
+  logLevel: string;
+}
+
+/** One documented environment variable. */
+export interface ConfigField {
+  env: string;
+  key: keyof EngineConfig;
+  default: string;
+  description: string;
+}
+
+/** Every environment variable the engine reads, in documentation order. */
+export const CONFIG_FIELDS: readonly ConfigField[] = [
+  { env: 'TASK_ENGINE_HOST', key: 'host', default: '127.0.0.1', description: 'listen address' },
+  { env: 'TASK_ENGINE_PORT', key: 'port', default: '3000', description: 'listen port (0 to 65535; 0 picks a free port)' },
+  { env: 'DATABASE_URL', key: 'databaseUrl', default: 'unset → embedded', description: 'PostgreSQL connection string (postgres:// or postgresql://)' },
+  { env: 'TASK_ENGINE_DATA_DIR', key: 'dataDir', default: './.task-engine', description: 'embedded database and default storage live here' },
+  { env: 'TASK_ENGINE_WORKFLOWS_DIR', key: 'workflowsDir', default: 'the bundled workflows/', description: 'workflow definitions' },
+  { env: 'TASK_ENGINE_STORAGE_ROOT', key: 'storageRoot', default: '$TASK_ENGINE_DATA_DIR/storage', description: 'root of local media storage' },
+  { env: 'TASK_ENGINE_ADMIN_CLIENT', key: 'adminClient', default: 'unset', description: 'at start, create or update this admin client…' },
+  { env: 'TASK_ENGINE_ADMIN_API_KEY', key: 'adminApiKey', default: 'unset', description: '…with this key (at least 16 characters)' },
+  { env: 'TASK_ENGINE_WORKER_QUEUES', key: 'workerQueues', default: 'every queue named by a loaded workflow', description: "queues this process's workers take (comma list)" },
+  { env: 'TASK_ENGINE_WORKER_CONCURRENCY', key: 'workerConcurrency', default: '4', description: 'tasks run at once per process (1 to 1000)' },
+  { env: 'TASK_ENGINE_ROLES', key: 'roles', default: 'api,controller,scheduler,worker', description: 'roles this process plays (comma list)' },
+  { env: 'TASK_ENGINE_LOG_LEVEL', key: 'logLevel', default: 'info', description: 'process log level (fatal, error, warn, info, debug, trace, silent)' },
+];

@@ -1,0 +1,68 @@
+/**
+ * Putting callbacks in the outbox (SPEC section 7). Called inside the transaction that records
+ * the event, so a callback exists exactly when its event does. Delivery is the callback
+ * dispatcher's work (`dispatcher.ts`), on the `callback` queue.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { CHANNELS, notify } from '../signals.js';
+
+/** The targets of a job: every string URL in `parameters.rest_endpoints`. */
+export function callbackTargets(parameters: Record<string, unknown>): string[] {
+  const list = parameters.rest_endpoints;
+  if (!Array.isArray(list)) return [];
+  return [...new Set(list.filter((u): u is string => typeof u === 'string' && /^https?:\/\//i.test(u)))];
+}
+
+/** Body of a task event callback. */
+export interface TaskEventBody {
+  job_id: number;
+  task_id: number;
+  task_name: string;
+  workflow: string;
+  event: 'start' | 'complete' | 'fail';
+  content_id: string | null;
+  message: string;
+  time: string;
+  client: string;
+  attempt: number;
+}
+
+/** Body of the job-end callback; `outputs` of the workflow are merged in. */
+export interface JobEndBody {
+  job_id: number;
+  status: 'completed' | 'failed';
+  workflow: string;
+  content_id: string | null;
+  custom_data: unknown;
+  time: string;
+  client: string;
+  [output: string]: unknown;
+}
+
+/** Enqueues a task event for every target. */
+export async function enqueueTaskEvent(q: Queryable, targets: string[], body: TaskEventBody): Promise<void> {
+  if (targets.length === 0) return;
+  await q.query(
+    `INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+     SELECT $1, $2, 'task', $3, t, $4::jsonb FROM unnest($5::text[]) AS t`,
+    [body.job_id, body.task_id, body.event, JSON.stringify(body), targets],
+  );
+  await notify(q, CHANNELS.callbacks, body.job_id);
+}
+
+/**
+ * Enqueues the job-end callback for every target, once per job and target (a unique index makes a
+ * second call a no-op, so a replayed finish can never send it twice).
+ * @returns how many deliveries were newly enqueued.
+ */
+export async function enqueueJobEnd(q: Queryable, targets: string[], body: JobEndBody): Promise<number> {
+  if (targets.length === 0) return 0;
+  const res = await q.query(
+    `INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+     SELECT $1, 0, 'job', $2, t, $3::jsonb FROM unnest($4::text[]) AS t
+     ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING`,
+    [body.job_id, body.status, JSON.stringify(body), targets],
+  );
+  if (res.rowCount > 0) await notify(q, CHANNELS.callbacks, body.job_id);
+  return res.rowCount;
+}

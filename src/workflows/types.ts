@@ -1,0 +1,105 @@
+/**
+ * Shapes of workflow definitions (SPEC section 11) and of task handlers (SPEC section 12).
+ * Shared by the loader, the job service (submission), the controller and the workers.
+ */
+import type { Logger } from 'pino';
+
+/** One task of a workflow definition, as validated from the file. */
+export interface TaskDefinition {
+  /** Unique in the workflow: `[a-z][a-z0-9_]*`. */
+  name: string;
+  /** A built-in handler (`exec`, `http`, `sleep`, `fail`) or a module path relative to the workflows dir. */
+  run: string;
+  /** Handler inputs; may hold `{{ … }}` templates, rendered just before the attempt starts. */
+  with?: Record<string, unknown>;
+  /** Names of tasks that must end first. Omitted in the file = the task above (none for the first). Resolved here. */
+  needs: string[];
+  /** Queue the task runs on; default `work`. */
+  queue: string;
+  /** A template; the task is skipped when it renders falsy. */
+  if?: string;
+  /** Seconds; an attempt running longer fails. Omitted = no limit. */
+  timeout?: number;
+  /** Retries after the first attempt; omitted = the `retry_limit` setting. */
+  retry_limit?: number;
+  /** Seconds between attempts; omitted = the `retry_delay` setting. */
+  retry_delay?: number;
+  /** When true, a final failure of this task does not fail the job; dependants still run. */
+  continue_on_error?: boolean;
+}
+
+/** A whole workflow definition, as validated from `<dir>/<common|client>/<name>.yaml|json`. */
+export interface WorkflowDefinition {
+  /** Equals the file name without extension. */
+  name: string;
+  description?: string;
+  /** JSON Schema (draft 2020-12 subset that Ajv accepts) for `job.parameters`; defaults allowed. */
+  parameters: Record<string, unknown>;
+  tasks: TaskDefinition[];
+  /** Templates rendered at job end and merged into the job-end callback body. */
+  outputs?: Record<string, unknown>;
+}
+
+/** A definition found for a client: its own copy (`client`) or the shared one (`common`). */
+export interface ResolvedWorkflow {
+  definition: WorkflowDefinition;
+  source: 'client' | 'common';
+  /** Absolute path of the file it came from. */
+  file: string;
+}
+
+/** The loaded set of workflow definitions. */
+export interface WorkflowCatalog {
+  /** The workflow `name` as `client` sees it (its own copy first), or null. */
+  resolve(client: string, name: string): ResolvedWorkflow | null;
+  /** Every workflow `client` may submit, client copies replacing common ones. */
+  list(client: string): ResolvedWorkflow[];
+  /** Every queue named by any loaded workflow (plus `work`). */
+  queues(): string[];
+  /** Re-reads the folder; on any bad file keeps the old set and throws. */
+  reload(): Promise<void>;
+  /** The workflows folder (absolute). */
+  readonly dir: string;
+}
+
+/** Result of validating submitted parameters against a workflow's schema. */
+export type ParameterValidation =
+  | { ok: true; resolved: Record<string, unknown> }
+  | { ok: false; problems: string[] };
+
+/** What a handler gets for one attempt (SPEC section 12). */
+export interface HandlerContext {
+  /** The job's resolved parameters (defaults applied). */
+  parameters: Record<string, unknown>;
+  job: { id: number; client: string; workflow: string; priority: number };
+  task: { id: number; name: string; queue: string };
+  attempt: { id: number; number: number };
+  /** The task's `with`, rendered. */
+  inputs: Record<string, unknown>;
+  /** Writes a line to the job's log (progname `worker`); severity 0 DEBUG … 4 FATAL, default 1. */
+  log(message: string, severity?: number): void;
+  /** Aborted when the job is broken, the attempt times out, or the worker shuts down hard. */
+  signal: AbortSignal;
+  /** A scratch folder for this attempt (removed after it ends). */
+  workdir: string;
+  /** The client's storage (SPEC section 13). */
+  storage: StorageContext;
+  /** Outputs of tasks that ended before this one, by task name. */
+  tasks: Record<string, { output: unknown; state: string }>;
+  /** Process logger for the worker's own diagnostics. */
+  logger: Logger;
+}
+
+/** The client's storage root and a path resolver that refuses escapes. */
+export interface StorageContext {
+  /** Absolute root: `<TASK_ENGINE_STORAGE_ROOT>/<client>`. */
+  root: string;
+  /**
+   * Resolves a client-relative path to an absolute one inside `root`.
+   * @throws PermanentTaskError when the path is absolute, climbs out with `..`, or a symlink leads out.
+   */
+  resolve(relative: string): Promise<string>;
+}
+
+/** A task handler: returns the task's output (any JSON value). Throwing fails the attempt. */
+export type TaskHandler = (ctx: HandlerContext) => Promise<unknown>;
