@@ -1,0 +1,110 @@
+/**
+ * The HTTP API (seed `task-engine-api.txt`, SPEC section 4) as a Fastify instance. It never
+ * listens: `startTaskEngine` (src/server.ts) does, and tests call `app.inject()`.
+ *
+ * Every reply is JSON. Bodies must be `application/json` (415 otherwise), valid JSON (400) and at
+ * most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { EngineContext } from '../engine/context.js';
+import { registerAuth } from './plugins/auth.js';
+import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
+import { registerClientRoutes } from './routes/clients.js';
+import { registerJobRoutes } from './routes/jobs.js';
+import { registerLogRoutes } from './routes/logs.js';
+import { registerScheduleRoutes } from './routes/schedules.js';
+import { registerSettingsRoutes } from './routes/settings.js';
+import { registerStatusRoutes } from './routes/status.js';
+import { registerWorkflowRoutes } from './routes/workflows.js';
+
+/**
+ * Builds the API server over an engine context. Routes are ready once the returned instance's
+ * `ready()` (or the first `inject()`) resolves.
+ * @param ctx - the engine context (its `logger` becomes Fastify's logger, its `db` authenticates).
+ */
+export function buildServer(ctx: EngineContext): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    // pino's Logger is Fastify's logger; the cast bridges the two packages' copies of the type.
+    loggerInstance: ctx.logger as unknown as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    requestIdLogLabel: 'request_id',
+    ajv: { customOptions: { allErrors: true } },
+  });
+
+  // Bodies: JSON only. Dropping the default text/plain parser makes every other type a 415.
+  app.removeAllContentTypeParsers();
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // An empty body with a JSON content type is "no body" (e.g. POST /jobs/<id>/rerun from curl).
+    if (typeof body === 'string' && body.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, String(body), done);
+  });
+
+  // Response schemas document the replies; they must never drop or reshape a field.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  registerErrorHandling(app);
+  registerAuth(app, ctx.db);
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Task Engine API',
+        version: ctx.version,
+        description:
+          'Submit jobs that run workflows (graphs of tasks) on queues served by workers. Every reply is JSON; errors are {"error": "…"} plus "id" where a job id is known.',
+      },
+      components: {
+        securitySchemes: {
+          client: { type: 'apiKey', in: 'header', name: 'client', description: 'client name' },
+          apiKey: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'api-key',
+            description: 'API key (x-api-key also accepted)',
+          },
+        },
+      },
+      security: [{ client: [], apiKey: [] }],
+      tags: [
+        { name: 'status' },
+        { name: 'jobs' },
+        { name: 'logs' },
+        { name: 'scheduler' },
+        { name: 'settings' },
+        { name: 'workflows' },
+        { name: 'clients' },
+      ],
+    },
+  });
+
+  // The API description is public (a browser cannot send the credential headers to load it).
+  void app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...(route.config ?? {}), auth: 'public' };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+    docs.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  });
+
+  void app.register(async (api) => {
+    registerStatusRoutes(api, ctx);
+    registerJobRoutes(api, ctx);
+    registerLogRoutes(api, ctx);
+    registerScheduleRoutes(api, ctx);
+    registerSettingsRoutes(api, ctx);
+    registerWorkflowRoutes(api, ctx);
+    registerClientRoutes(api, ctx);
+  });
+
+  return app;
+}

@@ -1,0 +1,90 @@
+/**
+ * Authentication and authorisation (SPEC section 4). Every route declares its access in
+ * `config.auth`: `public` (no credentials; `GET /` and the API description), `client` (any active
+ * client; the default), or `admin` (an active admin client). Credentials are the `client` header
+ * and the `api-key` header (`x-api-key` is accepted too). The caller becomes `request.viewer`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { EngineError } from '../../errors/catalogue.js';
+import { authenticateClient, type Viewer } from '../../engine/clients/clients.js';
+import type { Executor } from '../../store/executor.js';
+
+/** Who may call a route. */
+export type RouteAccess = 'public' | 'client' | 'admin';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller; null only on public routes. */
+    viewer: Viewer | null;
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route; default `client`. */
+    auth?: RouteAccess;
+  }
+}
+
+const CREDENTIALS_HINT = 'send the headers "client: <client name>" and "api-key: <key>" (or "x-api-key")';
+
+function singleHeader(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return typeof v === 'string' ? v.trim() : undefined;
+}
+
+/**
+ * The authenticated viewer of a request on a non-public route.
+ * @throws {EngineError} `UNAUTHORIZED` when called on a request that was not authenticated.
+ */
+export function viewerOf(request: FastifyRequest): Viewer {
+  if (!request.viewer) throw new EngineError('UNAUTHORIZED', `credentials are required; ${CREDENTIALS_HINT}`);
+  return request.viewer;
+}
+
+/**
+ * Installs the authentication hooks on `app` (root level, so they run for every route):
+ * - `onRequest`: 401 for missing or wrong credentials, 403 for non-admins on admin routes;
+ *   before the body is read, so an unauthenticated caller cannot make the server parse anything.
+ * - `preHandler`: a body field `client`, where present, must equal the `client` header (400).
+ */
+export function registerAuth(app: FastifyInstance, db: Executor): void {
+  app.decorateRequest('viewer', null);
+
+  app.addHook('onRequest', async (request) => {
+    if (request.is404) return;
+    const access: RouteAccess = request.routeOptions.config.auth ?? 'client';
+    if (access === 'public') return;
+    const client = singleHeader(request, 'client');
+    const apiKey = singleHeader(request, 'api-key') ?? singleHeader(request, 'x-api-key');
+    if (!client || !apiKey) {
+      const missing = [!client && '"client"', !apiKey && '"api-key"'].filter(Boolean).join(' and ');
+      throw new EngineError(
+        'UNAUTHORIZED',
+        `missing credentials: the ${missing} header is required; ${CREDENTIALS_HINT}`,
+      );
+    }
+    const viewer = await authenticateClient(db, client, apiKey);
+    if (!viewer)
+      throw new EngineError(
+        'UNAUTHORIZED',
+        `wrong credentials: no active client "${client.slice(0, 64)}" with that api-key; ${CREDENTIALS_HINT}`,
+      );
+    if (access === 'admin' && !viewer.admin)
+      throw new EngineError(
+        'FORBIDDEN',
+        `client "${viewer.client}" is not an admin client; ${request.method} ${request.routeOptions.url} needs an admin client`,
+      );
+    request.viewer = viewer;
+  });
+
+  app.addHook('preHandler', async (request) => {
+    const viewer = request.viewer;
+    const body = request.body;
+    if (!viewer || body === null || typeof body !== 'object' || Array.isArray(body)) return;
+    if (!Object.hasOwn(body, 'client')) return;
+    const bodyClient = (body as Record<string, unknown>).client;
+    if (bodyClient !== viewer.client)
+      throw new EngineError(
+        'VALIDATION_FAILED',
+        `body field "client" (${JSON.stringify(bodyClient)}) does not match the client header ("${viewer.client}"); send the same client name or leave the field out`,
+      );
+  });
+}

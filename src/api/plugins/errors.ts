@@ -1,0 +1,111 @@
+/**
+ * The one place where errors become HTTP responses (ARCHITECTURE "Errors"). Every reply is JSON:
+ * `{"error": "<what was wrong and what is accepted>"}`, plus `"id"` when a job id is known.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EngineError } from '../../errors/catalogue.js';
+
+/** Largest accepted request body, in bytes (SPEC section 4: 1 MiB). */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Body of every error reply. */
+export interface ErrorBody {
+  error: string;
+  /** The job concerned, when one is known. */
+  id?: number;
+  /** Present on 500 replies only: the request id to look up in the process log. */
+  request_id?: string;
+}
+
+/** One Ajv error as Fastify attaches it to a validation error. */
+interface ValidationItem {
+  instancePath?: string;
+  keyword?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * Words a Fastify schema-validation error for a person: where, what is wrong, and what is
+ * accepted (allowed values, pattern, type).
+ */
+export function describeValidationError(err: FastifyError): string {
+  const context = err.validationContext ?? 'request';
+  const items = (err.validation ?? []) as ValidationItem[];
+  if (items.length === 0) return `invalid ${context}: ${err.message}`;
+  const parts = items.map((v) => {
+    const where = `${context}${v.instancePath ?? ''}`.replace(/\//g, '.');
+    const params = v.params ?? {};
+    switch (v.keyword) {
+      case 'enum':
+        return `${where} must be one of ${(params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}`;
+      case 'required':
+        return `${where} must have the field "${String(params.missingProperty)}"`;
+      case 'additionalProperties':
+        return `${where} has the unknown field "${String(params.additionalProperty)}"`;
+      case 'pattern':
+        return `${where} must match ${String(params.pattern)}`;
+      default:
+        return `${where} ${v.message ?? 'is not accepted'}`;
+    }
+  });
+  return `invalid ${context}: ${parts.join('; ')}`;
+}
+
+/** Maps Fastify's own client errors (body parsing, content type, size) to clear messages. */
+function describeFastifyClientError(err: FastifyError, request: FastifyRequest): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body is larger than ${BODY_LIMIT_BYTES} bytes (1 MiB); send a smaller body`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')} is not accepted; send the body as application/json`;
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the body is empty; send a JSON object with Content-Type: application/json';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'Content-Length does not match the body that was sent';
+    default:
+      if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
+        return `the body is not valid JSON (${err.message}); send a JSON object with Content-Type: application/json`;
+      return err.message;
+  }
+}
+
+/** Installs the error handler and the JSON 404 handler on `app`. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof EngineError) {
+      const body: ErrorBody = { error: err.message };
+      if (err.jobId !== undefined) body.id = err.jobId;
+      if (err.status >= 500) {
+        request.log.error({ err, request_id: request.id }, 'engine error');
+        body.request_id = request.id;
+      } else request.log.info({ code: err.code, status: err.status, msg: err.message }, 'request refused');
+      return reply.code(err.status).type('application/json').send(body);
+    }
+    if (err.validation) {
+      return reply
+        .code(400)
+        .type('application/json')
+        .send({ error: describeValidationError(err) });
+    }
+    const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+    if (status >= 400 && status < 500) {
+      return reply
+        .code(status)
+        .type('application/json')
+        .send({ error: describeFastifyClientError(err, request) });
+    }
+    // A real fault: log everything, answer nothing of the internals.
+    request.log.error({ err, request_id: request.id }, 'unhandled error');
+    return reply.code(500).type('application/json').send({ error: 'internal error', request_id: request.id });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .type('application/json')
+      .send({
+        error: `no route ${request.method} ${(request.url.split('?')[0] ?? '').slice(0, 200)}; GET /openapi.json lists every route`,
+      }),
+  );
+}

@@ -1,0 +1,104 @@
+/**
+ * JSON Schemas of the API's requests and replies, used for the OpenAPI document (`GET
+ * /openapi.json`, `/docs`). Where the engine's services validate a request themselves (jobs,
+ * settings, schedules) these schemas only describe it: the route turns Fastify's validation off
+ * with {@link describeOnly} so that one module owns each rule and its message.
+ */
+
+/** Route option that keeps a request schema for the documentation but validates nothing. */
+export const describeOnly = { validatorCompiler: () => () => true } as const;
+
+const timestamp = {
+  type: 'string',
+  format: 'date-time',
+  description: 'ISO-8601 UTC with milliseconds and Z',
+};
+const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' };
+
+/** `{"error": …}` (plus `id` when a job id is known, `request_id` on 500). */
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: { type: 'string', description: 'what was wrong and what is accepted' },
+    id: { type: 'integer', description: 'the job concerned, when known' },
+    request_id: { type: 'string', description: 'on 500 only: look it up in the process log' },
+  },
+} as const;
+
+/** The error replies every authenticated route may give. */
+export const authErrors = {
+  401: { description: 'missing or wrong credentials', ...errorSchema },
+  403: { description: 'the client may not do that', ...errorSchema },
+} as const;
+
+const jobFields = {
+  id: { type: 'integer' },
+  client: { type: 'string' },
+  workflow: { type: 'string' },
+  priority: { type: 'integer', minimum: 1, maximum: 10, description: '1 most urgent … 10 least' },
+  position: { type: 'integer', description: "1-based rank inside its state's list as /dashboard orders it" },
+  top_of_queue: { type: 'boolean' },
+  created_at: timestamp,
+  updated_at: timestamp,
+  queue_state: {
+    type: 'string',
+    enum: ['queued', 'started', 'completed', 'pending', 'broken', 'scheduled', 'paused'],
+  },
+  failed: { type: 'boolean' },
+  run_at: nullableTimestamp,
+  persist: { type: 'boolean' },
+  started_at: nullableTimestamp,
+  finished_at: nullableTimestamp,
+  semaphore_url: { type: ['string', 'null'] },
+} as const;
+
+/** A job as `/dashboard` lists it (no parameters). */
+export const dashboardJobSchema = { type: 'object', properties: jobFields } as const;
+
+/** A job as `/jobs` lists it. */
+export const jobSchema = {
+  type: 'object',
+  properties: { ...jobFields, parameters: { type: 'object', description: 'the parameters as submitted' } },
+} as const;
+
+/** A task of a job (`GET /jobs/<id>`). */
+export const taskSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    queue: { type: 'string' },
+    state: {
+      type: 'string',
+      enum: ['waiting', 'ready', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'],
+    },
+    attempts: { type: 'integer' },
+    started_at: nullableTimestamp,
+    finished_at: nullableTimestamp,
+    error: { type: ['string', 'null'] },
+  },
+} as const;
+
+/** One job log entry (`GET /logs/<id>`). */
+export const logSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    job_id: { type: 'integer' },
+    severity: { type: 'integer', description: '0 DEBUG, 1 INFO, 2 WARN, 3 ERROR, 4 FATAL' },
+    severity_description: { type: 'string' },
+    progname: { type: 'string', enum: ['api', 'controller', 'worker', 'callback', 'scheduler'] },
+    message: { type: 'string' },
+    created_at: timestamp,
+    updated_at: timestamp,
+    task_id: { type: 'integer', description: '0 for job-level entries' },
+    visible: { type: 'boolean' },
+  },
+} as const;
+
+/** Path parameter `id` of the job routes (validated by the job service: a positive integer). */
+export const jobIdParams = {
+  type: 'object',
+  properties: { id: { type: 'string', description: 'job id (a positive integer)' } },
+} as const;

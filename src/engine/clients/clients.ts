@@ -1,0 +1,213 @@
+/**
+ * API clients (tenants): creation, listing, revocation, authentication and the start-up
+ * bootstrap of an admin client (SPEC sections 3 and 4).
+ *
+ * Keys are 32 random bytes (base64url), shown once and stored only as SHA-256 hashes; a request's
+ * key is hashed and compared with `timingSafeEqual`. Each client also gets a signing secret for
+ * its callbacks (SPEC section 7), stored as is because the engine must sign with it.
+ */
+import { EngineError } from '../../errors/catalogue.js';
+import type { Executor, Queryable } from '../../store/executor.js';
+import { apiKeyMatches, generateSecret, hashApiKey, keyLast4 } from './keys.js';
+
+/** The authenticated caller of a request. Non-admins see only their own jobs. */
+export interface Viewer {
+  client: string;
+  admin: boolean;
+}
+
+/** Client names: `[a-z0-9][a-z0-9_-]{0,62}` (SPEC section 4). */
+export const CLIENT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Human wording of {@link CLIENT_NAME_PATTERN}, used in error messages. */
+export const CLIENT_NAME_RULE =
+  '1 to 63 characters: lowercase letters, digits, "_" and "-", starting with a letter or digit';
+
+/** Name of the admin client created on the first embedded start when none is configured. */
+export const DEMO_CLIENT_NAME = 'demo-client';
+
+/** A client as listed (no secrets). Timestamps are Dates (the API serialises them as ISO UTC). */
+export interface ClientRecord {
+  name: string;
+  admin: boolean;
+  /** Last 4 characters of the current API key, to tell keys apart. */
+  api_key_last4: string;
+  created_at: Date;
+  updated_at: Date;
+  /** When the client was revoked; null while active. */
+  revoked_at: Date | null;
+}
+
+/** A newly created client with its secrets (shown once). */
+export interface CreatedClient {
+  name: string;
+  admin: boolean;
+  api_key: string;
+  signing_secret: string;
+}
+
+/**
+ * Checks a client name.
+ * @throws {EngineError} `VALIDATION_FAILED` naming the rule.
+ */
+export function assertClientName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !CLIENT_NAME_PATTERN.test(name))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `client name ${JSON.stringify(name)} is not accepted; a name is ${CLIENT_NAME_RULE}`,
+    );
+}
+
+/**
+ * Creates a client with a fresh API key and signing secret. A name that was revoked may be added
+ * again: it becomes active with new secrets (and sees the jobs of that name again).
+ * @throws {EngineError} `VALIDATION_FAILED` for a bad name; `CONFLICT` when an active client of
+ * that name exists.
+ */
+export async function createClient(
+  db: Queryable,
+  input: { name: string; admin?: boolean },
+): Promise<CreatedClient> {
+  assertClientName(input.name);
+  const admin = input.admin === true;
+  const apiKey = generateSecret();
+  const signingSecret = generateSecret();
+  // One statement: insert, or re-activate a revoked row; an active row is left alone (no row back).
+  const { rows } = await db.query<{ name: string }>(
+    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE
+       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = EXCLUDED.admin,
+           signing_secret = EXCLUDED.signing_secret, revoked_at = NULL, updated_at = now()
+       WHERE clients.revoked_at IS NOT NULL
+     RETURNING name`,
+    [input.name, hashApiKey(apiKey), keyLast4(apiKey), admin, signingSecret],
+  );
+  if (rows.length === 0)
+    throw new EngineError(
+      'CONFLICT',
+      `client "${input.name}" already exists; revoke it first to issue new keys, or choose another name`,
+    );
+  return { name: input.name, admin, api_key: apiKey, signing_secret: signingSecret };
+}
+
+/** Every client, active and revoked, ordered by name. No secrets. */
+export async function listClients(db: Queryable): Promise<ClientRecord[]> {
+  const { rows } = await db.query<ClientRecord>(
+    `SELECT name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at
+       FROM clients ORDER BY name`,
+  );
+  return rows;
+}
+
+/**
+ * Revokes a client: its key stops working at once; its jobs stay. Revoking a revoked client
+ * changes nothing. The last active admin client cannot be revoked (nobody could manage clients
+ * over the API afterwards).
+ * @returns the client's record after the change.
+ * @throws {EngineError} `VALIDATION_FAILED` for a bad name, `NOT_FOUND` for an unknown client,
+ * `CONFLICT` for the last active admin.
+ */
+export async function revokeClient(db: Executor, name: string): Promise<ClientRecord> {
+  assertClientName(name);
+  return db.transaction(async (tx) => {
+    // Lock the active admin rows first: two concurrent revocations of the last two admins then
+    // run one after the other, and the second sees that it would leave none.
+    const admins = await tx.query<{ name: string }>(
+      'SELECT name FROM clients WHERE admin AND revoked_at IS NULL ORDER BY name FOR UPDATE',
+    );
+    const existing = await tx.query<ClientRecord>(
+      `SELECT name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at
+         FROM clients WHERE name = $1 FOR UPDATE`,
+      [name],
+    );
+    const row = existing.rows[0];
+    if (!row) throw new EngineError('NOT_FOUND', `no client named "${name}"`);
+    if (row.revoked_at !== null) return row;
+    if (row.admin && admins.rows.every((a) => a.name === name))
+      throw new EngineError(
+        'CONFLICT',
+        `client "${name}" is the last active admin client and cannot be revoked; add another admin client first`,
+      );
+    const { rows } = await tx.query<ClientRecord>(
+      `UPDATE clients SET revoked_at = now(), updated_at = now()
+        WHERE name = $1 AND revoked_at IS NULL
+        RETURNING name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at`,
+      [name],
+    );
+    return rows[0] ?? row;
+  });
+}
+
+/**
+ * Finds the active client that `apiKey` belongs to. Unknown names, revoked clients and wrong keys
+ * all answer null, after the same hash-and-compare work (no timing hint of which it was).
+ */
+export async function authenticateClient(
+  db: Queryable,
+  name: string,
+  apiKey: string,
+): Promise<Viewer | null> {
+  if (!CLIENT_NAME_PATTERN.test(name) || apiKey.length === 0 || apiKey.length > 512) return null;
+  const { rows } = await db.query<{ key_hash: string; admin: boolean; revoked_at: Date | null }>(
+    'SELECT key_hash, admin, revoked_at FROM clients WHERE name = $1',
+    [name],
+  );
+  const row = rows[0];
+  const matches = apiKeyMatches(apiKey, row?.key_hash ?? UNUSABLE_HASH);
+  if (!row || !matches || row.revoked_at !== null) return null;
+  return { client: name, admin: row.admin };
+}
+
+/** A hash no key produces in practice; compared against when the name is unknown. */
+const UNUSABLE_HASH = '0'.repeat(64);
+
+/** The signing secret of an active client, or null (SPEC section 7). */
+export async function getSigningSecret(db: Queryable, name: string): Promise<string | null> {
+  const { rows } = await db.query<{ signing_secret: string | null }>(
+    'SELECT signing_secret FROM clients WHERE name = $1 AND revoked_at IS NULL',
+    [name],
+  );
+  return rows[0]?.signing_secret ?? null;
+}
+
+/**
+ * Creates or updates the configured admin client (`TASK_ENGINE_ADMIN_CLIENT` /
+ * `TASK_ENGINE_ADMIN_API_KEY`) so that `apiKey` authenticates it as admin. Keeps an existing
+ * signing secret; re-activates a revoked client of that name.
+ * @throws {EngineError} `VALIDATION_FAILED` for a bad name or an empty key.
+ */
+export async function ensureAdminClient(db: Queryable, name: string, apiKey: string): Promise<void> {
+  assertClientName(name);
+  if (apiKey.length === 0) throw new EngineError('VALIDATION_FAILED', 'the admin API key must not be empty');
+  await db.query(
+    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
+     VALUES ($1, $2, $3, true, $4)
+     ON CONFLICT (name) DO UPDATE
+       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = true,
+           signing_secret = COALESCE(clients.signing_secret, EXCLUDED.signing_secret),
+           revoked_at = NULL, updated_at = now()`,
+    [name, hashApiKey(apiKey), keyLast4(apiKey), generateSecret()],
+  );
+}
+
+/**
+ * Creates `demo-client` (admin) when no active admin client exists, so that a first embedded start
+ * is usable without configuration (SPEC section 3). Any earlier `demo-client` row is replaced.
+ * @returns the new client with its key (to print once), or null when an admin already exists.
+ */
+export async function ensureDemoClient(db: Queryable): Promise<CreatedClient | null> {
+  const { rows } = await db.query('SELECT 1 FROM clients WHERE admin AND revoked_at IS NULL LIMIT 1');
+  if (rows.length > 0) return null;
+  const apiKey = generateSecret();
+  const signingSecret = generateSecret();
+  await db.query(
+    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
+     VALUES ($1, $2, $3, true, $4)
+     ON CONFLICT (name) DO UPDATE
+       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = true,
+           signing_secret = EXCLUDED.signing_secret, revoked_at = NULL, updated_at = now()`,
+    [DEMO_CLIENT_NAME, hashApiKey(apiKey), keyLast4(apiKey), signingSecret],
+  );
+  return { name: DEMO_CLIENT_NAME, admin: true, api_key: apiKey, signing_secret: signingSecret };
+}
