@@ -1,5 +1,6 @@
-import type { Queryable } from '../store/executor.js';
+import type { Executor, Queryable } from '../store/executor.js';
 import { EngineError } from '../errors/catalogue.js';
+import { CHANNELS, notify } from './signals.js';
 
 /**
  * Known settings with defaults (SPEC section 9; `max_jobs` … `retry_limit` from the seed).
@@ -42,7 +43,9 @@ export function isKnownSetting(name: string): name is KnownSetting {
 /**
  * Reads every setting: the known ones as numbers (defaults filled in), plus the raw rows.
  */
-export async function readSettings(db: Queryable): Promise<{ known: EngineSettings; all: Record<string, string> }> {
+export async function readSettings(
+  db: Queryable,
+): Promise<{ known: EngineSettings; all: Record<string, string> }> {
   const { rows } = await db.query<{ name: string; value: string }>('SELECT name, value FROM settings');
   const all: Record<string, string> = {};
   for (const r of rows) all[r.name] = r.value;
@@ -62,20 +65,101 @@ export async function readSettings(db: Queryable): Promise<{ known: EngineSettin
  */
 export function validateSetting(name: string, value: unknown, current: EngineSettings): string {
   if (!isKnownSetting(name)) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      return String(value);
     throw new EngineError('VALIDATION_FAILED', `setting "${name}" takes a string, number or boolean value`);
   }
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)
+        ? Number(value)
+        : NaN;
   if (!Number.isInteger(n))
-    throw new EngineError('VALIDATION_FAILED', `setting "${name}" must be a whole number (got ${JSON.stringify(value)})`);
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `setting "${name}" must be a whole number (got ${JSON.stringify(value)})`,
+    );
   const min = MINIMUMS[name];
-  if (n < min) throw new EngineError('VALIDATION_FAILED', `setting "${name}" must be at least ${min} (got ${n})`);
+  if (n < min)
+    throw new EngineError('VALIDATION_FAILED', `setting "${name}" must be at least ${min} (got ${n})`);
   if (name === 'priority_slots' && n > current.max_jobs)
-    throw new EngineError('VALIDATION_FAILED', `priority_slots must not exceed max_jobs (${current.max_jobs}); got ${n}`);
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `priority_slots must not exceed max_jobs (${current.max_jobs}); got ${n}`,
+    );
   if (name === 'max_jobs' && n < current.priority_slots)
     throw new EngineError(
       'VALIDATION_FAILED',
       `max_jobs must be at least priority_slots (${current.priority_slots}); got ${n}`,
     );
   return String(n);
+}
+
+/** Longest setting name accepted. */
+export const MAX_SETTING_NAME_LENGTH = 100;
+
+/** The reply of `POST /settings` (seed "Settings Endpoints"). */
+export interface SettingReply {
+  result: 'ok';
+  /** `<name> setting created` or `<name> setting updated`. */
+  message: string;
+}
+
+/**
+ * Creates or updates one setting (`POST /settings {"name", "setting"}`, SPEC section 9). The
+ * admin check is the API's. Known names are validated by {@link validateSetting} against the
+ * current values, under a table lock so two concurrent changes (say `max_jobs` and
+ * `priority_slots`) cannot together break `priority_slots <= max_jobs`. Wakes admission (and the
+ * scheduler when `schedule_interval` changes) so the change takes effect at once.
+ * @returns `created` when no row existed before (also for a known setting still at its default).
+ * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad body or value.
+ */
+export async function postSetting(ctx: { db: Executor }, body: unknown): Promise<SettingReply> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      'the body must be a JSON object like {"name": "max_jobs", "setting": 4}',
+    );
+  const { name, setting } = body as Record<string, unknown>;
+  if (typeof name !== 'string' || name.trim() === '' || name.length > MAX_SETTING_NAME_LENGTH)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `name must be a setting name (text of 1 to ${MAX_SETTING_NAME_LENGTH} characters), e.g. ${Object.keys(SETTING_DEFAULTS).join(', ')}`,
+    );
+  if (setting === undefined || setting === null)
+    throw new EngineError('VALIDATION_FAILED', `setting (the value for "${name}") is required`);
+  const created = await ctx.db.transaction(async (tx) => {
+    await tx.query('LOCK TABLE settings IN SHARE ROW EXCLUSIVE MODE');
+    const { known } = await readSettings(tx);
+    const value = validateSetting(name, setting, known);
+    const { rows } = await tx.query<{ existed: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM settings WHERE name = $1) AS existed',
+      [name],
+    );
+    await tx.query(
+      `INSERT INTO settings (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+      [name, value],
+    );
+    await notify(tx, CHANNELS.admission, 'setting');
+    if (name === 'schedule_interval') await notify(tx, CHANNELS.scheduler, 'queue_scheduled_jobs');
+    return !rows[0]?.existed;
+  });
+  return { result: 'ok', message: `${name} setting ${created ? 'created' : 'updated'}` };
+}
+
+/** The reply of `GET /settings`. */
+export interface SettingsList {
+  result: 'ok';
+  /** Every known setting (number; its default when never set) and every unknown one (text, as stored). */
+  settings: Record<string, number | string>;
+}
+
+/** Lists every setting (`GET /settings`): known ones with defaults filled in, then unknown ones by name. */
+export async function listSettings(ctx: { db: Queryable }): Promise<SettingsList> {
+  const { known, all } = await readSettings(ctx.db);
+  const settings: Record<string, number | string> = { ...known };
+  for (const name of Object.keys(all).sort()) if (!isKnownSetting(name)) settings[name] = all[name]!;
+  return { result: 'ok', settings };
 }

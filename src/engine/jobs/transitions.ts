@@ -6,7 +6,15 @@
 import { EngineError } from '../../errors/catalogue.js';
 
 /** `queue_state` values, indexed by the numeric id that `/jobs?state=` takes. */
-export const JOB_STATES = ['queued', 'started', 'completed', 'pending', 'broken', 'scheduled', 'paused'] as const;
+export const JOB_STATES = [
+  'queued',
+  'started',
+  'completed',
+  'pending',
+  'broken',
+  'scheduled',
+  'paused',
+] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 /** Numeric id of a state (0 queued … 6 paused), as in the seed. */
@@ -14,7 +22,10 @@ export function stateId(state: JobState): number {
   return JOB_STATES.indexOf(state);
 }
 
-/** Final states: nothing moves a job out of them (rerun makes a new job). */
+/**
+ * Final states: nothing moves a job out of them (rerun makes a new job), except that a rerun
+ * marks the completed original broken (cause `rerun`).
+ */
 export const FINAL_STATES: readonly JobState[] = ['completed', 'broken'];
 
 /** Who asks for a transition: the engine itself, or a person through PATCH/rerun. */
@@ -27,43 +38,47 @@ export type TransitionCause =
   | 'pause' // PATCH queue_state=paused
   | 'break' // PATCH queue_state=broken, or rerun of the job
   | 'resume' // PATCH queue_state=queued
-  | 'reschedule'; // PATCH run_at / semaphore_url on a waiting job
+  | 'reschedule' // PATCH run_at / semaphore_url on a waiting job
+  | 'rerun'; // POST /jobs/<id>/rerun of a completed job: the original's content is superseded
 
 /** The allowed transitions: from → to → the causes that may take it. */
-export const TRANSITIONS: Readonly<Record<JobState, Partial<Record<JobState, readonly TransitionCause[]>>>> = {
-  scheduled: {
-    scheduled: ['reschedule'],
-    pending: ['due', 'reschedule'],
-    queued: ['due', 'resume', 'reschedule'],
-    paused: ['pause'],
-    broken: ['break'],
-  },
-  pending: {
-    scheduled: ['reschedule'],
-    pending: ['reschedule'],
-    queued: ['semaphore', 'resume', 'reschedule'],
-    paused: ['pause'],
-    broken: ['break'],
-  },
-  queued: {
-    scheduled: ['reschedule'],
-    pending: ['reschedule'],
-    started: ['admit'],
-    paused: ['pause'],
-    broken: ['break'],
-  },
-  started: {
-    completed: ['finish'],
-    paused: ['pause'],
-    broken: ['break'],
-  },
-  paused: {
-    queued: ['resume'],
-    broken: ['break'],
-  },
-  completed: {},
-  broken: {},
-};
+export const TRANSITIONS: Readonly<Record<JobState, Partial<Record<JobState, readonly TransitionCause[]>>>> =
+  {
+    scheduled: {
+      scheduled: ['reschedule'],
+      pending: ['due', 'reschedule'],
+      queued: ['due', 'resume', 'reschedule'],
+      paused: ['pause'],
+      broken: ['break'],
+    },
+    pending: {
+      scheduled: ['reschedule'],
+      pending: ['reschedule'],
+      queued: ['semaphore', 'resume', 'reschedule'],
+      paused: ['pause'],
+      broken: ['break'],
+    },
+    queued: {
+      scheduled: ['reschedule'],
+      pending: ['reschedule'],
+      started: ['admit'],
+      paused: ['pause'],
+      broken: ['break'],
+    },
+    started: {
+      completed: ['finish'],
+      paused: ['pause'],
+      broken: ['break'],
+    },
+    paused: {
+      queued: ['resume'],
+      broken: ['break'],
+    },
+    completed: {
+      broken: ['rerun'],
+    },
+    broken: {},
+  };
 
 /** States a job may be in for a person to ask for `target` through PATCH. */
 export function statesAllowing(target: JobState, cause: TransitionCause): JobState[] {
@@ -97,6 +112,7 @@ const VERBS: Partial<Record<TransitionCause, string>> = {
   reschedule: 'rescheduled',
   admit: 'started',
   finish: 'completed',
+  rerun: 'broken by a rerun',
 };
 
 function listOr(items: readonly string[]): string {

@@ -1,0 +1,203 @@
+/**
+ * State changes a person asks for: break, pause, resume, reschedule (SPEC section 5.3). Each runs
+ * inside the caller's transaction, checks the move with {@link assertTransition}, and writes it as
+ * one statement with the current state in the `WHERE`: zero rows means another writer got there
+ * first, which is reported as a 409 after re-reading the state, never silently ignored.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { EngineError } from '../../errors/catalogue.js';
+import { callbackTargets, enqueueJobEnd } from '../callbacks/enqueue.js';
+import { CHANNELS, notify } from '../signals.js';
+import { appendLog, type Progname } from './job-log.js';
+import { assertTransition, type JobState, type TransitionCause } from './transitions.js';
+
+/** Error text written on tasks and attempts that a break ends. */
+export const JOB_BROKEN_ERROR = 'job broken';
+
+/** Options shared by the state-change helpers. */
+export interface ChangeOptions {
+  /** The time to record (the engine's clock); default the wall clock. */
+  now?: Date;
+  /** Who writes the job log entry; default `api`. */
+  progname?: Progname;
+}
+
+interface LockedJob {
+  id: number;
+  client: string;
+  workflow: string;
+  queue_state: JobState;
+  started_at: Date | null;
+  content_id: string | null;
+  resolved_parameters: Record<string, unknown>;
+}
+
+/**
+ * Locks a job row for the rest of the transaction and reads what the state helpers need.
+ * @throws {EngineError} `JOB_NOT_FOUND` when the row does not exist.
+ */
+export async function lockJob(tx: Queryable, jobId: number): Promise<LockedJob> {
+  const { rows } = await tx.query<LockedJob>(
+    `SELECT id, client, workflow, queue_state, started_at, content_id, resolved_parameters
+     FROM jobs WHERE id = $1 FOR UPDATE`,
+    [jobId],
+  );
+  if (!rows[0]) throw new EngineError('JOB_NOT_FOUND', `job ${jobId} not found`, { jobId });
+  return rows[0];
+}
+
+/**
+ * Writes `queue_state = to` only if the job is still in `from`; on zero rows re-reads the state and
+ * throws. `extraSet` adds assignments (fixed SQL text from this module, values as parameters
+ * starting at `$4`).
+ * @throws {EngineError} `STATE_CONFLICT` when the job left `from` meanwhile.
+ */
+export async function writeTransition(
+  tx: Queryable,
+  jobId: number,
+  from: JobState,
+  to: JobState,
+  now: Date,
+  extraSet = '',
+  extraParams: readonly unknown[] = [],
+): Promise<void> {
+  const res = await tx.query(
+    `UPDATE jobs SET queue_state = $3, updated_at = $4${extraSet ? `, ${extraSet}` : ''}
+     WHERE id = $1 AND queue_state = $2`,
+    [jobId, from, to, now, ...extraParams],
+  );
+  if (res.rowCount === 1) return;
+  const { rows } = await tx.query<{ queue_state: JobState }>('SELECT queue_state FROM jobs WHERE id = $1', [
+    jobId,
+  ]);
+  const current = rows[0]?.queue_state;
+  if (!current) throw new EngineError('JOB_NOT_FOUND', `job ${jobId} not found`, { jobId });
+  throw new EngineError(
+    'STATE_CONFLICT',
+    `job ${jobId} changed to ${current} meanwhile; it was not moved to ${to}`,
+    {
+      jobId,
+    },
+  );
+}
+
+/** What a break did. */
+export interface BreakResult {
+  /** The state the job was in. */
+  from: JobState;
+  /** Whether a job-end callback (status `failed`) was enqueued. */
+  jobEndEnqueued: boolean;
+  /** Attempts cancelled. */
+  cancelledAttempts: number;
+}
+
+/**
+ * Breaks a job (PATCH `queue_state: broken`, or a rerun of a live job), in the caller's
+ * transaction: job → broken with `finished_at`; its waiting/ready/running tasks → failed with
+ * error `job broken`; its running attempts → cancelled; `CHANNELS.cancel` notified with the job id
+ * so workers abort those attempts. When the job had started (started, or paused after starting)
+ * it held or may hold a slot and its client has seen task callbacks: the job-end callback is
+ * enqueued with status `failed` (outputs are not rendered on a break) and admission is woken.
+ * @param reason - written to the job log.
+ * @param opts.cause - `break` (default); `rerun` also lets a completed job become broken.
+ * @throws {EngineError} `STATE_CONFLICT` (409) when the job's state does not allow it (e.g. already broken);
+ * `JOB_NOT_FOUND` when it does not exist.
+ */
+export async function breakJob(
+  tx: Queryable,
+  jobId: number,
+  reason: string,
+  opts: ChangeOptions & { cause?: Extract<TransitionCause, 'break' | 'rerun'> } = {},
+): Promise<BreakResult> {
+  const now = opts.now ?? new Date();
+  const job = await lockJob(tx, jobId);
+  const from = job.queue_state;
+  const cause = from === 'completed' ? (opts.cause ?? 'break') : 'break';
+  assertTransition(jobId, from, 'broken', cause);
+  // A completed job (rerun) keeps its finished_at; a live one finishes now.
+  await writeTransition(tx, jobId, from, 'broken', now, from === 'completed' ? '' : 'finished_at = $4');
+  await appendLog(tx, {
+    jobId,
+    progname: opts.progname ?? 'api',
+    message: `Job broken (was ${from}): ${reason}`,
+  });
+  if (from === 'completed') return { from, jobEndEnqueued: false, cancelledAttempts: 0 };
+
+  const cancelled = await tx.query(
+    `UPDATE attempts SET state = 'cancelled', finished_at = $2, error = $3
+     WHERE job_id = $1 AND state = 'running'`,
+    [jobId, now, JOB_BROKEN_ERROR],
+  );
+  await tx.query(
+    `UPDATE tasks SET state = 'failed', error = $3, finished_at = $2, updated_at = $2
+     WHERE job_id = $1 AND state IN ('waiting', 'ready', 'running')`,
+    [jobId, now, JOB_BROKEN_ERROR],
+  );
+  await notify(tx, CHANNELS.cancel, jobId);
+
+  let jobEndEnqueued = false;
+  const hadStarted = from === 'started' || (from === 'paused' && job.started_at !== null);
+  if (hadStarted) {
+    const params = job.resolved_parameters ?? {};
+    const n = await enqueueJobEnd(tx, callbackTargets(params), {
+      job_id: jobId,
+      status: 'failed',
+      workflow: job.workflow,
+      content_id: job.content_id,
+      custom_data: params.custom_data ?? null,
+      time: now.toISOString(),
+      client: job.client,
+    });
+    jobEndEnqueued = n > 0;
+    await notify(tx, CHANNELS.admission, 'job_broken');
+  }
+  await notify(tx, CHANNELS.jobEnded, jobId);
+  return { from, jobEndEnqueued, cancelledAttempts: cancelled.rowCount };
+}
+
+/**
+ * Pauses a job (PATCH `queue_state: paused`), in the caller's transaction. Running attempts go
+ * on; nothing new is claimed (claims require a started job); finished tasks stay finished. A
+ * paused job that still has a running task counts against `max_jobs` until that task ends, so
+ * admission is woken: if nothing of it runs, its slot is free at once.
+ * @returns the state the job was in.
+ * @throws {EngineError} `STATE_CONFLICT` (409) when the job is completed, broken or already paused.
+ */
+export async function pauseJob(tx: Queryable, jobId: number, opts: ChangeOptions = {}): Promise<JobState> {
+  const now = opts.now ?? new Date();
+  const job = await lockJob(tx, jobId);
+  assertTransition(jobId, job.queue_state, 'paused', 'pause');
+  await writeTransition(tx, jobId, job.queue_state, 'paused', now);
+  await appendLog(tx, {
+    jobId,
+    progname: opts.progname ?? 'api',
+    message: `Job paused (was ${job.queue_state})`,
+  });
+  if (job.queue_state === 'started') await notify(tx, CHANNELS.admission, 'job_paused');
+  return job.queue_state;
+}
+
+/**
+ * Moves a paused, scheduled or pending job to queued (PATCH `queue_state: queued`), in the
+ * caller's transaction. From paused it resumes: `queued_at` = now, finished tasks are not run
+ * again, ready tasks stay ready. From scheduled or pending it forces the job due now: it is queued
+ * at once without waiting for `run_at` or the semaphore, and a scheduled job's `run_at` becomes now.
+ * @returns the state the job was in.
+ * @throws {EngineError} `STATE_CONFLICT` (409) for any other state.
+ */
+export async function queueJobNow(tx: Queryable, jobId: number, opts: ChangeOptions = {}): Promise<JobState> {
+  const now = opts.now ?? new Date();
+  const job = await lockJob(tx, jobId);
+  const from = job.queue_state;
+  assertTransition(jobId, from, 'queued', 'resume');
+  if (from === 'scheduled')
+    await writeTransition(tx, jobId, from, 'queued', now, 'queued_at = $4, run_at = $4');
+  else await writeTransition(tx, jobId, from, 'queued', now, 'queued_at = $4');
+  const message =
+    from === 'paused'
+      ? 'Job resumed: queued again'
+      : `Job queued now by request (was ${from}; run_at and semaphore no longer waited for)`;
+  await appendLog(tx, { jobId, progname: opts.progname ?? 'api', message });
+  await notify(tx, CHANNELS.admission, 'job_queued');
+  return from;
+}

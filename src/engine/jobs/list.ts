@@ -1,0 +1,240 @@
+/**
+ * `GET /jobs` (seed "GET: /jobs", SPEC section 5.5): reads the query string into a typed filter,
+ * then into fully parameterised SQL. Column names come only from {@link ORDER_BY_COLUMNS}; every
+ * value from the request travels as a `$n` parameter.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { EngineError } from '../../errors/catalogue.js';
+import { parseFlag, parseInteger } from './input.js';
+import { JOB_COLUMNS, type JobRecord, type JobRow, toJobRecords, type Viewer } from './records.js';
+import { parseTimestampIn } from './time.js';
+import { JOB_STATES, type JobState } from './transitions.js';
+
+/** `order_by` values and the column each maps to (the only identifiers that reach the SQL). */
+export const ORDER_BY_COLUMNS = {
+  id: 'j.id',
+  created_at: 'j.created_at',
+  updated_at: 'j.updated_at',
+  priority: 'j.priority',
+  run_at: 'j.run_at',
+  client: 'j.client',
+  workflow: 'j.workflow',
+  queue_state: 'j.queue_state',
+} as const;
+export type OrderBy = keyof typeof ORDER_BY_COLUMNS;
+
+/** Query parameters `GET /jobs` accepts. */
+export const LIST_QUERY_FIELDS = [
+  'asc',
+  'client',
+  'failed',
+  'from',
+  'job_ids',
+  'limit',
+  'offset',
+  'order_by',
+  'persist',
+  'search',
+  'state',
+  'to',
+] as const;
+
+/** Default and largest `limit`. */
+export const DEFAULT_LIMIT = 10;
+export const MAX_LIMIT = 1000;
+/** Most ids accepted in `job_ids`. */
+export const MAX_JOB_IDS = 1000;
+/** Longest `search` term. */
+export const MAX_SEARCH_LENGTH = 200;
+/** Largest `offset` (deep paging beyond this should use `from`/`to` or `job_ids`). */
+export const MAX_OFFSET = 1_000_000;
+
+/** A parsed `GET /jobs` query. */
+export interface JobListFilter {
+  asc: boolean;
+  /** Only this client's jobs; for non-admins always their own client. */
+  client: string | null;
+  failed: boolean | null;
+  from: Date | null;
+  to: Date | null;
+  jobIds: number[] | null;
+  limit: number;
+  offset: number;
+  orderBy: OrderBy;
+  persist: boolean | null;
+  search: string | null;
+  state: JobState | null;
+}
+
+function single(query: Record<string, unknown>, name: string): unknown {
+  const v = query[name];
+  if (Array.isArray(v)) {
+    if (v.length === 1) return v[0];
+    throw new EngineError('VALIDATION_FAILED', `${name} was given ${v.length} times; give it once`);
+  }
+  return v;
+}
+
+/**
+ * Reads the query string of `GET /jobs`.
+ * @param query - the raw query (string values; a repeated key may come as an array).
+ * @throws {EngineError} `VALIDATION_FAILED` (400) for each bad value, saying what is accepted;
+ * `FORBIDDEN` (403) when a non-admin asks for another client's jobs.
+ */
+export function parseListQuery(viewer: Viewer, query: Record<string, unknown>): JobListFilter {
+  const unknown = Object.keys(query).filter((k) => !(LIST_QUERY_FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; accepted: ${LIST_QUERY_FIELDS.join(', ')}`,
+    );
+  const get = (name: string): unknown => {
+    const v = single(query, name);
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const f: JobListFilter = {
+    asc: false,
+    client: viewer.admin ? null : viewer.client,
+    failed: null,
+    from: null,
+    to: null,
+    jobIds: null,
+    limit: DEFAULT_LIMIT,
+    offset: 0,
+    orderBy: 'id',
+    persist: null,
+    search: null,
+    state: null,
+  };
+  const asc = get('asc');
+  if (asc !== undefined) f.asc = parseFlag('asc', asc);
+  const client = get('client');
+  if (client !== undefined) {
+    if (typeof client !== 'string')
+      throw new EngineError('VALIDATION_FAILED', 'client must be a client name');
+    if (!viewer.admin && client !== viewer.client)
+      throw new EngineError(
+        'FORBIDDEN',
+        `the client filter is for admins; client "${viewer.client}" sees only its own jobs`,
+      );
+    f.client = client;
+  }
+  const failed = get('failed');
+  if (failed !== undefined) f.failed = parseFlag('failed', failed);
+  const from = get('from');
+  if (from !== undefined) f.from = parseTimestampIn('from', from);
+  const to = get('to');
+  if (to !== undefined) f.to = parseTimestampIn('to', to);
+  if (f.from && f.to && f.from > f.to)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `from (${f.from.toISOString()}) is after to (${f.to.toISOString()})`,
+    );
+  const jobIds = get('job_ids');
+  if (jobIds !== undefined) f.jobIds = parseJobIds(jobIds);
+  const limit = get('limit');
+  if (limit !== undefined) f.limit = parseInteger('limit', limit, 1, MAX_LIMIT);
+  const offset = get('offset');
+  if (offset !== undefined) f.offset = parseInteger('offset', offset, 0, MAX_OFFSET);
+  const orderBy = get('order_by');
+  if (orderBy !== undefined) {
+    if (typeof orderBy !== 'string' || !Object.hasOwn(ORDER_BY_COLUMNS, orderBy))
+      throw new EngineError(
+        'VALIDATION_FAILED',
+        `order_by ${JSON.stringify(orderBy)} is not accepted; accepted: ${Object.keys(ORDER_BY_COLUMNS).join(', ')}`,
+      );
+    f.orderBy = orderBy as OrderBy;
+  }
+  const persist = get('persist');
+  if (persist !== undefined) f.persist = parseFlag('persist', persist);
+  const search = get('search');
+  if (search !== undefined) {
+    if (typeof search !== 'string' || search.length > MAX_SEARCH_LENGTH)
+      throw new EngineError(
+        'VALIDATION_FAILED',
+        `search must be text of at most ${MAX_SEARCH_LENGTH} characters`,
+      );
+    f.search = search;
+  }
+  const state = get('state');
+  if (state !== undefined) f.state = parseState(state);
+  return f;
+}
+
+const STATE_HELP = JOB_STATES.map((s, i) => `${i} (${s})`).join(', ');
+
+/** Reads `state`: a numeric id 0–6 as the seed lists them, or the state's name. */
+export function parseState(value: unknown): JobState {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  if (/^\d$/.test(text) && Number(text) < JOB_STATES.length) return JOB_STATES[Number(text)]!;
+  if ((JOB_STATES as readonly string[]).includes(text)) return text as JobState;
+  throw new EngineError(
+    'VALIDATION_FAILED',
+    `state ${JSON.stringify(value)} is not accepted; accepted: ${STATE_HELP} (the number or the name)`,
+  );
+}
+
+/** Reads `job_ids`: a comma list of positive whole numbers (spaces allowed), at most {@link MAX_JOB_IDS}. */
+export function parseJobIds(value: unknown): number[] {
+  const help = `job_ids must be a comma-separated list of up to ${MAX_JOB_IDS} job ids (positive whole numbers), e.g. 12,15,20`;
+  if (typeof value !== 'string') throw new EngineError('VALIDATION_FAILED', help);
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.length > MAX_JOB_IDS) throw new EngineError('VALIDATION_FAILED', `${help}; got ${parts.length}`);
+  const ids: number[] = [];
+  for (const p of parts) {
+    if (p === '') continue;
+    const n = /^\d{1,16}$/.test(p) ? Number(p) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new EngineError('VALIDATION_FAILED', `${help}; ${JSON.stringify(p)} is not a job id`);
+    ids.push(n);
+  }
+  if (ids.length === 0) throw new EngineError('VALIDATION_FAILED', `${help}; got none`);
+  return [...new Set(ids)];
+}
+
+/** Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE '%…%'`. */
+export function escapeLike(term: string): string {
+  return term.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Builds the SQL of a listing.
+ * @returns SQL text (identifiers from the whitelist only) and its parameters.
+ */
+export function buildListQuery(f: JobListFilter): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where: string[] = [];
+  if (f.client !== null) where.push(`j.client = ${p(f.client)}`);
+  if (f.state !== null) where.push(`j.queue_state = ${p(f.state)}`);
+  // `failed` is only ever true on completed jobs, so failed=1 is `failed` and failed=0 `NOT failed`.
+  if (f.failed !== null) where.push(f.failed ? 'j.failed' : 'NOT j.failed');
+  if (f.persist !== null) where.push(f.persist ? 'j.persist' : 'NOT j.persist');
+  if (f.from !== null) where.push(`j.created_at >= ${p(f.from)}`);
+  // `to` is inclusive at the millisecond the API shows: a row created at 12:00:00.123456 matches
+  // to=12:00:00.123, so the bound is the next millisecond, exclusive.
+  if (f.to !== null) where.push(`j.created_at < ${p(new Date(f.to.getTime() + 1))}`);
+  if (f.jobIds !== null) where.push(`j.id = ANY(${p(f.jobIds)}::bigint[])`);
+  if (f.search !== null) {
+    const pattern = p(`%${escapeLike(f.search)}%`);
+    where.push(`(j.content_id ILIKE ${pattern} OR j.parameters::text ILIKE ${pattern})`);
+  }
+  const dir = f.asc ? 'ASC' : 'DESC';
+  const column = ORDER_BY_COLUMNS[f.orderBy];
+  const order = f.orderBy === 'id' ? `j.id ${dir}` : `${column} ${dir}, j.id ${dir}`;
+  const sql =
+    `SELECT ${JOB_COLUMNS} FROM jobs j` +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
+  return { sql, params };
+}
+
+/** Runs a parsed listing and maps the rows to records (with positions). */
+export async function runListQuery(q: Queryable, f: JobListFilter): Promise<JobRecord[]> {
+  const { sql, params } = buildListQuery(f);
+  const { rows } = await q.query<JobRow>(sql, params);
+  return toJobRecords(q, rows);
+}

@@ -1,0 +1,256 @@
+/**
+ * The job, task and log records the API returns (seed shape plus SPEC section 5.2), the SQL that
+ * reads them, and the `position` of a job in its state's list.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { EngineError } from '../../errors/catalogue.js';
+import { SEVERITY_NAMES } from './job-log.js';
+import { formatTimestamp } from './time.js';
+import type { JobState } from './transitions.js';
+
+/** Who is asking: the authenticated client, and whether it is an admin. */
+export interface Viewer {
+  client: string;
+  admin: boolean;
+}
+
+/** A job as the API shows it. Timestamps are ISO-8601 UTC with milliseconds and `Z`, or null. */
+export interface JobRecord {
+  id: number;
+  client: string;
+  workflow: string;
+  /** 1 (most urgent) … 10. */
+  priority: number;
+  /** 1-based rank in its state's list as `/dashboard` orders it; 1 for completed and broken jobs. */
+  position: number;
+  top_of_queue: boolean;
+  /** The parameters as submitted (no defaults applied). */
+  parameters: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+  queue_state: JobState;
+  failed: boolean;
+  run_at: string | null;
+  persist: boolean;
+  started_at: string | null;
+  finished_at: string | null;
+  semaphore_url: string | null;
+}
+
+/** A job row in `/dashboard` lists: the record without `parameters`. */
+export type DashboardJobRecord = Omit<JobRecord, 'parameters'>;
+
+/** One task of a job, as `GET /jobs/<id>` shows it. */
+export interface TaskRecord {
+  id: number;
+  name: string;
+  queue: string;
+  state: string;
+  /** Attempts started so far. */
+  attempts: number;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+}
+
+/** One job log entry (seed shape, SPEC section 10). */
+export interface LogRecord {
+  id: number;
+  job_id: number;
+  /** 0 DEBUG, 1 INFO, 2 WARN, 3 ERROR, 4 FATAL. */
+  severity: number;
+  severity_description: string;
+  progname: string;
+  message: string;
+  created_at: string;
+  updated_at: string;
+  /** 0 for job-level entries. */
+  task_id: number;
+  visible: boolean;
+}
+
+/** The raw `jobs` row as {@link JOB_COLUMNS} selects it. */
+export interface JobRow {
+  id: number;
+  client: string;
+  workflow: string;
+  priority: number;
+  top_of_queue: boolean;
+  parameters: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+  queue_state: JobState;
+  failed: boolean;
+  run_at: Date | null;
+  persist: boolean;
+  started_at: Date | null;
+  finished_at: Date | null;
+  semaphore_url: string | null;
+  queued_at: Date | null;
+}
+
+/** The columns behind a {@link JobRecord}, qualified with the alias `j`. */
+export const JOB_COLUMNS =
+  'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
+  'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at';
+
+/** The same columns without `parameters` (dashboard rows). */
+export const JOB_COLUMNS_NO_PARAMETERS = JOB_COLUMNS.replace('j.parameters, ', '');
+
+/** States whose jobs get a computed `position`; completed and broken jobs answer 1. */
+export const RANKED_STATES: readonly JobState[] = ['queued', 'started', 'scheduled', 'pending', 'paused'];
+
+/**
+ * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in
+ * admission order (SPEC 5.4: `top_of_queue` first, then priority ascending, then the time they
+ * became queued, then id); every other state by id.
+ */
+export const STATE_LIST_ORDER_SQL =
+  "(CASE WHEN j.queue_state = 'queued' THEN NOT j.top_of_queue END), " +
+  "(CASE WHEN j.queue_state = 'queued' THEN j.priority END), " +
+  "(CASE WHEN j.queue_state = 'queued' THEN j.queued_at END), j.id";
+
+/**
+ * Computes the `position` of each listed job: its 1-based rank among ALL jobs in its state (not
+ * only the viewer's), since the admission order is global. Only live states are ranked; the
+ * window runs over those states' rows, which the partial and state indexes keep small.
+ * @returns id → position for the ranked jobs among `rows`.
+ */
+export async function computePositions(
+  q: Queryable,
+  rows: ReadonlyArray<Pick<JobRow, 'id' | 'queue_state'>>,
+): Promise<Map<number, number>> {
+  const ranked = rows.filter((r) => RANKED_STATES.includes(r.queue_state));
+  const out = new Map<number, number>();
+  if (ranked.length === 0) return out;
+  const states = [...new Set(ranked.map((r) => r.queue_state))];
+  const { rows: found } = await q.query<{ id: number; position: number }>(
+    `SELECT id, position FROM (
+       SELECT j.id, row_number() OVER (PARTITION BY j.queue_state ORDER BY ${STATE_LIST_ORDER_SQL}) AS position
+       FROM jobs j WHERE j.queue_state = ANY($1::text[])
+     ) ranked WHERE id = ANY($2::bigint[])`,
+    [states, ranked.map((r) => r.id)],
+  );
+  for (const r of found) out.set(Number(r.id), Number(r.position));
+  return out;
+}
+
+/** Maps a row to the API record; `position` from {@link computePositions} (default 1). */
+export function toJobRecord(row: JobRow, position = 1): JobRecord {
+  return {
+    id: Number(row.id),
+    client: row.client,
+    workflow: row.workflow,
+    priority: row.priority,
+    position,
+    top_of_queue: row.top_of_queue,
+    parameters: row.parameters,
+    created_at: formatTimestamp(row.created_at)!,
+    updated_at: formatTimestamp(row.updated_at)!,
+    queue_state: row.queue_state,
+    failed: row.failed,
+    run_at: formatTimestamp(row.run_at),
+    persist: row.persist,
+    started_at: formatTimestamp(row.started_at),
+    finished_at: formatTimestamp(row.finished_at),
+    semaphore_url: row.semaphore_url,
+  };
+}
+
+/** Maps rows to records, computing their positions in one query. */
+export async function toJobRecords(q: Queryable, rows: JobRow[]): Promise<JobRecord[]> {
+  const positions = await computePositions(q, rows);
+  return rows.map((r) => toJobRecord(r, positions.get(Number(r.id)) ?? 1));
+}
+
+/** Maps a row to a dashboard record (no `parameters`). */
+export function toDashboardRecord(row: Omit<JobRow, 'parameters'>, position: number): DashboardJobRecord {
+  const { parameters: _omit, ...rest } = toJobRecord({ ...row, parameters: {} }, position);
+  return rest;
+}
+
+/**
+ * Reads a job the viewer may see, optionally locking it (`FOR UPDATE`) inside a transaction.
+ * @throws {EngineError} `JOB_NOT_FOUND` (404) when it does not exist or belongs to another
+ * client and the viewer is not an admin.
+ */
+export async function findVisibleJob(
+  q: Queryable,
+  viewer: Viewer,
+  id: number,
+  opts: { forUpdate?: boolean } = {},
+): Promise<
+  JobRow & {
+    definition: unknown;
+    resolved_parameters: Record<string, unknown>;
+    content_id: string | null;
+    definition_source: string;
+    rerun_of: number | null;
+  }
+> {
+  const { rows } = await q.query<
+    JobRow & {
+      definition: unknown;
+      resolved_parameters: Record<string, unknown>;
+      content_id: string | null;
+      definition_source: string;
+      rerun_of: number | null;
+    }
+  >(
+    `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id, j.definition_source, j.rerun_of
+     FROM jobs j WHERE j.id = $1 AND ($2::boolean OR j.client = $3)${opts.forUpdate ? ' FOR UPDATE' : ''}`,
+    [id, viewer.admin, viewer.client],
+  );
+  const row = rows[0];
+  if (!row) throw new EngineError('JOB_NOT_FOUND', `job ${id} not found`, { jobId: id });
+  return row;
+}
+
+/** Maps a `tasks` row to a {@link TaskRecord}. */
+export function toTaskRecord(row: {
+  id: number;
+  name: string;
+  queue: string;
+  state: string;
+  attempts: number;
+  started_at: Date | null;
+  finished_at: Date | null;
+  error: string | null;
+}): TaskRecord {
+  return {
+    id: Number(row.id),
+    name: row.name,
+    queue: row.queue,
+    state: row.state,
+    attempts: row.attempts,
+    started_at: formatTimestamp(row.started_at),
+    finished_at: formatTimestamp(row.finished_at),
+    error: row.error,
+  };
+}
+
+/** Maps a `logs` row to a {@link LogRecord}. */
+export function toLogRecord(row: {
+  id: number;
+  job_id: number;
+  severity: number;
+  progname: string;
+  message: string;
+  created_at: Date;
+  updated_at: Date;
+  task_id: number;
+  visible: boolean;
+}): LogRecord {
+  return {
+    id: Number(row.id),
+    job_id: Number(row.job_id),
+    severity: row.severity,
+    severity_description: SEVERITY_NAMES[row.severity] ?? 'UNKNOWN',
+    progname: row.progname,
+    message: row.message,
+    created_at: formatTimestamp(row.created_at)!,
+    updated_at: formatTimestamp(row.updated_at)!,
+    task_id: Number(row.task_id),
+    visible: row.visible,
+  };
+}

@@ -1,0 +1,248 @@
+/**
+ * Job submission (`POST /job`, SPEC section 5.1): reading the body, resolving the workflow,
+ * validating parameters, and writing the job with its tasks and first log entries in one
+ * transaction.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { EngineError } from '../../errors/catalogue.js';
+import type { WorkflowDefinition } from '../../workflows/types.js';
+import { CHANNELS, notify } from '../signals.js';
+import { isPlainObject, parseFlag, parseHttpUrl, parseInteger, rejectUnknownFields } from './input.js';
+import { appendLog } from './job-log.js';
+import type { Viewer } from './records.js';
+import { describe, parseTimestampIn } from './time.js';
+import type { JobState } from './transitions.js';
+
+/** Fields accepted inside `job`. */
+export const JOB_FIELDS = [
+  'workflow',
+  'priority',
+  'run_at',
+  'semaphore_url',
+  'persist',
+  'top_of_queue',
+] as const;
+
+/** Default priority (SPEC 5.4). */
+export const DEFAULT_PRIORITY = 5;
+
+/** A submission body, read and checked (parameters not yet validated against the workflow). */
+export interface SubmissionInput {
+  workflow: string;
+  priority: number;
+  /** Null = now. */
+  runAt: Date | null;
+  semaphoreUrl: string | null;
+  persist: boolean;
+  /** Admit before every other queued job (SPEC 5.4). */
+  topOfQueue: boolean;
+  parameters: Record<string, unknown>;
+}
+
+/**
+ * Reads a `POST /job` body. Unknown top-level fields are ignored; unknown fields inside `job` are
+ * refused (SPEC section 4). A `null` optional field counts as absent.
+ * @throws {EngineError} `VALIDATION_FAILED` (400) naming what is wrong and what is accepted.
+ */
+export function readSubmission(viewer: Viewer, body: unknown): SubmissionInput {
+  if (!isPlainObject(body))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `the body must be a JSON object like {"job": {"workflow": "<name>"}, "parameters": {…}}; got ${describe(body)}`,
+    );
+  if (body.client !== undefined && body.client !== null && body.client !== viewer.client)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `body client ${describe(body.client)} does not match the authenticated client "${viewer.client}"`,
+    );
+  const job = body.job;
+  if (!isPlainObject(job))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `job must be an object with at least "workflow"; got ${describe(job)}`,
+    );
+  rejectUnknownFields('job', job, JOB_FIELDS);
+  if (typeof job.workflow !== 'string' || job.workflow.trim() === '')
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `job.workflow must be a workflow name; got ${describe(job.workflow)}`,
+    );
+  const present = (v: unknown): boolean => v !== undefined && v !== null;
+  const parameters = present(body.parameters) ? body.parameters : {};
+  if (!isPlainObject(parameters))
+    throw new EngineError('VALIDATION_FAILED', `parameters must be an object; got ${describe(parameters)}`);
+  return {
+    workflow: job.workflow.trim(),
+    priority: present(job.priority) ? parseInteger('job.priority', job.priority, 1, 10) : DEFAULT_PRIORITY,
+    runAt: present(job.run_at) ? parseTimestampIn('job.run_at', job.run_at) : null,
+    semaphoreUrl: present(job.semaphore_url) ? parseHttpUrl('job.semaphore_url', job.semaphore_url) : null,
+    persist: present(job.persist) ? parseFlag('job.persist', job.persist) : false,
+    topOfQueue: present(job.top_of_queue) ? parseFlag('job.top_of_queue', job.top_of_queue) : false,
+    parameters,
+  };
+}
+
+/** Header names whose values are masked in the job log (keys, tokens, credentials). */
+const SECRET_HEADER =
+  /(^|[-_])(api[-_]?key|auth[-_]?key|key|authorization|auth|token|secret|password|cookie|signature)([-_]|$)/i;
+
+/**
+ * Masks a secret: every character but the last 4 becomes `*` (values of 8 characters or fewer
+ * are masked whole, since their last 4 would give away too much).
+ */
+export function maskSecret(value: string): string {
+  if (value.length <= 8) return '*'.repeat(value.length);
+  return '*'.repeat(value.length - 4) + value.slice(-4);
+}
+
+/**
+ * Copies request headers for the job log with every key-like header (`api-key`, `x-api-key`,
+ * `x-auth-key`, `authorization`, cookies, tokens, secrets) masked but its last 4 characters
+ * (SPEC section 10; the seed shows `"HTTP_API_KEY":"****…3e2d"`).
+ */
+export function maskHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (!SECRET_HEADER.test(name)) out[name] = value;
+    else if (Array.isArray(value)) out[name] = value.map((v) => maskSecret(String(v)));
+    else out[name] = maskSecret(String(value));
+  }
+  return out;
+}
+
+/** Where a submission came from, for the first log entry. */
+export interface SubmissionRequest {
+  /** `POST /job` (a bare path gets `POST ` in front). */
+  path: string;
+  remoteAddr: string;
+  headers: Record<string, unknown>;
+}
+
+/** The message of the first log entry: `{path, remote_addr, headers, parameters: <body>, payload: "job_created"}`. */
+export function submissionLogMessage(request: SubmissionRequest, body: unknown): string {
+  const path = request.path.startsWith('/') ? `POST ${request.path}` : request.path;
+  return JSON.stringify({
+    path,
+    remote_addr: request.remoteAddr,
+    headers: maskHeaders(request.headers),
+    parameters: body,
+    payload: 'job_created',
+  });
+}
+
+/** Everything needed to write a new job. */
+export interface NewJob {
+  client: string;
+  workflow: string;
+  priority: number;
+  persist: boolean;
+  topOfQueue: boolean;
+  runAt: Date;
+  semaphoreUrl: string | null;
+  parameters: Record<string, unknown>;
+  resolvedParameters: Record<string, unknown>;
+  definition: WorkflowDefinition;
+  definitionSource: 'client' | 'common';
+  rerunOf: number | null;
+}
+
+/** `content_id` of a job: the resolved parameter when it is a string or number, else null. */
+export function contentIdOf(resolved: Record<string, unknown>): string | null {
+  const v = resolved.content_id;
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null;
+}
+
+/** The first state of a new job (SPEC 5.3): scheduled if `run_at` is in the future, else pending if it has a semaphore, else queued. */
+export function initialState(runAt: Date, semaphoreUrl: string | null, now: Date): JobState {
+  if (runAt.getTime() > now.getTime()) return 'scheduled';
+  return semaphoreUrl ? 'pending' : 'queued';
+}
+
+/**
+ * The tasks of a definition with `needs` resolved: given in the file wins; omitted means the
+ * task above (none for the first).
+ */
+export function resolveTasks(def: WorkflowDefinition): { name: string; queue: string; needs: string[] }[] {
+  return def.tasks.map((t, i) => ({
+    name: t.name,
+    queue: t.queue || 'work',
+    needs: Array.isArray(t.needs) ? t.needs : i === 0 ? [] : [def.tasks[i - 1]!.name],
+  }));
+}
+
+/**
+ * Writes a new job, its tasks (all `waiting`), its "definitions" log line and, when scheduled,
+ * its run-at line, then wakes admission (queued) or the scheduler (scheduled, pending). Runs in
+ * the caller's transaction; the caller writes the first (submission) log entry with the id.
+ * @returns the new id and its state.
+ */
+export async function insertJob(
+  tx: Queryable,
+  job: NewJob,
+  now: Date,
+  firstLog: (id: number) => string,
+): Promise<{ id: number; state: JobState }> {
+  const state = initialState(job.runAt, job.semaphoreUrl, now);
+  const { rows } = await tx.query<{ id: number }>(
+    `INSERT INTO jobs (client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+                       definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
+                       created_at, updated_at, top_of_queue)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $15, $16)
+     RETURNING id`,
+    [
+      job.client,
+      job.workflow,
+      job.priority,
+      state,
+      job.persist,
+      JSON.stringify(job.parameters),
+      JSON.stringify(job.resolvedParameters),
+      JSON.stringify(job.definition),
+      job.definitionSource,
+      contentIdOf(job.resolvedParameters),
+      job.runAt,
+      job.semaphoreUrl,
+      state === 'queued' ? now : null,
+      job.rerunOf,
+      now,
+      job.topOfQueue,
+    ],
+  );
+  const id = Number(rows[0]!.id);
+  const tasks = resolveTasks(job.definition);
+  if (tasks.length > 0) {
+    // One statement for all tasks, in definition order.
+    await tx.query(
+      `INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
+       SELECT $1, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+              ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), $3, $3
+       FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(e, ord)`,
+      [id, JSON.stringify(tasks), now],
+    );
+  }
+  await appendLog(tx, { jobId: id, progname: 'api', message: firstLog(id) });
+  await appendLog(tx, {
+    jobId: id,
+    progname: 'api',
+    message:
+      job.definitionSource === 'client'
+        ? 'Using client definitions.'
+        : 'No client definitions. Using common definitions.',
+  });
+  if (state === 'scheduled')
+    await appendLog(tx, {
+      jobId: id,
+      progname: 'api',
+      message: `Job will run at: "${job.runAt.toISOString()}"`,
+    });
+  if (state === 'pending')
+    await appendLog(tx, {
+      jobId: id,
+      progname: 'api',
+      message: `Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`,
+    });
+  if (state === 'queued') await notify(tx, CHANNELS.admission, 'job_queued');
+  else await notify(tx, CHANNELS.scheduler, id);
+  return { id, state };
+}

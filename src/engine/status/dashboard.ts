@@ -1,0 +1,90 @@
+/**
+ * `GET /dashboard` (seed "GET: /dashboard"): the slot settings, the started, queued and scheduled
+ * jobs, and the version. Queued jobs come in admission order (the order the controller starts
+ * them); started and scheduled jobs by id. Each row is the job record without `parameters`, with
+ * its `position` in its list.
+ */
+import type { EngineContext } from '../context.js';
+import { EngineError } from '../../errors/catalogue.js';
+import {
+  computePositions,
+  type DashboardJobRecord,
+  JOB_COLUMNS_NO_PARAMETERS,
+  type JobRow,
+  STATE_LIST_ORDER_SQL,
+  toDashboardRecord,
+  type Viewer,
+} from '../jobs/records.js';
+import { readSettings } from '../settings.js';
+
+/** Most rows shown per list; a longer list is cut (its length is in `/health`). */
+export const DASHBOARD_LIST_LIMIT = 1000;
+
+/** The `/dashboard` reply (seed shape). */
+export interface Dashboard {
+  max_jobs: number;
+  priority_slots: number;
+  started: DashboardJobRecord[];
+  queued: DashboardJobRecord[];
+  scheduled: DashboardJobRecord[];
+  version: string;
+}
+
+/**
+ * Builds the dashboard. Admins see every client's jobs and may narrow to one with `?client=`;
+ * any other client sees its own jobs. `position` is the job's rank among all jobs of its state
+ * (the admission order is engine-wide), so a client's own queued jobs may show positions 3 and 7.
+ * @throws {EngineError} `VALIDATION_FAILED` (400) for an unknown query parameter or a bad client;
+ * `FORBIDDEN` (403) when a non-admin asks for another client.
+ */
+export async function getDashboard(
+  ctx: EngineContext,
+  viewer: Viewer,
+  query: Record<string, unknown> = {},
+): Promise<Dashboard> {
+  const unknown = Object.keys(query).filter((k) => k !== 'client');
+  if (unknown.length > 0)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; accepted: client (admins)`,
+    );
+  let client: string | null = viewer.admin ? null : viewer.client;
+  const asked = query.client;
+  if (asked !== undefined && asked !== '') {
+    if (typeof asked !== 'string')
+      throw new EngineError('VALIDATION_FAILED', 'client must be given once, as a client name');
+    if (!viewer.admin && asked !== viewer.client)
+      throw new EngineError(
+        'FORBIDDEN',
+        `the client filter is for admins; client "${viewer.client}" sees only its own jobs`,
+      );
+    client = asked;
+  }
+  const list = async (state: 'started' | 'queued' | 'scheduled'): Promise<DashboardJobRecord[]> => {
+    const { rows } = await ctx.db.query<Omit<JobRow, 'parameters'>>(
+      `SELECT ${JOB_COLUMNS_NO_PARAMETERS} FROM jobs j
+       WHERE j.queue_state = $1 AND ($2::text IS NULL OR j.client = $2)
+       ORDER BY ${STATE_LIST_ORDER_SQL} LIMIT $3`,
+      [state, client, DASHBOARD_LIST_LIMIT],
+    );
+    // Unfiltered, the rank is the place in the list; filtered, it is the engine-wide rank.
+    const positions = client === null ? null : await computePositions(ctx.db, rows);
+    return rows.map((r, i) =>
+      toDashboardRecord(r, positions ? (positions.get(Number(r.id)) ?? i + 1) : i + 1),
+    );
+  };
+  const [settings, started, queued, scheduled] = await Promise.all([
+    readSettings(ctx.db),
+    list('started'),
+    list('queued'),
+    list('scheduled'),
+  ]);
+  return {
+    max_jobs: settings.known.max_jobs,
+    priority_slots: settings.known.priority_slots,
+    started,
+    queued,
+    scheduled,
+    version: ctx.version,
+  };
+}
