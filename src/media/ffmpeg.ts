@@ -1,0 +1,344 @@
+/**
+ * Locating and running FFmpeg and ffprobe.
+ *
+ * Location order (first hit wins), for each tool:
+ * 1. `FFMPEG_PATH` / `FFPROBE_PATH` in the environment — must name an executable file, else an error
+ *    names the variable (a wrong explicit setting is never silently replaced by another binary);
+ * 2. `ffmpeg` / `ffprobe` on `PATH`;
+ * 3. the static build shipped inside the npm packages `@ffmpeg-installer/ffmpeg` and
+ *    `@ffprobe-installer/ffprobe`.
+ * When none is found the error is a {@link PermanentTaskError} saying what to install: a missing
+ * binary fails the task at once instead of being retried or hanging.
+ *
+ * Processes are started with an argv array (never a shell). An `AbortSignal` ends the process
+ * (SIGTERM, then SIGKILL after a grace period, as SPEC 5.3 asks for broken jobs); FFmpeg's
+ * `-progress pipe:1` key=value blocks are parsed so callers can report a percentage.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { PermanentTaskError } from '../errors/task-errors.js';
+
+/** The two media tools. */
+export type MediaTool = 'ffmpeg' | 'ffprobe';
+
+const ENV_VAR: Record<MediaTool, string> = { ffmpeg: 'FFMPEG_PATH', ffprobe: 'FFPROBE_PATH' };
+const NPM_PACKAGE: Record<MediaTool, string> = {
+  ffmpeg: '@ffmpeg-installer/ffmpeg',
+  ffprobe: '@ffprobe-installer/ffprobe',
+};
+
+const located = new Map<string, string>();
+
+function isExecutableFile(p: string): boolean {
+  try {
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findOnPath(name: string, pathVar: string | undefined): string | null {
+  if (!pathVar) return null;
+  const exts = process.platform === 'win32' ? ['.exe', ''] : [''];
+  for (const dir of pathVar.split(path.delimiter)) {
+    if (!dir) continue;
+    for (const ext of exts) {
+      const candidate = path.join(dir, name + ext);
+      if (isExecutableFile(candidate)) return candidate;
+    }
+  }
+  return null;
+}
+
+function findInPackage(tool: MediaTool): string | null {
+  try {
+    const require = createRequire(import.meta.url);
+    const mod = require(NPM_PACKAGE[tool]) as { path?: unknown };
+    return typeof mod.path === 'string' && isExecutableFile(mod.path) ? mod.path : null;
+  } catch {
+    // The package throws (a string or an Error) when its platform build is missing.
+    return null;
+  }
+}
+
+/**
+ * The absolute path of `tool`, located as the module header describes; cached per environment.
+ * @param env the environment to read `FFMPEG_PATH` / `FFPROBE_PATH` / `PATH` from (default `process.env`).
+ * @throws PermanentTaskError when the tool cannot be found or `FFMPEG_PATH`/`FFPROBE_PATH` is not an executable.
+ */
+export function locateTool(tool: MediaTool, env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env[ENV_VAR[tool]];
+  const cacheKey = `${tool}\0${explicit ?? ''}\0${env.PATH ?? ''}`;
+  const cached = located.get(cacheKey);
+  if (cached) return cached;
+  let found: string | null;
+  if (explicit) {
+    if (!isExecutableFile(explicit))
+      throw new PermanentTaskError(`${ENV_VAR[tool]} is set to ${explicit}, which is not an executable file`);
+    found = explicit;
+  } else {
+    found = findOnPath(tool, env.PATH) ?? findInPackage(tool);
+  }
+  if (!found)
+    throw new PermanentTaskError(
+      `${tool} was not found: set ${ENV_VAR[tool]} to its path, put ${tool} on PATH, or install the npm package ${NPM_PACKAGE[tool]}`,
+    );
+  located.set(cacheKey, found);
+  return found;
+}
+
+/** Shorthand for `locateTool('ffmpeg', env)`. */
+export const locateFfmpeg = (env?: NodeJS.ProcessEnv): string => locateTool('ffmpeg', env);
+/** Shorthand for `locateTool('ffprobe', env)`. */
+export const locateFfprobe = (env?: NodeJS.ProcessEnv): string => locateTool('ffprobe', env);
+
+/** One progress report parsed from FFmpeg's `-progress` output. */
+export interface FfmpegProgress {
+  /** Output position reached, in seconds. */
+  outTimeSeconds: number;
+  /** 0–100 when the expected output duration is known, else null. */
+  percent: number | null;
+  /** Frames written so far (0 for audio-only output). */
+  frame: number;
+  /** Encoding speed as FFmpeg reports it (`1.5x`), or null. */
+  speed: string | null;
+  /** True on the final block (`progress=end`). */
+  done: boolean;
+}
+
+/** Options of {@link runFfmpeg} and {@link runTool}. */
+export interface RunToolOptions {
+  /** Ends the process when aborted (SIGTERM, then SIGKILL after `killGraceMs`). */
+  signal?: AbortSignal;
+  cwd?: string;
+  /** Grace between SIGTERM and SIGKILL, ms; default 10 000 (SPEC 5.3). */
+  killGraceMs?: number;
+  /** Environment to locate the tool in (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Options of {@link runFfmpeg}. */
+export interface RunFfmpegOptions extends RunToolOptions {
+  /** Expected duration of the output in seconds; enables `percent` in progress reports. */
+  durationSeconds?: number;
+  /** Called for every progress block FFmpeg writes (about twice a second). */
+  onProgress?: (progress: FfmpegProgress) => void;
+}
+
+/** What a finished tool run returns. */
+export interface ToolResult {
+  /** Everything the process wrote to stdout (for ffprobe: its JSON). Empty for ffmpeg runs. */
+  stdout: string;
+  /** The last 8 KiB of stderr. */
+  stderrTail: string;
+  /** Wall time of the run, ms. */
+  elapsedMs: number;
+}
+
+/** A tool that ran and exited non-zero (retryable: the caller decides whether input is at fault). */
+export class MediaToolError extends Error {
+  constructor(
+    message: string,
+    readonly tool: MediaTool,
+    readonly exitCode: number | null,
+    readonly stderrTail: string,
+  ) {
+    super(message);
+    this.name = 'MediaToolError';
+  }
+}
+
+const STDERR_TAIL_BYTES = 8192;
+
+/** Parses `key=value` lines of one `-progress` block into a report. */
+export function parseProgressBlock(lines: string[], durationSeconds?: number): FfmpegProgress {
+  const kv = new Map<string, string>();
+  for (const line of lines) {
+    const i = line.indexOf('=');
+    if (i > 0) kv.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+  }
+  // out_time_us is in microseconds; older builds also write out_time_ms, which despite its name
+  // is microseconds too. out_time (HH:MM:SS.micro) is the fallback.
+  let outTimeSeconds = Number(kv.get('out_time_us') ?? kv.get('out_time_ms')) / 1e6;
+  if (!Number.isFinite(outTimeSeconds)) {
+    const m = /^(-?\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(kv.get('out_time') ?? '');
+    outTimeSeconds = m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : 0;
+  }
+  if (outTimeSeconds < 0) outTimeSeconds = 0;
+  const done = kv.get('progress') === 'end';
+  let percent: number | null = null;
+  if (durationSeconds && durationSeconds > 0) {
+    percent = done ? 100 : Math.min(99.9, Math.max(0, (outTimeSeconds / durationSeconds) * 100));
+  }
+  const speed = kv.get('speed');
+  return {
+    outTimeSeconds,
+    percent,
+    frame: Number(kv.get('frame') ?? 0) || 0,
+    speed: speed && speed !== 'N/A' ? speed : null,
+    done,
+  };
+}
+
+/**
+ * Runs `tool` with `args` (argv, no shell) and resolves when it exits 0.
+ * @throws PermanentTaskError when the tool cannot be located;
+ *   MediaToolError when it exits non-zero (message ends with the last stderr lines);
+ *   the signal's reason (an AbortError) when aborted — the process is killed first.
+ */
+export function runTool(
+  tool: MediaTool,
+  args: string[],
+  options: RunToolOptions & { onStdoutLine?: (line: string) => void; collectStdout?: boolean } = {},
+): Promise<ToolResult> {
+  const bin = locateTool(tool, options.env);
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  const started = Date.now();
+  return new Promise<ToolResult>((resolve, reject) => {
+    const child = spawn(bin, args, {
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      shell: false,
+      windowsHide: true,
+    });
+    let stdout = '';
+    let stdoutPartial = '';
+    let stderr = '';
+    let killTimer: NodeJS.Timeout | undefined;
+    let aborted = false;
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      if (options.collectStdout) stdout += chunk;
+      if (options.onStdoutLine) {
+        stdoutPartial += chunk;
+        let nl: number;
+        while ((nl = stdoutPartial.indexOf('\n')) >= 0) {
+          const line = stdoutPartial.slice(0, nl).replace(/\r$/, '');
+          stdoutPartial = stdoutPartial.slice(nl + 1);
+          options.onStdoutLine(line);
+        }
+      }
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+      if (stderr.length > STDERR_TAIL_BYTES * 2) stderr = stderr.slice(-STDERR_TAIL_BYTES);
+    });
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 10_000);
+      killTimer.unref();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(new MediaToolError(`${tool} could not be started (${bin}): ${err.message}`, tool, null, ''));
+    });
+    child.on('close', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+      const stderrTail = stderr.slice(-STDERR_TAIL_BYTES);
+      if (aborted && signal) return reject(abortReason(signal));
+      if (code === 0) return resolve({ stdout, stderrTail, elapsedMs: Date.now() - started });
+      const lastLines = stderrTail.trim().split('\n').slice(-3).join(' | ');
+      reject(
+        new MediaToolError(
+          `${tool} failed (${code === null ? `signal ${sig}` : `exit code ${code}`}): ${lastLines || 'no error output'}`,
+          tool,
+          code,
+          stderrTail,
+        ),
+      );
+    });
+  });
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r;
+  const e = new Error(typeof r === 'string' ? r : 'the operation was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * Runs FFmpeg with `args` (inputs, filters, outputs — without global flags, which are added:
+ * `-hide_banner -nostdin -nostats -loglevel error -progress pipe:1 -y`).
+ * @returns the run's stderr tail and wall time.
+ * @throws as {@link runTool}.
+ */
+export function runFfmpeg(args: string[], options: RunFfmpegOptions = {}): Promise<ToolResult> {
+  const { onProgress, durationSeconds } = options;
+  let block: string[] = [];
+  return runTool('ffmpeg', [...FFMPEG_GLOBAL_ARGS, ...args], {
+    ...options,
+    onStdoutLine: (line) => {
+      block.push(line);
+      // Every block ends with `progress=continue` or `progress=end`.
+      if (line.startsWith('progress=')) {
+        const report = parseProgressBlock(block, durationSeconds);
+        block = [];
+        onProgress?.(report);
+      }
+    },
+  });
+}
+
+/** Global flags {@link runFfmpeg} puts before the caller's arguments. */
+export const FFMPEG_GLOBAL_ARGS: readonly string[] = [
+  '-hide_banner',
+  '-nostdin',
+  '-nostats',
+  '-loglevel',
+  'error',
+  '-progress',
+  'pipe:1',
+  '-y',
+];
+
+/**
+ * Runs ffprobe with `args` and returns its stdout.
+ * @throws as {@link runTool}.
+ */
+export async function runFfprobe(args: string[], options: RunToolOptions = {}): Promise<string> {
+  const res = await runTool('ffprobe', ['-hide_banner', '-loglevel', 'error', ...args], {
+    ...options,
+    collectStdout: true,
+  });
+  return res.stdout;
+}
+
+/**
+ * Makes a progress callback that calls `report(percent)` at most every `minStepPercent` points
+ * and every `minIntervalMs`, plus once at 100 % — so job logs get a readable number of lines.
+ */
+export function throttleProgress(
+  report: (percent: number) => void,
+  minStepPercent = 10,
+  minIntervalMs = 1000,
+): (p: FfmpegProgress) => void {
+  let lastPercent = -Infinity;
+  let lastAt = 0;
+  let ended = false;
+  return (p) => {
+    if (p.percent === null || ended) return;
+    const pct = Math.floor(p.percent);
+    const now = Date.now();
+    if (p.done || pct >= 100) {
+      ended = true;
+      report(100);
+      return;
+    }
+    if (pct - lastPercent >= minStepPercent && now - lastAt >= minIntervalMs) {
+      lastPercent = pct;
+      lastAt = now;
+      report(pct);
+    }
+  };
+}

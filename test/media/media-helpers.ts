@@ -1,0 +1,100 @@
+/**
+ * Helpers for the media tests: tiny real test videos made with FFmpeg, ffprobe checks, and a
+ * hand-built handler context for running one module handler directly.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { createStorageContext } from '../../src/storage/storage.js';
+import type { HandlerContext, TaskHandler } from '../../src/workflows/types.js';
+
+/** Options of {@link makeTestVideo}. */
+export interface TestVideoOptions {
+  seconds?: number;
+  width?: number;
+  height?: number;
+  fps?: number;
+  audio?: boolean;
+}
+
+/**
+ * Writes an H.264/AAC MP4 of the lavfi `testsrc2` pattern with a sine tone (default 3 s, 320x180,
+ * 25 fps, with audio) to `file`.
+ */
+export async function makeTestVideo(file: string, o: TestVideoOptions = {}): Promise<string> {
+  const { seconds = 3, width = 320, height = 180, fps = 25, audio = true } = o;
+  await mkdir(path.dirname(file), { recursive: true });
+  await runFfmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc2=size=${width}x${height}:rate=${fps}:duration=${seconds}`,
+    ...(audio ? ['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`] : []),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+    ...(audio ? ['-c:a', 'aac', '-b:a', '64k'] : []),
+    '-shortest',
+    '-movflags',
+    '+faststart',
+    file,
+  ]);
+  return file;
+}
+
+/** A temporary storage root; `cleanup()` removes it. */
+export async function tempStorageRoot(): Promise<{ root: string; cleanup(): Promise<void> }> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'te-media-'));
+  return { root, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** What a direct handler run recorded. */
+export interface DirectRun {
+  output: unknown;
+  logs: string[];
+}
+
+let nextId = 1000;
+
+/**
+ * Runs one module handler with a hand-built context (for tests of a handler on its own).
+ * @param outputs earlier tasks' outputs by name (for `ctx.tasks`).
+ */
+export async function runHandlerDirect(
+  handler: TaskHandler,
+  opts: {
+    storageRoot: string;
+    client?: string;
+    parameters: Record<string, unknown>;
+    inputs?: Record<string, unknown>;
+    jobId?: number;
+    signal?: AbortSignal;
+  },
+): Promise<DirectRun> {
+  const logs: string[] = [];
+  const workdir = await mkdtemp(path.join(os.tmpdir(), 'te-work-'));
+  const id = nextId++;
+  const ctx: HandlerContext = {
+    parameters: opts.parameters,
+    job: { id: opts.jobId ?? id, client: opts.client ?? 'media-test', workflow: 'test', priority: 5 },
+    task: { id, name: 'test', queue: 'work' },
+    attempt: { id, number: 1 },
+    inputs: opts.inputs ?? {},
+    log: (m) => logs.push(m),
+    signal: opts.signal ?? new AbortController().signal,
+    workdir,
+    storage: createStorageContext(opts.storageRoot, opts.client ?? 'media-test'),
+    tasks: {},
+    logger: pino({ level: 'silent' }),
+  };
+  try {
+    return { output: await handler(ctx), logs };
+  } finally {
+    await rm(workdir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * `mp4`: the MP4 download of a VOD job — the largest staged rendition remuxed (no re-encode) with
+ * the index at the front (`+faststart`), named `mp4_filename`. Inputs: `plan`.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { runFfmpeg, throttleProgress } from '../../src/media/ffmpeg.js';
+import type { HandlerContext } from '../../src/workflows/types.js';
+import { progressLine, rel } from './lib/params.js';
+import { readPlan, stagedRenditions } from './lib/vod.js';
+
+/** @returns `{file}` (client-relative). */
+export default async function makeMp4(ctx: HandlerContext): Promise<{ file: string }> {
+  const plan = readPlan(ctx);
+  const top = (await stagedRenditions(ctx, plan))[0]!;
+  const out = await ctx.storage.resolve(plan.output_folder);
+  await mkdir(out, { recursive: true });
+  const file = path.join(out, plan.mp4_filename);
+  await runFfmpeg(['-i', top.input, '-map', '0', '-c', 'copy', '-movflags', '+faststart', file], {
+    signal: ctx.signal,
+    durationSeconds: plan.duration,
+    onProgress: throttleProgress(progressLine(ctx, 'mp4'), 25),
+  });
+  ctx.log(`MP4 written: ${rel(ctx, file)} (${top.name})`);
+  return { file: rel(ctx, file) };
+}
