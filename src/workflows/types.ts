@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 export interface TaskDefinition {
   /** Unique in the workflow: `[a-z][a-z0-9_]*`. */
   name: string;
+  /** Free text for people reading the workflow. */
+  description?: string;
   /** A built-in handler (`exec`, `http`, `sleep`, `fail`) or a module path relative to the workflows dir. */
   run: string;
   /** Handler inputs; may hold `{{ … }}` templates, rendered just before the attempt starts. */
@@ -64,8 +66,7 @@ export interface WorkflowCatalog {
 
 /** Result of validating submitted parameters against a workflow's schema. */
 export type ParameterValidation =
-  | { ok: true; resolved: Record<string, unknown> }
-  | { ok: false; problems: string[] };
+  { ok: true; resolved: Record<string, unknown> } | { ok: false; problems: string[] };
 
 /** What a handler gets for one attempt (SPEC section 12). */
 export interface HandlerContext {

@@ -1,0 +1,315 @@
+/**
+ * Validation of `job.parameters` against a workflow's `parameters` JSON Schema (SPEC section 5.1),
+ * with defaults applied, defaults that refer to other parameters, and the `storage-path` format.
+ *
+ * Schemas are JSON Schema draft 2020-12 as Ajv implements it, in strict mode (an unknown keyword
+ * or format is a definition error), with the ajv-formats formats plus `storage-path`. Types are
+ * never coerced: `"5"` is not a number.
+ *
+ * Reference defaults (from the original product's manual, e.g. `mp4_filename` defaults to
+ * `{content_id}.mp4` and `output_folder` to `{source_folder}`): a string `default` of a top-level
+ * property may contain `{name}` where `name` is another top-level parameter. When the parameter is
+ * not submitted, its default is filled from the other parameter's resolved value, in dependency
+ * order: a default that is exactly `"{name}"` takes the value with its type (`create_dref`
+ * defaults to `{generate_vod}`, a boolean); otherwise the references are interpolated into the
+ * string. When a referenced parameter has no value, the default is left out. A reference to an
+ * undeclared parameter, or a cycle of references, is a definition error found at load.
+ */
+import { posix } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { ParameterValidation, WorkflowDefinition } from './types.js';
+
+const addFormats = addFormatsModule.default;
+
+/** Name of the format for paths that must stay inside the client's storage folder. */
+export const STORAGE_PATH_FORMAT = 'storage-path';
+
+/** What the `storage-path` format accepts, as shown in validation messages. */
+export const STORAGE_PATH_RULE =
+  "a path relative to the client's storage folder (no leading /, no .. that climbs out, no backslash, NUL or control characters)";
+
+/**
+ * The `storage-path` rule: a non-empty relative POSIX path that stays inside the folder it is
+ * relative to. Rejects absolute paths, Windows drive prefixes, backslashes, NUL and other control
+ * characters, `..` segments that climb above the start, and paths that name the folder itself
+ * (`.`, `a/..`). Symlinks are checked when a task resolves the path (`StorageContext.resolve`).
+ */
+export function isStoragePath(value: string): boolean {
+  if (value.length === 0 || value.length > 4096) return false;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) return false;
+  if (value.startsWith('/') || /^[A-Za-z]:/.test(value)) return false;
+  const normal = posix.normalize(value);
+  if (normal === '.' || normal === './' || normal === '..' || normal.startsWith('../')) return false;
+  return true;
+}
+
+/** Keys every workflow accepts even when its schema does not declare them (SPEC section 7). */
+export const COMMON_PARAMETER_SCHEMAS: Readonly<Record<string, Record<string, unknown>>> = {
+  rest_endpoints: {
+    type: 'array',
+    description: 'callback URLs: each gets the task and job events by HTTP POST',
+    items: { type: 'string', format: 'uri', pattern: '^https?://' },
+  },
+  custom_data: { description: 'any JSON; returned unchanged in the job-end callback' },
+};
+
+/**
+ * Returns `schema` with {@link COMMON_PARAMETER_SCHEMAS} added to its `properties` where it does
+ * not declare them itself (a workflow's own declaration wins). The input is not modified.
+ */
+export function withCommonParameters(schema: Record<string, unknown>): Record<string, unknown> {
+  const properties = isPlainObject(schema.properties) ? { ...schema.properties } : {};
+  for (const [key, value] of Object.entries(COMMON_PARAMETER_SCHEMAS))
+    if (!(key in properties)) properties[key] = structuredClone(value);
+  return { ...schema, properties };
+}
+
+/** A default that refers to other parameters. */
+interface ReferenceDefault {
+  /** The default text, e.g. `{content_id}.mp4`. */
+  text: string;
+  /** Names referred to, in order of appearance. */
+  refs: string[];
+  /** True when the text is exactly one `{name}`: the value keeps its type. */
+  whole: boolean;
+}
+
+/** A parameter schema ready to validate submissions. */
+interface CompiledParameters {
+  validate: ValidateFunction;
+  referenceDefaults: Map<string, ReferenceDefault>;
+  /** Names with reference defaults, each after the names it refers to. */
+  order: string[];
+}
+
+const REFERENCE = /(?<!\{)\{([A-Za-z_][A-Za-z0-9_-]*)\}(?!\})/g;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function createAjv(): Ajv2020 {
+  const ajv = new Ajv2020({
+    allErrors: true,
+    verbose: true,
+    useDefaults: true,
+    coerceTypes: false,
+    strict: true,
+    strictTypes: false,
+    strictTuples: false,
+    strictRequired: false,
+    allowUnionTypes: true,
+    validateFormats: true,
+  });
+  addFormats(ajv);
+  ajv.addFormat(STORAGE_PATH_FORMAT, { type: 'string', validate: isStoragePath });
+  return ajv;
+}
+
+const ajv = createAjv();
+
+/**
+ * Finds the reference defaults of a top-level parameter schema and orders them.
+ * @returns the defaults, their order, the schema with those defaults removed (Ajv must not insert
+ *   the raw `{name}` text), and every problem (unknown reference, cycle).
+ */
+function analyseReferenceDefaults(schema: Record<string, unknown>): {
+  referenceDefaults: Map<string, ReferenceDefault>;
+  order: string[];
+  stripped: Record<string, unknown>;
+  problems: string[];
+} {
+  const referenceDefaults = new Map<string, ReferenceDefault>();
+  const problems: string[] = [];
+  const properties = isPlainObject(schema.properties) ? schema.properties : {};
+  const strippedProperties: Record<string, unknown> = {};
+  for (const [name, prop] of Object.entries(properties)) {
+    strippedProperties[name] = prop;
+    if (!isPlainObject(prop) || typeof prop.default !== 'string') continue;
+    const text = prop.default;
+    const refs = [...text.matchAll(REFERENCE)].map((m) => m[1] as string);
+    if (refs.length === 0) continue;
+    const unknown = refs.filter((r) => !(r in properties));
+    if (unknown.length > 0) {
+      problems.push(
+        `parameters.properties.${name}.default "${text}" refers to ${unknown.map((u) => `{${u}}`).join(', ')}, which is not a declared parameter (declared: ${Object.keys(properties).join(', ')})`,
+      );
+      continue;
+    }
+    referenceDefaults.set(name, { text, refs, whole: text === `{${refs[0]}}` && refs.length === 1 });
+    const { default: _dropped, ...rest } = prop;
+    strippedProperties[name] = rest;
+  }
+  // Depth-first topological order; a grey node met again is a cycle.
+  const order: string[] = [];
+  const state = new Map<string, 'grey' | 'black'>();
+  const visit = (name: string, trail: string[]): void => {
+    const s = state.get(name);
+    if (s === 'black') return;
+    if (s === 'grey') {
+      const cycle = [...trail.slice(trail.indexOf(name)), name];
+      problems.push(`parameters: defaults refer to each other in a cycle: ${cycle.join(' -> ')}`);
+      return;
+    }
+    state.set(name, 'grey');
+    for (const ref of referenceDefaults.get(name)?.refs ?? [])
+      if (referenceDefaults.has(ref)) visit(ref, [...trail, name]);
+    state.set(name, 'black');
+    order.push(name);
+  };
+  for (const name of referenceDefaults.keys()) visit(name, []);
+  const stripped = isPlainObject(schema.properties) ? { ...schema, properties: strippedProperties } : schema;
+  return { referenceDefaults, order, stripped, problems };
+}
+
+function compile(schema: Record<string, unknown>): { compiled?: CompiledParameters; problems: string[] } {
+  const analysis = analyseReferenceDefaults(schema);
+  if (analysis.problems.length > 0) return { problems: analysis.problems };
+  try {
+    // A top-level `$id` would clash with itself when the same file is compiled again on reload.
+    const { $id: _id, ...schemaWithoutId } = analysis.stripped;
+    const validate = ajv.compile(schemaWithoutId);
+    return {
+      compiled: { validate, referenceDefaults: analysis.referenceDefaults, order: analysis.order },
+      problems: [],
+    };
+  } catch (err) {
+    return { problems: [`parameters is not a usable JSON Schema: ${(err as Error).message}`] };
+  }
+}
+
+/**
+ * Checks a workflow's `parameters` schema at load time.
+ * @returns every problem found (empty when the schema compiles and its reference defaults are sound).
+ */
+export function checkParameterSchema(schema: unknown): string[] {
+  if (!isPlainObject(schema)) return ['parameters must be a JSON Schema object'];
+  if (schema.type !== undefined && schema.type !== 'object')
+    return [
+      `parameters.type must be "object" (job parameters are a JSON object), not ${JSON.stringify(schema.type)}`,
+    ];
+  return compile(schema).problems;
+}
+
+const byDefinition = new WeakMap<WorkflowDefinition, CompiledParameters>();
+const bySchemaText = new Map<string, CompiledParameters>();
+const SCHEMA_CACHE_LIMIT = 200;
+
+function compiledFor(def: WorkflowDefinition): CompiledParameters {
+  const hit = byDefinition.get(def);
+  if (hit) return hit;
+  // Definitions read back from a job row are new objects each time; key those by schema text.
+  const text = JSON.stringify(def.parameters ?? {});
+  let compiled = bySchemaText.get(text);
+  if (!compiled) {
+    const result = compile(def.parameters ?? {});
+    if (!result.compiled)
+      throw new Error(`workflow ${def.name}: parameters schema is not usable: ${result.problems.join('; ')}`);
+    compiled = result.compiled;
+    if (bySchemaText.size >= SCHEMA_CACHE_LIMIT) bySchemaText.clear();
+    bySchemaText.set(text, compiled);
+  }
+  byDefinition.set(def, compiled);
+  return compiled;
+}
+
+/** Renders an Ajv instance path (`/clips/0/start`) as `parameters.clips[0].start`. */
+function paramPath(instancePath: string, child?: string): string {
+  let out = 'parameters';
+  const steps = instancePath === '' ? [] : instancePath.slice(1).split('/');
+  if (child !== undefined) steps.push(child);
+  for (const raw of steps) {
+    const step = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(step)
+      ? `[${step}]`
+      : /^[A-Za-z_][A-Za-z0-9_-]*$/.test(step)
+        ? `.${step}`
+        : `[${JSON.stringify(step)}]`;
+  }
+  return out;
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number' && Number.isInteger(v)) return 'integer';
+  return typeof v;
+}
+
+function describeError(e: ErrorObject): string {
+  const p = paramPath(e.instancePath);
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `${paramPath(e.instancePath, String(params.missingProperty))} is required`;
+    case 'type': {
+      const t = params.type;
+      const types = Array.isArray(t) ? t.join(' or ') : String(t);
+      return `${p} must be ${types} (got ${typeOf(e.data)})`;
+    }
+    case 'additionalProperties': {
+      const extra = String(params.additionalProperty);
+      const props = isPlainObject(e.parentSchema?.properties) ? Object.keys(e.parentSchema.properties) : [];
+      return `${paramPath(e.instancePath, extra)} is not accepted${props.length ? ` (accepted: ${props.join(', ')})` : ''}`;
+    }
+    case 'enum':
+      return `${p} must be one of: ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `${p} must be ${JSON.stringify(params.allowedValue)}`;
+    case 'format':
+      return params.format === STORAGE_PATH_FORMAT
+        ? `${p} must be ${STORAGE_PATH_RULE}`
+        : `${p} must be a valid ${String(params.format)}`;
+    default:
+      return `${p} ${e.message ?? 'is not accepted'}`;
+  }
+}
+
+function problemsOf(validate: ValidateFunction): string[] {
+  const seen = new Set<string>();
+  for (const e of validate.errors ?? []) seen.add(describeError(e));
+  return [...seen];
+}
+
+function fillReferenceDefault(ref: ReferenceDefault, resolved: Record<string, unknown>): unknown {
+  const values = ref.refs.map((r) => resolved[r]);
+  if (values.some((v) => v === undefined)) return undefined;
+  if (ref.whole) return structuredClone(values[0]);
+  return ref.text.replace(REFERENCE, (_m, name: string) => {
+    const v = resolved[name];
+    if (v === null) return '';
+    return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  });
+}
+
+/**
+ * Validates submitted `params` against `def.parameters`, applying defaults (including defaults that
+ * refer to other parameters). `undefined` counts as `{}`. The input is never modified.
+ * @returns `{ok: true, resolved}` with every default applied, or `{ok: false, problems}` listing
+ *   every violation, each naming the parameter and what is accepted, e.g.
+ *   `parameters.content_id is required`, `parameters.seconds must be number (got string)`.
+ * @throws Error only when the definition's schema itself does not compile (the loader rejects such
+ *   files, so this means a definition that bypassed it).
+ */
+export function validateParameters(def: WorkflowDefinition, params: unknown): ParameterValidation {
+  const input = params === undefined ? {} : params;
+  if (!isPlainObject(input))
+    return { ok: false, problems: [`parameters must be an object (got ${typeOf(input)})`] };
+  const compiled = compiledFor(def);
+  const resolved = structuredClone(input);
+  if (!compiled.validate(resolved)) return { ok: false, problems: problemsOf(compiled.validate) };
+  let filled = false;
+  for (const name of compiled.order) {
+    if (resolved[name] !== undefined) continue;
+    const value = fillReferenceDefault(compiled.referenceDefaults.get(name)!, resolved);
+    if (value === undefined) continue;
+    resolved[name] = value;
+    filled = true;
+  }
+  // A filled value must satisfy its own property schema too (e.g. a number referred into a string).
+  if (filled && !compiled.validate(resolved)) return { ok: false, problems: problemsOf(compiled.validate) };
+  return { ok: true, resolved };
+}
