@@ -32,7 +32,6 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    requestIdLogLabel: 'request_id',
     ajv: { customOptions: { allErrors: true } },
   });
 

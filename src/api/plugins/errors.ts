@@ -57,8 +57,12 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return `request body is larger than ${BODY_LIMIT_BYTES} bytes (1 MiB); send a smaller body`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')} is not accepted; send the body as application/json`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = request.headers['content-type'];
+      return type
+        ? `Content-Type ${JSON.stringify(type)} is not accepted; send the body as application/json`
+        : 'a request body needs the header Content-Type: application/json';
+    }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'the body is empty; send a JSON object with Content-Type: application/json';
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

@@ -107,12 +107,14 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
         response: { 200: acceptedReply, 400: errorSchema, ...authErrors, 413: errorSchema, 415: errorSchema },
       },
     },
-    async (request) =>
-      submitJob(ctx, viewerOf(request), request.body, {
+    async (request) => {
+      const { id } = await submitJob(ctx, viewerOf(request), request.body, {
         path: `${request.method} ${request.url}`,
         remoteAddr: request.ip,
         headers: request.headers as Record<string, unknown>,
-      }),
+      });
+      return { id, result: 'accepted' };
+    },
   );
 
   app.get(

@@ -1,0 +1,121 @@
+/**
+ * `task-engine clients add <name> [--admin] | list | revoke <name>`.
+ *
+ * Without `--url` the command opens the database itself (PostgreSQL with DATABASE_URL, else the
+ * embedded data folder — refused while a running engine holds that folder). With `--url` it asks a
+ * running engine over the API as an admin client (`--client`, `--api-key`).
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load-config.js';
+import {
+  createClient,
+  listClients,
+  revokeClient,
+  type ClientRecord,
+  type CreatedClient,
+} from '../../engine/clients/clients.js';
+import type { Executor } from '../../store/executor.js';
+import { openConfiguredStore } from '../../server.js';
+import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
+import type { CliIO } from '../io.js';
+
+interface ClientsOptions extends ConnectionOptions {
+  json?: boolean;
+}
+
+/** A client as the API's JSON gives it (timestamps as strings). */
+type ClientRow = Omit<ClientRecord, 'created_at' | 'updated_at' | 'revoked_at'> & {
+  created_at: string | Date;
+  updated_at: string | Date;
+  revoked_at: string | Date | null;
+};
+
+async function withStore<T>(io: CliIO, purpose: string, fn: (db: Executor) => Promise<T>): Promise<T> {
+  const config = loadConfig(io.env);
+  const { db, lock } = await openConfiguredStore(config, purpose);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+    await lock?.release();
+  }
+}
+
+function iso(v: string | Date | null): string {
+  if (v === null) return '-';
+  return typeof v === 'string' ? v : v.toISOString();
+}
+
+function printCreated(io: CliIO, c: CreatedClient, json: boolean | undefined): void {
+  if (json) {
+    io.out(JSON.stringify(c));
+    return;
+  }
+  io.out(`client "${c.name}" added${c.admin ? ' (admin)' : ''}. These are shown only once:`);
+  io.out(`  api_key:        ${c.api_key}`);
+  io.out(`  signing_secret: ${c.signing_secret}`);
+}
+
+/** Registers `clients` and its sub-commands. */
+export function registerClientsCommand(program: Command, io: CliIO): void {
+  const clients = program.command('clients').description('manage API clients (add, list, revoke)');
+
+  addConnectionOptions(
+    clients
+      .command('add <name>')
+      .description('add a client and print its API key and signing secret (once)')
+      .option('--admin', 'the client may manage clients, settings and schedules')
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, opts: ClientsOptions & { admin?: boolean }) => {
+    const created = opts.url
+      ? await callApi<CreatedClient>(await resolveConnection(io, opts), 'POST', '/clients', {
+          name,
+          admin: opts.admin === true,
+        })
+      : await withStore(io, 'task-engine clients add', (db) =>
+          createClient(db, { name, admin: opts.admin === true }),
+        );
+    printCreated(io, created, opts.json);
+  });
+
+  addConnectionOptions(
+    clients.command('list').description('list clients (no secrets)').option('--json', 'print JSON'),
+  ).action(async (opts: ClientsOptions) => {
+    const rows: ClientRow[] = opts.url
+      ? await callApi<ClientRow[]>(await resolveConnection(io, opts), 'GET', '/clients')
+      : await withStore(io, 'task-engine clients list', (db) => listClients(db));
+    if (opts.json) {
+      io.out(JSON.stringify(rows));
+      return;
+    }
+    io.out(['NAME'.padEnd(24), 'ADMIN', 'KEY', 'CREATED'.padEnd(24), 'REVOKED'].join('  '));
+    for (const r of rows)
+      io.out(
+        [
+          r.name.padEnd(24),
+          (r.admin ? 'yes' : 'no').padEnd(5),
+          `…${r.api_key_last4}`,
+          iso(r.created_at).padEnd(24),
+          iso(r.revoked_at),
+        ].join('  '),
+      );
+  });
+
+  addConnectionOptions(
+    clients
+      .command('revoke <name>')
+      .description('revoke a client: its key stops working at once')
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, opts: ClientsOptions) => {
+    const row: ClientRow = opts.url
+      ? (
+          await callApi<{ client: ClientRow }>(
+            await resolveConnection(io, opts),
+            'DELETE',
+            `/clients/${encodeURIComponent(name)}`,
+          )
+        ).client
+      : await withStore(io, 'task-engine clients revoke', (db) => revokeClient(db, name));
+    io.out(opts.json ? JSON.stringify(row) : `client "${row.name}" revoked at ${iso(row.revoked_at)}`);
+  });
+}
