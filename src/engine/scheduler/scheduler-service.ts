@@ -10,8 +10,8 @@
  *   process is always the leader.
  * - **Schedules.** On becoming leader each active schedule is planned `first_in` seconds ahead
  *   (`schedules.next_run_at`), then every `every` seconds after each run started
- *   (`queue_scheduled_jobs` reads `schedule_interval` at every run, and a change is picked up
- *   within 5 s). A switch through `PUT /scheduler` (`CHANNELS.scheduler`) stops or starts a
+ *   (`queue_scheduled_jobs` reads `schedule_interval` at every run, and a change re-plans the next
+ *   sweep from the last one at once, as `POST /settings` notifies, or within 5 s otherwise). A switch through `PUT /scheduler` (`CHANNELS.scheduler`) stops or starts a
  *   schedule at once; the switch is read from the table before every run. Runs of one schedule
  *   never overlap.
  * - **run_at timer.** While `queue_scheduled_jobs` is active, the leader keeps a timer for the
@@ -198,6 +198,9 @@ export function createSchedulerService(
     for (const name of SCHEDULE_NAMES) await arm(name, rows[name]);
     track(armDue());
     armSemaphores(0);
+    const { known } = await readSettings(ctx.db);
+    if (plannedInterval !== null && known.schedule_interval !== plannedInterval && isLeader())
+      await replanSweep(known.schedule_interval);
   };
 
   // ---- schedules --------------------------------------------------------------------------

@@ -1,0 +1,312 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { after, afterEach, before, it } from 'node:test';
+import { createCallbackDispatcher } from '../../src/engine/callbacks/dispatcher.js';
+import { enqueueJobEnd, enqueueTaskEvent } from '../../src/engine/callbacks/enqueue.js';
+import { verifyCallbackSignature } from '../../src/engine/callbacks/signing.js';
+import type { Service } from '../../src/engine/context.js';
+import { SEVERITY } from '../../src/engine/jobs/job-log.js';
+import {
+  insertClient,
+  insertDelivery,
+  insertJob,
+  jobLogs,
+  putSetting,
+  testContext,
+} from '../helpers/factories.js';
+import { startReceiver, type Receiver } from '../helpers/http-receiver.js';
+import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+/** Paths answer by rule: `/fail2` fails twice then accepts, `/hang` never answers, `/500` always 500, `/flaky-first` fails its first request. */
+function replyFor(path: string, n: number) {
+  if (path.startsWith('/fail2')) return { status: n < 2 ? 503 : 200 };
+  if (path.startsWith('/hang')) return { hang: true };
+  if (path.startsWith('/500')) return { status: 500 };
+  if (path.startsWith('/flaky-first')) return { status: n === 0 ? 502 : 204 };
+  return { status: 200 };
+}
+
+async function deliveryRow(s: TestStore, id: number) {
+  const { rows } = await s.db.query<{
+    state: string;
+    attempts: number;
+    last_status: number | null;
+    last_error: string | null;
+  }>('SELECT state, attempts, last_status, last_error FROM callback_deliveries WHERE id = $1', [id]);
+  return rows[0]!;
+}
+
+forEachStore('callback dispatcher', (kind) => {
+  let s: TestStore;
+  let rx: Receiver;
+  let dispatchers: Service[] = [];
+  const start = async (opts: Parameters<typeof createCallbackDispatcher>[1] = {}) => {
+    const d = createCallbackDispatcher(testContext(s.db), { random: () => 0, ...opts });
+    dispatchers.push(d);
+    await d.start();
+    return d;
+  };
+
+  before(async () => {
+    s = await createTestStore(kind);
+    rx = await startReceiver((req, n) => replyFor(req.path, n));
+  });
+  afterEach(async () => {
+    for (const d of dispatchers) await d.stop();
+    dispatchers = [];
+  });
+  after(async () => {
+    await rx.close();
+    await s.dispose();
+  });
+
+  it('retries an endpoint that fails twice with 1 s then 2 s backoff and delivers on the third attempt', async () => {
+    const jobId = await insertJob(s.db, { queue_state: 'started' });
+    await start();
+    await s.db.transaction((tx) =>
+      enqueueTaskEvent(tx, [`${rx.url}/fail2/a`], {
+        job_id: jobId,
+        task_id: 7,
+        task_name: 'hello',
+        workflow: 'demo',
+        event: 'start',
+        content_id: 'c1',
+        message: '',
+        time: new Date().toISOString(),
+        client: 'test-client',
+        attempt: 1,
+      }),
+    );
+    await waitFor(() => rx.on('/fail2/a').length >= 3, { timeoutMs: 8_000, what: 'third attempt' });
+    const hits = rx.on('/fail2/a');
+    const gap1 = hits[1]!.at - hits[0]!.at;
+    const gap2 = hits[2]!.at - hits[1]!.at;
+    assert.ok(gap1 >= 950 && gap1 < 2_500, `first retry after ~1 s, was ${gap1} ms`);
+    assert.ok(gap2 >= 1_950 && gap2 < 3_500, `second retry after ~2 s, was ${gap2} ms`);
+    assert.deepEqual(
+      hits.map((h) => h.headers['x-task-engine-attempt']),
+      ['1', '2', '3'],
+    );
+    assert.equal(
+      new Set(hits.map((h) => h.headers['x-task-engine-delivery'])).size,
+      1,
+      'same delivery id each attempt',
+    );
+    const { rows } = await s.db.query<{ id: number }>(
+      'SELECT id FROM callback_deliveries WHERE job_id = $1',
+      [jobId],
+    );
+    await waitFor(async () => (await deliveryRow(s, rows[0]!.id)).state === 'delivered', {
+      what: 'delivered',
+    });
+    const row = await deliveryRow(s, rows[0]!.id);
+    assert.equal(row.attempts, 3);
+    assert.equal(row.last_status, 200);
+
+    const logs = (await jobLogs(s.db, jobId)).filter((l) => l.progname === 'callback');
+    assert.equal(logs.length, 4, JSON.stringify(logs));
+    assert.equal(logs[0]!.message, 'No client definitions. Using common definitions.');
+    assert.equal(logs[0]!.task_id, 7);
+    assert.match(
+      logs[1]!.message,
+      /callback 'start' of task 'hello' to http:\/\/127\.0\.0\.1:\d+\/fail2\/a attempt 1 of 6 failed: HTTP 503; retrying in 1 s/,
+    );
+    assert.equal(logs[1]!.severity, SEVERITY.WARN);
+    assert.match(logs[2]!.message, /attempt 2 of 6 failed: HTTP 503; retrying in 2 s/);
+    assert.match(logs[3]!.message, /delivered: HTTP 200 \(attempt 3,/);
+    assert.equal(logs[3]!.severity, SEVERITY.INFO);
+  });
+
+  it('a hanging endpoint does not delay deliveries to other targets; stop() hands its delivery back', async () => {
+    const slowJob = await insertJob(s.db, { queue_state: 'started' });
+    const fastJob = await insertJob(s.db, { queue_state: 'started' });
+    const hung = await insertDelivery(s.db, {
+      job_id: slowJob,
+      target_url: `${rx.url}/hang/x`,
+      event: 'start',
+    });
+    const d = await start();
+    await waitFor(() => rx.on('/hang/x').length === 1, { what: 'hanging request sent' });
+    // Several callbacks to the hanging target from other jobs, plus one to a healthy target.
+    for (let i = 0; i < 3; i++) {
+      const j = await insertJob(s.db, { queue_state: 'started' });
+      await insertDelivery(s.db, { job_id: j, target_url: `${rx.url}/hang/x`, event: 'start' });
+    }
+    const t0 = Date.now();
+    await s.db.transaction((tx) =>
+      enqueueJobEnd(tx, [`${rx.url}/ok/fast`], {
+        job_id: fastJob,
+        status: 'completed',
+        workflow: 'demo',
+        content_id: null,
+        custom_data: { a: 1 },
+        time: new Date().toISOString(),
+        client: 'test-client',
+      }),
+    );
+    await waitFor(() => rx.on('/ok/fast').length === 1, { timeoutMs: 5_000, what: 'fast delivery' });
+    // Well under the 10 s request timeout the hanging target's requests are waiting out.
+    assert.ok(Date.now() - t0 < 5_000, `fast target served in ${Date.now() - t0} ms`);
+    assert.deepEqual(JSON.parse(rx.on('/ok/fast')[0]!.raw).custom_data, { a: 1 });
+    // At most two requests in flight to the hanging target from this process.
+    assert.equal(rx.on('/hang/x').length, 2);
+    assert.equal((await deliveryRow(s, hung)).state, 'delivering');
+    await d.stop();
+    const back = await deliveryRow(s, hung);
+    assert.equal(back.state, 'pending', 'stop() puts the delivery back');
+    assert.equal(back.attempts, 0, 'an attempt cut by shutdown is not counted');
+    await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE target_url LIKE '%/hang/%'`);
+  });
+
+  it('delivers a job’s callbacks to one target in order, even when the first needs a retry', async () => {
+    const jobId = await insertJob(s.db, { queue_state: 'started' });
+    const target = `${rx.url}/flaky-first/order`;
+    const other = `${rx.url}/ok/order-other`;
+    for (let i = 1; i <= 5; i++) {
+      await insertDelivery(s.db, { job_id: jobId, target_url: target, event: 'start', body: { seq: i } });
+      await insertDelivery(s.db, { job_id: jobId, target_url: other, event: 'start', body: { seq: i } });
+    }
+    await start();
+    await start(); // two dispatchers compete for the same rows
+    await waitFor(() => rx.on('/flaky-first/order').length === 6, { timeoutMs: 8_000, what: 'six requests' });
+    await waitFor(() => rx.on('/ok/order-other').length === 5, { what: 'other target' });
+    const seq = rx.on('/flaky-first/order').map((r) => (JSON.parse(r.raw) as { seq: number }).seq);
+    assert.deepEqual(seq, [1, 1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      rx.on('/ok/order-other').map((r) => (JSON.parse(r.raw) as { seq: number }).seq),
+      [1, 2, 3, 4, 5],
+    );
+    // The retry of the first does not hold the other target back.
+    assert.ok(rx.on('/ok/order-other')[4]!.at < rx.on('/flaky-first/order')[1]!.at);
+  });
+
+  it('signs the raw body with the client’s signing secret; unsigned without a secret', async () => {
+    const secret = 'sec_' + 'x'.repeat(40);
+    await insertClient(s.db, { name: 'signer', signing_secret: secret });
+    await insertClient(s.db, { name: 'plain' });
+    const signedJob = await insertJob(s.db, { client: 'signer', queue_state: 'started' });
+    const plainJob = await insertJob(s.db, { client: 'plain', queue_state: 'started' });
+    await insertDelivery(s.db, {
+      job_id: signedJob,
+      target_url: `${rx.url}/ok/signed`,
+      body: { job_id: signedJob, msg: 'héllo' },
+    });
+    await insertDelivery(s.db, { job_id: plainJob, target_url: `${rx.url}/ok/plain` });
+    await start();
+    await waitFor(() => rx.on('/ok/signed').length === 1 && rx.on('/ok/plain').length === 1, {
+      what: 'both',
+    });
+    const req = rx.on('/ok/signed')[0]!;
+    const expected = 'sha256=' + createHmac('sha256', secret).update(req.raw).digest('hex');
+    assert.equal(req.headers['x-task-engine-signature'], expected);
+    assert.ok(verifyCallbackSignature(secret, req.raw, req.headers['x-task-engine-signature'] as string));
+    assert.ok(!verifyCallbackSignature('wrong', req.raw, req.headers['x-task-engine-signature'] as string));
+    const ts = Number(req.headers['x-task-engine-timestamp']);
+    assert.ok(Math.abs(ts - Date.now() / 1000) < 5, 'timestamp is the send time in Unix seconds');
+    assert.equal(req.headers['content-type'], 'application/json');
+    assert.equal(JSON.parse(req.raw).msg, 'héllo');
+    const plain = rx.on('/ok/plain')[0]!;
+    assert.equal(plain.headers['x-task-engine-signature'], undefined);
+    assert.ok(plain.headers['x-task-engine-timestamp']);
+  });
+
+  it('gives up after callback_retry_limit retries, logs it, and then delivers the next callback', async () => {
+    await putSetting(s.db, 'callback_retry_limit', 1);
+    try {
+      const jobId = await insertJob(s.db, { queue_state: 'started' });
+      const first = await insertDelivery(s.db, {
+        job_id: jobId,
+        target_url: `${rx.url}/500/giveup`,
+        event: 'complete',
+      });
+      await insertDelivery(s.db, { job_id: jobId, target_url: `${rx.url}/500/giveup`, event: 'fail' });
+      await start();
+      await waitFor(async () => (await deliveryRow(s, first)).state === 'failed', {
+        timeoutMs: 5_000,
+        what: 'given up',
+      });
+      const row = await deliveryRow(s, first);
+      assert.equal(row.attempts, 2, 'first attempt plus one retry');
+      assert.equal(row.last_status, 500);
+      // The next callback of the job for that target is not blocked forever by a given-up one.
+      await waitFor(
+        () => rx.on('/500/giveup').some((r) => r.headers['x-task-engine-delivery'] !== String(first)),
+        {
+          what: 'second callback attempted',
+        },
+      );
+      const logs = (await jobLogs(s.db, jobId)).filter((l) => l.message.includes("callback 'complete'"));
+      assert.equal(logs.length, 2);
+      assert.equal(logs[1]!.severity, SEVERITY.ERROR);
+      assert.match(
+        logs[1]!.message,
+        /attempt 2 failed: HTTP 500; giving up after 2 attempts \(callback_retry_limit 1\)/,
+      );
+    } finally {
+      await putSetting(s.db, 'callback_retry_limit', 5);
+    }
+  });
+
+  it('re-sends a delivery whose dispatcher crashed (expired lease), not one whose lease is still valid', async () => {
+    const jobId = await insertJob(s.db, { queue_state: 'started' });
+    const past = new Date(Date.now() - 60_000);
+    const future = new Date(Date.now() + 60_000);
+    const crashed = await insertDelivery(s.db, {
+      job_id: jobId,
+      target_url: `${rx.url}/ok/crashed`,
+      state: 'delivering',
+      attempts: 1,
+      next_attempt_at: past,
+      locked_until: past,
+    });
+    const leased = await insertDelivery(s.db, {
+      job_id: await insertJob(s.db, { queue_state: 'started' }),
+      target_url: `${rx.url}/ok/leased`,
+      state: 'delivering',
+      attempts: 1,
+      next_attempt_at: future,
+      locked_until: future,
+    });
+    await start();
+    await waitFor(async () => (await deliveryRow(s, crashed)).state === 'delivered', { what: 're-sent' });
+    assert.equal(rx.on('/ok/crashed').length, 1);
+    assert.equal(rx.on('/ok/crashed')[0]!.headers['x-task-engine-attempt'], '2');
+    assert.equal((await deliveryRow(s, crashed)).attempts, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(rx.on('/ok/leased').length, 0, 'a live lease is respected');
+    assert.equal((await deliveryRow(s, leased)).state, 'delivering');
+    await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE id = $1`, [leased]);
+  });
+
+  it('two dispatchers deliver each of many callbacks exactly once', async () => {
+    const ids: number[] = [];
+    for (let j = 0; j < 10; j++) {
+      const jobId = await insertJob(s.db, { queue_state: 'started' });
+      for (let i = 0; i < 3; i++)
+        ids.push(
+          await insertDelivery(s.db, {
+            job_id: jobId,
+            target_url: `${rx.url}/ok/many-${j % 3}`,
+            body: { j, i },
+          }),
+        );
+    }
+    await Promise.all([start(), start()]);
+    await waitFor(
+      async () => {
+        const { rows } = await s.db.query<{ n: number }>(
+          `SELECT count(*) AS n FROM callback_deliveries WHERE id = ANY($1::bigint[]) AND state = 'delivered'`,
+          [ids],
+        );
+        return rows[0]!.n === ids.length;
+      },
+      { timeoutMs: 8_000, what: 'all delivered' },
+    );
+    const got = rx.requests
+      .filter((r) => r.path.startsWith('/ok/many-'))
+      .map((r) => r.headers['x-task-engine-delivery']);
+    assert.equal(got.length, ids.length);
+    assert.equal(new Set(got).size, ids.length);
+  });
+});
