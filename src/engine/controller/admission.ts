@@ -1,0 +1,135 @@
+/**
+ * Admission (SPEC section 5.4): moving queued jobs into execution slots, with slots reserved for
+ * priority work, correct however many engine processes run it at once.
+ */
+import { LOCK_KEYS, type Queryable } from '../../store/executor.js';
+import type { EngineContext } from '../context.js';
+import { readSettings, type EngineSettings } from '../settings.js';
+import { advanceJob } from './advance.js';
+
+/** How many slots are taken: started jobs plus paused jobs that still have a running task. */
+export const OCCUPIED_SLOTS_SQL = `
+  SELECT (SELECT count(*) FROM jobs WHERE queue_state = 'started')
+       + (SELECT count(*) FROM jobs j WHERE j.queue_state = 'paused'
+            AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')) AS r`;
+
+/**
+ * Chooses which queued jobs may start now, given `r` slots taken. Pure; exported for tests.
+ *
+ * A job is a priority job when `priority <= priority_threshold`. While `r < max_jobs -
+ * priority_slots` any job may start; beyond that only priority jobs may, up to `max_jobs`. The
+ * head of the queue is skipped when it may not start (it never blocks the jobs behind it).
+ * @param queue - queued jobs in admission order (top_of_queue desc, priority, queued_at, id).
+ * @returns the ids to start, in admission order.
+ */
+export function chooseJobs(
+  queue: readonly { id: number; priority: number }[],
+  r: number,
+  settings: Pick<EngineSettings, 'max_jobs' | 'priority_slots' | 'priority_threshold'>,
+): number[] {
+  const general = settings.max_jobs - settings.priority_slots;
+  const chosen: number[] = [];
+  let taken = r;
+  for (const job of queue) {
+    if (taken >= settings.max_jobs) break;
+    const priorityJob = job.priority <= settings.priority_threshold;
+    if (priorityJob || taken < general) {
+      chosen.push(job.id);
+      taken++;
+    }
+  }
+  return chosen;
+}
+
+/**
+ * Runs one admission pass (SPEC 5.4) and returns how many jobs it started.
+ *
+ * One transaction: `pg_advisory_xact_lock(LOCK_KEYS.admission)` serialises admission across every
+ * engine process (so `R` can never exceed `max_jobs`), the settings are read fresh, `R` counted,
+ * the candidates picked by {@link chooseJobs}, each moved `queued → started` (`WHERE queue_state =
+ * 'queued'`, so a job paused or broken meanwhile is left alone), logged ("job started", progname
+ * controller), and advanced (its first tasks made ready, workers notified on commit).
+ * @throws the driver's error (nothing is changed then).
+ */
+export async function admitJobs(ctx: EngineContext): Promise<number> {
+  return ctx.db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEYS.admission]);
+    const { known } = await readSettings(tx);
+    const r = Number((await tx.query<{ r: number }>(OCCUPIED_SLOTS_SQL)).rows[0]?.r ?? 0);
+    const free = known.max_jobs - r;
+    if (free <= 0) return 0;
+    const candidates = await pickCandidates(tx, known, r, free);
+    const ids = chooseJobs(candidates, r, known);
+    if (ids.length === 0) return 0;
+    const started = await tx.query<{ id: number }>(
+      `UPDATE jobs SET queue_state = 'started', started_at = now(), updated_at = now()
+        WHERE id = ANY($1::bigint[]) AND queue_state = 'queued'
+        RETURNING id`,
+      [ids],
+    );
+    const startedIds = started.rows.map((row) => row.id);
+    if (startedIds.length === 0) return 0;
+    await tx.query(
+      `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+       SELECT id, 0, 1, 'controller', 'job started', true FROM unnest($1::bigint[]) AS id`,
+      [startedIds],
+    );
+    // Advance in admission order so the first-admitted job's tasks are notified first.
+    const order = new Map(ids.map((id, i) => [id, i]));
+    startedIds.sort((a, b) => order.get(a)! - order.get(b)!);
+    for (const id of startedIds) await advanceJob(tx, ctx, id);
+    return startedIds.length;
+  });
+}
+
+/**
+ * Reads the queued jobs admission may start: the first `free` of the general order when general
+ * slots remain, plus the first priority jobs (enough to fill every free slot), so a long run of
+ * ineligible jobs at the head costs one indexed read, never a scan of the whole queue.
+ */
+async function pickCandidates(
+  tx: Queryable,
+  s: EngineSettings,
+  r: number,
+  free: number,
+): Promise<{ id: number; priority: number }[]> {
+  const general = s.max_jobs - s.priority_slots;
+  const cols = 'id, priority, top_of_queue, queued_at';
+  const order = 'ORDER BY top_of_queue DESC, priority, queued_at NULLS LAST, id';
+  const heads =
+    r < general
+      ? (
+          await tx.query<Candidate>(
+            `SELECT ${cols} FROM jobs WHERE queue_state = 'queued' ${order} LIMIT $1`,
+            [free],
+          )
+        ).rows
+      : [];
+  const prio = (
+    await tx.query<Candidate>(
+      `SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND priority <= $2 ${order} LIMIT $1`,
+      [free, s.priority_threshold],
+    )
+  ).rows;
+  // Merge both lists back into admission order.
+  const seen = new Set<number>();
+  const all = [...heads, ...prio].filter((j) => !seen.has(j.id) && seen.add(j.id));
+  return all.sort(admissionOrder);
+}
+
+interface Candidate {
+  id: number;
+  priority: number;
+  top_of_queue: boolean;
+  queued_at: Date | null;
+}
+
+/** The admission order of SPEC 5.4 as a comparator (top_of_queue first, priority, FIFO, id). */
+function admissionOrder(a: Candidate, b: Candidate): number {
+  if (a.top_of_queue !== b.top_of_queue) return a.top_of_queue ? -1 : 1;
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const ta = a.queued_at ? a.queued_at.getTime() : Infinity;
+  const tb = b.queued_at ? b.queued_at.getTime() : Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.id - b.id;
+}

@@ -1,0 +1,56 @@
+/**
+ * The template scope of a job (SPEC section 11): what `if`, `with` and `outputs` templates see.
+ * Shared by the controller (conditions, outputs) and the workers (task inputs).
+ */
+import path from 'node:path';
+import type { TaskDefinition, WorkflowDefinition } from '../../workflows/types.js';
+
+/** The columns of a job that the runtime needs, as read from `jobs`. */
+export interface RuntimeJob {
+  id: number;
+  client: string;
+  workflow: string;
+  priority: number;
+  queue_state: string;
+  content_id: string | null;
+  /** Parameters with defaults applied (`jobs.resolved_parameters`). */
+  resolved_parameters: Record<string, unknown>;
+  /** The frozen workflow definition (`jobs.definition`). */
+  definition: WorkflowDefinition;
+  /** `common` or `client` (`jobs.definition_source`). */
+  definition_source: string;
+}
+
+/** Outputs and states of a job's ended tasks, by task name. */
+export type TaskOutputs = Record<string, { output: unknown; state: string }>;
+
+/**
+ * Builds the scope `{parameters, job, tasks, storage}` that templates render against.
+ * @param storageRoot - `config.storageRoot` (absolute); `storage.root` is the client's folder under it.
+ */
+export function buildTemplateScope(
+  job: RuntimeJob,
+  tasks: TaskOutputs,
+  storageRoot: string,
+): {
+  parameters: Record<string, unknown>;
+  job: { id: number; client: string; workflow: string; priority: number };
+  tasks: TaskOutputs;
+  storage: { root: string };
+} {
+  return {
+    parameters: job.resolved_parameters ?? {},
+    job: { id: job.id, client: job.client, workflow: job.workflow, priority: job.priority },
+    tasks,
+    storage: { root: path.join(storageRoot, job.client) },
+  };
+}
+
+/** The definition of task `name` in a job's frozen workflow, or undefined. */
+export function taskDefinition(job: RuntimeJob, name: string): TaskDefinition | undefined {
+  return job.definition?.tasks?.find((t) => t.name === name);
+}
+
+/** Columns selected for a {@link RuntimeJob} (prefix `j.`). */
+export const RUNTIME_JOB_COLUMNS =
+  'j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters, j.definition, j.definition_source';

@@ -1,0 +1,223 @@
+/**
+ * Composing one engine process: its context and the services its roles run (SPEC sections 2, 3).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { EngineConfig } from '../config/schema.js';
+import type { Executor } from '../store/executor.js';
+import { openStore } from '../store/open-store.js';
+import type { WorkflowCatalog } from '../workflows/types.js';
+import { createCallbackDispatcher } from './callbacks/dispatcher.js';
+import { systemClock, type Clock } from './clock.js';
+import type { EngineContext, Service } from './context.js';
+import { createController } from './controller/controller.js';
+import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
+import { createSchedulerService } from './scheduler/scheduler-service.js';
+import { createWorkerPool } from './workers/worker-pool.js';
+
+/** Options of {@link createEngine}; every field has a production default. */
+export interface EngineOptions {
+  /** An open, migrated store (not closed by `stop()`); default: opened from `config` and closed by `stop()`. */
+  db?: Executor;
+  clock?: Clock;
+  /** Process logger; default pino at `config.logLevel`. */
+  logger?: Logger;
+  /** Loaded workflows; default `loadCatalog(config.workflowsDir)`. */
+  catalog?: WorkflowCatalog;
+  /** At `stop()`, how long running task attempts may go on before they are aborted and handed back (ms); default 10 000. */
+  shutdownGraceMs?: number;
+  /** Attempt and process heartbeat period (ms); default 2 000. Keep well under the `stall_timeout` setting. */
+  heartbeatIntervalMs?: number;
+  /** Workers' safety-net poll (ms); default 5 000. Work is normally found through NOTIFY. */
+  workerPollIntervalMs?: number;
+  /** Controller's safety-net admission period (ms); default 10 000. */
+  admissionSafetyIntervalMs?: number;
+}
+
+/** One engine process. */
+export interface Engine {
+  ctx: EngineContext;
+  /** This process's row id in `workers`: `<hostname>:<pid>:<6 hex>`. */
+  readonly workerId: string;
+  /**
+   * Starts the services of `config.roles` and registers the process in `workers`. Resolves once
+   * they run. Calling it twice does nothing more.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops gracefully and idempotently: no new work is claimed, running attempts may finish within
+   * the grace period, then are aborted and handed back (attempt `cancelled` "worker shutdown", task
+   * `ready` again without using a retry); the process's `workers` row gets `stopped_at`; a store
+   * opened by the engine is closed.
+   */
+  stop(): Promise<void>;
+}
+
+/** The engine's version, from package.json. */
+export const ENGINE_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** The folder of the embedded database inside the data folder (the one the server opens too). */
+export function embeddedStoreDir(config: Pick<EngineConfig, 'dataDir'>): string {
+  return path.join(config.dataDir, 'pgdata');
+}
+
+/**
+ * Creates an engine: builds its context (store, catalog, logger, clock, version) without starting
+ * anything, so API-only uses (tests through `app.inject`) need no `start()`.
+ *
+ * Roles (`config.roles`): `controller` — admission on NOTIFY, at start and on a safety timer;
+ * `worker` — task workers on `config.workerQueues ?? catalog.queues()` with
+ * `config.workerConcurrency` slots, plus the callback dispatcher (queue `callback`); `scheduler` —
+ * the schedules. `api` adds nothing here (the HTTP server is built by the caller).
+ *
+ * In embedded mode (PGlite) `start()` first recovers every attempt left `running` by a previous
+ * process at once (only one process can own an embedded database), and marks its old `workers`
+ * rows stopped.
+ * @throws the store's connection error, or the catalog's error naming the bad workflow file.
+ */
+export async function createEngine(config: EngineConfig, opts: EngineOptions = {}): Promise<Engine> {
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const ownsDb = !opts.db;
+  const db =
+    opts.db ??
+    (await openStore(
+      config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: embeddedStoreDir(config) },
+      (err) => logger.error({ err }, 'database connection error'),
+    ));
+  let catalog: WorkflowCatalog;
+  try {
+    catalog = opts.catalog ?? (await loadWorkflowCatalog(config.workflowsDir));
+  } catch (err) {
+    if (ownsDb) await db.close();
+    throw err;
+  }
+  const ctx: EngineContext = {
+    config,
+    db,
+    clock: opts.clock ?? systemClock,
+    logger,
+    catalog,
+    version: ENGINE_VERSION,
+  };
+  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const heartbeatMs = opts.heartbeatIntervalMs ?? 2_000;
+
+  const services: Service[] = [];
+  let heartbeat: NodeJS.Timeout | null = null;
+  let started: Promise<void> | null = null;
+  let stopping: Promise<void> | null = null;
+
+  const taskQueues = (): string[] => [...new Set(config.workerQueues ?? catalog.queues())];
+
+  const start = async (): Promise<void> => {
+    const roles = new Set(config.roles);
+    if (db.kind === 'pglite') {
+      await db.query(`UPDATE workers SET stopped_at = now() WHERE stopped_at IS NULL AND id <> $1`, [
+        workerId,
+      ]);
+      const n = await recoverStalledAttempts(ctx, { all: true });
+      if (n > 0) logger.warn({ attempts: n }, 'recovered attempts left running by a previous engine process');
+    }
+    const queues: string[] = [];
+    if (roles.has('worker')) {
+      queues.push(...taskQueues());
+      const pool = createWorkerPool(ctx, {
+        workerId,
+        queues: taskQueues(),
+        concurrency: config.workerConcurrency,
+        heartbeatIntervalMs: heartbeatMs,
+        ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
+        ...(opts.shutdownGraceMs !== undefined ? { shutdownGraceMs: opts.shutdownGraceMs } : {}),
+      });
+      services.push(createCallbackDispatcher(ctx), pool);
+      queues.push('callback');
+    }
+    if (roles.has('controller'))
+      services.push(
+        createController(ctx, {
+          ...(opts.admissionSafetyIntervalMs !== undefined
+            ? { safetyIntervalMs: opts.admissionSafetyIntervalMs }
+            : {}),
+        }),
+      );
+    if (roles.has('scheduler')) services.push(createSchedulerService(ctx));
+
+    await db.query(
+      `INSERT INTO workers (id, queues, concurrency, host, pid, roles)
+       VALUES ($1, $2::text[], $3, $4, $5, $6::text[])
+       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+              roles = EXCLUDED.roles, heartbeat_at = now(), stopped_at = NULL`,
+      [
+        workerId,
+        queues,
+        roles.has('worker') ? config.workerConcurrency : 0,
+        hostname(),
+        process.pid,
+        [...roles],
+      ],
+    );
+    heartbeat = setInterval(() => {
+      db.query(`UPDATE workers SET heartbeat_at = now() WHERE id = $1`, [workerId]).catch((err: unknown) =>
+        logger.warn({ err }, 'worker heartbeat failed'),
+      );
+    }, heartbeatMs);
+    heartbeat.unref();
+    for (const s of services) await s.start();
+    logger.debug({ workerId, roles: [...roles], queues }, 'engine started');
+  };
+
+  const stop = async (): Promise<void> => {
+    if (started) await started.catch(() => undefined);
+    // Stop in reverse order: the controller and scheduler first, then the workers (which may
+    // wait for running attempts), then the dispatcher, so callbacks enqueued by the last
+    // results still get their chance in this process.
+    for (const s of [...services].reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        logger.error({ err, service: s.name }, 'error while stopping a service');
+      }
+    }
+    if (heartbeat) clearInterval(heartbeat);
+    heartbeat = null;
+    if (started)
+      await db
+        .query(`UPDATE workers SET stopped_at = now(), heartbeat_at = now() WHERE id = $1`, [workerId])
+        .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
+    if (ownsDb) await db.close();
+  };
+
+  return {
+    ctx,
+    workerId,
+    start() {
+      if (stopping) return Promise.reject(new Error('the engine was stopped; create a new one'));
+      started ??= start();
+      return started;
+    },
+    stop() {
+      stopping ??= stop();
+      return stopping;
+    },
+  };
+}
+
+/** Loads the workflow catalog (the loader is imported only when no catalog is supplied). */
+async function loadWorkflowCatalog(dir: string): Promise<WorkflowCatalog> {
+  const mod = (await import('../workflows/' + 'catalog.js')) as {
+    loadCatalog(dir: string): Promise<WorkflowCatalog>;
+  };
+  return mod.loadCatalog(dir);
+}

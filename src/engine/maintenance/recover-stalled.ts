@@ -1,0 +1,70 @@
+/**
+ * Recovering attempts whose worker died (SPEC section 6, schedule `recover_stalled_tasks`).
+ */
+import type { EngineContext } from '../context.js';
+import { readSettings } from '../settings.js';
+import { recordFailure } from '../workers/results.js';
+
+/** Options of {@link recoverStalledAttempts}. */
+export interface RecoverStalledOptions {
+  /**
+   * Treat every `running` attempt as stalled, whatever its heartbeat (embedded mode at start:
+   * only one process can own an embedded database, so nothing else can be running them).
+   */
+  all?: boolean;
+  /** Most attempts handled per call; default 1 000. */
+  limit?: number;
+}
+
+/**
+ * Finds attempts still `running` whose heartbeat is older than the `stall_timeout` setting (or
+ * whose worker registered a clean stop), marks each `stalled` and treats it as a failed attempt
+ * through the same code path as a handler failure ({@link recordFailure}): retried after
+ * `retry_delay` while retries remain, else the task fails and the job advances. Each attempt is
+ * its own transaction guarded by `state = 'running'`, so a worker that was only slow and answers
+ * late finds its result dropped, and two engines recovering at once never double-count.
+ * @returns how many attempts were recovered.
+ * @throws the driver's error when the candidates cannot be read.
+ */
+export async function recoverStalledAttempts(
+  ctx: EngineContext,
+  options: RecoverStalledOptions = {},
+): Promise<number> {
+  const { known } = await readSettings(ctx.db);
+  const { rows } = await ctx.db.query<{
+    id: number;
+    task_id: number;
+    job_id: number;
+    worker_id: string | null;
+    age: number;
+  }>(
+    `SELECT a.id, a.task_id, a.job_id, a.worker_id,
+            extract(epoch FROM (now() - a.heartbeat_at))::float8 AS age
+       FROM attempts a LEFT JOIN workers w ON w.id = a.worker_id
+      WHERE a.state = 'running'
+        AND ($1::boolean
+             OR a.heartbeat_at < now() - make_interval(secs => $2::double precision)
+             OR w.stopped_at IS NOT NULL)
+      ORDER BY a.id
+      LIMIT $3`,
+    [options.all === true, known.stall_timeout, options.limit ?? 1_000],
+  );
+  let recovered = 0;
+  for (const a of rows) {
+    const reason = options.all
+      ? `attempt stalled: the engine process running it (${a.worker_id ?? 'unknown worker'}) is gone`
+      : `attempt stalled: no heartbeat for ${Math.round(a.age)}s from ${a.worker_id ?? 'unknown worker'} (stall_timeout ${known.stall_timeout}s)`;
+    try {
+      const outcome = await recordFailure(
+        ctx,
+        { attemptId: a.id, taskId: a.task_id, jobId: a.job_id },
+        { error: reason, attemptState: 'stalled' },
+      );
+      if (outcome !== 'stale') recovered++;
+      ctx.logger.warn({ attemptId: a.id, jobId: a.job_id, outcome }, 'recovered a stalled attempt');
+    } catch (err) {
+      ctx.logger.error({ err, attemptId: a.id }, 'recovering a stalled attempt failed');
+    }
+  }
+  return recovered;
+}

@@ -1,0 +1,157 @@
+/**
+ * Claiming ready tasks (SPEC section 2: `FOR UPDATE SKIP LOCKED`, one statement).
+ */
+import type { Executor } from '../../store/executor.js';
+import { callbackTargets, enqueueTaskEvent } from '../callbacks/enqueue.js';
+import type { RuntimeJob, TaskOutputs } from '../controller/job-scope.js';
+
+/** A task claimed by this worker, with its new attempt and what the handler needs. */
+export interface ClaimedTask {
+  taskId: number;
+  name: string;
+  queue: string;
+  attemptId: number;
+  /** 1-based attempt number. */
+  number: number;
+  job: RuntimeJob;
+  /** Outputs of the job's tasks that had ended when the attempt started. */
+  outputs: TaskOutputs;
+}
+
+/**
+ * Claims up to `limit` ready tasks on `queues` in one transaction and starts an attempt for each.
+ *
+ * One statement picks the tasks (state `ready`, `run_after <= now()`, of jobs in state
+ * `started`, ordered by job priority then task id, `FOR UPDATE OF t SKIP LOCKED` so concurrent
+ * workers never wait on each other or take the same task), sets them `running` with
+ * `attempts + 1`, `current_attempt_id` and `started_at`, and inserts the `attempts` rows (state
+ * `running`, heartbeat now). The same transaction logs "No client definitions. Using common
+ * definitions." (or that the client's own definition is used) and "Task '<name>' started"
+ * (progname worker), and enqueues the `start` task callback.
+ *
+ * The job row is not locked: a pause racing with a claim leaves a paused job with one running
+ * attempt (allowed: it counts against `max_jobs` until it ends); a break racing with it is caught
+ * when the result is written (the task is no longer `running`) or at the next heartbeat.
+ * @returns the claimed tasks (possibly none).
+ * @throws the driver's error (nothing is claimed then).
+ */
+export async function claimTasks(
+  db: Executor,
+  queues: string[],
+  limit: number,
+  workerId: string,
+): Promise<ClaimedTask[]> {
+  if (limit <= 0 || queues.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.query<
+      {
+        task_id: number;
+        name: string;
+        queue: string;
+        number: number;
+        attempt_id: number;
+        started_at: Date;
+        outputs: TaskOutputs | null;
+      } & RuntimeJob
+    >(
+      `WITH c AS (
+         SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
+          WHERE t.state = 'ready' AND t.queue = ANY($1::text[]) AND t.run_after <= now()
+            AND j.queue_state = 'started'
+          ORDER BY j.priority, t.id
+          LIMIT $2
+          FOR UPDATE OF t SKIP LOCKED
+       ), up AS (
+         UPDATE tasks t SET state = 'running', attempts = t.attempts + 1,
+                current_attempt_id = nextval('attempts_id_seq'),
+                started_at = COALESCE(t.started_at, now()), updated_at = now()
+           FROM c WHERE t.id = c.id
+         RETURNING t.id, t.job_id, t.name, t.queue, t.attempts, t.current_attempt_id
+       ), ins AS (
+         INSERT INTO attempts (id, task_id, job_id, number, worker_id)
+         SELECT current_attempt_id, id, job_id, attempts, $3 FROM up
+         RETURNING id, started_at
+       )
+       SELECT up.id AS task_id, up.name, up.queue, up.attempts AS number, up.current_attempt_id AS attempt_id,
+              ins.started_at,
+              j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters,
+              j.definition, j.definition_source,
+              (SELECT jsonb_object_agg(x.name, jsonb_build_object('output', x.output, 'state', x.state))
+                 FROM tasks x WHERE x.job_id = up.job_id AND x.state IN ('succeeded', 'failed', 'skipped', 'cancelled')
+              ) AS outputs
+         FROM up JOIN ins ON ins.id = up.current_attempt_id JOIN jobs j ON j.id = up.job_id
+        ORDER BY j.priority, up.id`,
+      [queues, limit, workerId],
+    );
+    if (rows.length === 0) return [];
+
+    const logJobs: number[] = [];
+    const logTasks: number[] = [];
+    const logMessages: string[] = [];
+    for (const r of rows) {
+      logJobs.push(r.id, r.id);
+      logTasks.push(r.task_id, r.task_id);
+      logMessages.push(
+        r.definition_source === 'client'
+          ? 'Client definitions found. Using client definitions.'
+          : 'No client definitions. Using common definitions.',
+        r.number > 1 ? `Task '${r.name}' started (attempt ${r.number})` : `Task '${r.name}' started`,
+      );
+    }
+    await tx.query(
+      `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+       SELECT j, t, 1, 'worker', m, true FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(j, t, m)`,
+      [logJobs, logTasks, logMessages],
+    );
+    for (const r of rows) {
+      const targets = callbackTargets(r.resolved_parameters ?? {});
+      if (targets.length === 0) continue;
+      await enqueueTaskEvent(tx, targets, {
+        job_id: r.id,
+        task_id: r.task_id,
+        task_name: r.name,
+        workflow: r.workflow,
+        event: 'start',
+        content_id: r.content_id,
+        message: `Task '${r.name}' started`,
+        time: r.started_at.toISOString(),
+        client: r.client,
+        attempt: r.number,
+      });
+    }
+    return rows.map((r) => ({
+      taskId: r.task_id,
+      name: r.name,
+      queue: r.queue,
+      attemptId: r.attempt_id,
+      number: r.number,
+      outputs: r.outputs ?? {},
+      job: {
+        id: r.id,
+        client: r.client,
+        workflow: r.workflow,
+        priority: r.priority,
+        queue_state: r.queue_state,
+        content_id: r.content_id,
+        resolved_parameters: r.resolved_parameters,
+        definition: r.definition,
+        definition_source: r.definition_source,
+      },
+    }));
+  });
+}
+
+/**
+ * Milliseconds until the earliest delayed `ready` task on `queues` (of a started job) becomes
+ * due, or null when none waits. Used to arm a timer for retries, instead of polling.
+ */
+export async function msUntilNextDue(db: Executor, queues: string[]): Promise<number | null> {
+  const { rows } = await db.query<{ ms: number | null }>(
+    `SELECT (extract(epoch FROM (min(t.run_after) - now())) * 1000)::float8 AS ms
+       FROM tasks t JOIN jobs j ON j.id = t.job_id
+      WHERE t.state = 'ready' AND t.queue = ANY($1::text[]) AND t.run_after > now() AND j.queue_state = 'started'`,
+    [queues],
+  );
+  const ms = rows[0]?.ms;
+  return ms === null || ms === undefined ? null : Math.max(0, Number(ms));
+}

@@ -1,0 +1,267 @@
+/**
+ * Recording the end of a task attempt (SPEC section 6): success, failure (retry or final), and
+ * hand-back at worker shutdown. Each is one transaction that first locks the job row — the same
+ * lock that break, pause and `advanceJob` take — and then changes the task only
+ * `WHERE current_attempt_id = <attempt> AND state = 'running'` with the attempt still `running`:
+ * zero rows means a newer attempt, a break or a stall recovery got there first, and the late
+ * result is dropped (`stale`), never written over the newer state.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { callbackTargets, enqueueTaskEvent } from '../callbacks/enqueue.js';
+import type { EngineContext } from '../context.js';
+import { advanceJob } from '../controller/advance.js';
+import { taskDefinition, type RuntimeJob, RUNTIME_JOB_COLUMNS } from '../controller/job-scope.js';
+import { appendLog, SEVERITY } from '../jobs/job-log.js';
+import { readSettings } from '../settings.js';
+import { CHANNELS, notify } from '../signals.js';
+
+/** Which attempt a result belongs to. */
+export interface AttemptRef {
+  attemptId: number;
+  taskId: number;
+  jobId: number;
+}
+
+/** A failed attempt, as the worker (or stall recovery) saw it. */
+export interface AttemptFailure {
+  /** One-line reason, stored in `attempts.error` / `tasks.error` and logged. */
+  error: string;
+  /** No retry can help (PermanentTaskError, bad inputs): the task fails at once. */
+  permanent?: boolean;
+  /** Retry after this many seconds instead of the task's `retry_delay` (RetryAfterError). */
+  retryAfterSeconds?: number;
+  /** The attempt's final state: `failed` (default) or `stalled` (its worker stopped heart-beating). */
+  attemptState?: 'failed' | 'stalled';
+}
+
+/** Outcome of recording a failure. */
+export type FailureOutcome = 'retry' | 'failed' | 'stale';
+
+interface LockedTask {
+  job: RuntimeJob;
+  name: string;
+  queue: string;
+  number: number;
+}
+
+/**
+ * Locks the job and checks that `ref` is still the task's live attempt. Returns null (and closes
+ * the attempt if it is somehow still `running`) when it is not.
+ */
+async function lockLiveAttempt(
+  tx: Queryable,
+  ref: AttemptRef,
+  closeAs: 'cancelled' | 'failed' | 'stalled',
+  closeError: string,
+): Promise<LockedTask | null> {
+  const jobRes = await tx.query<RuntimeJob>(
+    `SELECT ${RUNTIME_JOB_COLUMNS} FROM jobs j WHERE j.id = $1 FOR UPDATE`,
+    [ref.jobId],
+  );
+  const job = jobRes.rows[0];
+  const live = await tx.query<{ name: string; queue: string; number: number }>(
+    `SELECT t.name, t.queue, a.number
+       FROM tasks t JOIN attempts a ON a.id = t.current_attempt_id
+      WHERE t.id = $2 AND a.id = $1 AND t.state = 'running' AND a.state = 'running'
+      FOR UPDATE OF t, a`,
+    [ref.attemptId, ref.taskId],
+  );
+  const row = live.rows[0];
+  if (!job || !row) {
+    await tx.query(
+      `UPDATE attempts SET state = $2, finished_at = now(), error = COALESCE(error, $3) WHERE id = $1 AND state = 'running'`,
+      [ref.attemptId, closeAs, closeError],
+    );
+    return null;
+  }
+  return { job, ...row };
+}
+
+/**
+ * Records a successful attempt: attempt `succeeded`, task `succeeded` with `output`, the
+ * `complete` callback enqueued, "'<task>' completed successfully" logged, and the job advanced —
+ * all in one transaction.
+ * @returns `recorded`, or `stale` when the attempt is no longer the task's running attempt.
+ * @throws the driver's error (nothing is written then; the caller may retry).
+ */
+export async function recordSuccess(
+  ctx: EngineContext,
+  ref: AttemptRef,
+  output: unknown,
+): Promise<'recorded' | 'stale'> {
+  const json = JSON.stringify(output === undefined ? null : output);
+  return ctx.db.transaction(async (tx) => {
+    const live = await lockLiveAttempt(
+      tx,
+      ref,
+      'cancelled',
+      'result arrived after the attempt was superseded',
+    );
+    if (!live) return 'stale';
+    await tx.query(
+      `UPDATE tasks SET state = 'succeeded', output = $2::jsonb, error = NULL, finished_at = now(), updated_at = now()
+        WHERE id = $1`,
+      [ref.taskId, json],
+    );
+    await tx.query(`UPDATE attempts SET state = 'succeeded', finished_at = now() WHERE id = $1`, [
+      ref.attemptId,
+    ]);
+    const message = `'${live.name}' completed successfully`;
+    await appendLog(tx, { jobId: ref.jobId, taskId: ref.taskId, progname: 'worker', message });
+    await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
+      ...eventBase(live, ref),
+      event: 'complete',
+      message,
+      time: new Date().toISOString(),
+    });
+    await advanceJob(tx, ctx, ref.jobId, ref.taskId);
+    return 'recorded';
+  });
+}
+
+/**
+ * Records a failed (or stalled) attempt. When retries remain — fewer failed/stalled attempts than
+ * `retry_limit` + 1 (the task's value, else the setting), and the failure is not permanent — the
+ * task goes back to `ready` with `run_after = now() + retry_delay` (or the RetryAfterError delay)
+ * and "retrying in Ns (attempt k of n)" is logged. Otherwise the task fails for good: the `fail`
+ * callback is enqueued and the job advanced (which skips the rest of the job unless the task has
+ * `continue_on_error`). Cancelled attempts (worker shutdown) never count against `retry_limit`.
+ * @returns `retry`, `failed`, or `stale` when the attempt is no longer the task's running attempt.
+ * @throws the driver's error (nothing is written then).
+ */
+export async function recordFailure(
+  ctx: EngineContext,
+  ref: AttemptRef,
+  failure: AttemptFailure,
+): Promise<FailureOutcome> {
+  const attemptState = failure.attemptState ?? 'failed';
+  return ctx.db.transaction(async (tx) => {
+    const live = await lockLiveAttempt(
+      tx,
+      ref,
+      attemptState === 'stalled' ? 'stalled' : 'cancelled',
+      failure.error,
+    );
+    if (!live) return 'stale';
+    const def = taskDefinition(live.job, live.name);
+    const { known } = await readSettings(tx);
+    const retryLimit = def?.retry_limit ?? known.retry_limit;
+    const retryDelay = failure.retryAfterSeconds ?? def?.retry_delay ?? known.retry_delay;
+    const prior = await tx.query<{ n: number }>(
+      `SELECT count(*) AS n FROM attempts WHERE task_id = $1 AND id <> $2 AND state IN ('failed', 'stalled')`,
+      [ref.taskId, ref.attemptId],
+    );
+    const failedAttempts = Number(prior.rows[0]?.n ?? 0) + 1;
+    const retry = !failure.permanent && failedAttempts <= retryLimit;
+
+    await tx.query(`UPDATE attempts SET state = $2, finished_at = now(), error = $3 WHERE id = $1`, [
+      ref.attemptId,
+      attemptState,
+      failure.error,
+    ]);
+    const what = attemptState === 'stalled' ? 'stalled' : 'failed';
+    if (retry) {
+      await tx.query(
+        `UPDATE tasks SET state = 'ready', error = $2, updated_at = now(),
+                run_after = now() + make_interval(secs => $3::double precision)
+          WHERE id = $1`,
+        [ref.taskId, failure.error, Math.max(0, retryDelay)],
+      );
+      await appendLog(tx, {
+        jobId: ref.jobId,
+        taskId: ref.taskId,
+        severity: SEVERITY.WARN,
+        progname: 'worker',
+        message: `Task '${live.name}' ${what}: ${failure.error}; retrying in ${fmtSeconds(retryDelay)}s (attempt ${failedAttempts + 1} of ${retryLimit + 1})`,
+      });
+      await notify(tx, CHANNELS.tasks, live.queue);
+      return 'retry';
+    }
+    await tx.query(
+      `UPDATE tasks SET state = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`,
+      [ref.taskId, failure.error],
+    );
+    const continues = def?.continue_on_error === true;
+    const message = `'${live.name}' ${what}: ${failure.error}${
+      failure.permanent
+        ? ' (permanent failure, not retried)'
+        : failedAttempts > 1
+          ? ` (after ${failedAttempts} attempts)`
+          : ''
+    }${continues ? '; continuing (continue_on_error)' : ''}`;
+    await appendLog(tx, {
+      jobId: ref.jobId,
+      taskId: ref.taskId,
+      severity: continues ? SEVERITY.WARN : SEVERITY.ERROR,
+      progname: 'worker',
+      message,
+    });
+    await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
+      ...eventBase(live, ref),
+      event: 'fail',
+      message,
+      time: new Date().toISOString(),
+    });
+    await advanceJob(tx, ctx, ref.jobId, ref.taskId);
+    return 'failed';
+  });
+}
+
+/**
+ * Gives a running attempt back at worker shutdown: attempt `cancelled` ("worker shutdown"), task
+ * back to `ready` at once, without using a retry (cancelled attempts are not counted).
+ * @returns `handed-back`, or `stale` when the attempt had already ended.
+ */
+export async function handBackAttempt(
+  ctx: EngineContext,
+  ref: AttemptRef,
+  reason = 'worker shutdown',
+): Promise<'handed-back' | 'stale'> {
+  return ctx.db.transaction(async (tx) => {
+    const live = await lockLiveAttempt(tx, ref, 'cancelled', reason);
+    if (!live) return 'stale';
+    await tx.query(`UPDATE attempts SET state = 'cancelled', finished_at = now(), error = $2 WHERE id = $1`, [
+      ref.attemptId,
+      reason,
+    ]);
+    await tx.query(`UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now() WHERE id = $1`, [
+      ref.taskId,
+    ]);
+    await appendLog(tx, {
+      jobId: ref.jobId,
+      taskId: ref.taskId,
+      severity: SEVERITY.WARN,
+      progname: 'worker',
+      message: `Task '${live.name}' handed back (${reason}); it will run again without using a retry`,
+    });
+    await notify(tx, CHANNELS.tasks, live.queue);
+    return 'handed-back';
+  });
+}
+
+/**
+ * Closes an attempt that this worker found superseded (its task moved on without it): state
+ * `cancelled` if it is somehow still `running`. Touches nothing else.
+ */
+export async function closeLostAttempt(ctx: EngineContext, attemptId: number, reason: string): Promise<void> {
+  await ctx.db.query(
+    `UPDATE attempts SET state = 'cancelled', finished_at = now(), error = COALESCE(error, $2) WHERE id = $1 AND state = 'running'`,
+    [attemptId, reason],
+  );
+}
+
+function eventBase(live: LockedTask, ref: AttemptRef) {
+  return {
+    job_id: ref.jobId,
+    task_id: ref.taskId,
+    task_name: live.name,
+    workflow: live.job.workflow,
+    content_id: live.job.content_id,
+    client: live.job.client,
+    attempt: live.number,
+  };
+}
+
+function fmtSeconds(s: number): string {
+  return Number.isInteger(s) ? String(s) : s.toFixed(3).replace(/0+$/, '');
+}

@@ -1,0 +1,440 @@
+/**
+ * The task workers of one engine process: `concurrency` slots over a set of queues.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createStorageContext } from '../../storage/storage.js';
+import { resolveHandler } from '../../workflows/handlers/registry.js';
+import { renderTemplate } from '../../workflows/templates.js';
+import type { HandlerContext, TaskHandler } from '../../workflows/types.js';
+import type { EngineContext, Service } from '../context.js';
+import { errorText } from '../controller/advance.js';
+import { buildTemplateScope, taskDefinition } from '../controller/job-scope.js';
+import { CHANNELS } from '../signals.js';
+import { claimTasks, msUntilNextDue, type ClaimedTask } from './claim.js';
+import { createLogBuffer, type LogBuffer } from './log-buffer.js';
+import {
+  closeLostAttempt,
+  handBackAttempt,
+  recordFailure,
+  recordSuccess,
+  type AttemptRef,
+} from './results.js';
+
+/** Options of {@link createWorkerPool}. */
+export interface WorkerPoolOptions {
+  /** This process's id in `workers` (stored in `attempts.worker_id`). */
+  workerId: string;
+  /** Queues to take tasks from. */
+  queues: string[];
+  /** Tasks run at once. */
+  concurrency: number;
+  /** Attempt heartbeat period in ms; default 2 000 (keep well under `stall_timeout`). */
+  heartbeatIntervalMs?: number;
+  /** Safety-net claim poll in ms, for wake-ups that never came; default 5 000. */
+  pollIntervalMs?: number;
+  /** At stop, how long running attempts may go on before they are aborted and handed back; default 10 000 ms. */
+  shutdownGraceMs?: number;
+  /** After an abort, how long to wait for a handler to settle before the slot is freed anyway; default 12 000 ms. */
+  abortSettleMs?: number;
+}
+
+/** Why an attempt was aborted. */
+type AbortReason = 'timeout' | 'cancel' | 'shutdown' | 'lost';
+
+interface ActiveAttempt {
+  ref: AttemptRef;
+  controller: AbortController;
+  /** Set once the result is being written: heartbeats no longer judge it. */
+  finishing: boolean;
+  reason: AbortReason | null;
+  /** Resolves when the attempt's slot is free again. */
+  done: Promise<void>;
+}
+
+/** The worker pool service, with hooks for tests and the engine. */
+export interface WorkerPool extends Service {
+  /** Asks for a claim pass soon. */
+  wake(): void;
+  /** Attempt ids running in this process now. */
+  activeAttempts(): number[];
+}
+
+/**
+ * Creates the worker pool: claims ready tasks (one statement per pass, up to the free slots),
+ * runs each attempt's handler with a rendered `with`, a fresh workdir, the client's storage, an
+ * abort signal and the task's `timeout`, and writes the result through {@link recordSuccess} /
+ * {@link recordFailure} (stale results are dropped).
+ *
+ * Wake-ups: `CHANNELS.tasks` notifications for its queues, a freed slot, a timer armed for the
+ * earliest delayed retry, and a slow safety poll. `CHANNELS.cancel` (a job broken) aborts that
+ * job's attempts; the heartbeat (one UPDATE per period for every running attempt) aborts any
+ * attempt found no longer `running` (broken, recovered as stalled). Loops never throw out.
+ */
+export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions): WorkerPool {
+  const queues = [...new Set(options.queues)];
+  const concurrency = Math.max(1, options.concurrency);
+  const heartbeatMs = options.heartbeatIntervalMs ?? 2_000;
+  const pollMs = options.pollIntervalMs ?? 5_000;
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+  const settleMs = options.abortSettleMs ?? 12_000;
+  const queueSet = new Set(queues);
+  const active = new Map<number, ActiveAttempt>();
+  const handlers = new Map<string, Promise<TaskHandler>>();
+  let logs: LogBuffer | null = null;
+  let stopped = true;
+  let claiming = false;
+  let again = false;
+  let claimFailures = 0;
+  let dueTimer: NodeJS.Timeout | null = null;
+  let dueAt = Infinity;
+  let pollTimer: NodeJS.Timeout | null = null;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  let heartbeatRunning = false;
+  const unlisteners: (() => Promise<void>)[] = [];
+  let claimLoop: Promise<void> = Promise.resolve();
+
+  const wake = (): void => {
+    if (stopped) return;
+    if (claiming) {
+      again = true;
+      return;
+    }
+    claiming = true;
+    claimLoop = runClaims().finally(() => {
+      claiming = false;
+    });
+  };
+
+  const armDueTimer = (ms: number): void => {
+    const at = Date.now() + ms;
+    if (dueTimer && dueAt <= at) return;
+    if (dueTimer) clearTimeout(dueTimer);
+    dueAt = at;
+    dueTimer = setTimeout(
+      () => {
+        dueTimer = null;
+        dueAt = Infinity;
+        wake();
+      },
+      Math.min(ms + 2, 2_147_000_000),
+    );
+    dueTimer.unref();
+  };
+
+  const runClaims = async (): Promise<void> => {
+    do {
+      again = false;
+      const free = concurrency - active.size;
+      if (stopped || free <= 0) return;
+      let claimed: ClaimedTask[];
+      try {
+        claimed = await claimTasks(ctx.db, queues, free, options.workerId);
+        claimFailures = 0;
+      } catch (err) {
+        claimFailures++;
+        ctx.logger.error({ err }, 'claiming tasks failed; retrying');
+        armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
+        return;
+      }
+      for (const task of claimed) startAttempt(task);
+      if (claimed.length === free) again = true;
+      else {
+        try {
+          const ms = await msUntilNextDue(ctx.db, queues);
+          if (ms !== null) armDueTimer(ms);
+        } catch (err) {
+          ctx.logger.warn({ err }, 'reading the next retry time failed');
+        }
+      }
+    } while (again && !stopped);
+  };
+
+  const startAttempt = (task: ClaimedTask): void => {
+    const controller = new AbortController();
+    const entry: ActiveAttempt = {
+      ref: { attemptId: task.attemptId, taskId: task.taskId, jobId: task.job.id },
+      controller,
+      finishing: false,
+      reason: null,
+      done: Promise.resolve(),
+    };
+    active.set(task.attemptId, entry);
+    entry.done = runAttempt(task, entry)
+      .catch((err: unknown) => {
+        ctx.logger.error({ err, attemptId: task.attemptId }, 'attempt bookkeeping failed');
+      })
+      .finally(() => {
+        active.delete(task.attemptId);
+        wake();
+      });
+  };
+
+  const abort = (entry: ActiveAttempt, reason: AbortReason): void => {
+    if (entry.reason || entry.finishing) return;
+    entry.reason = reason;
+    entry.controller.abort(new AttemptAbortedError(reason));
+  };
+
+  const handlerFor = (run: string): Promise<TaskHandler> => {
+    let h = handlers.get(run);
+    if (!h) {
+      h = resolveHandler(run, ctx.catalog.dir);
+      handlers.set(run, h);
+      h.catch(() => handlers.delete(run));
+    }
+    return h;
+  };
+
+  /** Runs one attempt to its recorded end. Never rejects for handler errors. */
+  const runAttempt = async (task: ClaimedTask, entry: ActiveAttempt): Promise<void> => {
+    const { ref } = entry;
+    const def = taskDefinition(task.job, task.name);
+    const signal = entry.controller.signal;
+    let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
+    let handlerSettled: Promise<unknown> = Promise.resolve();
+    let workdir: string | null = null;
+    let timeoutTimer: NodeJS.Timeout | null = null;
+    try {
+      if (!def) throw new PermanentSetupError(`task '${task.name}' is not in the job's workflow definition`);
+      const handler = await handlerFor(def.run).catch((err: unknown) => {
+        throw new PermanentSetupError(`handler "${def.run}" cannot be loaded: ${errorText(err)}`);
+      });
+      const scope = buildTemplateScope(task.job, task.outputs, ctx.config.storageRoot);
+      let inputs: Record<string, unknown>;
+      try {
+        const rendered = renderTemplate(def.with ?? {}, scope);
+        inputs = rendered && typeof rendered === 'object' ? (rendered as Record<string, unknown>) : {};
+      } catch (err) {
+        throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
+      }
+      workdir = await mkdtemp(path.join(tmpdir(), `task-engine-${task.taskId}-`));
+      const hctx: HandlerContext = {
+        parameters: task.job.resolved_parameters ?? {},
+        job: {
+          id: task.job.id,
+          client: task.job.client,
+          workflow: task.job.workflow,
+          priority: task.job.priority,
+        },
+        task: { id: task.taskId, name: task.name, queue: task.queue },
+        attempt: { id: task.attemptId, number: task.number },
+        inputs,
+        log: (message, severity) =>
+          logs?.add({
+            jobId: ref.jobId,
+            taskId: ref.taskId,
+            severity: severity ?? 1,
+            message: String(message),
+          }),
+        signal,
+        workdir,
+        storage: createStorageContext(ctx.config.storageRoot, task.job.client),
+        tasks: task.outputs,
+        logger: ctx.logger.child({ jobId: ref.jobId, taskId: ref.taskId, attemptId: ref.attemptId }),
+      };
+      if (def.timeout !== undefined && def.timeout > 0) {
+        timeoutTimer = setTimeout(() => abort(entry, 'timeout'), def.timeout * 1000);
+      }
+      const run = Promise.resolve().then(() => handler(hctx));
+      handlerSettled = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      const aborted = new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(signal.reason as Error);
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      });
+      outcome = { ok: true, output: await Promise.race([run, aborted]) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    } finally {
+      if (timeoutTimer) clearTimeout(timeoutTimer);
+    }
+    entry.finishing = true;
+    try {
+      await logs?.flush();
+      await writeResult(task, entry, outcome, def?.timeout);
+    } finally {
+      // Keep the slot until the handler has really stopped (a child process killed on abort),
+      // bounded so a handler that ignores its signal cannot hold the slot forever.
+      if (entry.reason) await settleWithin(handlerSettled, settleMs);
+      if (workdir) await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+
+  const writeResult = async (
+    task: ClaimedTask,
+    entry: ActiveAttempt,
+    outcome: { ok: true; output: unknown } | { ok: false; error: unknown },
+    timeoutSeconds: number | undefined,
+  ): Promise<void> => {
+    const { ref } = entry;
+    const reason = entry.reason;
+    let result: string;
+    if (reason === 'shutdown') result = await handBackAttempt(ctx, ref);
+    else if (reason === 'lost') {
+      await closeLostAttempt(ctx, ref.attemptId, 'attempt superseded');
+      result = 'stale';
+    } else if (reason === 'timeout')
+      result = await recordFailure(ctx, ref, { error: `timed out after ${timeoutSeconds ?? '?'}s` });
+    else if (reason === 'cancel') result = await recordFailure(ctx, ref, { error: 'attempt cancelled' });
+    else if (outcome.ok) {
+      let output = outcome.output;
+      try {
+        JSON.stringify(output === undefined ? null : output);
+      } catch (err) {
+        output = undefined;
+        result = await recordFailure(ctx, ref, {
+          error: `the handler's output is not JSON: ${errorText(err)}`,
+          permanent: true,
+        });
+        logStale(task, result);
+        return;
+      }
+      result = await recordSuccess(ctx, ref, output);
+    } else result = await recordFailure(ctx, ref, describeFailure(outcome.error));
+    logStale(task, result);
+  };
+
+  const logStale = (task: ClaimedTask, result: string): void => {
+    if (result === 'stale')
+      ctx.logger.debug(
+        { jobId: task.job.id, taskId: task.taskId, attemptId: task.attemptId },
+        'attempt result dropped: the attempt is no longer the running one',
+      );
+  };
+
+  const heartbeat = async (): Promise<void> => {
+    if (heartbeatRunning) return;
+    const ids = [...active.values()].filter((a) => !a.finishing && !a.reason).map((a) => a.ref.attemptId);
+    if (ids.length === 0) return;
+    heartbeatRunning = true;
+    try {
+      const { rows } = await ctx.db.query<{ id: number }>(
+        `UPDATE attempts a SET heartbeat_at = now()
+           FROM tasks t
+          WHERE a.id = ANY($1::bigint[]) AND a.state = 'running'
+            AND t.id = a.task_id AND t.current_attempt_id = a.id AND t.state = 'running'
+          RETURNING a.id`,
+        [ids],
+      );
+      const alive = new Set(rows.map((r) => r.id));
+      for (const id of ids) {
+        const entry = active.get(id);
+        if (entry && !alive.has(id)) {
+          ctx.logger.info(
+            { attemptId: id, jobId: entry.ref.jobId },
+            'attempt is no longer running; aborting it',
+          );
+          abort(entry, 'lost');
+        }
+      }
+    } catch (err) {
+      ctx.logger.warn({ err }, 'attempt heartbeat failed');
+    } finally {
+      heartbeatRunning = false;
+    }
+  };
+
+  return {
+    name: 'workers',
+    wake,
+    activeAttempts: () => [...active.keys()],
+    async start() {
+      if (!stopped) return;
+      stopped = false;
+      logs = createLogBuffer(ctx.db, ctx.logger);
+      unlisteners.push(
+        await ctx.db.listen(CHANNELS.tasks, (queue) => {
+          if (queue === '' || queueSet.has(queue)) wake();
+        }),
+      );
+      unlisteners.push(
+        await ctx.db.listen(CHANNELS.cancel, (payload) => {
+          const jobId = Number(payload);
+          for (const entry of active.values()) if (entry.ref.jobId === jobId) abort(entry, 'cancel');
+        }),
+      );
+      pollTimer = setInterval(wake, pollMs);
+      pollTimer.unref();
+      heartbeatTimer = setInterval(() => void heartbeat(), heartbeatMs);
+      heartbeatTimer.unref();
+      wake();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (pollTimer) clearInterval(pollTimer);
+      if (dueTimer) clearTimeout(dueTimer);
+      pollTimer = dueTimer = null;
+      await claimLoop.catch(() => undefined);
+      // Graceful: running attempts may finish within the grace period (heartbeats go on).
+      const all = () => Promise.all([...active.values()].map((a) => a.done));
+      await settleWithin(all(), graceMs);
+      for (const entry of active.values()) abort(entry, 'shutdown');
+      await all();
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      for (const un of unlisteners.splice(0)) await un().catch(() => undefined);
+      await logs?.close();
+    },
+  };
+}
+
+/** The abort reason given to a handler's signal. */
+export class AttemptAbortedError extends Error {
+  constructor(readonly reason: AbortReason) {
+    super(
+      reason === 'timeout'
+        ? 'the attempt timed out'
+        : reason === 'cancel'
+          ? 'the job was broken'
+          : reason === 'shutdown'
+            ? 'the worker is shutting down'
+            : 'the attempt was superseded',
+    );
+    this.name = 'AbortError';
+  }
+}
+
+/** A failure before the handler ran (unknown handler, unrenderable inputs): never retried. */
+class PermanentSetupError extends Error {
+  override name = 'PermanentTaskError';
+}
+
+/**
+ * Maps a thrown value to a failure: PermanentTaskError (by name, so a module handler's own copy
+ * of the class counts) is not retried; RetryAfterError sets the delay.
+ */
+function describeFailure(err: unknown): { error: string; permanent?: boolean; retryAfterSeconds?: number } {
+  const e = err as { name?: unknown; retryAfterSeconds?: unknown } | null;
+  const error = errorText(err);
+  if (e && e.name === 'PermanentTaskError') return { error, permanent: true };
+  if (
+    e &&
+    e.name === 'RetryAfterError' &&
+    typeof e.retryAfterSeconds === 'number' &&
+    e.retryAfterSeconds >= 0
+  )
+    return { error, retryAfterSeconds: e.retryAfterSeconds };
+  return { error };
+}
+
+function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    t.unref();
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+    );
+  });
+}
