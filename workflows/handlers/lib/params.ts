@@ -21,8 +21,8 @@ export function reqString(bag: Bag, name: string, where = 'parameters'): string 
 }
 
 /** An optional string; `fallback` when absent. */
-export function optString(bag: Bag, name: string, fallback: string, where = 'parameters'): string;
-export function optString(bag: Bag, name: string, fallback?: undefined, where?: string): string | undefined;
+export function optString(bag: Bag, name: string, fallback: string, where?: string): string;
+export function optString(bag: Bag, name: string, fallback?: string, where?: string): string | undefined;
 export function optString(
   bag: Bag,
   name: string,
