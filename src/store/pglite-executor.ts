@@ -6,6 +6,17 @@ import type { Executor, Queryable, QueryResult, SessionLock } from './executor.j
 export interface PgliteExecutorOptions {
   /** Folder for the database files; omit for an in-memory database (tests). */
   dataDir?: string;
+  /** A data-folder dump (from {@link dumpPgliteExecutor}) to start from instead of an empty database. */
+  loadDataDir?: Blob | File;
+}
+
+const dumps = new WeakMap<Executor, () => Promise<Blob | File>>();
+
+/** Dumps an in-memory PGlite database so later databases can start from a copy of it (fast test setup). */
+export async function dumpPgliteExecutor(db: Executor): Promise<Blob | File> {
+  const dump = dumps.get(db);
+  if (!dump) throw new Error('not a PGlite executor');
+  return dump();
 }
 
 /**
@@ -17,6 +28,7 @@ export interface PgliteExecutorOptions {
 export async function createPgliteExecutor(options: PgliteExecutorOptions = {}): Promise<Executor> {
   const db = await PGlite.create({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
     extensions: { pg_trgm },
     parsers: { [types.INT8]: (v: string) => Number(v) },
   });
@@ -34,7 +46,7 @@ export async function createPgliteExecutor(options: PgliteExecutorOptions = {}):
     return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
   };
 
-  return {
+  const executor: Executor = {
     kind: 'pglite',
     query: (sql, params) => enqueue(() => run(sql, params)),
     exec: (sql) =>
@@ -84,6 +96,8 @@ export async function createPgliteExecutor(options: PgliteExecutorOptions = {}):
       await db.close();
     },
   };
+  dumps.set(executor, () => enqueue(() => db.dumpDataDir('none')));
+  return executor;
 }
 
 // PGlite serialises plain objects and arrays of objects itself only for json columns it knows; to

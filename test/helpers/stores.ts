@@ -8,6 +8,8 @@ import { describe } from 'node:test';
 import pg from 'pg';
 import type { Executor } from '../../src/store/executor.js';
 import { openStore } from '../../src/store/open-store.js';
+import { createPgliteExecutor, dumpPgliteExecutor } from '../../src/store/pglite-executor.js';
+import { migrate } from '../../src/store/migrate.js';
 import { readMigrations } from '../../src/store/migrate.js';
 
 export type StoreKind = 'postgres' | 'pglite';
@@ -33,7 +35,15 @@ export function storeKinds(): StoreKind[] {
 /** Creates a fresh migrated database of `kind`. */
 export async function createTestStore(kind: StoreKind): Promise<TestStore> {
   if (kind === 'pglite') {
-    const db = await openStore({ dataDir: null });
+    // Migrating PGlite takes seconds; every later store in this process starts from a dump.
+    pgliteTemplate ??= (async () => {
+      const first = await openStore({ dataDir: null });
+      const dump = await dumpPgliteExecutor(first);
+      await first.close();
+      return dump;
+    })();
+    const db = await createPgliteExecutor({ loadDataDir: await pgliteTemplate });
+    await migrate(db);
     return { kind, db, databaseUrl: null, dispose: () => db.close() };
   }
   const baseUrl = process.env.TEST_DATABASE_URL;
@@ -49,7 +59,9 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
     databaseUrl: url,
     async dispose() {
       await db.close();
-      await withAdmin(baseUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => undefined);
+      await withAdmin(baseUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(
+        () => undefined,
+      );
     },
   };
 }
@@ -69,6 +81,7 @@ export function forEachStore(title: string, body: (kind: StoreKind) => void): vo
   }
 }
 let warned = false;
+let pgliteTemplate: Promise<Blob | File> | undefined;
 
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);
