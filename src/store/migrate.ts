@@ -50,7 +50,9 @@ export async function migrate(db: Executor): Promise<number[]> {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEYS.migrations]);
     await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    const { rows } = await tx.query<{ version: number }>(
+      'SELECT version FROM schema_migrations ORDER BY version',
+    );
     const applied = new Set(rows.map((r) => r.version));
     const current = rows.at(-1)?.version ?? 0;
     if (current > latest) throw new DatabaseTooNewError(current, latest);

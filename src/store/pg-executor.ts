@@ -43,7 +43,10 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
     if (listenClient) return listenClient;
     if (listenConnecting) return listenConnecting;
     listenConnecting = (async () => {
-      const client = new pg.Client({ connectionString: options.connectionString, application_name: 'task-engine-listen' });
+      const client = new pg.Client({
+        connectionString: options.connectionString,
+        application_name: 'task-engine-listen',
+      });
       client.on('error', (err) => {
         onError(err);
       });
@@ -123,12 +126,16 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
         s.delete(onNotify);
         if (s.size === 0) {
           listeners.delete(channel);
-          if (listenClient) await listenClient.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
+          if (listenClient)
+            await listenClient.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
         }
       };
     },
     async tryLock(key) {
-      const client = new pg.Client({ connectionString: options.connectionString, application_name: 'task-engine-lock' });
+      const client = new pg.Client({
+        connectionString: options.connectionString,
+        application_name: 'task-engine-lock',
+      });
       let held = true;
       client.on('error', (err) => {
         held = false;
