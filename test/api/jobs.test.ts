@@ -124,13 +124,18 @@ forEachStore('API jobs', (kind) => {
         assert.equal(r.client, 'acme', 'a client sees only its own jobs');
       }
       const ids = rows.map((r) => r.id as number);
-      assert.deepEqual(ids, [...ids].sort((a, b) => b - a));
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => b - a),
+      );
       const admin = json<Record<string, unknown>[]>(await h.call(h.root, 'GET', '/jobs?client=other'));
       assert.ok(admin.length >= 1 && admin.every((r) => r.client === 'other'));
     });
 
     test('GET /jobs filters: state, job_ids, limit, asc, search', async () => {
-      const rows = json<{ id: number }[]>(await h.call(h.acme, 'GET', `/jobs?state=0&job_ids=${jobId}&limit=5&asc=1&search=abc-1`));
+      const rows = json<{ id: number }[]>(
+        await h.call(h.acme, 'GET', `/jobs?state=0&job_ids=${jobId}&limit=5&asc=1&search=abc-1`),
+      );
       assert.deepEqual(
         rows.map((r) => r.id),
         [jobId],
@@ -138,7 +143,11 @@ forEachStore('API jobs', (kind) => {
     });
 
     test('PATCH /jobs/<id> answers "Performed updates" and changes the job', async () => {
-      const res = await h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { client: 'acme', priority: '3', persist: false });
+      const res = await h.call(h.acme, 'PATCH', `/jobs/${jobId}`, {
+        client: 'acme',
+        priority: '3',
+        persist: false,
+      });
       assert.equal(res.statusCode, 200);
       const body = json(res);
       assert.equal(body.id, jobId);
@@ -173,7 +182,11 @@ forEachStore('API jobs', (kind) => {
       assert.equal(first.task_id, 0);
       assert.equal(first.visible, true);
       assert.match(String(first.created_at), ISO_MS_Z);
-      const message = JSON.parse(String(first.message)) as { path: string; headers: Record<string, string>; payload: string };
+      const message = JSON.parse(String(first.message)) as {
+        path: string;
+        headers: Record<string, string>;
+        payload: string;
+      };
       assert.equal(message.path, 'POST /job');
       assert.equal(message.payload, 'job_created');
       assert.equal(JSON.stringify(message).includes(h.acme.apiKey), false, 'the key is masked');
@@ -183,7 +196,9 @@ forEachStore('API jobs', (kind) => {
     });
 
     test('POST /jobs/<id>/rerun answers the new id and breaks the original', async () => {
-      const created = json<{ id: number }>(await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'rr' } }));
+      const created = json<{ id: number }>(
+        await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'rr' } }),
+      );
       const res = await h.call(h.acme, 'POST', `/jobs/${created.id}/rerun`);
       assert.equal(res.statusCode, 200);
       const body = json<{ id: number; result: string }>(res);
@@ -201,29 +216,49 @@ forEachStore('API jobs', (kind) => {
     const json415 = { headers: { 'content-type': 'text/plain' } };
     test('malformed JSON is a 400', () =>
       refused(h, 400, /not valid JSON.*application\/json/, () =>
-        h.call(h.acme, 'POST', '/job', '{"job": {"workflow": "greet"', { headers: { 'content-type': 'application/json' } }),
+        h.call(h.acme, 'POST', '/job', '{"job": {"workflow": "greet"', {
+          headers: { 'content-type': 'application/json' },
+        }),
       ));
     test('a non-JSON content type is a 415', async () => {
-      await refused(h, 415, /text\/plain.*application\/json/, () => h.call(h.acme, 'POST', '/job', 'job=greet', json415));
+      await refused(h, 415, /text\/plain.*application\/json/, () =>
+        h.call(h.acme, 'POST', '/job', 'job=greet', json415),
+      );
       await refused(h, 415, /application\/json/, () =>
-        h.call(h.acme, 'PATCH', `/jobs/${jobId}`, 'priority=2', { headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        h.call(h.acme, 'PATCH', `/jobs/${jobId}`, 'priority=2', {
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
       );
     });
     test('a body over 1 MiB is a 413', () =>
       refused(h, 413, /1 MiB/, () =>
-        submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'x', pad: 'x'.repeat(1024 * 1024) } }),
+        submit(h.acme, {
+          job: { workflow: 'greet' },
+          parameters: { content_id: 'x', pad: 'x'.repeat(1024 * 1024) },
+        }),
       ));
-    test('job not an object is a 400', () => refused(h, 400, /job must be an object/, () => submit(h.acme, { job: 'greet' })));
+    test('job not an object is a 400', () =>
+      refused(h, 400, /job must be an object/, () => submit(h.acme, { job: 'greet' })));
     test('parameters not an object is a 400', async () => {
-      await refused(h, 400, /parameters must be an object/, () => submit(h.acme, { job: { workflow: 'greet' }, parameters: [1] }));
-      await refused(h, 400, /parameters must be an object/, () => submit(h.acme, { job: { workflow: 'greet' }, parameters: 'x' }));
+      await refused(h, 400, /parameters must be an object/, () =>
+        submit(h.acme, { job: { workflow: 'greet' }, parameters: [1] }),
+      );
+      await refused(h, 400, /parameters must be an object/, () =>
+        submit(h.acme, { job: { workflow: 'greet' }, parameters: 'x' }),
+      );
     });
     test('an unknown workflow is a 400 listing the available ones', () =>
-      refused(h, 400, /"nope".*available: greet, private/, () => submit(h.acme, { job: { workflow: 'nope' }, parameters: {} })));
+      refused(h, 400, /"nope".*available: greet, private/, () =>
+        submit(h.acme, { job: { workflow: 'nope' }, parameters: {} }),
+      ));
     test("another client's workflow is unknown to this client", () =>
-      refused(h, 400, /"private" does not exist/, () => submit(h.other, { job: { workflow: 'private' }, parameters: {} })));
+      refused(h, 400, /"private" does not exist/, () =>
+        submit(h.other, { job: { workflow: 'private' }, parameters: {} }),
+      ));
     test('a missing required parameter is named', async () => {
-      const body = await refused(h, 400, /content_id/, () => submit(h.acme, { job: { workflow: 'greet' }, parameters: {} }));
+      const body = await refused(h, 400, /content_id/, () =>
+        submit(h.acme, { job: { workflow: 'greet' }, parameters: {} }),
+      );
       assert.equal(body.id, undefined, 'no job id: nothing was created');
     });
     for (const priority of [0, 11, 2.5, 'abc'])
@@ -250,7 +285,8 @@ forEachStore('API jobs', (kind) => {
     });
     test('GET /jobs/abc is a 400 saying a job id is a positive whole number', () =>
       refused(h, 400, /positive whole number/, () => h.call(h.acme, 'GET', '/jobs/abc')));
-    test('an unknown job id is a 404', () => refused(h, 404, /not found/, () => h.call(h.acme, 'GET', '/jobs/999999')));
+    test('an unknown job id is a 404', () =>
+      refused(h, 404, /not found/, () => h.call(h.acme, 'GET', '/jobs/999999')));
     test('order_by with SQL in it is a 400 listing the columns, and the table survives', async () => {
       await refused(h, 400, /order_by.*accepted: id, created_at/, () =>
         h.call(h.acme, 'GET', `/jobs?order_by=${encodeURIComponent('id;drop table jobs')}`),
@@ -262,20 +298,27 @@ forEachStore('API jobs', (kind) => {
     for (const limit of ['-1', '100000'])
       test(`limit=${limit} is a 400 naming 1 to 1000`, () =>
         refused(h, 400, /limit.*1 to 1000/, () => h.call(h.acme, 'GET', `/jobs?limit=${limit}`)));
-    test('job_ids=1,x is a 400', () => refused(h, 400, /job_ids.*"x"/, () => h.call(h.acme, 'GET', '/jobs?job_ids=1,x')));
+    test('job_ids=1,x is a 400', () =>
+      refused(h, 400, /job_ids.*"x"/, () => h.call(h.acme, 'GET', '/jobs?job_ids=1,x')));
     test('from later than to is a 400', () =>
       refused(h, 400, /from.*after.*to/, () =>
         h.call(h.acme, 'GET', '/jobs?from=2030-01-02T00:00:00.000&to=2030-01-01T00:00:00.000'),
       ));
-    test('show_all=maybe is a 400', () => refused(h, 400, /show_all accepts 1/, () => h.call(h.acme, 'GET', `/logs/${jobId}?show_all=maybe`)));
+    test('show_all=maybe is a 400', () =>
+      refused(h, 400, /show_all accepts 1/, () => h.call(h.acme, 'GET', `/logs/${jobId}?show_all=maybe`)));
     test('PATCH with an unknown field is a 400 listing the accepted fields', async () => {
-      const body = await refused(h, 400, /unknown field "colour".*accepted: persist, priority, queue_state/, () =>
-        h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { colour: 'red', priority: 1 }),
+      const body = await refused(
+        h,
+        400,
+        /unknown field "colour".*accepted: persist, priority, queue_state/,
+        () => h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { colour: 'red', priority: 1 }),
       );
       assert.equal(body.id, jobId);
     });
     test('PATCH queue_state "done" is a 400 listing paused, broken, queued', () =>
-      refused(h, 400, /"done".*paused, broken, queued/, () => h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { queue_state: 'done' })));
+      refused(h, 400, /"done".*paused, broken, queued/, () =>
+        h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { queue_state: 'done' }),
+      ));
     test("PATCH of another client's job is a 404, and so are its GET, logs and rerun", async () => {
       await refused(h, 404, /not found/, () => h.call(h.other, 'PATCH', `/jobs/${jobId}`, { priority: 1 }));
       await refused(h, 404, /not found/, () => h.call(h.other, 'GET', `/jobs/${jobId}`));
@@ -283,9 +326,16 @@ forEachStore('API jobs', (kind) => {
       await refused(h, 404, /not found/, () => h.call(h.other, 'POST', `/jobs/${jobId}/rerun`));
     });
     test('a transition the state forbids is a 409', async () => {
-      const created = json<{ id: number }>(await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'b' } }));
-      assert.equal((await h.call(h.acme, 'PATCH', `/jobs/${created.id}`, { queue_state: 'broken' })).statusCode, 200);
-      await refused(h, 409, /broken/, () => h.call(h.acme, 'PATCH', `/jobs/${created.id}`, { queue_state: 'paused' }));
+      const created = json<{ id: number }>(
+        await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'b' } }),
+      );
+      assert.equal(
+        (await h.call(h.acme, 'PATCH', `/jobs/${created.id}`, { queue_state: 'broken' })).statusCode,
+        200,
+      );
+      await refused(h, 409, /broken/, () =>
+        h.call(h.acme, 'PATCH', `/jobs/${created.id}`, { queue_state: 'paused' }),
+      );
     });
   });
 });
