@@ -203,14 +203,12 @@ export function testEngineOver(engine: Engine, db: Executor, catalog: WorkflowCa
     },
     async waitForState(id, states, timeoutMs = 15_000) {
       const wanted = Array.isArray(states) ? states : [states];
-      let last = '';
       return waitFor(
         async () => {
           const row = await job(id);
-          last = row.queue_state;
           return wanted.includes(row.queue_state) ? row : null;
         },
-        { timeoutMs, intervalMs: 25, what: `job ${id} to be ${wanted.join('/')} (last seen ${last || '?'})` },
+        { timeoutMs, intervalMs: 25, what: `job ${id} to be ${wanted.join('/')}` },
       );
     },
     stop: () => engine.stop(),

@@ -164,8 +164,13 @@ export async function advanceJob(
   }
 
   const allEnded = tasks.every((t) => (ENDED_TASK_STATES as readonly string[]).includes(t.state));
-  if (!allEnded || job.queue_state !== 'started')
+  if (job.queue_state === 'paused') {
+    // A paused job holds its slot only while something of it runs: once nothing does, the slot
+    // is free and admission must hear of it.
+    if (!tasks.some((t) => t.state === 'running')) await notify(tx, CHANNELS.admission, 'paused job idle');
     return { outcome: 'advanced', ready: toReady.length, skipped: toSkip.length };
+  }
+  if (!allEnded) return { outcome: 'advanced', ready: toReady.length, skipped: toSkip.length };
 
   const failed = failedTask !== undefined;
   const reason = failedTask

@@ -175,6 +175,7 @@ export async function recordFailure(
         message: `Task '${live.name}' ${what}: ${failure.error}; retrying in ${fmtSeconds(retryDelay)}s (attempt ${failedAttempts + 1} of ${retryLimit + 1})`,
       });
       await notify(tx, CHANNELS.tasks, live.queue);
+      if (live.job.queue_state === 'paused') await notify(tx, CHANNELS.admission, 'paused job task ended');
       return 'retry';
     }
     await tx.query(
@@ -235,6 +236,8 @@ export async function handBackAttempt(
       message: `Task '${live.name}' handed back (${reason}); it will run again without using a retry`,
     });
     await notify(tx, CHANNELS.tasks, live.queue);
+    if (live.job.queue_state === 'paused')
+      await notify(tx, CHANNELS.admission, 'paused job task handed back');
     return 'handed-back';
   });
 }

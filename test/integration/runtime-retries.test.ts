@@ -1,0 +1,165 @@
+/**
+ * Retries, timeouts, stalls and stale attempts on both stores (SPEC section 6).
+ */
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import { recoverStalledAttempts } from '../../src/engine/maintenance/recover-stalled.js';
+import { recordSuccess } from '../../src/engine/workers/results.js';
+import { startTestEngine, type TestEngine } from '../helpers/engine.js';
+import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+forEachStore('runtime: retries and timeouts', (kind) => {
+  let store: TestStore;
+  let te: TestEngine;
+
+  before(async () => {
+    store = await createTestStore(kind);
+    te = await startTestEngine(store, {
+      settings: { max_jobs: 10, retry_delay: 0 },
+      workflows: {
+        // Fails on attempts 1 and 2 (exit 1), succeeds from attempt 3 on.
+        flaky: {
+          tasks: [
+            {
+              name: 'flaky',
+              run: 'exec',
+              with: {
+                command: 'sh',
+                args: ['-c', 'echo "attempt $TASK_ENGINE_ATTEMPT"; test "$TASK_ENGINE_ATTEMPT" -ge 3'],
+              },
+              retry_limit: 3,
+              retry_delay: 1,
+            },
+          ],
+        },
+        doomed: {
+          tasks: [
+            { name: 'doomed', run: 'fail', with: { message: 'always' }, retry_limit: 1, retry_delay: 0 },
+            { name: 'after', run: 'sleep', with: { seconds: 0 } },
+          ],
+        },
+        permanent: {
+          tasks: [
+            { name: 'bad', run: 'fail', with: { message: 'hopeless', permanent: true }, retry_limit: 5 },
+          ],
+        },
+        slow: {
+          tasks: [{ name: 'slow', run: 'sleep', with: { seconds: 10 }, timeout: 1, retry_limit: 0 }],
+        },
+        long: {
+          tasks: [{ name: 'long', run: 'sleep', with: { seconds: 2 }, retry_limit: 2, retry_delay: 0 }],
+        },
+      },
+    });
+  });
+  after(async () => {
+    await te?.stop();
+    await store?.dispose();
+  });
+
+  it('retries a failing task after retry_delay: fails twice, succeeds on the third attempt (retry_limit 3, retry_delay 1)', async () => {
+    const id = await te.submit('flaky');
+    const row = await te.waitForState(id, 'completed', 20_000);
+    assert.equal(row.failed, false);
+    const attempts = await te.attempts(id, 'flaky');
+    assert.deepEqual(
+      attempts.map((a) => [a.number, a.state]),
+      [
+        [1, 'failed'],
+        [2, 'failed'],
+        [3, 'succeeded'],
+      ],
+    );
+    for (let i = 1; i < attempts.length; i++) {
+      const gap = attempts[i]!.started_at.getTime() - attempts[i - 1]!.finished_at!.getTime();
+      assert.ok(
+        gap >= 990,
+        `attempt ${i + 1} started ${gap} ms after attempt ${i} ended; retry_delay is 1 s`,
+      );
+    }
+    const tasks = await te.tasks(id);
+    assert.equal(tasks[0]!.attempts, 3);
+    assert.equal(tasks[0]!.output.stdout, 'attempt 3\n');
+    const logs = (await te.logs(id)).map((l) => l.message);
+    assert.ok(
+      logs.some((m) => /retrying in 1s \(attempt 2 of 4\)/.test(m)),
+      logs.join('\n'),
+    );
+    assert.ok(logs.some((m) => /retrying in 1s \(attempt 3 of 4\)/.test(m)));
+  });
+
+  it('fails the job once retries are used up (retry_limit 1: two attempts), skipping the rest', async () => {
+    const id = await te.submit('doomed');
+    const row = await te.waitForState(id, 'completed');
+    assert.equal(row.failed, true);
+    const attempts = await te.attempts(id, 'doomed');
+    assert.deepEqual(
+      attempts.map((a) => a.state),
+      ['failed', 'failed'],
+    );
+    const tasks = await te.tasks(id);
+    assert.deepEqual(
+      tasks.map((t) => t.state),
+      ['failed', 'skipped'],
+    );
+  });
+
+  it('does not retry a PermanentTaskError', async () => {
+    const id = await te.submit('permanent');
+    const row = await te.waitForState(id, 'completed');
+    assert.equal(row.failed, true);
+    assert.equal((await te.attempts(id, 'bad')).length, 1);
+  });
+
+  it('fails an attempt that passes its timeout, and stops its handler', async () => {
+    const id = await te.submit('slow');
+    const t0 = Date.now();
+    const row = await te.waitForState(id, 'completed', 8_000);
+    const took = Date.now() - t0;
+    assert.equal(row.failed, true);
+    const [attempt] = await te.attempts(id, 'slow');
+    assert.equal(attempt!.state, 'failed');
+    assert.equal(attempt!.error, 'timed out after 1s');
+    assert.ok(took < 5_000, `a 1 s timeout ended a 10 s sleep after ${took} ms`);
+  });
+
+  it('recovers a stalled attempt as a failure, and the stale attempt can never overwrite the newer one', async () => {
+    const id = await te.submit('long');
+    const [task] = await waitFor(async () => {
+      const ts = await te.tasks(id);
+      return ts[0]?.state === 'running' ? ts : null;
+    });
+    const [first] = await te.attempts(id, 'long');
+    // Pretend its worker died: the heartbeat is older than stall_timeout.
+    await store.db.query(`UPDATE attempts SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, [
+      first!.id,
+    ]);
+    assert.equal(await recoverStalledAttempts(te.engine.ctx), 1);
+    const stalled = (await te.attempts(id, 'long'))[0]!;
+    assert.equal(stalled.state, 'stalled');
+    assert.match(stalled.error!, /no heartbeat/);
+    // A second recovery pass finds nothing more to do.
+    assert.equal(await recoverStalledAttempts(te.engine.ctx), 0);
+
+    const row = await te.waitForState(id, 'completed', 10_000);
+    assert.equal(row.failed, false);
+    const attempts = await te.attempts(id, 'long');
+    assert.deepEqual(
+      attempts.map((a) => a.state),
+      ['stalled', 'succeeded'],
+    );
+    // The first attempt's late answer is dropped: nothing of the task changes.
+    const before = (await te.tasks(id))[0]!;
+    const outcome = await recordSuccess(
+      te.engine.ctx,
+      { attemptId: first!.id, taskId: task!.id, jobId: id },
+      { late: true },
+    );
+    assert.equal(outcome, 'stale');
+    const afterwards = (await te.tasks(id))[0]!;
+    assert.deepEqual(afterwards.output, before.output);
+    assert.equal(afterwards.state, 'succeeded');
+    assert.equal((await te.attempts(id, 'long'))[0]!.state, 'stalled');
+  });
+});
