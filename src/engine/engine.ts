@@ -9,6 +9,7 @@ import { pino, type Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
 import { openStore } from '../store/open-store.js';
+import { loadCatalog } from '../workflows/catalog.js';
 import type { WorkflowCatalog } from '../workflows/types.js';
 import { createCallbackDispatcher } from './callbacks/dispatcher.js';
 import { systemClock, type Clock } from './clock.js';
@@ -98,7 +99,7 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     ));
   let catalog: WorkflowCatalog;
   try {
-    catalog = opts.catalog ?? (await loadWorkflowCatalog(config.workflowsDir));
+    catalog = opts.catalog ?? (await loadCatalog(config.workflowsDir));
   } catch (err) {
     if (ownsDb) await db.close();
     throw err;
@@ -214,10 +215,3 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
   };
 }
 
-/** Loads the workflow catalog (the loader is imported only when no catalog is supplied). */
-async function loadWorkflowCatalog(dir: string): Promise<WorkflowCatalog> {
-  const mod = (await import('../workflows/' + 'catalog.js')) as {
-    loadCatalog(dir: string): Promise<WorkflowCatalog>;
-  };
-  return mod.loadCatalog(dir);
-}
