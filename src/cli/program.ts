@@ -37,7 +37,7 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerSubmitCommand(program, io);
   registerJobsCommand(program, io);
   registerLogsCommand(program, io);
-  registerDemoCommand(program);
+  registerDemoCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program;
 }

@@ -39,7 +39,7 @@ async function snapshot(h: ApiHarness): Promise<string> {
 }
 
 /** Asserts a 4xx JSON error whose message matches `message`, and that nothing was written. */
-async function refused(
+async function refusedBody(
   h: ApiHarness,
   status: number,
   message: RegExp,
@@ -53,6 +53,16 @@ async function refused(
   assert.match(body.error, message);
   assert.equal(await snapshot(h), before, 'nothing was written');
   return body;
+}
+
+/** {@link refusedBody} for tests that need no reply body. */
+async function refused(
+  h: ApiHarness,
+  status: number,
+  message: RegExp,
+  send: () => Promise<LightMyRequestResponse>,
+): Promise<void> {
+  await refusedBody(h, status, message, send);
 }
 
 forEachStore('API jobs', (kind) => {
@@ -256,7 +266,7 @@ forEachStore('API jobs', (kind) => {
         submit(h.other, { job: { workflow: 'private' }, parameters: {} }),
       ));
     test('a missing required parameter is named', async () => {
-      const body = await refused(h, 400, /content_id/, () =>
+      const body = await refusedBody(h, 400, /content_id/, () =>
         submit(h.acme, { job: { workflow: 'greet' }, parameters: {} }),
       );
       assert.equal(body.id, undefined, 'no job id: nothing was created');
@@ -307,7 +317,7 @@ forEachStore('API jobs', (kind) => {
     test('show_all=maybe is a 400', () =>
       refused(h, 400, /show_all accepts 1/, () => h.call(h.acme, 'GET', `/logs/${jobId}?show_all=maybe`)));
     test('PATCH with an unknown field is a 400 listing the accepted fields', async () => {
-      const body = await refused(
+      const body = await refusedBody(
         h,
         400,
         /unknown field "colour".*accepted: persist, priority, queue_state/,
