@@ -281,7 +281,7 @@ function fillReferenceDefault(ref: ReferenceDefault, resolved: Record<string, un
   return ref.text.replace(REFERENCE, (_m, name: string) => {
     const v = resolved[name];
     if (v === null) return '';
-    return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    return typeof v === 'string' ? v : JSON.stringify(v);
   });
 }
 

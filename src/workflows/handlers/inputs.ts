@@ -32,6 +32,13 @@ export function readSeconds(handler: string, name: string, value: unknown, fallb
  */
 export function abortError(signal: AbortSignal, what: string): Error {
   const reason: unknown = signal.reason;
-  const detail = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
+  const detail =
+    reason instanceof Error
+      ? reason.message
+      : typeof reason === 'string'
+        ? reason
+        : reason === undefined
+          ? 'aborted'
+          : JSON.stringify(reason);
   return new Error(`${what} was stopped: ${detail}`, { cause: reason });
 }

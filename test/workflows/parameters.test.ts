@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  checkParameterSchema,
+  isStoragePath,
+  validateParameters,
+  withCommonParameters,
+} from '../../src/workflows/parameters.js';
+import type { WorkflowDefinition } from '../../src/workflows/types.js';
+
+function definition(parameters: Record<string, unknown>): WorkflowDefinition {
+  assert.deepEqual(checkParameterSchema(parameters), [], 'the test schema itself must be sound');
+  return { name: 'test', parameters, tasks: [{ name: 'a', run: 'sleep', needs: [], queue: 'work' }] };
+}
+
+const media = definition(
+  withCommonParameters({
+    type: 'object',
+    required: ['content_id', 'source_folder'],
+    additionalProperties: false,
+    properties: {
+      content_id: { type: 'string' },
+      source_folder: { type: 'string', format: 'storage-path' },
+      output_folder: { type: 'string', format: 'storage-path', default: '{source_folder}' },
+      mp4_filename: { type: 'string', default: '{content_id}.mp4' },
+      generate_vod: { type: 'boolean', default: true },
+      create_dref: { type: 'boolean', default: '{generate_vod}' },
+      label: { type: 'string', default: '{mp4_filename} in {output_folder}' },
+      seconds: { type: 'number', default: 1 },
+      drm: { type: 'array', items: { enum: ['clear', 'aes'] }, default: ['clear'] },
+    },
+  }),
+);
+
+describe('validateParameters', () => {
+  it('applies plain defaults and defaults that refer to other parameters, in dependency order', () => {
+    const r = validateParameters(media, { content_id: 'c1', source_folder: 'in/c1' });
+    assert.ok(r.ok);
+    assert.deepEqual(r.resolved, {
+      content_id: 'c1',
+      source_folder: 'in/c1',
+      output_folder: 'in/c1',
+      mp4_filename: 'c1.mp4',
+      generate_vod: true,
+      create_dref: true,
+      label: 'c1.mp4 in in/c1',
+      seconds: 1,
+      drm: ['clear'],
+    });
+  });
+
+  it('keeps the type of a whole reference and lets submitted values win', () => {
+    const r = validateParameters(media, {
+      content_id: 'c1',
+      source_folder: 'in',
+      generate_vod: false,
+      mp4_filename: 'x.mp4',
+    });
+    assert.ok(r.ok);
+    assert.equal(r.resolved.create_dref, false);
+    assert.equal(r.resolved.mp4_filename, 'x.mp4');
+    assert.equal(r.resolved.label, 'x.mp4 in in');
+  });
+
+  it('never modifies the submitted object', () => {
+    const params = { content_id: 'c1', source_folder: 'in' };
+    validateParameters(media, params);
+    assert.deepEqual(params, { content_id: 'c1', source_folder: 'in' });
+  });
+
+  it('lists every problem, naming each parameter and what is accepted', () => {
+    const r = validateParameters(media, {
+      seconds: '5',
+      drm: ['playready'],
+      extra: 1,
+      rest_endpoints: ['ftp://x'],
+    });
+    assert.ok(!r.ok);
+    assert.deepEqual(r.problems.sort(), [
+      'parameters.content_id is required',
+      'parameters.drm[0] must be one of: "clear", "aes"',
+      'parameters.extra is not accepted (accepted: content_id, source_folder, output_folder, mp4_filename, generate_vod, create_dref, label, seconds, drm, rest_endpoints, custom_data)',
+      'parameters.rest_endpoints[0] must match pattern "^https?://"',
+      'parameters.seconds must be number (got string)',
+      'parameters.source_folder is required',
+    ]);
+  });
+
+  it('does not coerce types', () => {
+    const d = definition({ type: 'object', properties: { n: { type: 'integer' }, b: { type: 'boolean' } } });
+    const r = validateParameters(d, { n: '3', b: 'true' });
+    assert.ok(!r.ok);
+    assert.deepEqual(r.problems, [
+      'parameters.n must be integer (got string)',
+      'parameters.b must be boolean (got string)',
+    ]);
+  });
+
+  it('treats missing parameters as {} and rejects non-objects', () => {
+    const d = definition({ type: 'object', properties: { n: { type: 'integer', default: 4 } } });
+    assert.deepEqual(validateParameters(d, undefined), { ok: true, resolved: { n: 4 } });
+    assert.deepEqual(validateParameters(d, [1]), {
+      ok: false,
+      problems: ['parameters must be an object (got array)'],
+    });
+    assert.deepEqual(validateParameters(d, 'x'), {
+      ok: false,
+      problems: ['parameters must be an object (got string)'],
+    });
+  });
+
+  it('leaves a reference default out when the parameter it refers to has no value', () => {
+    const d = definition({
+      type: 'object',
+      properties: { a: { type: 'string' }, b: { type: 'string', default: '{a}.txt' } },
+    });
+    assert.deepEqual(validateParameters(d, {}), { ok: true, resolved: {} });
+  });
+
+  it('checks a filled reference default against its own schema', () => {
+    const d = definition({
+      type: 'object',
+      properties: { a: { type: 'number' }, b: { type: 'string', default: '{a}' } },
+    });
+    const r = validateParameters(d, { a: 3 });
+    assert.deepEqual(r, { ok: false, problems: ['parameters.b must be string (got integer)'] });
+  });
+
+  it('validates storage-path values', () => {
+    const r = validateParameters(media, { content_id: 'c', source_folder: '../other-client' });
+    assert.deepEqual(r, {
+      ok: false,
+      problems: [
+        "parameters.source_folder must be a path relative to the client's storage folder (no leading /, no .. that climbs out, no backslash, NUL or control characters)",
+      ],
+    });
+  });
+
+  it('works on a definition read back from JSON (a new object)', () => {
+    const copy = JSON.parse(JSON.stringify(media)) as WorkflowDefinition;
+    const r = validateParameters(copy, { content_id: 'c', source_folder: 's' });
+    assert.ok(r.ok);
+    assert.equal(r.resolved.mp4_filename, 'c.mp4');
+  });
+});
+
+describe('isStoragePath', () => {
+  it('accepts relative paths that stay inside', () => {
+    for (const p of ['a', 'a/b/c.mp4', 'a/../b', './a', 'a b/ü.mp4', 'a/'])
+      assert.equal(isStoragePath(p), true, p);
+  });
+  it('rejects absolute paths, escapes, backslashes, NUL, control characters and the root itself', () => {
+    for (const p of [
+      '',
+      '/etc/passwd',
+      '..',
+      '../x',
+      'a/../../x',
+      'a\\b',
+      'a\0b',
+      'a\nb',
+      'C:/x',
+      '.',
+      'a/..',
+      './',
+    ])
+      assert.equal(isStoragePath(p), false, JSON.stringify(p));
+  });
+});
+
+describe('checkParameterSchema', () => {
+  it('reports schemas that do not compile, unknown references and reference cycles', () => {
+    assert.match(
+      checkParameterSchema({ type: 'object', properties: { a: { type: 'strin' } } })[0]!,
+      /not a usable JSON Schema/,
+    );
+    assert.match(
+      checkParameterSchema({ type: 'object', properties: { a: { tpye: 'string' } } })[0]!,
+      /unknown keyword: "tpye"/,
+    );
+    assert.match(
+      checkParameterSchema({ type: 'object', properties: { a: { format: 'no-such' } } })[0]!,
+      /unknown format "no-such"/,
+    );
+    assert.match(checkParameterSchema({ type: 'array' })[0]!, /parameters.type must be "object"/);
+    assert.match(
+      checkParameterSchema({ type: 'object', properties: { a: { type: 'string', default: '{b}.mp4' } } })[0]!,
+      /refers to \{b\}, which is not a declared parameter/,
+    );
+    assert.deepEqual(
+      checkParameterSchema({
+        type: 'object',
+        properties: {
+          a: { type: 'string', default: '{b}' },
+          b: { type: 'string', default: 'x{c}' },
+          c: { type: 'string', default: '{a}' },
+        },
+      }),
+      ['parameters: defaults refer to each other in a cycle: a -> b -> c -> a'],
+    );
+  });
+});
