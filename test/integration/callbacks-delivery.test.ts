@@ -61,7 +61,7 @@ forEachStore('callback dispatcher', (kind) => {
     await s.dispose();
   });
 
-  it('retries an endpoint that fails twice with 1 s then 2 s backoff and delivers on the third attempt', async () => {
+  void it('retries an endpoint that fails twice with 1 s then 2 s backoff and delivers on the third attempt', async () => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
     await start();
     await s.db.transaction((tx) =>
@@ -118,7 +118,7 @@ forEachStore('callback dispatcher', (kind) => {
     assert.equal(logs[3]!.severity, SEVERITY.INFO);
   });
 
-  it('a hanging endpoint does not delay deliveries to other targets; stop() hands its delivery back', async () => {
+  void it('a hanging endpoint does not delay deliveries to other targets; stop() hands its delivery back', async () => {
     const slowJob = await insertJob(s.db, { queue_state: 'started' });
     const fastJob = await insertJob(s.db, { queue_state: 'started' });
     const hung = await insertDelivery(s.db, {
@@ -159,7 +159,7 @@ forEachStore('callback dispatcher', (kind) => {
     await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE target_url LIKE '%/hang/%'`);
   });
 
-  it('delivers a job’s callbacks to one target in order, even when the first needs a retry', async () => {
+  void it('delivers a job’s callbacks to one target in order, even when the first needs a retry', async () => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
     const target = `${rx.url}/flaky-first/order`;
     const other = `${rx.url}/ok/order-other`;
@@ -181,7 +181,7 @@ forEachStore('callback dispatcher', (kind) => {
     assert.ok(rx.on('/ok/order-other')[4]!.at < rx.on('/flaky-first/order')[1]!.at);
   });
 
-  it('signs the raw body with the client’s signing secret; unsigned without a secret', async () => {
+  void it('signs the raw body with the client’s signing secret; unsigned without a secret', async () => {
     const secret = 'sec_' + 'x'.repeat(40);
     await insertClient(s.db, { name: 'signer', signing_secret: secret });
     await insertClient(s.db, { name: 'plain' });
@@ -200,8 +200,8 @@ forEachStore('callback dispatcher', (kind) => {
     const req = rx.on('/ok/signed')[0]!;
     const expected = 'sha256=' + createHmac('sha256', secret).update(req.raw).digest('hex');
     assert.equal(req.headers['x-task-engine-signature'], expected);
-    assert.ok(verifyCallbackSignature(secret, req.raw, req.headers['x-task-engine-signature'] as string));
-    assert.ok(!verifyCallbackSignature('wrong', req.raw, req.headers['x-task-engine-signature'] as string));
+    assert.ok(verifyCallbackSignature(secret, req.raw, req.headers['x-task-engine-signature']));
+    assert.ok(!verifyCallbackSignature('wrong', req.raw, req.headers['x-task-engine-signature']));
     const ts = Number(req.headers['x-task-engine-timestamp']);
     assert.ok(Math.abs(ts - Date.now() / 1000) < 5, 'timestamp is the send time in Unix seconds');
     assert.equal(req.headers['content-type'], 'application/json');
@@ -211,7 +211,7 @@ forEachStore('callback dispatcher', (kind) => {
     assert.ok(plain.headers['x-task-engine-timestamp']);
   });
 
-  it('gives up after callback_retry_limit retries, logs it, and then delivers the next callback', async () => {
+  void it('gives up after callback_retry_limit retries, logs it, and then delivers the next callback', async () => {
     await putSetting(s.db, 'callback_retry_limit', 1);
     try {
       const jobId = await insertJob(s.db, { queue_state: 'started' });
@@ -248,7 +248,7 @@ forEachStore('callback dispatcher', (kind) => {
     }
   });
 
-  it('re-sends a delivery whose dispatcher crashed (expired lease), not one whose lease is still valid', async () => {
+  void it('re-sends a delivery whose dispatcher crashed (expired lease), not one whose lease is still valid', async () => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
     const past = new Date(Date.now() - 60_000);
     const future = new Date(Date.now() + 60_000);
@@ -279,7 +279,7 @@ forEachStore('callback dispatcher', (kind) => {
     await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE id = $1`, [leased]);
   });
 
-  it('two dispatchers deliver each of many callbacks exactly once', async () => {
+  void it('two dispatchers deliver each of many callbacks exactly once', async () => {
     const ids: number[] = [];
     for (let j = 0; j < 10; j++) {
       const jobId = await insertJob(s.db, { queue_state: 'started' });

@@ -41,7 +41,7 @@ forEachStore('callbacks through the engine', (kind) => {
     await store?.dispose();
   });
 
-  it('a hanging and a dead endpoint delay neither the job nor the healthy endpoint; job end sent once', async () => {
+  void it('a hanging and a dead endpoint delay neither the job nor the healthy endpoint; job end sent once', async () => {
     const t0 = Date.now();
     const id = await te.submit('two', {
       rest_endpoints: [`${rx.url}/hang`, deadUrl, `${rx.url}/ok`],

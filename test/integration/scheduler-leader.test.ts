@@ -43,7 +43,7 @@ for (const kind of kinds) {
         timing: { push_jobs: { everySeconds: 0.2, firstInSeconds: 0.05 } },
       });
 
-    it('only the leader runs a schedule; another takes over when it stops or loses its lock connection', async () => {
+    void it('only the leader runs a schedule; another takes over when it stops or loses its lock connection', async () => {
       const runsA = { n: 0 };
       const runsB = { n: 0 };
       const a = make(runsA);

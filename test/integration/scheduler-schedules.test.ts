@@ -46,7 +46,7 @@ forEachStore('scheduler schedules', (kind) => {
     await s.dispose();
   });
 
-  it('lists the four schedules in the seed shape, queue_scheduled_jobs following schedule_interval', async () => {
+  void it('lists the four schedules in the seed shape, queue_scheduled_jobs following schedule_interval', async () => {
     const out = await listSchedules(ctx);
     assert.equal(out.result, 'ok');
     assert.deepEqual(Object.keys(out.schedules), [
@@ -75,7 +75,7 @@ forEachStore('scheduler schedules', (kind) => {
     await putSetting(s.db, 'schedule_interval', 60);
   });
 
-  it('rejects bad PUT /scheduler bodies with a 400 that says what is accepted', async () => {
+  void it('rejects bad PUT /scheduler bodies with a 400 that says what is accepted', async () => {
     const cases: [unknown, RegExp][] = [
       [
         { schedule: 'nope', active: true },
@@ -103,7 +103,7 @@ forEachStore('scheduler schedules', (kind) => {
     assert.deepEqual((await setSchedule(ctx, { schedule: 'push_jobs', active: 'true' })).schedules.length, 4);
   });
 
-  it('switching queue_scheduled_jobs off stops moving due jobs, survives a restart, and on starts it again', async () => {
+  void it('switching queue_scheduled_jobs off stops moving due jobs, survives a restart, and on starts it again', async () => {
     const off = await setSchedule(ctx, { schedule: 'queue_scheduled_jobs', active: false });
     assert.deepEqual(off.schedules, ['push_jobs', 'recover_stalled_tasks', 'cleanup_jobs']);
     const first = await startService({ timing: { queue_scheduled_jobs: { firstInSeconds: 0.2 } } });
@@ -137,7 +137,7 @@ forEachStore('scheduler schedules', (kind) => {
     assert.ok(on.next_run_at && Date.parse(on.next_run_at) > Date.parse(on.last_run_at!));
   });
 
-  it('runs a schedule on its interval, stops it when switched off and restarts it when switched on', async () => {
+  void it('runs a schedule on its interval, stops it when switched off and restarts it when switched on', async () => {
     let runs = 0;
     await startService({
       handlers: {
@@ -160,7 +160,7 @@ forEachStore('scheduler schedules', (kind) => {
     await waitFor(() => runs >= frozen + 2, { timeoutMs: 3_000, what: 'runs again' });
   });
 
-  it('a schedule_interval change re-plans the next sweep at once (no wait for the old interval)', async () => {
+  void it('a schedule_interval change re-plans the next sweep at once (no wait for the old interval)', async () => {
     const lastRun = async () => (await listSchedules(ctx)).schedules.queue_scheduled_jobs.last_run_at;
     const before = await lastRun();
     await startService({ timing: { queue_scheduled_jobs: { firstInSeconds: 0.1 } } });
@@ -183,7 +183,7 @@ forEachStore('scheduler schedules', (kind) => {
     }
   });
 
-  it('cleanup deletes old completed and broken jobs with their rows, in batches, and keeps persist and recent jobs', async () => {
+  void it('cleanup deletes old completed and broken jobs with their rows, in batches, and keeps persist and recent jobs', async () => {
     await putSetting(s.db, 'retention_days', 10);
     try {
       const old = new Date(Date.now() - 20 * DAY);
@@ -231,7 +231,7 @@ forEachStore('scheduler schedules', (kind) => {
     }
   });
 
-  it('the cleanup_jobs schedule runs the cleanup', async () => {
+  void it('the cleanup_jobs schedule runs the cleanup', async () => {
     const gone = await insertJob(s.db, {
       queue_state: 'completed',
       finished_at: new Date(Date.now() - 40 * DAY),

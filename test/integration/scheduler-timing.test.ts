@@ -51,7 +51,7 @@ forEachStore('scheduler timing', (kind) => {
     await s.dispose();
   });
 
-  it('a job with run_at 3 s ahead leaves scheduled within 1 s after its run_at (timer, not the 60 s sweep)', async () => {
+  void it('a job with run_at 3 s ahead leaves scheduled within 1 s after its run_at (timer, not the 60 s sweep)', async () => {
     await startService();
     const runAt = new Date(Date.now() + 3_000);
     const plain = await insertJob(s.db, { queue_state: 'scheduled', run_at: runAt });
@@ -82,7 +82,7 @@ forEachStore('scheduler timing', (kind) => {
     await s.db.query(`UPDATE jobs SET queue_state = 'broken' WHERE id = $1`, [gated]);
   });
 
-  it('a semaphore answering 503 then 200 moves the job pending → queued; a 3xx counts as go, unfollowed', async () => {
+  void it('a semaphore answering 503 then 200 moves the job pending → queued; a 3xx counts as go, unfollowed', async () => {
     await startService();
     const later = await insertJob(s.db, {
       queue_state: 'pending',
