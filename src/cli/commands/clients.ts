@@ -15,9 +15,10 @@ import {
   type CreatedClient,
 } from '../../engine/clients/clients.js';
 import type { Executor } from '../../store/executor.js';
+import { DataDirInUseError } from '../../data-dir-lock.js';
 import { openConfiguredStore } from '../../server.js';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
-import type { CliIO } from '../io.js';
+import { CliError, type CliIO } from '../io.js';
 
 interface ClientsOptions extends ConnectionOptions {
   json?: boolean;
@@ -32,7 +33,18 @@ type ClientRow = Omit<ClientRecord, 'created_at' | 'updated_at' | 'revoked_at'> 
 
 async function withStore<T>(io: CliIO, purpose: string, fn: (db: Executor) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env);
-  const { db, lock } = await openConfiguredStore(config, purpose);
+  let opened: Awaited<ReturnType<typeof openConfiguredStore>>;
+  try {
+    opened = await openConfiguredStore(config, purpose);
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    const url = err.holder.url ?? '<its URL>';
+    throw new CliError(
+      `${err.message}\nTo manage clients through the running engine, use its API as an admin client: ` +
+        `task-engine ${purpose.replace(/^task-engine /, '')} … --url ${url} --client <admin client> --api-key <key>`,
+    );
+  }
+  const { db, lock } = opened;
   try {
     return await fn(db);
   } finally {
