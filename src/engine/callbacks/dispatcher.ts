@@ -77,7 +77,9 @@ interface AttemptOutcome {
 
 // Claims due deliveries. Heads only: no earlier undelivered delivery of the same (job, target).
 // The window function caps the claims per target at what this process may still start
-// ($6 minus what it already has in flight, passed as the arrays $4/$5). `FOR UPDATE OF d SKIP
+// ($6 minus what it already has in flight, passed as the arrays $4/$5); targets already at their
+// cap ($7) are left out before the 5000-row window, so a backlog for one dead endpoint cannot
+// crowd every other target out of it. `FOR UPDATE OF d SKIP
 // LOCKED` re-checks state and due time on the latest row version, so two dispatchers never claim
 // the same delivery, and a head claimed elsewhere (its next_attempt_at moved to its lease expiry)
 // is not claimed again until that lease expires.
@@ -87,12 +89,13 @@ WITH heads AS (
   FROM callback_deliveries d
   WHERE d.state IN ('pending', 'delivering')
     AND d.next_attempt_at <= $1
+    AND NOT (d.target_url = ANY($7::text[]))
     AND NOT EXISTS (
       SELECT 1 FROM callback_deliveries e
       WHERE e.job_id = d.job_id AND e.target_url = d.target_url AND e.id < d.id
         AND e.state IN ('pending', 'delivering'))
   ORDER BY d.next_attempt_at, d.id
-  LIMIT 500
+  LIMIT 5000
 ), ranked AS (
   SELECT h.id, h.next_attempt_at,
          row_number() OVER (PARTITION BY h.target_url ORDER BY h.next_attempt_at, h.id) AS rn,
@@ -120,11 +123,13 @@ WHERE c.id = due.id
 RETURNING c.id, c.job_id, c.task_id, c.kind, c.event, c.target_url, c.body, c.attempts,
           j.client, cl.signing_secret, j.definition_source`;
 
-// When the next head becomes due (a pending retry, or the lease of a delivery in flight).
+// When the next head becomes due (a pending retry, or the lease of a delivery in flight). Targets
+// this process has at their cap ($1) are left out: a request of theirs ending wakes the pump.
 const NEXT_DUE_SQL = `
 SELECT min(d.next_attempt_at) AS next
 FROM callback_deliveries d
 WHERE d.state IN ('pending', 'delivering')
+  AND NOT (d.target_url = ANY($1::text[]))
   AND NOT EXISTS (
     SELECT 1 FROM callback_deliveries e
     WHERE e.job_id = d.job_id AND e.target_url = d.target_url AND e.id < d.id
@@ -158,10 +163,11 @@ export function createCallbackDispatcher(
   let pumping: Promise<void> | null = null;
   let pumpAgain = false;
 
-  const busyTargets = (): { urls: string[]; counts: number[] } => {
+  const busyTargets = (): { urls: string[]; counts: number[]; full: string[] } => {
     const counts = new Map<string, number>();
     for (const f of inFlight.values()) counts.set(f.target, (counts.get(f.target) ?? 0) + 1);
-    return { urls: [...counts.keys()], counts: [...counts.values()] };
+    const full = [...counts].filter(([, n]) => n >= perTarget).map(([url]) => url);
+    return { urls: [...counts.keys()], counts: [...counts.values()], full };
   };
 
   const setTimer = (ms: number): void => {
@@ -208,6 +214,7 @@ export function createCallbackDispatcher(
           busy.urls,
           busy.counts,
           perTarget,
+          busy.full,
         ]);
         for (const row of rows) startDelivery(row);
         if (rows.length < free) {
@@ -221,7 +228,7 @@ export function createCallbackDispatcher(
         setTimer(safetyMs);
         return;
       }
-      const { rows } = await ctx.db.query<{ next: Date | null }>(NEXT_DUE_SQL);
+      const { rows } = await ctx.db.query<{ next: Date | null }>(NEXT_DUE_SQL, [busyTargets().full]);
       const next = rows[0]?.next ?? null;
       if (next === null) setTimer(safetyMs);
       else {
