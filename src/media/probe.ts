@@ -2,7 +2,7 @@
  * Reading a media file's (or URL's) shape with ffprobe: duration, streams, picture size, frame rate.
  */
 import { PermanentTaskError } from '../errors/task-errors.js';
-import { MediaToolError, runFfprobe, type RunToolOptions } from './ffmpeg.js';
+import { MediaToolError, runFfprobe, runTool, type RunToolOptions } from './ffmpeg.js';
 
 /** One elementary stream as ffprobe reports it, reduced to what the workflows use. */
 export interface MediaStream {
@@ -115,24 +115,31 @@ export function parseProbeJson(json: unknown): MediaInfo {
 }
 
 /**
- * Probes a file path or URL.
+ * Probes a file path or URL with ffprobe. When ffprobe dies on a signal — the static ffprobe build
+ * shipped by `@ffprobe-installer` crashes on HLS playlists and on any network input — the input is
+ * read with FFmpeg instead and its stream summary parsed ({@link parseFfmpegInputSummary}).
  * @param input a local path or an http(s) URL (HLS playlists included).
- * @throws PermanentTaskError when ffprobe cannot read it as media (not a media file, missing
- *   file, unreachable URL) — the message names the input and ffprobe's reason; AbortError on abort.
+ * @throws PermanentTaskError when the input cannot be read as media (not a media file, missing
+ *   file, unreachable URL) — the message names the input and the tool's reason; AbortError on abort.
  */
 export async function probeMedia(input: string, options: ProbeOptions = {}): Promise<MediaInfo> {
+  const isUrl = /^https?:/i.test(input);
   const args = ['-print_format', 'json', '-show_format', '-show_streams'];
   if (options.countFrames) args.push('-count_frames');
-  if (/^https?:/i.test(input)) args.push('-rw_timeout', '10000000');
+  if (isUrl) args.push('-rw_timeout', '10000000');
   args.push(...(options.inputArgs ?? []), '-i', input);
   let stdout: string;
   try {
     stdout = await runFfprobe(args, options);
   } catch (err) {
-    if (err instanceof MediaToolError) {
-      const reason = err.stderrTail.trim().split('\n').slice(-1)[0] ?? `exit code ${err.exitCode}`;
-      throw new PermanentTaskError(`cannot read ${input} as media: ${reason}`, { cause: err });
-    }
+    if (
+      err instanceof MediaToolError &&
+      err.exitCode === null &&
+      err.stderrTail === '' &&
+      !options.signal?.aborted
+    )
+      return probeWithFfmpeg(input, options, isUrl);
+    if (err instanceof MediaToolError) throw notMedia(input, err);
     throw err;
   }
   let parsed: unknown;
@@ -142,6 +149,100 @@ export async function probeMedia(input: string, options: ProbeOptions = {}): Pro
     throw new PermanentTaskError(`ffprobe returned unreadable output for ${input}`, { cause: err });
   }
   return parseProbeJson(parsed);
+}
+
+function notMedia(input: string, err: MediaToolError): PermanentTaskError {
+  const lines = err.stderrTail
+    .trim()
+    .split('\n')
+    .filter((l) => l && !/At least one output file must be specified/.test(l));
+  const reason = lines.at(-1) ?? `exit code ${err.exitCode}`;
+  return new PermanentTaskError(`cannot read ${input} as media: ${reason}`, { cause: err });
+}
+
+async function probeWithFfmpeg(input: string, options: ProbeOptions, isUrl: boolean): Promise<MediaInfo> {
+  const args = [
+    '-hide_banner',
+    '-nostdin',
+    ...(isUrl ? ['-rw_timeout', '10000000'] : []),
+    ...(options.inputArgs ?? []),
+    '-i',
+    input,
+  ];
+  let stderr = '';
+  try {
+    // With no output FFmpeg prints the input summary and exits 1 ("At least one output file…").
+    await runTool('ffmpeg', args, options);
+  } catch (err) {
+    if (!(err instanceof MediaToolError)) throw err;
+    stderr = err.stderrTail;
+    const info = parseFfmpegInputSummary(stderr);
+    if (!info) throw notMedia(input, err);
+    return info;
+  }
+  throw new PermanentTaskError(`cannot read ${input} as media: unexpected FFmpeg output`);
+}
+
+function clockToSeconds(text: string): number | null {
+  const m = /^(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(text);
+  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : null;
+}
+
+/**
+ * Parses the `Input #0` summary FFmpeg prints on stderr (`Duration: …`, `Stream #0:n: Video: …`).
+ * @returns the media info, or null when there is no input summary (the input was not readable).
+ */
+export function parseFfmpegInputSummary(stderr: string): MediaInfo | null {
+  const head = /Input #0, ([^,\s]+(?:,[^,\s]+)*), from/.exec(stderr);
+  if (!head) return null;
+  const dur = /Duration: (\d+:\d+:\d+(?:\.\d+)?)/.exec(stderr);
+  const br = /bitrate: (\d+) kb\/s/.exec(stderr);
+  const streams: MediaStream[] = [];
+  const re = /Stream #0:(\d+)[^:]*: (Video|Audio|Subtitle|Data): ([a-z0-9_]+)(?: \(([^)]*)\))?([^\n]*)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(stderr))) {
+    const kind = m[2]!.toLowerCase();
+    const rest = m[5] ?? '';
+    const sBr = /(\d+) kb\/s/.exec(rest);
+    const s: MediaStream = {
+      index: Number(m[1]),
+      kind,
+      codec: m[3] ?? null,
+      durationSeconds: null,
+      bitRate: sBr ? Number(sBr[1]) * 1000 : null,
+    };
+    if (kind === 'video') {
+      const size = /, (\d{2,5})x(\d{2,5})/.exec(rest);
+      const fps = /, ([\d.]+) fps/.exec(rest);
+      s.width = size ? Number(size[1]) : 0;
+      s.height = size ? Number(size[2]) : 0;
+      s.fps = fps ? Number(fps[1]) : null;
+      s.frames = null;
+      s.profile = m[4] && !m[4].includes('/') ? m[4] : null;
+      s.level = null;
+    } else if (kind === 'audio') {
+      const hz = /(\d+) Hz/.exec(rest);
+      const layout = /Hz, ([^,]+)/.exec(rest)?.[1] ?? '';
+      s.sampleRate = hz ? Number(hz[1]) : 0;
+      s.channels =
+        layout === 'mono'
+          ? 1
+          : layout === 'stereo'
+            ? 2
+            : Number(/(\d+) channels/.exec(layout)?.[1] ?? (layout.startsWith('5.1') ? 6 : 0));
+      s.profile = m[4] && !m[4].includes('/') ? m[4] : null;
+    }
+    streams.push(s);
+  }
+  return {
+    durationSeconds: (dur && clockToSeconds(dur[1]!)) ?? 0,
+    formatName: head[1]!,
+    bitRate: br && Number(br[1]) > 0 ? Number(br[1]) * 1000 : null,
+    sizeBytes: null,
+    streams,
+    video: streams.find((x) => x.kind === 'video') ?? null,
+    audio: streams.find((x) => x.kind === 'audio') ?? null,
+  };
 }
 
 /**

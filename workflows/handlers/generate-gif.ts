@@ -41,10 +41,12 @@ export default async function generateGif(ctx: HandlerContext): Promise<unknown>
   const available = src.info.durationSeconds - start;
   const clip = Math.min(duration, available);
   const scale = width === -1 && height === -1 ? 'scale=-2:480' : `scale=${width}:${height}`;
+  // Pick frames in source time (fps / speed apart), then retime them: the result plays at `fps`.
+  // The output rate is also forced (-r), since setpts leaves the link's declared rate stale.
   const filters = [
     ...(reverse ? ['reverse'] : []),
+    `fps=${fps / speed}`,
     `setpts=(PTS-STARTPTS)/${speed}`,
-    `fps=${fps}`,
     `${scale}:flags=lanczos`,
     'split[a][b]',
   ].join(',');
@@ -63,6 +65,8 @@ export default async function generateGif(ctx: HandlerContext): Promise<unknown>
       '-filter_complex',
       graph,
       '-an',
+      '-r',
+      String(fps),
       '-loop',
       String(loop),
       '-f',

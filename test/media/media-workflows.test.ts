@@ -1,0 +1,515 @@
+/**
+ * The bundled media workflows end to end: jobs submitted through the real HTTP API of a real
+ * engine (PGlite store), FFmpeg doing the work, outputs checked with ffprobe, callbacks received
+ * on 127.0.0.1. Media runs on PGlite only: store behaviour is covered by the store suites.
+ */
+import assert from 'node:assert/strict';
+import { createDecipheriv } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { parsePlaylist } from '../../src/media/hls-playlist.js';
+import { probeMedia } from '../../src/media/probe.js';
+import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
+import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
+import { testConfig, writeSettings } from '../helpers/engine.js';
+import { createTestStore, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { makeTestVideo } from './media-helpers.js';
+
+const CLIENT = 'media-admin';
+const KEY = 'media-admin-key-0123456789abcdef';
+const SECONDS = 3;
+
+interface TaskReply {
+  id: number;
+  name: string;
+  queue: string;
+  state: string;
+  error: string | null;
+}
+interface JobReply {
+  id: number;
+  queue_state: string;
+  failed: boolean;
+  tasks: TaskReply[];
+}
+
+describe('media workflows through the API [pglite]', () => {
+  let store: TestStore;
+  let running: RunningTaskEngine;
+  let receiver: CallbackReceiver;
+  let clientRoot: string;
+  let hls: { base: string; close(): Promise<void> };
+
+  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${running.url}${p}`, {
+      method,
+      headers: {
+        client: CLIENT,
+        'api-key': KEY,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+
+  const submit = async (workflow: string, parameters: Record<string, unknown>): Promise<number> => {
+    const r = await api('POST', '/job', {
+      job: { workflow },
+      parameters: { rest_endpoints: [receiver.url(`/cb/${workflow}`)], ...parameters },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.id as number;
+  };
+
+  const finish = async (id: number, timeoutMs = 90_000): Promise<JobReply> =>
+    waitFor(
+      async () => {
+        const r = await api('GET', `/jobs/${id}`);
+        return ['completed', 'broken'].includes(r.body.queue_state) ? (r.body as JobReply) : null;
+      },
+      { timeoutMs, intervalMs: 100, what: `job ${id} to finish` },
+    );
+
+  const run = async (
+    workflow: string,
+    parameters: Record<string, unknown>,
+  ): Promise<{ id: number; job: JobReply }> => {
+    const id = await submit(workflow, parameters);
+    const job = await finish(id);
+    return { id, job };
+  };
+
+  const logsOf = async (id: number): Promise<string> =>
+    ((await api('GET', `/logs/${id}?show_all=1`)).body as { message: string }[])
+      .map((l) => l.message)
+      .join('\n');
+
+  const jobEnd = async (id: number): Promise<any> =>
+    (await receiver.waitForCount(1, (r) => r.body?.job_id === id && 'status' in r.body, 15_000))[0]!.body;
+
+  const abs = (rel: string): string => path.join(clientRoot, rel);
+
+  const assertOk = async (id: number, job: JobReply): Promise<void> => {
+    if (job.failed || job.queue_state !== 'completed')
+      assert.fail(
+        `job ${id} ${job.queue_state} failed=${job.failed}: ${JSON.stringify(job.tasks)}\n${await logsOf(id)}`,
+      );
+  };
+
+  before(async () => {
+    store = await createTestStore('pglite');
+    await writeSettings(store.db, { max_jobs: 4, retry_delay: 1 });
+    receiver = await startCallbackReceiver();
+    const config = testConfig({
+      roles: ['api', 'controller', 'worker'],
+      adminClient: CLIENT,
+      adminApiKey: KEY,
+      workerConcurrency: 4,
+    });
+    running = await startTaskEngine(config, { db: store.db, logger: pino({ level: 'silent' }) });
+    clientRoot = path.join(config.storageRoot, CLIENT);
+    await makeTestVideo(abs('in/clip/source.mp4'), { seconds: SECONDS });
+    await mkdir(abs('in/notvideo'), { recursive: true });
+    await writeFile(abs('in/notvideo/readme.txt'), 'no video here');
+    await mkdir(abs('in/fake'), { recursive: true });
+    await writeFile(abs('in/fake/movie.mp4'), 'not really an mp4');
+    hls = await startStaticServer(clientRoot);
+  });
+
+  after(async () => {
+    await running?.stop();
+    await receiver?.close();
+    await hls?.close();
+    await store?.dispose();
+  });
+
+  it('vodstream makes clear + AES HLS, thumbnail and MP4 that ffprobe reads, and reports them in the callback', async () => {
+    const { id, job } = await run('vodstream', {
+      content_id: 'asset1',
+      source_folder: 'in/clip',
+      output_folder: 'out/asset1',
+      drm: ['clear', 'aes'],
+      generate_mp4: true,
+      thumbnail_time: '00:00:01.000',
+      segment_duration: 1,
+    });
+    await assertOk(id, job);
+    // One task per step; the ladder has only the lowest rung for a 180-line source.
+    const states = Object.fromEntries(job.tasks.map((t) => [t.name, t.state]));
+    assert.deepEqual(states, {
+      probe: 'succeeded',
+      thumbnail: 'succeeded',
+      rendition_1080: 'skipped',
+      rendition_720: 'skipped',
+      rendition_480: 'skipped',
+      rendition_360: 'succeeded',
+      package_clear: 'succeeded',
+      package_aes: 'succeeded',
+      mp4: 'succeeded',
+      finalize: 'succeeded',
+    });
+
+    const out = abs('out/asset1');
+    // The active master is the AES one (enable_drm defaults to true).
+    assert.deepEqual(
+      await readFile(path.join(out, 'asset1.m3u8')),
+      await readFile(path.join(out, 'asset1_aes.m3u8')),
+    );
+
+    const clear = await probeMedia(path.join(out, 'asset1_nodrm/180p/index.m3u8'));
+    assert.deepEqual(clear.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    assert.ok(Math.abs(clear.durationSeconds - SECONDS) <= 0.2, `clear duration ${clear.durationSeconds}`);
+    assert.equal(clear.video?.height, 180);
+    const media = parsePlaylist(await readFile(path.join(out, 'asset1_nodrm/180p/index.m3u8'), 'utf8'));
+    assert.equal(media.kind === 'media' && media.segments.length, SECONDS);
+    assert.equal(
+      (await readdir(path.join(out, 'asset1_nodrm/180p'))).filter((f) => f.endsWith('.ts')).length,
+      SECONDS,
+    );
+
+    const thumb = await probeMedia(path.join(out, 'asset1.jpg'));
+    assert.deepEqual([thumb.video?.width, thumb.video?.height], [320, 180]);
+    const mp4 = await probeMedia(path.join(out, 'asset1.mp4'));
+    assert.deepEqual(mp4.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    assert.ok(Math.abs(mp4.durationSeconds - SECONDS) <= 0.2, `mp4 duration ${mp4.durationSeconds}`);
+
+    // AES-128: a segment is not MPEG-TS without the key, and is after decrypting with it.
+    const segment = await readFile(path.join(out, 'asset1_aes/180p/segment_00000.ts'));
+    assert.notEqual(segment[0], 0x47, 'encrypted segment must not start with the TS sync byte');
+    await assert.rejects(probeMedia(path.join(out, 'asset1_aes/180p/segment_00000.ts')));
+    const key = await readFile(path.join(out, 'asset1_aes/aes.key'));
+    assert.equal(key.length, 16);
+    const iv = Buffer.alloc(16); // media sequence 0 is the IV (no IV attribute in the playlist)
+    const d = createDecipheriv('aes-128-cbc', key, iv);
+    const plain = Buffer.concat([d.update(segment), d.final()]);
+    assert.equal(plain[0], 0x47);
+    const decrypted = path.join(out, 'decrypted.ts');
+    await writeFile(decrypted, plain);
+    assert.equal((await probeMedia(decrypted)).video?.codec, 'h264');
+    // FFmpeg itself plays the AES variant through its key.
+    const aes = await probeMedia(path.join(out, 'asset1_aes/180p/index.m3u8'), {
+      inputArgs: ['-allowed_extensions', 'ALL'],
+    });
+    assert.ok(Math.abs(aes.durationSeconds - SECONDS) <= 0.2);
+
+    const end = await jobEnd(id);
+    assert.equal(end.status, 'completed');
+    assert.equal(end.message, 'out/asset1/asset1.m3u8');
+    assert.ok(Math.abs(end.metadata.duration - SECONDS) <= 0.2, `metadata.duration ${end.metadata.duration}`);
+    assert.deepEqual([...end.files].sort(), [
+      'out/asset1/asset1.jpg',
+      'out/asset1/asset1.m3u8',
+      'out/asset1/asset1.mp4',
+      'out/asset1/asset1_aes.m3u8',
+      'out/asset1/asset1_aes/180p/index.m3u8',
+      'out/asset1/asset1_nodrm.m3u8',
+      'out/asset1/asset1_nodrm/180p/index.m3u8',
+    ]);
+    for (const f of end.files) assert.ok((await stat(abs(f))).size > 0, f);
+    // Staging is gone; task progress lines were written.
+    assert.ok(!(await readdir(out)).some((f) => f.startsWith('.staging')));
+    assert.match(await logsOf(id), /rendition 180p: 100%/);
+  });
+
+  it('drmswitch flips the active manifest to clear and back to AES', async () => {
+    const folder = abs('out/asset1');
+    const first = await run('drmswitch', { content_id: 'asset1', folder: 'out/asset1' });
+    await assertOk(first.id, first.job);
+    assert.deepEqual(
+      first.job.tasks.map((t) => t.name),
+      ['get_filenames', 'prepare_switch', 'rename_manifests'],
+    );
+    assert.deepEqual(
+      await readFile(path.join(folder, 'asset1.m3u8')),
+      await readFile(path.join(folder, 'asset1_nodrm.m3u8')),
+    );
+    const end = await jobEnd(first.id);
+    assert.equal(end.message, 'out/asset1/asset1.m3u8');
+    assert.equal(end.metadata.active, 'clear');
+    const second = await run('drmswitch', { content_id: 'asset1', folder: 'out/asset1' });
+    await assertOk(second.id, second.job);
+    assert.deepEqual(
+      await readFile(path.join(folder, 'asset1.m3u8')),
+      await readFile(path.join(folder, 'asset1_aes.m3u8')),
+    );
+  });
+
+  it('drmswitch builds the missing AES variant of a clear-only asset, and refuses without drm: ["aes"]', async () => {
+    const made = await run('vodstream', {
+      content_id: 'plain',
+      source_folder: 'in/clip',
+      output_folder: 'out/plain',
+      create_thumbnail: false,
+      segment_duration: 1,
+    });
+    await assertOk(made.id, made.job);
+    assert.ok(!(await exists(abs('out/plain/plain_aes.m3u8'))));
+    const refused = await run('drmswitch', { content_id: 'plain', folder: 'out/plain' });
+    assert.equal(refused.job.failed, true);
+    assert.match(await logsOf(refused.id), /give drm: \["aes"\]/);
+    const built = await run('drmswitch', { content_id: 'plain', folder: 'out/plain', drm: ['aes'] });
+    await assertOk(built.id, built.job);
+    const folder = abs('out/plain');
+    assert.deepEqual(
+      await readFile(path.join(folder, 'plain.m3u8')),
+      await readFile(path.join(folder, 'plain_aes.m3u8')),
+    );
+    const aes = await probeMedia(path.join(folder, 'plain_aes/180p/index.m3u8'), {
+      inputArgs: ['-allowed_extensions', 'ALL'],
+    });
+    assert.ok(Math.abs(aes.durationSeconds - SECONDS) <= 0.2);
+    assert.notEqual((await readFile(path.join(folder, 'plain_aes/180p/segment_00000.ts')))[0], 0x47);
+  });
+
+  it('createmp4 remuxes an HLS VOD folder (its AES active variant) into an MP4', async () => {
+    const { id, job } = await run('createmp4', {
+      source_folder: 'out/asset1',
+      content_id: 'asset1',
+      mp4_filename: 'again.mp4',
+    });
+    await assertOk(id, job);
+    const mp4 = await probeMedia(abs('out/asset1/again.mp4'));
+    assert.deepEqual(mp4.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    assert.ok(Math.abs(mp4.durationSeconds - SECONDS) <= 0.2, `duration ${mp4.durationSeconds}`);
+    assert.deepEqual((await jobEnd(id)).files, ['out/asset1/again.mp4']);
+  });
+
+  it('capture_frame, generate_gif and build_thumbnails make images of the right size and count', async () => {
+    const frame = await run('capture_frame', {
+      source: 'in/clip/source.mp4',
+      frame_time: 1.5,
+      output_folder: 'out/images',
+      image_filename: 'frame.png',
+    });
+    await assertOk(frame.id, frame.job);
+    const png = await probeMedia(abs('out/images/frame.png'));
+    assert.deepEqual([png.video?.codec, png.video?.width, png.video?.height], ['png', 320, 180]);
+
+    const gif = await run('generate_gif', {
+      source: 'in/clip/source.mp4',
+      start_at: '0:00.5',
+      duration: 2,
+      fps: 10,
+      height: 90,
+      output_folder: 'out/images',
+      gif_filename: 'clip.gif',
+    });
+    await assertOk(gif.id, gif.job);
+    const g = await probeMedia(abs('out/images/clip.gif'), { countFrames: true });
+    assert.equal(g.video?.codec, 'gif');
+    assert.deepEqual([g.video?.width, g.video?.height], [160, 90]);
+    assert.ok(Math.abs((g.video?.frames ?? 0) - 20) <= 1, `frames ${g.video?.frames}`);
+
+    const fast = await run('generate_gif', {
+      source: 'in/clip/source.mp4',
+      start_at: 0,
+      duration: 2,
+      fps: 10,
+      width: 100,
+      playback_speed: 2,
+      reverse: true,
+      output_folder: 'out/images',
+      gif_filename: 'fast.gif',
+    });
+    await assertOk(fast.id, fast.job);
+    const f = await probeMedia(abs('out/images/fast.gif'), { countFrames: true });
+    assert.equal(f.video?.width, 100);
+    assert.ok(Math.abs((f.video?.frames ?? 0) - 10) <= 1, `frames at 2x ${f.video?.frames}`);
+
+    const thumbs = await run('build_thumbnails', {
+      source: 'in/clip/source.mp4',
+      content_id: 'clip',
+      preview_thumbnails_interval: 1,
+      thumbnail_width: 80,
+    });
+    await assertOk(thumbs.id, thumbs.job);
+    // Default output_folder and filename_prefix come from content_id.
+    const sprite = await probeMedia(abs('clip/clip.jpg'));
+    assert.deepEqual([sprite.video?.width, sprite.video?.height], [3 * 80, 46]);
+    const vtt = await readFile(abs('clip/clip.vtt'), 'utf8');
+    assert.match(vtt, /^WEBVTT\n/);
+    const cues = [...vtt.matchAll(/^(\S+) --> (\S+)\n(\S+)$/gm)];
+    assert.deepEqual(
+      cues.map((c) => [c[1], c[2], c[3]]),
+      [
+        ['00:00:00.000', '00:00:01.000', 'clip.jpg#xywh=0,0,80,46'],
+        ['00:00:01.000', '00:00:02.000', 'clip.jpg#xywh=80,0,80,46'],
+        ['00:00:02.000', '00:00:03.000', 'clip.jpg#xywh=160,0,80,46'],
+      ],
+    );
+  });
+
+  it('vodcapture joins a storage clip and HLS clips (offset and UTC against EXT-X-PROGRAM-DATE-TIME) on the capture queue', async () => {
+    const { id, job } = await run('vodcapture', {
+      content_id: 'cap',
+      output_folder: 'out/cap',
+      generate_mp4: true,
+      segment_duration: 1,
+      clips: [
+        { source: 'in/clip/source.mp4', start: '00:00:00.500', end: 1.5 },
+        { source: `${hls.base}/out/asset1/asset1_nodrm.m3u8`, start: 1, end: '00:00:02' },
+        // The PDT route stamps the stream as starting at 2024-05-01T10:00:00Z.
+        {
+          source: `${hls.base}/pdt/out/asset1/asset1_nodrm/180p/index.m3u8`,
+          start: '2024-05-01T10:00:01.000Z',
+          end: '2024-05-01T10:00:02.000Z',
+        },
+      ],
+    });
+    await assertOk(id, job);
+    assert.equal(job.tasks.find((t) => t.name === 'capture')?.queue, 'capture');
+    const vod = await probeMedia(abs('out/cap/cap_nodrm/180p/index.m3u8'));
+    assert.ok(Math.abs(vod.durationSeconds - 3) <= 0.2, `capture duration ${vod.durationSeconds}`);
+    assert.deepEqual(vod.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    const mp4 = await probeMedia(abs('out/cap/cap.mp4'));
+    assert.ok(Math.abs(mp4.durationSeconds - 3) <= 0.2, `mp4 duration ${mp4.durationSeconds}`);
+    const end = await jobEnd(id);
+    assert.equal(end.message, 'out/cap/cap.m3u8');
+    assert.ok(Math.abs(end.metadata.duration - 3) <= 0.01);
+  });
+
+  it('asset_delete deletes files and reports missing ones; voddelete deletes an asset then a folder', async () => {
+    const del = await run('asset_delete', { files: ['out/images/frame.png', 'out/images/nope.png'] });
+    await assertOk(del.id, del.job);
+    assert.ok(!(await exists(abs('out/images/frame.png'))));
+    assert.deepEqual((await jobEnd(del.id)).files, ['out/images/frame.png']);
+
+    const one = await run('voddelete', { folder: 'out/plain', content_id: 'plain' });
+    await assertOk(one.id, one.job);
+    assert.ok(!(await exists(abs('out/plain'))), 'emptied folder removed');
+    assert.equal((await jobEnd(one.id)).message, 'out/plain');
+
+    const all = await run('voddelete', { folder: 'out/cap' });
+    await assertOk(all.id, all.job);
+    assert.ok(!(await exists(abs('out/cap'))));
+  });
+
+  it('bad inputs: escaping paths and unsupported DRM are a 400 at submission, naming what is accepted', async () => {
+    for (const [workflow, parameters, pattern] of [
+      ['vodstream', { content_id: 'x', source_folder: '../other-client' }, /source_folder/],
+      ['vodstream', { content_id: 'x', source_folder: '/etc' }, /source_folder/],
+      [
+        'vodstream',
+        { content_id: 'x', source_folder: 'in/clip', drm: ['widevine'] },
+        /drm\[0\] must be one of: "clear", "aes"/,
+      ],
+      ['asset_delete', { files: ['a/../../b'] }, /files\[0\]/],
+      [
+        'vodcapture',
+        { content_id: 'x', output_folder: 'o', clips: [{ source: '/abs.mp4' }] },
+        /clips\[0\]\.source/,
+      ],
+    ] as const) {
+      const r = await api('POST', '/job', { job: { workflow }, parameters });
+      assert.equal(r.status, 400, `${workflow} ${JSON.stringify(parameters)}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error, pattern);
+    }
+  });
+
+  it('bad inputs fail the job with the reason in its log and callback, never a hang', async () => {
+    const closed = await closedPort();
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['vodstream', { content_id: 'm', source_folder: 'in/missing' }, /does not exist/],
+      ['vodstream', { content_id: 'n', source_folder: 'in/notvideo' }, /no video source.*readme\.txt/],
+      ['vodstream', { content_id: 'f', source_folder: 'in/fake' }, /movie\.mp4: not readable as media/],
+      [
+        'vodstream',
+        { content_id: 't', source_folder: 'in/clip', thumbnail_time: 5 },
+        /thumbnail_time .* past the end/,
+      ],
+      [
+        'vodcapture',
+        {
+          content_id: 'u',
+          output_folder: 'out/u',
+          clips: [{ source: `http://127.0.0.1:${closed}/live/index.m3u8` }],
+        },
+        new RegExp(
+          `cannot fetch HLS playlist http://127\\.0\\.0\\.1:${closed}/live/index\\.m3u8: ECONNREFUSED`,
+        ),
+      ],
+    ];
+    const ids = await Promise.all(cases.map(([w, p]) => submit(w, p)));
+    for (const [i, id] of ids.entries()) {
+      const job = await finish(id, 30_000);
+      assert.equal(job.failed, true, `case ${i}`);
+      const failed = job.tasks.find((t) => t.state === 'failed');
+      assert.match(failed?.error ?? '', cases[i]![2]);
+      assert.match(await logsOf(id), cases[i]![2]);
+      const fail = await receiver.waitForCount(
+        1,
+        (r) => r.body?.job_id === id && r.body?.event === 'fail',
+        15_000,
+      );
+      assert.match(fail[0]!.body.message, cases[i]![2]);
+      assert.equal((await jobEnd(id)).status, 'failed');
+    }
+  });
+
+  it('a symlink leading out of the client root fails the task', async () => {
+    const { symlink } = await import('node:fs/promises');
+    await symlink(path.dirname(clientRoot), abs('in/escape'));
+    const { id, job } = await run('vodstream', { content_id: 's', source_folder: 'in/escape' });
+    assert.equal(job.failed, true);
+    assert.match(await logsOf(id), /leads outside the client storage root through a symbolic link/);
+  });
+});
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Serves `root` over HTTP on 127.0.0.1. Paths under `/pdt/` serve the same files, with media
+ * playlists stamped `#EXT-X-PROGRAM-DATE-TIME:2024-05-01T10:00:00.000Z` before the first segment.
+ */
+async function startStaticServer(root: string): Promise<{ base: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      let p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const pdt = p.startsWith('/pdt/');
+      if (pdt) p = p.slice(4);
+      const file = path.join(root, path.normalize(p));
+      if (!file.startsWith(root) || !(await exists(file))) {
+        res.writeHead(404).end();
+        return;
+      }
+      if (file.endsWith('.m3u8')) {
+        let text = await readFile(file, 'utf8');
+        if (pdt) text = text.replace('#EXTINF', '#EXT-X-PROGRAM-DATE-TIME:2024-05-01T10:00:00.000Z\n#EXTINF');
+        res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(text);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'video/mp2t' });
+      createReadStream(file).pipe(res);
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
