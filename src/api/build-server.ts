@@ -44,7 +44,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
       done(null, undefined);
       return;
     }
-    parseJson(request, String(body), done);
+    void parseJson(request, String(body), done);
   });
 
   // Response schemas document the replies; they must never drop or reshape a field.

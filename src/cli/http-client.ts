@@ -95,15 +95,14 @@ export async function callApi<T = unknown>(
     );
   }
   const text = await res.text();
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = text ? JSON.parse(text) : null;
   } catch {
     data = text;
   }
   if (!res.ok) {
-    const message =
-      data && typeof data === 'object' && 'error' in data ? String((data as { error: unknown }).error) : text;
+    const message = data && typeof data === 'object' && 'error' in data ? String(data.error) : text;
     throw new CliError(`${method} ${path} failed (${res.status}): ${message}`);
   }
   return data as T;

@@ -16,7 +16,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
   const settingsRows = async (): Promise<string> =>
     JSON.stringify((await h.store.db.query('SELECT name, value FROM settings ORDER BY name')).rows);
 
-  test('POST /settings answers {"result":"ok","message":"<name> setting created/updated"} and GET /settings shows it', async () => {
+  void test('POST /settings answers {"result":"ok","message":"<name> setting created/updated"} and GET /settings shows it', async () => {
     const res = await h.call(h.root, 'POST', '/settings', { name: 'max_jobs', setting: '4' });
     assert.equal(res.statusCode, 200);
     const body = json(res);
@@ -37,7 +37,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     ['max_jobs 0', { name: 'max_jobs', setting: 0 }, /max_jobs.*at least 1/],
     ['priority_slots above max_jobs', { name: 'priority_slots', setting: 99 }, /priority_slots.*max_jobs/],
   ] as const)
-    test(`POST /settings ${label} is a 400 and changes nothing`, async () => {
+    void test(`POST /settings ${label} is a 400 and changes nothing`, async () => {
       const before = await settingsRows();
       const res = await h.call(h.root, 'POST', '/settings', body);
       assert.equal(res.statusCode, 400);
@@ -45,7 +45,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
       assert.equal(await settingsRows(), before);
     });
 
-  test('GET /schedules lists every schedule in the seed shape plus active and run times', async () => {
+  void test('GET /schedules lists every schedule in the seed shape plus active and run times', async () => {
     const res = await h.call(h.acme, 'GET', '/schedules');
     assert.equal(res.statusCode, 200);
     const body = json<{ result: string; schedules: Record<string, Record<string, unknown>> }>(res);
@@ -65,7 +65,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     assert.ok('last_run_at' in q && 'next_run_at' in q);
   });
 
-  test('PUT /scheduler switches a schedule and answers the active names; an unknown one is a 400', async () => {
+  void test('PUT /scheduler switches a schedule and answers the active names; an unknown one is a 400', async () => {
     const res = await h.call(h.root, 'PUT', '/scheduler', { schedule: 'push_jobs', active: false });
     assert.equal(res.statusCode, 200);
     const body = json<{ result: string; schedules: string[] }>(res);
@@ -88,7 +88,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     );
   });
 
-  test("GET /workflows lists the client's workflows with schemas and tasks", async () => {
+  void test("GET /workflows lists the client's workflows with schemas and tasks", async () => {
     const acme = json<Record<string, unknown>[]>(await h.call(h.acme, 'GET', '/workflows'));
     assert.deepEqual(
       acme.map((w) => w.name),
@@ -113,13 +113,13 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     );
   });
 
-  test('POST /workflows/reload (admin) re-reads the definitions', async () => {
+  void test('POST /workflows/reload (admin) re-reads the definitions', async () => {
     const res = await h.call(h.root, 'POST', '/workflows/reload');
     assert.equal(res.statusCode, 200);
     assert.deepEqual(json(res), { result: 'ok', workflows: ['greet'] });
   });
 
-  test('POST /clients creates a client whose key works once shown; GET /clients shows no secrets', async () => {
+  void test('POST /clients creates a client whose key works once shown; GET /clients shows no secrets', async () => {
     const res = await h.call(h.root, 'POST', '/clients', { name: 'newco', admin: false });
     assert.equal(res.statusCode, 201);
     const created = json<{ name: string; admin: boolean; api_key: string; signing_secret: string }>(res);
@@ -155,7 +155,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     assert.equal(list.body.includes(created.signing_secret), false);
   });
 
-  test('POST /clients refuses a bad name (400) and an existing one (409)', async () => {
+  void test('POST /clients refuses a bad name (400) and an existing one (409)', async () => {
     const bad = await h.call(h.root, 'POST', '/clients', { name: 'Bad Name!' });
     assert.equal(bad.statusCode, 400);
     assert.match(json<{ error: string }>(bad).error, /lowercase letters, digits/);
@@ -167,7 +167,7 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     assert.match(json<{ error: string }>(dup).error, /already exists/);
   });
 
-  test('DELETE /clients/<name> revokes: the key stops working at once', async () => {
+  void test('DELETE /clients/<name> revokes: the key stops working at once', async () => {
     const created = json<{ api_key: string }>(
       await h.call(h.root, 'POST', '/clients', { name: 'shortlived' }),
     );

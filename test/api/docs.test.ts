@@ -10,7 +10,7 @@ import { ERROR_CATALOGUE } from '../../src/errors/catalogue.js';
 
 const doc = (name: string) => readFile(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 
-test('docs/errors.md has one row per catalogue code with its status, retryable flag and summary', async () => {
+void test('docs/errors.md has one row per catalogue code with its status, retryable flag and summary', async () => {
   const text = await doc('errors.md');
   for (const [code, e] of Object.entries(ERROR_CATALOGUE))
     assert.ok(
@@ -19,7 +19,7 @@ test('docs/errors.md has one row per catalogue code with its status, retryable f
     );
 });
 
-test('docs/configuration.md describes every environment variable of the config schema', async () => {
+void test('docs/configuration.md describes every environment variable of the config schema', async () => {
   const text = await doc('configuration.md');
   for (const f of CONFIG_FIELDS)
     assert.ok(text.includes(`| \`${f.env}\` |`), `docs/configuration.md lists ${f.env}`);

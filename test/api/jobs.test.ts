@@ -83,8 +83,8 @@ forEachStore('API jobs', (kind) => {
   });
   after(() => h.close());
 
-  describe('shapes', () => {
-    test('POST /job answers {"id": <number>, "result": "accepted"}', async () => {
+  void describe('shapes', () => {
+    void test('POST /job answers {"id": <number>, "result": "accepted"}', async () => {
       const res = await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'shape' } });
       assert.equal(res.statusCode, 200);
       const body = json(res);
@@ -93,7 +93,7 @@ forEachStore('API jobs', (kind) => {
       assert.equal(body.result, 'accepted');
     });
 
-    test('GET /jobs/<id> has the job record and its tasks', async () => {
+    void test('GET /jobs/<id> has the job record and its tasks', async () => {
       const res = await h.call(h.acme, 'GET', `/jobs/${jobId}`);
       assert.equal(res.statusCode, 200);
       const job = json<Record<string, unknown>>(res);
@@ -123,7 +123,7 @@ forEachStore('API jobs', (kind) => {
       for (const t of tasks) assert.equal(typeof t.id, 'number');
     });
 
-    test('GET /jobs lists own jobs, newest first, with the record fields', async () => {
+    void test('GET /jobs lists own jobs, newest first, with the record fields', async () => {
       await submit(h.other, { job: { workflow: 'greet' }, parameters: { content_id: 'not-acme' } });
       const res = await h.call(h.acme, 'GET', '/jobs');
       assert.equal(res.statusCode, 200);
@@ -142,7 +142,7 @@ forEachStore('API jobs', (kind) => {
       assert.ok(admin.length >= 1 && admin.every((r) => r.client === 'other'));
     });
 
-    test('GET /jobs filters: state, job_ids, limit, asc, search', async () => {
+    void test('GET /jobs filters: state, job_ids, limit, asc, search', async () => {
       const rows = json<{ id: number }[]>(
         await h.call(h.acme, 'GET', `/jobs?state=0&job_ids=${jobId}&limit=5&asc=1&search=abc-1`),
       );
@@ -152,7 +152,7 @@ forEachStore('API jobs', (kind) => {
       );
     });
 
-    test('PATCH /jobs/<id> answers "Performed updates" and changes the job', async () => {
+    void test('PATCH /jobs/<id> answers "Performed updates" and changes the job', async () => {
       const res = await h.call(h.acme, 'PATCH', `/jobs/${jobId}`, {
         client: 'acme',
         priority: '3',
@@ -167,7 +167,7 @@ forEachStore('API jobs', (kind) => {
       assert.equal(job.persist, false);
     });
 
-    test('GET /logs/<id> lists entries with the seed fields; the first records the submission', async () => {
+    void test('GET /logs/<id> lists entries with the seed fields; the first records the submission', async () => {
       const res = await h.call(h.acme, 'GET', `/logs/${jobId}`);
       assert.equal(res.statusCode, 200);
       const entries = json<Record<string, unknown>[]>(res);
@@ -205,7 +205,7 @@ forEachStore('API jobs', (kind) => {
       assert.ok(json<unknown[]>(all).length >= entries.length);
     });
 
-    test('POST /jobs/<id>/rerun answers the new id and breaks the original', async () => {
+    void test('POST /jobs/<id>/rerun answers the new id and breaks the original', async () => {
       const created = json<{ id: number }>(
         await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'rr' } }),
       );
@@ -222,15 +222,15 @@ forEachStore('API jobs', (kind) => {
     });
   });
 
-  describe('bad input: 4xx JSON saying what is accepted, nothing written', () => {
+  void describe('bad input: 4xx JSON saying what is accepted, nothing written', () => {
     const json415 = { headers: { 'content-type': 'text/plain' } };
-    test('malformed JSON is a 400', () =>
+    void test('malformed JSON is a 400', () =>
       refused(h, 400, /not valid JSON.*application\/json/, () =>
         h.call(h.acme, 'POST', '/job', '{"job": {"workflow": "greet"', {
           headers: { 'content-type': 'application/json' },
         }),
       ));
-    test('a non-JSON content type is a 415', async () => {
+    void test('a non-JSON content type is a 415', async () => {
       await refused(h, 415, /text\/plain.*application\/json/, () =>
         h.call(h.acme, 'POST', '/job', 'job=greet', json415),
       );
@@ -240,16 +240,16 @@ forEachStore('API jobs', (kind) => {
         }),
       );
     });
-    test('a body over 1 MiB is a 413', () =>
+    void test('a body over 1 MiB is a 413', () =>
       refused(h, 413, /1 MiB/, () =>
         submit(h.acme, {
           job: { workflow: 'greet' },
           parameters: { content_id: 'x', pad: 'x'.repeat(1024 * 1024) },
         }),
       ));
-    test('job not an object is a 400', () =>
+    void test('job not an object is a 400', () =>
       refused(h, 400, /job must be an object/, () => submit(h.acme, { job: 'greet' })));
-    test('parameters not an object is a 400', async () => {
+    void test('parameters not an object is a 400', async () => {
       await refused(h, 400, /parameters must be an object/, () =>
         submit(h.acme, { job: { workflow: 'greet' }, parameters: [1] }),
       );
@@ -257,35 +257,35 @@ forEachStore('API jobs', (kind) => {
         submit(h.acme, { job: { workflow: 'greet' }, parameters: 'x' }),
       );
     });
-    test('an unknown workflow is a 400 listing the available ones', () =>
+    void test('an unknown workflow is a 400 listing the available ones', () =>
       refused(h, 400, /"nope".*available: greet, private/, () =>
         submit(h.acme, { job: { workflow: 'nope' }, parameters: {} }),
       ));
-    test("another client's workflow is unknown to this client", () =>
+    void test("another client's workflow is unknown to this client", () =>
       refused(h, 400, /"private" does not exist/, () =>
         submit(h.other, { job: { workflow: 'private' }, parameters: {} }),
       ));
-    test('a missing required parameter is named', async () => {
+    void test('a missing required parameter is named', async () => {
       const body = await refusedBody(h, 400, /content_id/, () =>
         submit(h.acme, { job: { workflow: 'greet' }, parameters: {} }),
       );
       assert.equal(body.id, undefined, 'no job id: nothing was created');
     });
     for (const priority of [0, 11, 2.5, 'abc'])
-      test(`priority ${JSON.stringify(priority)} is a 400 naming 1 to 10`, () =>
+      void test(`priority ${JSON.stringify(priority)} is a 400 naming 1 to 10`, () =>
         refused(h, 400, /priority.*1 to 10/, () =>
           submit(h.acme, { job: { workflow: 'greet', priority }, parameters: { content_id: 'p' } }),
         ));
     for (const runAt of ['tomorrow', '2030-02-30T00:00:00.000'])
-      test(`run_at ${runAt} is a 400 naming the accepted format`, () =>
+      void test(`run_at ${runAt} is a 400 naming the accepted format`, () =>
         refused(h, 400, /run_at.*accepted: yyyy-MM-ddTHH:mm:ss/, () =>
           submit(h.acme, { job: { workflow: 'greet', run_at: runAt }, parameters: { content_id: 'r' } }),
         ));
-    test('an unknown field inside job is a 400 listing the accepted ones', () =>
+    void test('an unknown field inside job is a 400 listing the accepted ones', () =>
       refused(h, 400, /unknown field "colour".*accepted: workflow/, () =>
         submit(h.acme, { job: { workflow: 'greet', colour: 'red' }, parameters: { content_id: 'u' } }),
       ));
-    test('a body client different from the header is a 400', async () => {
+    void test('a body client different from the header is a 400', async () => {
       await refused(h, 400, /"client".*does not match the client header/, () =>
         submit(h.acme, { client: 'other', job: { workflow: 'greet' }, parameters: { content_id: 'c' } }),
       );
@@ -293,30 +293,30 @@ forEachStore('API jobs', (kind) => {
         h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { client: 'root', priority: 1 }),
       );
     });
-    test('GET /jobs/abc is a 400 saying a job id is a positive whole number', () =>
+    void test('GET /jobs/abc is a 400 saying a job id is a positive whole number', () =>
       refused(h, 400, /positive whole number/, () => h.call(h.acme, 'GET', '/jobs/abc')));
-    test('an unknown job id is a 404', () =>
+    void test('an unknown job id is a 404', () =>
       refused(h, 404, /not found/, () => h.call(h.acme, 'GET', '/jobs/999999')));
-    test('order_by with SQL in it is a 400 listing the columns, and the table survives', async () => {
+    void test('order_by with SQL in it is a 400 listing the columns, and the table survives', async () => {
       await refused(h, 400, /order_by.*accepted: id, created_at/, () =>
         h.call(h.acme, 'GET', `/jobs?order_by=${encodeURIComponent('id;drop table jobs')}`),
       );
       assert.equal(json<unknown[]>(await h.call(h.acme, 'GET', '/jobs')).length > 0, true);
     });
-    test('state=9 is a 400 listing the states', () =>
+    void test('state=9 is a 400 listing the states', () =>
       refused(h, 400, /state.*0 \(queued\).*6 \(paused\)/, () => h.call(h.acme, 'GET', '/jobs?state=9')));
     for (const limit of ['-1', '100000'])
-      test(`limit=${limit} is a 400 naming 1 to 1000`, () =>
+      void test(`limit=${limit} is a 400 naming 1 to 1000`, () =>
         refused(h, 400, /limit.*1 to 1000/, () => h.call(h.acme, 'GET', `/jobs?limit=${limit}`)));
-    test('job_ids=1,x is a 400', () =>
+    void test('job_ids=1,x is a 400', () =>
       refused(h, 400, /job_ids.*"x"/, () => h.call(h.acme, 'GET', '/jobs?job_ids=1,x')));
-    test('from later than to is a 400', () =>
+    void test('from later than to is a 400', () =>
       refused(h, 400, /from.*after.*to/, () =>
         h.call(h.acme, 'GET', '/jobs?from=2030-01-02T00:00:00.000&to=2030-01-01T00:00:00.000'),
       ));
-    test('show_all=maybe is a 400', () =>
+    void test('show_all=maybe is a 400', () =>
       refused(h, 400, /show_all accepts 1/, () => h.call(h.acme, 'GET', `/logs/${jobId}?show_all=maybe`)));
-    test('PATCH with an unknown field is a 400 listing the accepted fields', async () => {
+    void test('PATCH with an unknown field is a 400 listing the accepted fields', async () => {
       const body = await refusedBody(
         h,
         400,
@@ -325,17 +325,17 @@ forEachStore('API jobs', (kind) => {
       );
       assert.equal(body.id, jobId);
     });
-    test('PATCH queue_state "done" is a 400 listing paused, broken, queued', () =>
+    void test('PATCH queue_state "done" is a 400 listing paused, broken, queued', () =>
       refused(h, 400, /"done".*paused, broken, queued/, () =>
         h.call(h.acme, 'PATCH', `/jobs/${jobId}`, { queue_state: 'done' }),
       ));
-    test("PATCH of another client's job is a 404, and so are its GET, logs and rerun", async () => {
+    void test("PATCH of another client's job is a 404, and so are its GET, logs and rerun", async () => {
       await refused(h, 404, /not found/, () => h.call(h.other, 'PATCH', `/jobs/${jobId}`, { priority: 1 }));
       await refused(h, 404, /not found/, () => h.call(h.other, 'GET', `/jobs/${jobId}`));
       await refused(h, 404, /not found/, () => h.call(h.other, 'GET', `/logs/${jobId}`));
       await refused(h, 404, /not found/, () => h.call(h.other, 'POST', `/jobs/${jobId}/rerun`));
     });
-    test('a transition the state forbids is a 409', async () => {
+    void test('a transition the state forbids is a 409', async () => {
       const created = json<{ id: number }>(
         await submit(h.acme, { job: { workflow: 'greet' }, parameters: { content_id: 'b' } }),
       );

@@ -15,11 +15,11 @@ forEachStore('API run_at in a process on New York time', (kind) => {
   });
   after(() => h.close());
 
-  test('the process really is on New York time', () => {
+  void test('the process really is on New York time', () => {
     assert.equal(new Date(Date.UTC(2030, 0, 1, 12)).getTimezoneOffset(), 300);
   });
 
-  test('run_at "2030-01-01T10:00:00.000" is stored and answered as 10:00 UTC, and the job is scheduled', async () => {
+  void test('run_at "2030-01-01T10:00:00.000" is stored and answered as 10:00 UTC, and the job is scheduled', async () => {
     const res = await h.call(h.acme, 'POST', '/job', {
       job: { workflow: 'greet', run_at: '2030-01-01T10:00:00.000' },
       parameters: { content_id: 'tz' },
@@ -36,7 +36,7 @@ forEachStore('API run_at in a process on New York time', (kind) => {
     assert.equal(stored.rows[0]!.utc, '2030-01-01 10:00:00');
   });
 
-  test('an explicit offset is honoured', async () => {
+  void test('an explicit offset is honoured', async () => {
     const { id } = json<{ id: number }>(
       await h.call(h.acme, 'POST', '/job', {
         job: { workflow: 'greet', run_at: '2030-01-01T10:00:00.000+02:00' },
@@ -46,7 +46,7 @@ forEachStore('API run_at in a process on New York time', (kind) => {
     assert.equal(json(await h.call(h.acme, 'GET', `/jobs/${id}`)).run_at, '2030-01-01T08:00:00.000Z');
   });
 
-  test('PATCH run_at without a zone is UTC too', async () => {
+  void test('PATCH run_at without a zone is UTC too', async () => {
     const { id } = json<{ id: number }>(
       await h.call(h.acme, 'POST', '/job', {
         job: { workflow: 'greet', run_at: '2031-01-01T00:00:00.000' },

@@ -47,13 +47,13 @@ forEachStore('API status and authentication', (kind) => {
   });
   after(() => h.close());
 
-  test('GET / answers {"result":"alive"} without credentials', async () => {
+  void test('GET / answers {"result":"alive"} without credentials', async () => {
     const res = await h.call(null, 'GET', '/');
     assert.equal(res.statusCode, 200);
     assert.deepEqual(json(res), { result: 'alive' });
   });
 
-  test('GET /health has the seed shape with numbers in every counter', async () => {
+  void test('GET /health has the seed shape with numbers in every counter', async () => {
     const res = await h.call(h.acme, 'GET', '/health');
     assert.equal(res.statusCode, 200);
     const body = json<Record<string, Record<string, unknown>>>(res);
@@ -74,7 +74,7 @@ forEachStore('API status and authentication', (kind) => {
     assert.equal(body.jobs!.priority_slots, 0);
   });
 
-  test('GET /dashboard lists a queued job with the seed fields and no parameters', async () => {
+  void test('GET /dashboard lists a queued job with the seed fields and no parameters', async () => {
     const submitted = json<{ id: number }>(
       await h.call(h.acme, 'POST', '/job', {
         job: { workflow: 'greet', priority: 4 },
@@ -109,15 +109,15 @@ forEachStore('API status and authentication', (kind) => {
     assert.equal('parameters' in row, false);
   });
 
-  test('every route but GET / answers 401 JSON without credentials, naming the headers', async () => {
+  void test('every route but GET / answers 401 JSON without credentials, naming the headers', async () => {
     for (const [method, url, body] of PROTECTED) {
-      const res = await h.call(null, method as 'GET', url, body);
+      const res = await h.call(null, method, url, body);
       assert.equal(res.statusCode, 401, `${method} ${url}`);
       assert.match(json<{ error: string }>(res).error, /"client".*"api-key"/, `${method} ${url}`);
     }
   });
 
-  test('a wrong key, an unknown client, a half-sent pair and a revoked client all answer 401', async () => {
+  void test('a wrong key, an unknown client, a half-sent pair and a revoked client all answer 401', async () => {
     const jobsBefore = await h.store.db.query('SELECT count(*)::int AS n FROM jobs');
     for (const [method, url, body] of PROTECTED) {
       for (const headers of [
@@ -126,7 +126,7 @@ forEachStore('API status and authentication', (kind) => {
         { client: 'acme' },
         { 'api-key': h.acme.apiKey },
       ]) {
-        const res = await h.call(null, method as 'GET', url, body, { headers });
+        const res = await h.call(null, method, url, body, { headers });
         assert.equal(res.statusCode, 401, `${method} ${url} ${JSON.stringify(Object.keys(headers))}`);
         assert.equal(typeof json<{ error: string }>(res).error, 'string');
       }
@@ -135,16 +135,16 @@ forEachStore('API status and authentication', (kind) => {
     assert.deepEqual(jobsAfter.rows, jobsBefore.rows, 'no job was written by a refused request');
   });
 
-  test('x-api-key is accepted in place of api-key', async () => {
+  void test('x-api-key is accepted in place of api-key', async () => {
     const res = await h.call(null, 'GET', '/jobs', undefined, {
       headers: { client: 'acme', 'x-api-key': h.acme.apiKey },
     });
     assert.equal(res.statusCode, 200);
   });
 
-  test('admin-only routes answer 403 to a non-admin client and change nothing', async () => {
+  void test('admin-only routes answer 403 to a non-admin client and change nothing', async () => {
     for (const [method, url, body] of ADMIN_ONLY) {
-      const res = await h.call(h.acme, method as 'GET', url, body);
+      const res = await h.call(h.acme, method, url, body);
       assert.equal(res.statusCode, 403, `${method} ${url}`);
       assert.match(json<{ error: string }>(res).error, /not an admin client/);
     }
@@ -159,13 +159,13 @@ forEachStore('API status and authentication', (kind) => {
     );
   });
 
-  test('an unknown route answers 404 JSON', async () => {
+  void test('an unknown route answers 404 JSON', async () => {
     const res = await h.call(h.acme, 'GET', '/no/such/route');
     assert.equal(res.statusCode, 404);
     assert.match(json<{ error: string }>(res).error, /no route GET \/no\/such\/route/);
   });
 
-  test('the OpenAPI document is public and describes every route with a summary', async () => {
+  void test('the OpenAPI document is public and describes every route with a summary', async () => {
     const res = await h.call(null, 'GET', '/openapi.json');
     assert.equal(res.statusCode, 200);
     const doc = json<{ paths: Record<string, Record<string, { summary?: string }>> }>(res);
@@ -199,7 +199,7 @@ forEachStore('API status and authentication', (kind) => {
     assert.match(String(docs.headers['content-type']), /text\/html/);
   });
 
-  test('an unexpected fault answers 500 {"error":"internal error","request_id"} with no internals', async () => {
+  void test('an unexpected fault answers 500 {"error":"internal error","request_id"} with no internals', async () => {
     const app = buildServer(h.engine.ctx);
     app.get('/boom', async () => {
       throw new Error('secret internal detail at /srv/db');

@@ -52,7 +52,7 @@ function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000
   });
 }
 
-describe('task-engine command line', () => {
+void describe('task-engine command line', () => {
   let dataDir: string;
   let server: ChildProcess | null = null;
   let serverOut = '';
@@ -67,7 +67,7 @@ describe('task-engine command line', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  test('bad configuration exits 2 with one message naming every bad field', async () => {
+  void test('bad configuration exits 2 with one message naming every bad field', async () => {
     const run = await runCli(['serve'], {
       TASK_ENGINE_DATA_DIR: dataDir,
       TASK_ENGINE_PORT: 'abc',
@@ -82,13 +82,13 @@ describe('task-engine command line', () => {
     assert.equal(existsSync(path.join(dataDir, 'task-engine.lock')), false, 'nothing was started');
   });
 
-  test('worker without DATABASE_URL exits 2 saying why', async () => {
+  void test('worker without DATABASE_URL exits 2 saying why', async () => {
     const run = await runCli(['worker', '--queues', 'work'], { TASK_ENGINE_DATA_DIR: dataDir });
     assert.equal(run.code, 2);
     assert.match(run.stderr, /DATABASE_URL/);
   });
 
-  test('serve on a free port prints its URL and the demo client, and answers GET /', async () => {
+  void test('serve on a free port prints its URL and the demo client, and answers GET /', async () => {
     server = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
       cwd: ROOT,
       env: cleanEnv({ TASK_ENGINE_DATA_DIR: dataDir, TASK_ENGINE_PORT: '0' }),
@@ -109,7 +109,7 @@ describe('task-engine command line', () => {
     assert.equal(jobs.status, 200);
   });
 
-  test('clients add refuses cleanly while the server holds the data folder', async () => {
+  void test('clients add refuses cleanly while the server holds the data folder', async () => {
     assert.ok(server && server.exitCode === null, 'the server runs');
     const run = await runCli(['clients', 'add', 'intruder'], { TASK_ENGINE_DATA_DIR: dataDir });
     assert.equal(run.code, 1);
@@ -118,7 +118,7 @@ describe('task-engine command line', () => {
     assert.equal(run.stdout.includes('api_key'), false);
   });
 
-  test('SIGTERM stops the server cleanly and frees the folder; clients add then works', async () => {
+  void test('SIGTERM stops the server cleanly and frees the folder; clients add then works', async () => {
     assert.ok(server);
     const exited = new Promise<number | null>((resolve) => server!.on('exit', (code) => resolve(code)));
     server.kill('SIGTERM');

@@ -45,6 +45,7 @@ export function describeValidationError(err: FastifyError): string {
         return `${where} has the unknown field "${String(params.additionalProperty)}"`;
       case 'pattern':
         return `${where} must match ${String(params.pattern)}`;
+      case undefined:
       default:
         return `${where} ${v.message ?? 'is not accepted'}`;
     }

@@ -111,7 +111,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
       const { id } = await submitJob(ctx, viewerOf(request), request.body, {
         path: `${request.method} ${request.url}`,
         remoteAddr: request.ip,
-        headers: request.headers as Record<string, unknown>,
+        headers: request.headers,
       });
       return { id, result: 'accepted' };
     },
