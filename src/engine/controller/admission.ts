@@ -5,7 +5,8 @@
 import { LOCK_KEYS, type Queryable } from '../../store/executor.js';
 import type { EngineContext } from '../context.js';
 import { readSettings, type EngineSettings } from '../settings.js';
-import { advanceJob } from './advance.js';
+import { advanceLockedJobs } from './advance.js';
+import { RUNTIME_JOB_COLUMNS, type RuntimeJob } from './job-scope.js';
 
 /** How many slots are taken: started jobs plus paused jobs that still have a running task. */
 export const OCCUPIED_SLOTS_SQL = `
@@ -61,24 +62,24 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
     const candidates = await pickCandidates(tx, known, r, free);
     const ids = chooseJobs(candidates, r, known);
     if (ids.length === 0) return 0;
-    const started = await tx.query<{ id: number }>(
-      `UPDATE jobs SET queue_state = 'started', started_at = now(), updated_at = now()
-        WHERE id = ANY($1::bigint[]) AND queue_state = 'queued'
-        RETURNING id`,
+    // Start them and log "job started" in one statement; the rows come back locked.
+    const started = await tx.query<RuntimeJob>(
+      `WITH s AS (
+         UPDATE jobs AS j SET queue_state = 'started', started_at = now(), updated_at = now()
+          WHERE j.id = ANY($1::bigint[]) AND j.queue_state = 'queued'
+          RETURNING ${RUNTIME_JOB_COLUMNS}),
+       l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+             SELECT id, 0, 1, 'controller', 'job started', true FROM s)
+       SELECT * FROM s`,
       [ids],
     );
-    const startedIds = started.rows.map((row) => row.id);
-    if (startedIds.length === 0) return 0;
-    await tx.query(
-      `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-       SELECT id, 0, 1, 'controller', 'job started', true FROM unnest($1::bigint[]) AS id`,
-      [startedIds],
-    );
-    // Advance in admission order so the first-admitted job's tasks are notified first.
+    const startedJobs = started.rows;
+    if (startedJobs.length === 0) return 0;
+    // Advance in admission order so the first-admitted job's tasks are made ready first.
     const order = new Map(ids.map((id, i) => [id, i]));
-    startedIds.sort((a, b) => order.get(a)! - order.get(b)!);
-    for (const id of startedIds) await advanceJob(tx, ctx, id);
-    return startedIds.length;
+    startedJobs.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    await advanceLockedJobs(tx, ctx, startedJobs);
+    return startedJobs.length;
   });
 }
 

@@ -25,9 +25,9 @@ export interface ClaimedTask {
  * `started`, ordered by job priority then task id, `FOR UPDATE OF t SKIP LOCKED` so concurrent
  * workers never wait on each other or take the same task), sets them `running` with
  * `attempts + 1`, `current_attempt_id` and `started_at`, and inserts the `attempts` rows (state
- * `running`, heartbeat now). The same transaction logs "No client definitions. Using common
- * definitions." (or that the client's own definition is used) and "Task '<name>' started"
- * (progname worker), and enqueues the `start` task callback.
+ * `running`, heartbeat now), and logs "No client definitions. Using common definitions." (or that
+ * the client's own definition is used) and "Task '<name>' started" (progname worker); the same
+ * transaction enqueues the `start` task callback.
  *
  * The job row is not locked: a pause racing with a claim leaves a paused job with one running
  * attempt (allowed: it counts against `max_jobs` until it ends); a break racing with it is caught
@@ -71,6 +71,16 @@ export async function claimTasks(
          INSERT INTO attempts (id, task_id, job_id, number, worker_id)
          SELECT current_attempt_id, id, job_id, attempts, $3 FROM up
          RETURNING id, started_at
+       ), logged AS (
+         INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+         SELECT up.job_id, up.id, 1, 'worker', m.message, true
+           FROM up JOIN jobs jj ON jj.id = up.job_id
+          CROSS JOIN LATERAL (VALUES
+            (1, CASE WHEN jj.definition_source = 'client' THEN 'Client definitions found. Using client definitions.'
+                     ELSE 'No client definitions. Using common definitions.' END),
+            (2, CASE WHEN up.attempts > 1 THEN 'Task ''' || up.name || ''' started (attempt ' || up.attempts || ')'
+                     ELSE 'Task ''' || up.name || ''' started' END)) AS m(ord, message)
+          ORDER BY up.id, m.ord
        )
        SELECT up.id AS task_id, up.name, up.queue, up.attempts AS number, up.current_attempt_id AS attempt_id,
               ins.started_at,
@@ -85,24 +95,6 @@ export async function claimTasks(
     );
     if (rows.length === 0) return [];
 
-    const logJobs: number[] = [];
-    const logTasks: number[] = [];
-    const logMessages: string[] = [];
-    for (const r of rows) {
-      logJobs.push(r.id, r.id);
-      logTasks.push(r.task_id, r.task_id);
-      logMessages.push(
-        r.definition_source === 'client'
-          ? 'Client definitions found. Using client definitions.'
-          : 'No client definitions. Using common definitions.',
-        r.number > 1 ? `Task '${r.name}' started (attempt ${r.number})` : `Task '${r.name}' started`,
-      );
-    }
-    await tx.query(
-      `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-       SELECT j, t, 1, 'worker', m, true FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(j, t, m)`,
-      [logJobs, logTasks, logMessages],
-    );
     for (const r of rows) {
       const targets = callbackTargets(r.resolved_parameters ?? {});
       if (targets.length === 0) continue;

@@ -46,13 +46,13 @@ export function createLogBuffer(
     for (let i = 0; i < lines.length; i += maxBatch) {
       const batch = lines.slice(i, i + maxBatch);
       try {
-        await insert(db, batch);
+        await insertLogLines(db, batch);
       } catch (err) {
         // A batch fails as a whole (e.g. one job was deleted meanwhile): write line by line so
         // the others are kept.
         for (const line of batch) {
           try {
-            await insert(db, [line]);
+            await insertLogLines(db, [line]);
           } catch (lineErr) {
             logger.warn({ err: lineErr, jobId: line.jobId, cause: err }, 'job log line dropped');
           }
@@ -88,7 +88,9 @@ export function createLogBuffer(
   };
 }
 
-async function insert(db: Queryable, lines: BufferedLogLine[]): Promise<void> {
+/** Writes `lines` (progname `worker`) in one INSERT, in order. */
+export async function insertLogLines(db: Queryable, lines: BufferedLogLine[]): Promise<void> {
+  if (lines.length === 0) return;
   const cut = (m: string) =>
     m.length > MAX_LOG_MESSAGE_CHARS
       ? `${m.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${m.length - MAX_LOG_MESSAGE_CHARS} more characters]`

@@ -9,7 +9,7 @@
 import type { Queryable } from '../../store/executor.js';
 import { callbackTargets, enqueueTaskEvent } from '../callbacks/enqueue.js';
 import type { EngineContext } from '../context.js';
-import { advanceJob } from '../controller/advance.js';
+import { advanceJob, type AdvanceTaskRow } from '../controller/advance.js';
 import { taskDefinition, type RuntimeJob, RUNTIME_JOB_COLUMNS } from '../controller/job-scope.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
 import { readSettings } from '../settings.js';
@@ -45,8 +45,10 @@ interface LockedTask {
 }
 
 /**
- * Locks the job and checks that `ref` is still the task's live attempt. Returns null (and closes
- * the attempt if it is somehow still `running`) when it is not.
+ * Locks the job row (the lock every writer of a job's tasks takes first) and checks, in the same
+ * statement, that `ref` is still the task's live attempt: task `running` with
+ * `current_attempt_id = ref.attemptId`, attempt `running`. Returns null (and closes the attempt
+ * as `closeAs` if it is somehow still `running`) when it is not.
  */
 async function lockLiveAttempt(
   tx: Queryable,
@@ -54,34 +56,74 @@ async function lockLiveAttempt(
   closeAs: 'cancelled' | 'failed' | 'stalled',
   closeError: string,
 ): Promise<LockedTask | null> {
-  const jobRes = await tx.query<RuntimeJob>(
-    `SELECT ${RUNTIME_JOB_COLUMNS} FROM jobs j WHERE j.id = $1 FOR UPDATE`,
-    [ref.jobId],
+  const { rows } = await tx.query<
+    RuntimeJob & { task_name: string | null; task_queue: string; attempt_number: number | null }
+  >(
+    `SELECT ${RUNTIME_JOB_COLUMNS}, t.name AS task_name, t.queue AS task_queue, a.number AS attempt_number
+       FROM jobs j
+       LEFT JOIN tasks t ON t.id = $2 AND t.job_id = j.id AND t.current_attempt_id = $1 AND t.state = 'running'
+       LEFT JOIN attempts a ON a.id = $1 AND a.task_id = t.id AND a.state = 'running'
+      WHERE j.id = $3
+      FOR UPDATE OF j`,
+    [ref.attemptId, ref.taskId, ref.jobId],
   );
-  const job = jobRes.rows[0];
-  const live = await tx.query<{ name: string; queue: string; number: number }>(
-    `SELECT t.name, t.queue, a.number
-       FROM tasks t JOIN attempts a ON a.id = t.current_attempt_id
-      WHERE t.id = $2 AND a.id = $1 AND t.state = 'running' AND a.state = 'running'
-      FOR UPDATE OF t, a`,
-    [ref.attemptId, ref.taskId],
-  );
-  const row = live.rows[0];
-  if (!job || !row) {
+  const row = rows[0];
+  if (!row || row.task_name === null || row.attempt_number === null) {
     await tx.query(
       `UPDATE attempts SET state = $2, finished_at = now(), error = COALESCE(error, $3) WHERE id = $1 AND state = 'running'`,
       [ref.attemptId, closeAs, closeError],
     );
     return null;
   }
-  return { job, ...row };
+  const { task_name, task_queue, attempt_number, ...job } = row;
+  return { job, name: task_name, queue: task_queue, number: attempt_number };
 }
 
 /**
- * Records a successful attempt: attempt `succeeded`, task `succeeded` with `output`, the
- * `complete` callback enqueued, "'<task>' completed successfully" logged, and the job advanced —
- * all in one transaction.
+ * Records a successful attempt in `tx`: attempt `succeeded`, task `succeeded` with `output`, the
+ * `complete` callback enqueued, "'<task>' completed successfully" logged, and the job advanced.
+ * @param outputJson - the output as JSON text.
  * @returns `recorded`, or `stale` when the attempt is no longer the task's running attempt.
+ */
+export async function writeSuccess(
+  tx: Queryable,
+  ctx: EngineContext,
+  ref: AttemptRef,
+  outputJson: string,
+): Promise<'recorded' | 'stale'> {
+  const live = await lockLiveAttempt(tx, ref, 'cancelled', 'result arrived after the attempt was superseded');
+  if (!live) return 'stale';
+  const message = `'${live.name}' completed successfully`;
+  // Attempt, task and log line in one statement, which also reads the job's tasks for
+  // advanceJob (one round trip). The read sees the rows as they were before this statement (the
+  // job is locked, so nothing else changed them since); this task's new state is set below.
+  const { rows: tasks } = await tx.query<AdvanceTaskRow>(
+    `WITH a AS (UPDATE attempts SET state = 'succeeded', finished_at = now() WHERE id = $1),
+          t AS (UPDATE tasks SET state = 'succeeded', output = $4::jsonb, error = NULL, finished_at = now(), updated_at = now()
+                 WHERE id = $2),
+          l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+                VALUES ($3, $2, 1, 'worker', $5, true))
+     SELECT id, name, queue, state, needs, output, error FROM tasks WHERE job_id = $3 ORDER BY position, id`,
+    [ref.attemptId, ref.taskId, ref.jobId, outputJson, message],
+  );
+  for (const t of tasks)
+    if (t.id === ref.taskId) {
+      t.state = 'succeeded';
+      t.output = JSON.parse(outputJson) as unknown;
+      t.error = null;
+    }
+  await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
+    ...eventBase(live, ref),
+    event: 'complete',
+    message,
+    time: new Date().toISOString(),
+  });
+  await advanceJob(tx, ctx, ref.jobId, ref.taskId, live.job, tasks);
+  return 'recorded';
+}
+
+/**
+ * Records a successful attempt in its own transaction (see {@link writeSuccess}).
  * @throws the driver's error (nothing is written then; the caller may retry).
  */
 export async function recordSuccess(
@@ -90,43 +132,96 @@ export async function recordSuccess(
   output: unknown,
 ): Promise<'recorded' | 'stale'> {
   const json = JSON.stringify(output === undefined ? null : output);
-  return ctx.db.transaction(async (tx) => {
-    const live = await lockLiveAttempt(
-      tx,
-      ref,
-      'cancelled',
-      'result arrived after the attempt was superseded',
-    );
-    if (!live) return 'stale';
-    await tx.query(
-      `UPDATE tasks SET state = 'succeeded', output = $2::jsonb, error = NULL, finished_at = now(), updated_at = now()
-        WHERE id = $1`,
-      [ref.taskId, json],
-    );
-    await tx.query(`UPDATE attempts SET state = 'succeeded', finished_at = now() WHERE id = $1`, [
-      ref.attemptId,
-    ]);
-    const message = `'${live.name}' completed successfully`;
-    await appendLog(tx, { jobId: ref.jobId, taskId: ref.taskId, progname: 'worker', message });
-    await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
-      ...eventBase(live, ref),
-      event: 'complete',
-      message,
-      time: new Date().toISOString(),
-    });
-    await advanceJob(tx, ctx, ref.jobId, ref.taskId);
-    return 'recorded';
-  });
+  return ctx.db.transaction((tx) => writeSuccess(tx, ctx, ref, json));
 }
 
 /**
- * Records a failed (or stalled) attempt. When retries remain — fewer failed/stalled attempts than
- * `retry_limit` + 1 (the task's value, else the setting), and the failure is not permanent — the
- * task goes back to `ready` with `run_after = now() + retry_delay` (or the RetryAfterError delay)
- * and "retrying in Ns (attempt k of n)" is logged. Otherwise the task fails for good: the `fail`
- * callback is enqueued and the job advanced (which skips the rest of the job unless the task has
- * `continue_on_error`). Cancelled attempts (worker shutdown) never count against `retry_limit`.
+ * Records a failed (or stalled) attempt in `tx`. When retries remain — fewer failed/stalled
+ * attempts than `retry_limit` + 1 (the task's value, else the setting), and the failure is not
+ * permanent — the task goes back to `ready` with `run_after = now() + retry_delay` (or the
+ * RetryAfterError delay) and "retrying in Ns (attempt k of n)" is logged. Otherwise the task fails
+ * for good: the `fail` callback is enqueued and the job advanced (which skips the rest of the job
+ * unless the task has `continue_on_error`). Cancelled attempts (worker shutdown) never count
+ * against `retry_limit`.
  * @returns `retry`, `failed`, or `stale` when the attempt is no longer the task's running attempt.
+ */
+export async function writeFailure(
+  tx: Queryable,
+  ctx: EngineContext,
+  ref: AttemptRef,
+  failure: AttemptFailure,
+): Promise<FailureOutcome> {
+  const attemptState = failure.attemptState ?? 'failed';
+  const live = await lockLiveAttempt(
+    tx,
+    ref,
+    attemptState === 'stalled' ? 'stalled' : 'cancelled',
+    failure.error,
+  );
+  if (!live) return 'stale';
+  const def = taskDefinition(live.job, live.name);
+  const { known } = await readSettings(tx);
+  const retryLimit = def?.retry_limit ?? known.retry_limit;
+  const retryDelay = failure.retryAfterSeconds ?? def?.retry_delay ?? known.retry_delay;
+  // Close the attempt and count the task's failed/stalled attempts (this one included).
+  const counted = await tx.query<{ n: number }>(
+    `WITH a AS (UPDATE attempts SET state = $2, finished_at = now(), error = $3 WHERE id = $1)
+     SELECT count(*) + 1 AS n FROM attempts WHERE task_id = $4 AND id <> $1 AND state IN ('failed', 'stalled')`,
+    [ref.attemptId, attemptState, failure.error, ref.taskId],
+  );
+  const failedAttempts = Number(counted.rows[0]?.n ?? 1);
+  const retry = !failure.permanent && failedAttempts <= retryLimit;
+  const what = attemptState === 'stalled' ? 'stalled' : 'failed';
+  if (retry) {
+    await tx.query(
+      `UPDATE tasks SET state = 'ready', error = $2, updated_at = now(),
+              run_after = now() + make_interval(secs => $3::double precision)
+        WHERE id = $1`,
+      [ref.taskId, failure.error, Math.max(0, retryDelay)],
+    );
+    await appendLog(tx, {
+      jobId: ref.jobId,
+      taskId: ref.taskId,
+      severity: SEVERITY.WARN,
+      progname: 'worker',
+      message: `Task '${live.name}' ${what}: ${failure.error}; retrying in ${fmtSeconds(retryDelay)}s (attempt ${failedAttempts + 1} of ${retryLimit + 1})`,
+    });
+    // `<queue> retry` tells workers to re-read the earliest due time.
+    await notify(tx, CHANNELS.tasks, `${live.queue} retry`);
+    if (live.job.queue_state === 'paused') await notify(tx, CHANNELS.admission, 'paused job task ended');
+    return 'retry';
+  }
+  await tx.query(
+    `UPDATE tasks SET state = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`,
+    [ref.taskId, failure.error],
+  );
+  const continues = def?.continue_on_error === true;
+  const message = `'${live.name}' ${what}: ${failure.error}${
+    failure.permanent
+      ? ' (permanent failure, not retried)'
+      : failedAttempts > 1
+        ? ` (after ${failedAttempts} attempts)`
+        : ''
+  }${continues ? '; continuing (continue_on_error)' : ''}`;
+  await appendLog(tx, {
+    jobId: ref.jobId,
+    taskId: ref.taskId,
+    severity: continues ? SEVERITY.WARN : SEVERITY.ERROR,
+    progname: 'worker',
+    message,
+  });
+  await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
+    ...eventBase(live, ref),
+    event: 'fail',
+    message,
+    time: new Date().toISOString(),
+  });
+  await advanceJob(tx, ctx, ref.jobId, ref.taskId, live.job);
+  return 'failed';
+}
+
+/**
+ * Records a failed (or stalled) attempt in its own transaction (see {@link writeFailure}).
  * @throws the driver's error (nothing is written then).
  */
 export async function recordFailure(
@@ -134,120 +229,54 @@ export async function recordFailure(
   ref: AttemptRef,
   failure: AttemptFailure,
 ): Promise<FailureOutcome> {
-  const attemptState = failure.attemptState ?? 'failed';
-  return ctx.db.transaction(async (tx) => {
-    const live = await lockLiveAttempt(
-      tx,
-      ref,
-      attemptState === 'stalled' ? 'stalled' : 'cancelled',
-      failure.error,
-    );
-    if (!live) return 'stale';
-    const def = taskDefinition(live.job, live.name);
-    const { known } = await readSettings(tx);
-    const retryLimit = def?.retry_limit ?? known.retry_limit;
-    const retryDelay = failure.retryAfterSeconds ?? def?.retry_delay ?? known.retry_delay;
-    const prior = await tx.query<{ n: number }>(
-      `SELECT count(*) AS n FROM attempts WHERE task_id = $1 AND id <> $2 AND state IN ('failed', 'stalled')`,
-      [ref.taskId, ref.attemptId],
-    );
-    const failedAttempts = Number(prior.rows[0]?.n ?? 0) + 1;
-    const retry = !failure.permanent && failedAttempts <= retryLimit;
-
-    await tx.query(`UPDATE attempts SET state = $2, finished_at = now(), error = $3 WHERE id = $1`, [
-      ref.attemptId,
-      attemptState,
-      failure.error,
-    ]);
-    const what = attemptState === 'stalled' ? 'stalled' : 'failed';
-    if (retry) {
-      await tx.query(
-        `UPDATE tasks SET state = 'ready', error = $2, updated_at = now(),
-                run_after = now() + make_interval(secs => $3::double precision)
-          WHERE id = $1`,
-        [ref.taskId, failure.error, Math.max(0, retryDelay)],
-      );
-      await appendLog(tx, {
-        jobId: ref.jobId,
-        taskId: ref.taskId,
-        severity: SEVERITY.WARN,
-        progname: 'worker',
-        message: `Task '${live.name}' ${what}: ${failure.error}; retrying in ${fmtSeconds(retryDelay)}s (attempt ${failedAttempts + 1} of ${retryLimit + 1})`,
-      });
-      await notify(tx, CHANNELS.tasks, live.queue);
-      if (live.job.queue_state === 'paused') await notify(tx, CHANNELS.admission, 'paused job task ended');
-      return 'retry';
-    }
-    await tx.query(
-      `UPDATE tasks SET state = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`,
-      [ref.taskId, failure.error],
-    );
-    const continues = def?.continue_on_error === true;
-    const message = `'${live.name}' ${what}: ${failure.error}${
-      failure.permanent
-        ? ' (permanent failure, not retried)'
-        : failedAttempts > 1
-          ? ` (after ${failedAttempts} attempts)`
-          : ''
-    }${continues ? '; continuing (continue_on_error)' : ''}`;
-    await appendLog(tx, {
-      jobId: ref.jobId,
-      taskId: ref.taskId,
-      severity: continues ? SEVERITY.WARN : SEVERITY.ERROR,
-      progname: 'worker',
-      message,
-    });
-    await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
-      ...eventBase(live, ref),
-      event: 'fail',
-      message,
-      time: new Date().toISOString(),
-    });
-    await advanceJob(tx, ctx, ref.jobId, ref.taskId);
-    return 'failed';
-  });
+  return ctx.db.transaction((tx) => writeFailure(tx, ctx, ref, failure));
 }
 
 /**
- * Gives a running attempt back at worker shutdown: attempt `cancelled` ("worker shutdown"), task
- * back to `ready` at once, without using a retry (cancelled attempts are not counted).
+ * Gives a running attempt back at worker shutdown, in `tx`: attempt `cancelled` ("worker
+ * shutdown"), task back to `ready` at once, without using a retry (cancelled attempts are not
+ * counted).
  * @returns `handed-back`, or `stale` when the attempt had already ended.
  */
+export async function writeHandBack(
+  tx: Queryable,
+  ref: AttemptRef,
+  reason = 'worker shutdown',
+): Promise<'handed-back' | 'stale'> {
+  const live = await lockLiveAttempt(tx, ref, 'cancelled', reason);
+  if (!live) return 'stale';
+  await tx.query(
+    `WITH a AS (UPDATE attempts SET state = 'cancelled', finished_at = now(), error = $3 WHERE id = $1)
+     UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now() WHERE id = $2`,
+    [ref.attemptId, ref.taskId, reason],
+  );
+  await appendLog(tx, {
+    jobId: ref.jobId,
+    taskId: ref.taskId,
+    severity: SEVERITY.WARN,
+    progname: 'worker',
+    message: `Task '${live.name}' handed back (${reason}); it will run again without using a retry`,
+  });
+  await notify(tx, CHANNELS.tasks, live.queue);
+  if (live.job.queue_state === 'paused') await notify(tx, CHANNELS.admission, 'paused job task handed back');
+  return 'handed-back';
+}
+
+/** Gives a running attempt back in its own transaction (see {@link writeHandBack}). */
 export async function handBackAttempt(
   ctx: EngineContext,
   ref: AttemptRef,
   reason = 'worker shutdown',
 ): Promise<'handed-back' | 'stale'> {
-  return ctx.db.transaction(async (tx) => {
-    const live = await lockLiveAttempt(tx, ref, 'cancelled', reason);
-    if (!live) return 'stale';
-    await tx.query(`UPDATE attempts SET state = 'cancelled', finished_at = now(), error = $2 WHERE id = $1`, [
-      ref.attemptId,
-      reason,
-    ]);
-    await tx.query(`UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now() WHERE id = $1`, [
-      ref.taskId,
-    ]);
-    await appendLog(tx, {
-      jobId: ref.jobId,
-      taskId: ref.taskId,
-      severity: SEVERITY.WARN,
-      progname: 'worker',
-      message: `Task '${live.name}' handed back (${reason}); it will run again without using a retry`,
-    });
-    await notify(tx, CHANNELS.tasks, live.queue);
-    if (live.job.queue_state === 'paused')
-      await notify(tx, CHANNELS.admission, 'paused job task handed back');
-    return 'handed-back';
-  });
+  return ctx.db.transaction((tx) => writeHandBack(tx, ref, reason));
 }
 
 /**
  * Closes an attempt that this worker found superseded (its task moved on without it): state
  * `cancelled` if it is somehow still `running`. Touches nothing else.
  */
-export async function closeLostAttempt(ctx: EngineContext, attemptId: number, reason: string): Promise<void> {
-  await ctx.db.query(
+export async function closeLostAttempt(q: Queryable, attemptId: number, reason: string): Promise<void> {
+  await q.query(
     `UPDATE attempts SET state = 'cancelled', finished_at = now(), error = COALESCE(error, $2) WHERE id = $1 AND state = 'running'`,
     [attemptId, reason],
   );

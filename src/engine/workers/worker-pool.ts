@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createStorageContext } from '../../storage/storage.js';
 import { resolveHandler } from '../../workflows/handlers/registry.js';
 import { renderTemplate } from '../../workflows/templates.js';
+import type { Queryable } from '../../store/executor.js';
 import type { HandlerContext, TaskHandler } from '../../workflows/types.js';
 import type { EngineContext, Service } from '../context.js';
 import { errorText } from '../controller/advance.js';
@@ -14,13 +15,8 @@ import { buildTemplateScope, taskDefinition } from '../controller/job-scope.js';
 import { CHANNELS } from '../signals.js';
 import { claimTasks, msUntilNextDue, type ClaimedTask } from './claim.js';
 import { createLogBuffer, type LogBuffer } from './log-buffer.js';
-import {
-  closeLostAttempt,
-  handBackAttempt,
-  recordFailure,
-  recordSuccess,
-  type AttemptRef,
-} from './results.js';
+import { createResultWriter, type ResultWriter } from './result-writer.js';
+import { closeLostAttempt, writeFailure, writeHandBack, writeSuccess, type AttemptRef } from './results.js';
 
 /** Options of {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
@@ -49,6 +45,8 @@ interface ActiveAttempt {
   /** Set once the result is being written: heartbeats no longer judge it. */
   finishing: boolean;
   reason: AbortReason | null;
+  /** Whether the handler wrote job log lines (then they are flushed before the result). */
+  logged: boolean;
   /** Resolves when the attempt's slot is free again. */
   done: Promise<void>;
 }
@@ -64,8 +62,8 @@ export interface WorkerPool extends Service {
 /**
  * Creates the worker pool: claims ready tasks (one statement per pass, up to the free slots),
  * runs each attempt's handler with a rendered `with`, a fresh workdir, the client's storage, an
- * abort signal and the task's `timeout`, and writes the result through {@link recordSuccess} /
- * {@link recordFailure} (stale results are dropped).
+ * abort signal and the task's `timeout`, and writes the result through {@link writeSuccess} /
+ * {@link writeFailure}, group-committed by the result writer (stale results are dropped).
  *
  * Wake-ups: `CHANNELS.tasks` notifications for its queues, a freed slot, a timer armed for the
  * earliest delayed retry, and a slow safety poll. `CHANNELS.cancel` (a job broken) aborts that
@@ -83,12 +81,16 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
   const active = new Map<number, ActiveAttempt>();
   const handlers = new Map<string, Promise<TaskHandler>>();
   let logs: LogBuffer | null = null;
+  let writer: ResultWriter | null = null;
   let stopped = true;
   let claiming = false;
   let again = false;
   let claimFailures = 0;
   let dueTimer: NodeJS.Timeout | null = null;
   let dueAt = Infinity;
+  /** Set when a retry was scheduled: the next under-full claim re-reads the earliest due time. */
+  let dueCheck = true;
+  let lastDueCheck = 0;
   let pollTimer: NodeJS.Timeout | null = null;
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let heartbeatRunning = false;
@@ -140,7 +142,9 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       }
       for (const task of claimed) startAttempt(task);
       if (claimed.length === free) again = true;
-      else {
+      else if (dueCheck || Date.now() - lastDueCheck > pollMs) {
+        dueCheck = false;
+        lastDueCheck = Date.now();
         try {
           const ms = await msUntilNextDue(ctx.db, queues);
           if (ms !== null) armDueTimer(ms);
@@ -158,6 +162,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       controller,
       finishing: false,
       reason: null,
+      logged: false,
       done: Promise.resolve(),
     };
     active.set(task.attemptId, entry);
@@ -221,13 +226,15 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
         task: { id: task.taskId, name: task.name, queue: task.queue },
         attempt: { id: task.attemptId, number: task.number },
         inputs,
-        log: (message, severity) =>
+        log: (message, severity) => {
+          entry.logged = true;
           logs?.add({
             jobId: ref.jobId,
             taskId: ref.taskId,
             severity: severity ?? 1,
             message: String(message),
-          }),
+          });
+        },
         signal,
         workdir,
         storage: createStorageContext(ctx.config.storageRoot, task.job.client),
@@ -254,7 +261,8 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     }
     entry.finishing = true;
     try {
-      await logs?.flush();
+      // The handler's own lines go in before the result's "completed"/"failed" line.
+      if (entry.logged) await logs?.flush();
       await writeResult(task, entry, outcome, def?.timeout);
     } finally {
       // Keep the slot until the handler has really stopped (a child process killed on abort),
@@ -272,30 +280,48 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
   ): Promise<void> => {
     const { ref } = entry;
     const reason = entry.reason;
-    let result: string;
-    if (reason === 'shutdown') result = await handBackAttempt(ctx, ref);
-    else if (reason === 'lost') {
-      await closeLostAttempt(ctx, ref.attemptId, 'attempt superseded');
-      result = 'stale';
-    } else if (reason === 'timeout')
-      result = await recordFailure(ctx, ref, { error: `timed out after ${timeoutSeconds ?? '?'}s` });
-    else if (reason === 'cancel') result = await recordFailure(ctx, ref, { error: 'attempt cancelled' });
+    let apply: (tx: Queryable) => Promise<string>;
+    if (reason === 'shutdown') apply = (tx) => writeHandBack(tx, ref);
+    else if (reason === 'lost')
+      apply = async (tx) => {
+        await closeLostAttempt(tx, ref.attemptId, 'attempt superseded');
+        return 'stale';
+      };
+    else if (reason === 'timeout')
+      apply = (tx) => writeFailure(tx, ctx, ref, { error: `timed out after ${timeoutSeconds ?? '?'}s` });
+    else if (reason === 'cancel') apply = (tx) => writeFailure(tx, ctx, ref, { error: 'attempt cancelled' });
     else if (outcome.ok) {
-      let output = outcome.output;
+      let json: string | null = null;
+      let problem = '';
       try {
-        JSON.stringify(output === undefined ? null : output);
+        json = JSON.stringify(outcome.output === undefined ? null : outcome.output);
       } catch (err) {
-        output = undefined;
-        result = await recordFailure(ctx, ref, {
-          error: `the handler's output is not JSON: ${errorText(err)}`,
-          permanent: true,
-        });
-        logStale(task, result);
-        return;
+        problem = errorText(err);
       }
-      result = await recordSuccess(ctx, ref, output);
-    } else result = await recordFailure(ctx, ref, describeFailure(outcome.error));
-    logStale(task, result);
+      apply =
+        json !== null
+          ? (tx) => writeSuccess(tx, ctx, ref, json)
+          : (tx) =>
+              writeFailure(tx, ctx, ref, {
+                error: `the handler's output is not JSON: ${problem}`,
+                permanent: true,
+              });
+    } else {
+      const failure = describeFailure(outcome.error);
+      apply = (tx) => writeFailure(tx, ctx, ref, failure);
+    }
+    // A result that cannot be written (database unreachable) is tried again a few times; if it
+    // still fails, the attempt stops heart-beating and stall recovery retries the task.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        logStale(task, await writer!.write(ref.jobId, apply));
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        ctx.logger.warn({ err, attemptId: ref.attemptId }, 'writing an attempt result failed; retrying');
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
   };
 
   const logStale = (task: ClaimedTask, result: string): void => {
@@ -312,12 +338,18 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     if (ids.length === 0) return;
     heartbeatRunning = true;
     try {
-      const { rows } = await ctx.db.query<{ id: number }>(
+      // SKIP LOCKED: a row locked by a result being written is not waited for (waiting could
+      // deadlock with a batch of results); every attempt is then checked without a lock.
+      await ctx.db.query(
         `UPDATE attempts a SET heartbeat_at = now()
-           FROM tasks t
-          WHERE a.id = ANY($1::bigint[]) AND a.state = 'running'
-            AND t.id = a.task_id AND t.current_attempt_id = a.id AND t.state = 'running'
-          RETURNING a.id`,
+          WHERE a.id IN (SELECT id FROM attempts WHERE id = ANY($1::bigint[]) AND state = 'running'
+                          ORDER BY id FOR UPDATE SKIP LOCKED)`,
+        [ids],
+      );
+      // An attempt is still live when it is `running` and its task still runs it.
+      const { rows } = await ctx.db.query<{ id: number }>(
+        `SELECT a.id FROM attempts a JOIN tasks t ON t.id = a.task_id
+          WHERE a.id = ANY($1::bigint[]) AND a.state = 'running' AND t.current_attempt_id = a.id AND t.state = 'running'`,
         [ids],
       );
       const alive = new Set(rows.map((r) => r.id));
@@ -346,9 +378,14 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       if (!stopped) return;
       stopped = false;
       logs = createLogBuffer(ctx.db, ctx.logger);
+      writer = createResultWriter(ctx.db, ctx.logger);
       unlisteners.push(
-        await ctx.db.listen(CHANNELS.tasks, (queue) => {
-          if (queue === '' || queueSet.has(queue)) wake();
+        await ctx.db.listen(CHANNELS.tasks, (payload) => {
+          // Payload: `<queue>`, or `<queue> retry` when a task was put back with a delay.
+          const [queue = '', note] = payload.split(' ');
+          if (queue !== '' && !queueSet.has(queue)) return;
+          if (note === 'retry') dueCheck = true;
+          wake();
         }),
       );
       unlisteners.push(
@@ -375,6 +412,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       await settleWithin(all(), graceMs);
       for (const entry of active.values()) abort(entry, 'shutdown');
       await all();
+      await writer?.drain();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
       for (const un of unlisteners.splice(0)) await un().catch(() => undefined);

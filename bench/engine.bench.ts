@@ -1,0 +1,252 @@
+/**
+ * Engine benchmarks, on PostgreSQL (a fresh `te_bench_engine` database) and on in-memory PGlite:
+ *
+ * 1. queued-to-started latency on an idle engine (p50/p99): from the moment a submission has
+ *    committed to the moment the admission that started it has committed (its `CHANNELS.tasks`
+ *    wake-up arrives);
+ * 2. end-to-end throughput of a 3-task no-op workflow with `max_jobs` 200 (jobs/s), jobs
+ *    submitted beforehand so only the engine is measured;
+ * 3. `POST /job` rate through `app.inject` (the whole Fastify stack, auth and validation);
+ * 4. engine memory (RSS, heap) sampled while many jobs flow through (should stay flat);
+ * 5. pgbench simple-insert TPS on the same server, for reference.
+ *
+ * `npm run bench engine`, or `node --import tsx bench/engine.bench.ts [postgres|pglite]`.
+ * Environment: `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test),
+ * `BENCH_MEMORY_JOBS` (default 100000 on PostgreSQL, 5000 on PGlite), `BENCH_THROUGHPUT_JOBS`
+ * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { pino } from 'pino';
+import { buildServer } from '../src/api/build-server.js';
+import { ensureAdminClient } from '../src/engine/clients/clients.js';
+import { createEngine, type Engine } from '../src/engine/engine.js';
+import { CHANNELS } from '../src/engine/signals.js';
+import type { Executor } from '../src/store/executor.js';
+import { openStore } from '../src/store/open-store.js';
+import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
+import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
+
+type Kind = 'postgres' | 'pglite';
+const BASE_URL =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/test';
+const DB_NAME = 'te_bench_engine';
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+
+const catalog = createFixtureCatalog({
+  noop1: { tasks: [{ name: 'a', run: 'sleep', with: { seconds: 0 } }] },
+  noop3: {
+    tasks: [
+      { name: 'a', run: 'sleep', with: { seconds: 0 } },
+      { name: 'b', run: 'sleep', with: { seconds: 0 } },
+      { name: 'c', run: 'sleep', with: { seconds: 0 } },
+    ],
+  },
+});
+
+function urlFor(name: string): string {
+  const u = new URL(BASE_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: BASE_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+async function openBenchStore(kind: Kind): Promise<{ db: Executor; url: string | null }> {
+  if (kind === 'pglite') return { db: await openStore({ dataDir: null }), url: null };
+  await admin(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+  await admin(`CREATE DATABASE ${DB_NAME}`);
+  const url = urlFor(DB_NAME);
+  return { db: await openStore({ databaseUrl: url }), url };
+}
+
+async function newEngine(db: Executor, url: string | null, concurrency = CONCURRENCY): Promise<Engine> {
+  return createEngine(
+    testConfig({
+      databaseUrl: url,
+      workflowsDir: catalog.dir,
+      workerConcurrency: concurrency,
+      roles: ['controller', 'worker'],
+    }),
+    { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
+  );
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function countCompleted(db: Executor): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*) AS n FROM jobs WHERE queue_state = 'completed'`,
+  );
+  return rows[0]!.n;
+}
+
+/** 1. queued → started latency on an idle engine. */
+async function latency(db: Executor, url: string | null, n: number): Promise<string> {
+  const engine = await newEngine(db, url, 4);
+  await writeSettings(db, { max_jobs: 10 });
+  await engine.start();
+  let onStarted: (() => void) | null = null;
+  let onEnded: (() => void) | null = null;
+  const un1 = await db.listen(CHANNELS.tasks, () => onStarted?.());
+  const un2 = await db.listen(CHANNELS.jobEnded, () => onEnded?.());
+  const samples: number[] = [];
+  for (let i = 0; i < n + 10; i++) {
+    const started = new Promise<number>((resolve) => (onStarted = () => resolve(performance.now())));
+    const ended = new Promise<void>((resolve) => (onEnded = resolve));
+    await submitAs(engine, 'noop1');
+    const committed = performance.now();
+    const at = await started;
+    if (i >= 10) samples.push(Math.max(0, at - committed));
+    await ended;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await un1();
+  await un2();
+  await engine.stop();
+  samples.sort((a, b) => a - b);
+  return `queued→started latency (idle engine, ${n} jobs): p50 ${pct(samples, 50).toFixed(1)} ms, p99 ${pct(samples, 99).toFixed(1)} ms, max ${samples.at(-1)!.toFixed(1)} ms`;
+}
+
+/** 2. 3-task no-op workflow end to end, max_jobs 200. */
+async function throughput(db: Executor, url: string | null, n: number): Promise<string> {
+  const engine = await newEngine(db, url);
+  await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
+  const before = await countCompleted(db);
+  for (let i = 0; i < n; i++) await submitAs(engine, 'noop3');
+  const t0 = performance.now();
+  await engine.start();
+  for (;;) {
+    const done = (await countCompleted(db)) - before;
+    if (done >= n) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await engine.stop();
+  return `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)`;
+}
+
+/** 3. POST /job through app.inject. */
+async function postJobRate(db: Executor, url: string | null, n: number): Promise<string> {
+  const engine = await newEngine(db, url);
+  const key = 'bench-admin-key-0123456789abcdef';
+  await ensureAdminClient(db, 'bench', key);
+  const app = buildServer(engine.ctx);
+  await app.ready();
+  const body = JSON.stringify({ job: { workflow: 'noop1' }, parameters: { content_id: 'x' } });
+  const headers = { client: 'bench', 'api-key': key, 'content-type': 'application/json' };
+  const inject = async () => {
+    const res = await app.inject({ method: 'POST', url: '/job', headers, payload: body });
+    if (res.statusCode !== 200 && res.statusCode !== 201)
+      throw new Error(`POST /job answered ${res.statusCode}: ${res.body}`);
+  };
+  for (let i = 0; i < 50; i++) await inject();
+  const t0 = performance.now();
+  const parallel = 16;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        next++;
+        await inject();
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  await app.close();
+  // Leave no queued jobs behind for the next measurement.
+  await db.query(`UPDATE jobs SET queue_state = 'broken', finished_at = now() WHERE queue_state = 'queued'`);
+  return `POST /job through app.inject (${parallel} in flight): ${n} in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)}/s`;
+}
+
+/** 4. memory over many jobs, fed continuously. */
+async function memory(db: Executor, url: string | null, n: number): Promise<string> {
+  const engine = await newEngine(db, url);
+  await writeSettings(db, { max_jobs: 200 });
+  await engine.start();
+  const before = await countCompleted(db);
+  let submitted = 0;
+  const samples: string[] = [];
+  const mb = (b: number) => (b / 1024 / 1024).toFixed(0);
+  const step = Math.max(1000, Math.floor(n / 10));
+  let nextSample = step;
+  const t0 = performance.now();
+  for (;;) {
+    const done = (await countCompleted(db)) - before;
+    // Keep about 600 jobs waiting, so the engine never idles.
+    while (submitted < n && submitted - done < 600) {
+      await submitAs(engine, 'noop3');
+      submitted++;
+    }
+    if (done >= nextSample || done >= n) {
+      global.gc?.();
+      const m = process.memoryUsage();
+      samples.push(`${done}: rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)} MB`);
+      nextSample += step;
+    }
+    if (done >= n) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await engine.stop();
+  return `memory over ${n} jobs (submitted and run in ${secs.toFixed(0)} s, ${(n / secs).toFixed(0)} jobs/s incl. submission in the same process):\n    ${samples.join('\n    ')}`;
+}
+
+/** 5. pgbench simple inserts, for reference. */
+function pgbench(): string {
+  const url = urlFor(DB_NAME);
+  const init = spawnSync('pgbench', ['-i', '-q', '-s', '1', url], { encoding: 'utf8' });
+  if (init.status !== 0) return `pgbench -i failed: ${init.stderr}`;
+  const script = path.join(mkdtempSync(path.join(tmpdir(), 'te-pgbench-')), 'insert.sql');
+  writeFileSync(
+    script,
+    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 1, now());\n',
+  );
+  const run = spawnSync('pgbench', ['-n', '-c', '4', '-j', '2', '-T', '10', '-f', script, url], {
+    encoding: 'utf8',
+  });
+  const tps = /tps = ([\d.]+)/.exec(run.stdout)?.[1];
+  return `pgbench simple insert (4 clients, 10 s): ${tps ?? `failed: ${run.stderr}`} tps`;
+}
+
+async function main(): Promise<void> {
+  const kinds = (process.argv[2] ? [process.argv[2]] : ['postgres', 'pglite']) as Kind[];
+  console.log(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`,
+  );
+  for (const kind of kinds) {
+    console.log(`\n--- ${kind}`);
+    const { db, url } = await openBenchStore(kind);
+    try {
+      const pgKind = kind === 'postgres';
+      console.log(await latency(db, url, pgKind ? 200 : 100));
+      console.log(
+        await throughput(db, url, Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000))),
+      );
+      console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
+      const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
+      if (memJobs > 0) console.log(await memory(db, url, memJobs));
+      if (pgKind) console.log(pgbench());
+    } finally {
+      await db.close();
+    }
+  }
+}
+
+await main();
