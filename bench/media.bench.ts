@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON replies of the API are read loosely here */
 /**
  * `npm run bench media`: a vodstream job end to end through the API of an embedded engine, against
  * the same FFmpeg commands run one after another from a shell script on the same input, in one run.

@@ -259,7 +259,7 @@ export function runTool(
   });
 }
 
-function abortReason(signal: AbortSignal): unknown {
+function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
   if (r instanceof Error) return r;
   const e = new Error(typeof r === 'string' ? r : 'the operation was aborted');

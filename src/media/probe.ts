@@ -169,14 +169,12 @@ async function probeWithFfmpeg(input: string, options: ProbeOptions, isUrl: bool
     '-i',
     input,
   ];
-  let stderr = '';
   try {
     // With no output FFmpeg prints the input summary and exits 1 ("At least one output file…").
     await runTool('ffmpeg', args, options);
   } catch (err) {
     if (!(err instanceof MediaToolError)) throw err;
-    stderr = err.stderrTail;
-    const info = parseFfmpegInputSummary(stderr);
+    const info = parseFfmpegInputSummary(err.stderrTail);
     if (!info) throw notMedia(input, err);
     return info;
   }

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON replies of the API are read loosely here */
 /**
  * The bundled media workflows end to end: jobs submitted through the real HTTP API of a real
  * engine (PGlite store), FFmpeg doing the work, outputs checked with ffprobe, callbacks received

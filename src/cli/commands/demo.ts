@@ -344,7 +344,7 @@ export async function runDemo(io: CliIO, opts: DemoOptions = {}): Promise<DemoRe
       const c = b as Record<string, unknown>;
       if ('event' in c)
         io.out(
-          `  task ${String(c.task_name).padEnd(16)} ${String(c.event)}${c.message ? `: ${String(c.message)}` : ''}`,
+          `  task ${String(c.task_name).padEnd(16)} ${String(c.event)}${typeof c.message === 'string' && c.message ? `: ${c.message}` : ''}`,
         );
       else
         io.out(
