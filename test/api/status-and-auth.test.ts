@@ -204,6 +204,9 @@ forEachStore('API status and authentication', (kind) => {
     app.get('/boom', async () => {
       throw new Error('secret internal detail at /srv/db');
     });
+    app.get('/db-down', async () => {
+      throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
+    });
     try {
       const res = await app.inject({ method: 'GET', url: '/boom', headers: h.acme.headers });
       assert.equal(res.statusCode, 500);
@@ -212,6 +215,10 @@ forEachStore('API status and authentication', (kind) => {
       assert.equal(body.error, 'internal error');
       assert.ok(body.request_id.length > 8);
       assert.equal(res.body.includes('secret'), false);
+      const down = await app.inject({ method: 'GET', url: '/db-down', headers: h.acme.headers });
+      assert.equal(down.statusCode, 503);
+      assert.match(json<{ error: string }>(down).error, /database cannot be reached/);
+      assert.equal(down.body.includes('10.0.0.5'), false);
     } finally {
       await app.close();
     }

@@ -75,6 +75,26 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
   }
 }
 
+/** Connection-level failures (socket errors, PostgreSQL shutdown/connection SQLSTATEs): a 503, not a 500. */
+const STORE_UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
+
+function isStoreUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && STORE_UNAVAILABLE_CODES.has(code);
+}
+
 /** Installs the error handler and the JSON 404 handler on `app`. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
@@ -99,6 +119,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
         .code(status)
         .type('application/json')
         .send({ error: describeFastifyClientError(err, request) });
+    }
+    if (isStoreUnavailable(err)) {
+      request.log.error({ err, request_id: request.id }, 'database unavailable');
+      return reply.code(503).type('application/json').send({
+        error: 'the database cannot be reached; try again shortly',
+        request_id: request.id,
+      });
     }
     // A real fault: log everything, answer nothing of the internals.
     request.log.error({ err, request_id: request.id }, 'unhandled error');
