@@ -285,6 +285,64 @@ function fillReferenceDefault(ref: ReferenceDefault, resolved: Record<string, un
   });
 }
 
+/** Deepest nesting of arrays and objects accepted in `job.parameters` (the object itself is 1). */
+export const MAX_PARAMETER_DEPTH = 100;
+
+/** The most problems {@link storabilityProblems} lists before it stops looking. */
+const MAX_STORABILITY_PROBLEMS = 10;
+
+/** A UTF-16 surrogate half without its partner: cannot be encoded as UTF-8, so PostgreSQL refuses it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * What in `value` cannot be stored as PostgreSQL `jsonb` or handled without recursion limits: NUL
+ * characters (`\u0000`, which `jsonb` text cannot hold and no program argument may contain), lone
+ * UTF-16 surrogates (not valid Unicode), in keys or strings, and nesting deeper than
+ * {@link MAX_PARAMETER_DEPTH}. Walks iteratively, so a hostile body cannot overflow the stack.
+ * @returns a message per problem, naming the parameter path; empty when storable.
+ */
+export function storabilityProblems(value: unknown): string[] {
+  const problems: string[] = [];
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: 'parameters', depth: 1 }];
+  const checkText = (text: string, where: string): void => {
+    if (text.includes('\u0000'))
+      problems.push(`${where} contains a NUL character (\\u0000), which is not accepted in parameters`);
+    else if (LONE_SURROGATE.test(text))
+      problems.push(
+        `${where} contains an unpaired UTF-16 surrogate (not valid Unicode); send valid UTF-8 text`,
+      );
+  };
+  while (stack.length > 0 && problems.length < MAX_STORABILITY_PROBLEMS) {
+    const { v, path, depth } = stack.pop()!;
+    if (typeof v === 'string') {
+      checkText(v, path);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_PARAMETER_DEPTH) {
+      problems.push(
+        `${path} is nested too deeply; parameters accept at most ${MAX_PARAMETER_DEPTH} levels of arrays and objects`,
+      );
+      continue;
+    }
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--)
+        stack.push({ v: v[i], path: `${path}[${i}]`, depth: depth + 1 });
+      continue;
+    }
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!;
+      const keyPath = /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+        ? `${path}.${key}`
+        : `${path}[${JSON.stringify(key)}]`;
+      checkText(key, `the key ${JSON.stringify(key)} of ${path}`);
+      stack.push({ v: (v as Record<string, unknown>)[key], path: keyPath, depth: depth + 1 });
+    }
+  }
+  return problems;
+}
+
 /**
  * Validates submitted `params` against `def.parameters`, applying defaults (including defaults that
  * refer to other parameters). `undefined` counts as `{}`. The input is never modified.
@@ -298,6 +356,8 @@ export function validateParameters(def: WorkflowDefinition, params: unknown): Pa
   const input = params === undefined ? {} : params;
   if (!isPlainObject(input))
     return { ok: false, problems: [`parameters must be an object (got ${typeOf(input)})`] };
+  const unstorable = storabilityProblems(input);
+  if (unstorable.length > 0) return { ok: false, problems: unstorable };
   const compiled = compiledFor(def);
   const resolved = structuredClone(input);
   if (!compiled.validate(resolved)) return { ok: false, problems: problemsOf(compiled.validate) };

@@ -200,3 +200,41 @@ describe('checkParameterSchema', () => {
     );
   });
 });
+
+describe('validateParameters: values PostgreSQL cannot store (QA)', () => {
+  const open = definition({ type: 'object' });
+
+  it('refuses NUL characters in values and keys with a problem, not a throw', () => {
+    const r = validateParameters(open, { content_id: 'x\u0000y' });
+    assert.equal(r.ok, false);
+    assert.ok(!r.ok && r.problems.some((p) => p.includes('parameters.content_id') && p.includes('NUL')));
+    const k = validateParameters(open, { custom_data: { 'a\u0000b': 1 } });
+    assert.equal(k.ok, false);
+    assert.ok(!k.ok && k.problems.some((p) => p.includes('NUL')));
+  });
+
+  it('refuses unpaired surrogates but keeps real astral characters', () => {
+    const r = validateParameters(open, { content_id: '\ud800' });
+    assert.equal(r.ok, false);
+    assert.ok(!r.ok && r.problems.some((p) => p.includes('surrogate')));
+    const ok = validateParameters(open, { content_id: 'emoji \u{1F600} é' });
+    assert.ok(ok.ok);
+  });
+
+  it('refuses nesting deeper than the limit without overflowing the stack', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    const r = validateParameters(open, { custom_data: deep });
+    assert.equal(r.ok, false);
+    assert.ok(!r.ok && r.problems.some((p) => p.includes('nested too deeply')));
+    let obj: unknown = 1;
+    for (let i = 0; i < 10_000; i++) obj = { a: obj };
+    assert.equal(validateParameters(open, { custom_data: obj }).ok, false);
+  });
+
+  it('accepts nesting up to the limit', () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 90; i++) deep = { a: deep };
+    assert.ok(validateParameters(open, { custom_data: deep }).ok);
+  });
+});
