@@ -16,7 +16,7 @@
  * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -130,6 +130,8 @@ async function throughput(db: Executor, url: string | null, n: number): Promise<
   await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
   const before = await countCompleted(db);
   for (let i = 0; i < n; i++) await submitAs(engine, 'noop3');
+  const cpu0 = process.cpuUsage();
+  const pg0 = await serverCpuMs(db);
   const t0 = performance.now();
   await engine.start();
   for (;;) {
@@ -138,8 +140,46 @@ async function throughput(db: Executor, url: string | null, n: number): Promise<
     await new Promise((r) => setTimeout(r, 50));
   }
   const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const engineMs = (cpu.user + cpu.system) / 1000;
+  const serverMs = (await serverCpuMs(db, pg0.pids)).ms - pg0.ms;
   await engine.stop();
-  return `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)`;
+  const perJob = (engineMs + Math.max(0, serverMs)) / n;
+  return (
+    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
+    `    CPU per job: engine process ${(engineMs / n).toFixed(2)} ms` +
+    (db.kind === 'postgres' ? `, PostgreSQL backends ${(serverMs / n).toFixed(2)} ms` : '') +
+    ` → about ${(1000 / perJob).toFixed(0)} jobs/s per fully available core`
+  );
+}
+
+/**
+ * CPU time (ms) used so far by this database's PostgreSQL backends (Linux /proc; 0 on PGlite or
+ * when /proc cannot be read). Backends that were there at the first reading but have gone are
+ * counted with their last known time.
+ */
+async function serverCpuMs(
+  db: Executor,
+  known: Map<number, number> = new Map(),
+): Promise<{ ms: number; pids: Map<number, number> }> {
+  if (db.kind !== 'postgres') return { ms: 0, pids: known };
+  const { rows } = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`,
+  );
+  const pids = new Map(known);
+  const tick = 100; // USER_HZ on Linux
+  for (const { pid } of rows) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      pids.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / tick);
+    } catch {
+      // not on Linux, or the backend is on another machine
+    }
+  }
+  let ms = 0;
+  for (const v of pids.values()) ms += v;
+  return { ms, pids };
 }
 
 /** 3. POST /job through app.inject. */

@@ -55,8 +55,19 @@ export function chooseJobs(
 export async function admitJobs(ctx: EngineContext): Promise<number> {
   return ctx.db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEYS.admission]);
-    const { known } = await readSettings(tx);
-    const r = Number((await tx.query<{ r: number }>(OCCUPIED_SLOTS_SQL)).rows[0]?.r ?? 0);
+    // Settings and R in one round trip (after the lock, so R counts every earlier admission).
+    const state = await tx.query<{ settings: Record<string, string> | null; r: number }>(
+      `SELECT (SELECT json_object_agg(name, value) FROM settings) AS settings, (${OCCUPIED_SLOTS_SQL}) AS r`,
+    );
+    const rawSettings = Object.entries(state.rows[0]?.settings ?? {}).map(([name, value]) => ({
+      name,
+      value,
+    }));
+    // readSettings owns the parsing rules (defaults, integers only); it is handed the rows read above.
+    const { known } = await readSettings({
+      query: async () => ({ rows: rawSettings, rowCount: rawSettings.length }),
+    } as unknown as Queryable);
+    const r = Number(state.rows[0]?.r ?? 0);
     const free = known.max_jobs - r;
     if (free <= 0) return 0;
     const candidates = await pickCandidates(tx, known, r, free);
@@ -97,24 +108,17 @@ async function pickCandidates(
   const general = s.max_jobs - s.priority_slots;
   const cols = 'id, priority, top_of_queue, queued_at';
   const order = 'ORDER BY top_of_queue DESC, priority, queued_at NULLS LAST, id';
-  const heads =
-    r < general
-      ? (
-          await tx.query<Candidate>(
-            `SELECT ${cols} FROM jobs WHERE queue_state = 'queued' ${order} LIMIT $1`,
-            [free],
-          )
-        ).rows
-      : [];
-  const prio = (
-    await tx.query<Candidate>(
-      `SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND priority <= $2 ${order} LIMIT $1`,
-      [free, s.priority_threshold],
-    )
-  ).rows;
+  // Both lists in one round trip: the general heads (only while general slots remain) and the
+  // first priority jobs.
+  const { rows } = await tx.query<Candidate>(
+    `(SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND $3::boolean ${order} LIMIT $1)
+     UNION ALL
+     (SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND priority <= $2 ${order} LIMIT $1)`,
+    [free, s.priority_threshold, r < general],
+  );
   // Merge both lists back into admission order.
   const seen = new Set<number>();
-  const all = [...heads, ...prio].filter((j) => !seen.has(j.id) && seen.add(j.id));
+  const all = rows.filter((j) => !seen.has(j.id) && seen.add(j.id));
   return all.sort(admissionOrder);
 }
 
