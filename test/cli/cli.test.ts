@@ -109,6 +109,26 @@ void describe('task-engine command line', () => {
     assert.equal(jobs.status, 200);
   });
 
+  void test('submit --follow runs the demo workflow through the API and prints its log to the end', async () => {
+    const key = /shown only this once:\s+(\S+)/.exec(serverOut)![1]!;
+    const run = await runCli(
+      ['submit', 'demo', '--param', 'content_id=from-cli', '--param', 'seconds:=0', '--follow'],
+      {
+        TASK_ENGINE_DATA_DIR: dataDir,
+        TASK_ENGINE_CLIENT: 'demo-client',
+        TASK_ENGINE_API_KEY: key,
+      },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const id = /^job (\d+) accepted$/m.exec(run.stdout)?.[1];
+    assert.ok(id, run.stdout);
+    assert.match(run.stdout, /api: .*"content_id":"from-cli","seconds":0/);
+    assert.match(run.stdout, /'hello' completed successfully/);
+    assert.match(run.stdout, new RegExp(`job ${id} completed \\(succeeded\\)`));
+    const jobs = await fetch(`${url}/jobs/${id}`, { headers: { client: 'demo-client', 'api-key': key } });
+    assert.equal(((await jobs.json()) as { queue_state: string }).queue_state, 'completed');
+  });
+
   void test('clients add refuses cleanly while the server holds the data folder', async () => {
     assert.ok(server && server.exitCode === null, 'the server runs');
     const run = await runCli(['clients', 'add', 'intruder'], { TASK_ENGINE_DATA_DIR: dataDir });
