@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { embeddedDatabaseDir, startTaskEngine, type RunningTaskEngine } from '../../server.js';
-import { waitForSignal, type CliIO } from '../io.js';
+import { CliError, waitForSignal, type CliIO } from '../io.js';
 
 /** Options of `serve` that override environment variables. */
 interface ServeOptions {
@@ -83,6 +83,20 @@ export function describeStart(io: CliIO, config: EngineConfig, running: RunningT
     for (const line of demoClientBanner(running.url, demo.name, demo.api_key)) io.out(line);
 }
 
+/** Turns a listen failure into a message that says which variable to change; other errors pass through. */
+export function explainStartError(err: unknown, config: EngineConfig): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'EADDRINUSE')
+    return new CliError(
+      `${config.host}:${config.port} is already in use; set TASK_ENGINE_PORT (or --port) to another port, or 0 for any free port`,
+    );
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL')
+    return new CliError(
+      `cannot listen on ${config.host}:${config.port} (${String(code)}); check TASK_ENGINE_HOST and TASK_ENGINE_PORT`,
+    );
+  return err;
+}
+
 /** Registers `serve`. */
 export function registerServeCommand(program: Command, io: CliIO): void {
   program
@@ -101,7 +115,11 @@ export function registerServeCommand(program: Command, io: CliIO): void {
           TASK_ENGINE_DATA_DIR: opts.dataDir,
         }),
       );
-      const running = await startTaskEngine(config, { purpose: 'task-engine serve' });
+      const running = await startTaskEngine(config, { purpose: 'task-engine serve' }).catch(
+        (err: unknown) => {
+          throw explainStartError(err, config);
+        },
+      );
       describeStart(io, config, running);
       await runUntilSignal(io, running);
     });
