@@ -231,6 +231,24 @@ forEachStore('scheduler schedules', (kind) => {
     }
   });
 
+  it('cleanup_jobs with a retention longer than any Date deletes nothing instead of failing (QA)', async () => {
+    const DAY = 86_400_000;
+    const old = await insertJob(s.db, {
+      queue_state: 'completed',
+      finished_at: new Date(Date.now() - 400 * DAY),
+    });
+    try {
+      // POST /settings accepts this (no upper bound): the cut-off used to be an Invalid Date.
+      await putSetting(s.db, 'retention_days', 1_000_000_000_000);
+      const res = await cleanupJobs(ctx);
+      assert.equal(res.jobs, 0);
+      const { rows } = await s.db.query('SELECT id FROM jobs WHERE id = $1', [old]);
+      assert.equal(rows.length, 1);
+    } finally {
+      await putSetting(s.db, 'retention_days', 30);
+    }
+  });
+
   void it('the cleanup_jobs schedule runs the cleanup', async () => {
     const gone = await insertJob(s.db, {
       queue_state: 'completed',

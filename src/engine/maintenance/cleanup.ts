@@ -34,6 +34,9 @@ export async function cleanupJobs(
   const batchSize = options.batchSize ?? CLEANUP_BATCH_SIZE;
   const { known } = await readSettings(ctx.db);
   const cutoff = new Date(ctx.clock.now().getTime() - known.retention_days * 86_400_000);
+  // A retention so long that the cut-off falls before the earliest Date (POST /settings has no
+  // upper bound) means nothing is old enough: an Invalid Date would make every run fail.
+  if (Number.isNaN(cutoff.getTime())) return { jobs: 0, cutoff: new Date(-8.64e15) };
   let total = 0;
   for (;;) {
     const { rowCount } = await ctx.db.query(
