@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Executor, Queryable, QueryResult, SessionLock } from './executor.js';
+
+/** Most distinct statement texts prepared per executor (a bound on server-side memory). */
+const MAX_PREPARED = 500;
 
 // int8 (count(*), bigserial ids) as JS numbers: ids stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -29,8 +33,23 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
   let closed = false;
   const extraClients = new Set<pg.Client>();
 
+  // Statements with parameters run as named prepared statements: each connection parses and
+  // plans a statement text once, which matters for the engine's hot paths (claims, results,
+  // admission). Names come from the text; past MAX_PREPARED distinct texts, statements run unnamed.
+  const names = new Map<string, string>();
+  const nameOf = (sql: string): string | undefined => {
+    let n = names.get(sql);
+    if (n === undefined && names.size < MAX_PREPARED) {
+      n = `te_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+      names.set(sql, n);
+    }
+    return n;
+  };
   const run = async <R>(q: pg.Pool | pg.PoolClient | pg.Client, sql: string, params?: readonly unknown[]) => {
-    const res = await q.query(sql, params as unknown[] | undefined);
+    const name = params && params.length > 0 ? nameOf(sql) : undefined;
+    const res = name
+      ? await q.query({ name, text: sql, values: params as unknown[] })
+      : await q.query(sql, params as unknown[] | undefined);
     return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 } satisfies QueryResult<R>;
   };
 
