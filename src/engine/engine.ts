@@ -214,4 +214,3 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     },
   };
 }
-
