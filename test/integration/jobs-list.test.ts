@@ -146,6 +146,14 @@ forEachStore('jobs: listing', (kind) => {
     const plusTwo = new Date(Date.parse(second) + 2 * 3600_000).toISOString().replace('Z', '+02:00');
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { from: plusTwo, to: plusTwo })), [j.q2]);
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { to: second, asc: '1' })), [j.q1, j.q2]);
+    // A time window without order_by is in creation order; order_by still wins.
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { to: fourth })), [j.done, j.st, j.q2, j.q1]);
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { to: fourth, order_by: 'priority', asc: '1' })), [
+      j.q2,
+      j.st,
+      j.done,
+      j.q1,
+    ]);
   });
 
   it('filters by job_ids (spaces allowed), and never shows another client through them', async () => {
@@ -156,6 +164,10 @@ forEachStore('jobs: listing', (kind) => {
   it('searches content_id and parameters as a literal, case-insensitive substring', async () => {
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'cid-pen' })), [j.pen]);
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'special edition' })), [j.done]);
+    // A long term must match whole, not only by the part looked up in the index.
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'special editions' })), []);
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: '100% sure_thing' })), [j.q1]);
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: '100% sure_thinG!' })), []);
     // % and _ are literal characters, not wildcards.
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: '100%' })), [j.q1]);
     assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'cid_q1' })), []);

@@ -1,0 +1,217 @@
+/**
+ * `npm run bench list-jobs`: `GET /jobs` filters at 1,000,000 jobs.
+ *
+ * Creates the database `te_bench` on the PostgreSQL server of BENCH_DATABASE_URL (default
+ * postgres://postgres@127.0.0.1:5432/te_bench), migrates it, loads 1,000,000 jobs with
+ * `INSERT … SELECT generate_series` (indexes dropped for the load and rebuilt after, as the schema
+ * defines them), runs ANALYZE, then times every listing filter through `listJobs` itself, 200
+ * runs each, and prints p50/p99 per filter (goal: p99 < 50 ms). The database is dropped at the end
+ * unless BENCH_KEEP=1. BENCH_ROWS and BENCH_RUNS override the sizes.
+ *
+ * Spread of the rows: 20 clients (client-00 has ~40 % of the jobs), 8 workflows, priorities
+ * mostly 5, created over the last 365 days in id order; ~95 % completed (3 % of those failed),
+ * ~4 % broken, 2 % persist; the newest ~1,000 jobs are live (queued, started, scheduled, pending,
+ * paused). Parameters look like a media job's: content_id (a UUID), folders, callback URLs, DRM list.
+ */
+import pg from 'pg';
+import pino from 'pino';
+import type { EngineConfig } from '../src/config/schema.js';
+import type { EngineContext } from '../src/engine/context.js';
+import { listJobs } from '../src/engine/jobs/service.js';
+import type { Viewer } from '../src/engine/jobs/records.js';
+import { openStore } from '../src/store/open-store.js';
+import type { Executor } from '../src/store/executor.js';
+import { systemClock } from '../src/engine/clock.js';
+import type { WorkflowCatalog } from '../src/workflows/types.js';
+
+const url = new URL(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/te_bench');
+const dbName = url.pathname.slice(1) || 'te_bench';
+if (!/^[a-z_][a-z0-9_]*$/.test(dbName))
+  throw new Error(`bench database name ${dbName} is not a plain identifier`);
+const adminUrl = new URL(url);
+adminUrl.pathname = '/postgres';
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 200);
+/** Only these cases (comma list of name prefixes), for investigating one filter. */
+const ONLY = process.env.BENCH_ONLY?.split(',') ?? null;
+const GOAL_P99_MS = 50;
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl.toString() });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+function elapsed(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/** Loads ROWS jobs with the jobs indexes dropped, then rebuilds them as the migrations define them. */
+async function load(db: Executor): Promise<void> {
+  let t = process.hrtime.bigint();
+  // Load without the jobs indexes, then rebuild them exactly as the migrations define them.
+  const { rows: indexes } = await db.query<{ indexname: string; indexdef: string }>(
+    `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs' AND indexname <> 'jobs_pkey'`,
+  );
+  for (const ix of indexes) await db.query(`DROP INDEX ${ix.indexname}`);
+  await db.query(
+    `INSERT INTO jobs (client, workflow, priority, queue_state, failed, persist, parameters, resolved_parameters,
+                         definition, content_id, run_at, queued_at, started_at, finished_at, created_at, updated_at)
+       SELECT client, workflow, priority, state, state = 'completed' AND r4 < 0.03, r5 < 0.02,
+              params, params, '{"name":"bench","tasks":[]}'::jsonb, cid,
+              CASE WHEN state = 'scheduled' THEN now() + (r3 * interval '30 days') ELSE created END,
+              CASE WHEN state = 'queued' THEN created END,
+              CASE WHEN state IN ('started', 'completed', 'paused') THEN created + interval '5 seconds' END,
+              CASE WHEN state IN ('completed', 'broken') THEN created + (r3 * interval '2 hours') END,
+              created,
+              created + (r3 * interval '2 hours')
+       FROM (
+         SELECT i, r3, r4, r5,
+                CASE WHEN r1 < 0.4 THEN 'client-00' ELSE 'client-' || lpad((1 + floor(r1 * 1000)::int % 19)::text, 2, '0') END AS client,
+                (ARRAY['vodstream','vodcapture','drmswitch','createmp4','capture_frame','generate_gif','build_thumbnails','voddelete'])[1 + i % 8] AS workflow,
+                CASE WHEN r2 < 0.7 THEN 5 ELSE 1 + floor(r2 * 1000)::int % 10 END AS priority,
+                CASE
+                  WHEN i > $1::int - 1000 THEN (ARRAY['queued','queued','queued','started','scheduled','scheduled','scheduled','pending','paused','queued'])[1 + i % 10]
+                  WHEN r3 < 0.04 THEN 'broken'
+                  ELSE 'completed'
+                END AS state,
+                cid,
+                jsonb_build_object(
+                  'content_id', cid,
+                  'source_folder', 'input/' || cid,
+                  'output_folder', 'vod/' || cid,
+                  'drm', jsonb_build_array('widevine', 'playready'),
+                  'rest_endpoints', jsonb_build_array('https://hub.example.com/api/event/taskenginecallback')
+                ) AS params,
+                now() - interval '365 days' + (i * (interval '365 days' / $1::int)) AS created
+         FROM (
+           SELECT i, random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5,
+                  substr(md5(i::text), 1, 8) || '-' || substr(md5(i::text), 9, 4) || '-' || substr(md5(i::text), 13, 4) || '-' ||
+                  substr(md5(i::text), 17, 4) || '-' || substr(md5(i::text), 21, 12) AS cid
+           FROM generate_series(1, $1::int) AS i
+         ) g
+       ) s`,
+    [ROWS],
+  );
+  console.log(`loaded ${ROWS.toLocaleString('en')} rows in ${(elapsed(t) / 1000).toFixed(1)} s`);
+  t = process.hrtime.bigint();
+  await db.transaction(async (tx) => {
+    await tx.query(`SET LOCAL maintenance_work_mem = '256MB'`);
+    for (const ix of indexes) await tx.query(ix.indexdef);
+  });
+  await db.query('ANALYZE jobs');
+  console.log(`rebuilt ${indexes.length} indexes and analyzed in ${(elapsed(t) / 1000).toFixed(1)} s`);
+}
+
+async function main(): Promise<void> {
+  console.log(`list-jobs: ${ROWS.toLocaleString('en')} jobs in ${dbName}, ${RUNS} runs per filter`);
+  const reuse = process.env.BENCH_REUSE === '1';
+  if (!reuse) {
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin(`CREATE DATABASE ${dbName}`);
+  }
+  const db = await openStore({ databaseUrl: url.toString() });
+  try {
+    if (reuse) console.log('reusing the loaded database (BENCH_REUSE=1)');
+    else await load(db);
+
+    const ctx: EngineContext = {
+      config: {} as EngineConfig,
+      db,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      catalog: {} as WorkflowCatalog,
+      version: 'bench',
+    };
+    const adminViewer: Viewer = { client: 'admin', admin: true };
+    const { rows: sample } = await db.query<{ id: number; content_id: string }>(
+      `SELECT id, content_id FROM jobs WHERE id % 20011 = 7 ORDER BY id LIMIT 50`,
+    );
+    const ids = sample.map((r) => r.id).join(',');
+    const cid = sample[10]!.content_id;
+    const day = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 19);
+
+    const cases: [string, Viewer, Record<string, unknown>][] = [
+      ['none (last 10)', adminViewer, {}],
+      ['limit=1000', adminViewer, { limit: '1000' }],
+      ['offset=500', adminViewer, { offset: '500' }],
+      ['asc=1', adminViewer, { asc: '1' }],
+      ['state=0 (queued)', adminViewer, { state: '0' }],
+      ['state=1 (started)', adminViewer, { state: '1' }],
+      ['state=2 (completed)', adminViewer, { state: '2' }],
+      ['state=4 (broken)', adminViewer, { state: '4' }],
+      ['state=5 (scheduled)', adminViewer, { state: '5' }],
+      ['client=client-07 (admin)', adminViewer, { client: 'client-07' }],
+      ['non-admin (own jobs)', { client: 'client-03', admin: false }, {}],
+      ['non-admin, client-00 (40 %)', { client: 'client-00', admin: false }, {}],
+      ['failed=1', adminViewer, { failed: '1' }],
+      ['failed=0', adminViewer, { failed: '0' }],
+      ['persist=1', adminViewer, { persist: '1' }],
+      ['persist=0', adminViewer, { persist: '0' }],
+      ['from/to (one day, 200 days ago)', adminViewer, { from: day(200), to: day(199) }],
+      ['from (last 7 days)', adminViewer, { from: day(7) }],
+      ['to (older than 300 days)', adminViewer, { to: day(300) }],
+      ['from/to asc', adminViewer, { from: day(200), to: day(100), asc: '1' }],
+      ['job_ids (50)', adminViewer, { job_ids: ids }],
+      ['search content_id (full)', adminViewer, { search: cid }],
+      ['search content_id (first 8)', adminViewer, { search: cid.slice(0, 8) }],
+      ['search (no match)', adminViewer, { search: 'no-such-content-anywhere' }],
+      ['search (common word)', adminViewer, { search: 'playready' }],
+      ['order_by=created_at', adminViewer, { order_by: 'created_at' }],
+      ['order_by=updated_at', adminViewer, { order_by: 'updated_at' }],
+      ['order_by=priority', adminViewer, { order_by: 'priority' }],
+      ['order_by=priority asc', adminViewer, { order_by: 'priority', asc: '1' }],
+      ['order_by=run_at', adminViewer, { order_by: 'run_at' }],
+      ['order_by=client', adminViewer, { order_by: 'client' }],
+      ['order_by=workflow', adminViewer, { order_by: 'workflow' }],
+      ['order_by=queue_state', adminViewer, { order_by: 'queue_state' }],
+      ['client + state=2', adminViewer, { client: 'client-07', state: '2' }],
+      ['client + failed=1', adminViewer, { client: 'client-07', failed: '1' }],
+      ['non-admin + state=0', { client: 'client-00', admin: false }, { state: '0' }],
+      ['non-admin + from/to', { client: 'client-03', admin: false }, { from: day(200), to: day(150) }],
+      ['non-admin + search', { client: 'client-00', admin: false }, { search: cid.slice(0, 8) }],
+      ['state=2 + failed=1', adminViewer, { state: '2', failed: '1' }],
+      ['state=2 + order_by=updated_at', adminViewer, { state: '2', order_by: 'updated_at' }],
+      ['state=4 + persist=1', adminViewer, { state: '4', persist: '1' }],
+      ['search + state=2', adminViewer, { search: cid.slice(0, 8), state: '2' }],
+    ];
+
+    const results: { name: string; p50: number; p99: number; rows: number }[] = [];
+    for (const [name, viewer, query] of cases) {
+      if (ONLY && !ONLY.some((o) => name.startsWith(o))) continue;
+      let rows = 0;
+      for (let i = 0; i < 5; i++) rows = (await listJobs(ctx, viewer, query)).length; // warm-up
+      const times: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const start = process.hrtime.bigint();
+        await listJobs(ctx, viewer, query);
+        times.push(elapsed(start));
+      }
+      times.sort((a, b) => a - b);
+      const pick = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)]!;
+      const r = { name, p50: pick(0.5), p99: pick(0.99), rows };
+      results.push(r);
+      console.log(
+        `${name.padEnd(34)} p50 ${r.p50.toFixed(2).padStart(8)} ms   p99 ${r.p99.toFixed(2).padStart(8)} ms   rows ${String(rows).padStart(4)}${r.p99 > GOAL_P99_MS ? '   OVER GOAL' : ''}`,
+      );
+    }
+    const over = results.filter((r) => r.p99 > GOAL_P99_MS);
+    console.log(
+      over.length === 0
+        ? `every filter under the p99 goal of ${GOAL_P99_MS} ms`
+        : `${over.length} filter(s) over the p99 goal of ${GOAL_P99_MS} ms: ${over.map((r) => r.name).join(', ')}`,
+    );
+  } finally {
+    await db.close();
+    if (process.env.BENCH_KEEP !== '1') await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
