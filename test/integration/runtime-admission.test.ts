@@ -119,4 +119,12 @@ forEachStore('runtime: admission', (kind) => {
       .map((r) => r.id);
     assert.deepEqual(order, [p3, p5, p5b, p7]);
   });
+
+  it('keeps admitting when max_jobs is set absurdly high (a pass is capped, not the cap)', async () => {
+    await te.setSetting('priority_slots', 0);
+    await te.setSetting('max_jobs', '99999999999999999999');
+    const id = await te.submit('hold', { seconds: 0 });
+    const row = await te.waitForState(id, 'completed', 5_000);
+    assert.equal(row.failed, false);
+  });
 });

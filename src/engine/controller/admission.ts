@@ -8,6 +8,9 @@ import { readSettings, type EngineSettings } from '../settings.js';
 import { advanceLockedJobs } from './advance.js';
 import { RUNTIME_JOB_COLUMNS, type RuntimeJob } from './job-scope.js';
 
+/** Most jobs one admission pass starts; a full pass is followed by another at once. */
+export const MAX_JOBS_PER_PASS = 1_000;
+
 /** How many slots are taken: started jobs plus paused jobs that still have a running task. */
 export const OCCUPIED_SLOTS_SQL = `
   SELECT (SELECT count(*) FROM jobs WHERE queue_state = 'started')
@@ -68,7 +71,9 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
       query: async () => ({ rows: rawSettings, rowCount: rawSettings.length }),
     } as unknown as Queryable);
     const r = Number(state.rows[0]?.r ?? 0);
-    const free = known.max_jobs - r;
+    // At most MAX_JOBS_PER_PASS per pass (a huge max_jobs must not become a huge LIMIT); the
+    // controller runs another pass at once when a pass was full.
+    const free = Math.min(known.max_jobs - r, MAX_JOBS_PER_PASS);
     if (free <= 0) return 0;
     const candidates = await pickCandidates(tx, known, r, free);
     const ids = chooseJobs(candidates, r, known);

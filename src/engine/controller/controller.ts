@@ -3,7 +3,7 @@
  */
 import type { EngineContext, Service } from '../context.js';
 import { CHANNELS } from '../signals.js';
-import { admitJobs } from './admission.js';
+import { admitJobs, MAX_JOBS_PER_PASS } from './admission.js';
 
 /** Options of {@link createController}. */
 export interface ControllerOptions {
@@ -59,6 +59,7 @@ export function createController(
     try {
       const n = await admitJobs(ctx);
       failures = 0;
+      if (n >= MAX_JOBS_PER_PASS) again = true;
       if (n > 0) ctx.logger.debug({ started: n }, 'admission started jobs');
     } catch (err) {
       failures++;

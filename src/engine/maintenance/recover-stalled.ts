@@ -47,7 +47,7 @@ export async function recoverStalledAttempts(
              OR w.stopped_at IS NOT NULL)
       ORDER BY a.id
       LIMIT $3`,
-    [options.all === true, known.stall_timeout, options.limit ?? 1_000],
+    [options.all === true, Math.min(known.stall_timeout, 365 * 24 * 3600), options.limit ?? 1_000],
   );
   let recovered = 0;
   for (const a of rows) {

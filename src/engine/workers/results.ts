@@ -15,6 +15,9 @@ import { appendLog, SEVERITY } from '../jobs/job-log.js';
 import { readSettings } from '../settings.js';
 import { CHANNELS, notify } from '../signals.js';
 
+/** Longest retry delay applied (a year); a larger setting must not overflow the timestamp. */
+export const MAX_DELAY_SECONDS = 365 * 24 * 3600;
+
 /** Which attempt a result belongs to. */
 export interface AttemptRef {
   attemptId: number;
@@ -177,7 +180,7 @@ export async function writeFailure(
       `UPDATE tasks SET state = 'ready', error = $2, updated_at = now(),
               run_after = now() + make_interval(secs => $3::double precision)
         WHERE id = $1`,
-      [ref.taskId, failure.error, Math.max(0, retryDelay)],
+      [ref.taskId, failure.error, Math.min(Math.max(0, retryDelay), MAX_DELAY_SECONDS)],
     );
     await appendLog(tx, {
       jobId: ref.jobId,
