@@ -12,6 +12,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { EngineContext } from '../engine/context.js';
 import { registerAuth } from './plugins/auth.js';
 import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, registerInputGuard } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
@@ -33,6 +34,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     ajv: { customOptions: { allErrors: true } },
+    clientErrorHandler: answerClientError,
   });
 
   // Bodies: JSON only. Dropping the default text/plain parser makes every other type a 415.
@@ -52,6 +54,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
 
   registerErrorHandling(app);
   registerAuth(app, ctx.db);
+  registerInputGuard(app);
 
   void app.register(swagger, {
     openapi: {

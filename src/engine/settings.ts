@@ -35,6 +35,22 @@ const MINIMUMS: Record<KnownSetting, number> = {
   stall_timeout: 1,
 };
 
+/**
+ * Upper bounds of known settings (inclusive): far beyond any sensible value, but small enough that
+ * every value stays a safe integer and every duration stays a valid date offset.
+ */
+const MAXIMUMS: Record<KnownSetting, number> = {
+  max_jobs: 100_000,
+  priority_slots: 100_000,
+  priority_threshold: 10,
+  schedule_interval: 86_400,
+  retry_delay: 86_400,
+  retry_limit: 1_000,
+  retention_days: 36_500,
+  callback_retry_limit: 100,
+  stall_timeout: 86_400,
+};
+
 /** Whether `name` is a known setting. */
 export function isKnownSetting(name: string): name is KnownSetting {
   return Object.hasOwn(SETTING_DEFAULTS, name);
@@ -47,12 +63,14 @@ export async function readSettings(
   db: Queryable,
 ): Promise<{ known: EngineSettings; all: Record<string, string> }> {
   const { rows } = await db.query<{ name: string; value: string }>('SELECT name, value FROM settings');
-  const all: Record<string, string> = {};
+  // No prototype: a setting may be named "__proto__" or "constructor" like any other.
+  const all: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const r of rows) all[r.name] = r.value;
   const known = { ...SETTING_DEFAULTS } as EngineSettings;
   for (const name of Object.keys(SETTING_DEFAULTS) as KnownSetting[]) {
     const raw = all[name];
-    if (raw !== undefined && /^-?\d+$/.test(raw)) known[name] = Number(raw);
+    if (raw !== undefined && /^-?\d+$/.test(raw) && Number.isSafeInteger(Number(raw)))
+      known[name] = Number(raw);
   }
   return { known, all };
 }
@@ -81,8 +99,12 @@ export function validateSetting(name: string, value: unknown, current: EngineSet
       `setting "${name}" must be a whole number (got ${JSON.stringify(value)})`,
     );
   const min = MINIMUMS[name];
-  if (n < min)
-    throw new EngineError('VALIDATION_FAILED', `setting "${name}" must be at least ${min} (got ${n})`);
+  const max = MAXIMUMS[name];
+  if (n < min || n > max)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `setting "${name}" must be at least ${min} and at most ${max} (got ${JSON.stringify(value)})`,
+    );
   if (name === 'priority_slots' && n > current.max_jobs)
     throw new EngineError(
       'VALIDATION_FAILED',
@@ -159,7 +181,10 @@ export interface SettingsList {
 /** Lists every setting (`GET /settings`): known ones with defaults filled in, then unknown ones by name. */
 export async function listSettings(ctx: { db: Queryable }): Promise<SettingsList> {
   const { known, all } = await readSettings(ctx.db);
-  const settings: Record<string, number | string> = { ...known };
+  const settings: Record<string, number | string> = Object.assign(
+    Object.create(null) as Record<string, number | string>,
+    known,
+  );
   for (const name of Object.keys(all).sort()) if (!isKnownSetting(name)) settings[name] = all[name]!;
   return { result: 'ok', settings };
 }

@@ -69,6 +69,8 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Content-Length does not match the body that was sent';
     default:
+      if (/prototype property/i.test(err.message))
+        return 'the body holds a "__proto__" or "constructor.prototype" key, which is not accepted; rename that field';
       if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
         return `the body is not valid JSON (${err.message}); send a JSON object with Content-Type: application/json`;
       return err.message;

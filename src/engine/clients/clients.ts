@@ -56,7 +56,15 @@ export function assertClientName(name: unknown): asserts name is string {
       'VALIDATION_FAILED',
       `client name ${JSON.stringify(name)} is not accepted; a name is ${CLIENT_NAME_RULE}`,
     );
+  if (RESERVED_CLIENT_NAMES.includes(name))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `client name "${name}" is reserved (it names a folder of the workflows directory); choose another name`,
+    );
 }
+
+/** Names that would collide with folders of the workflows directory (SPEC section 11). */
+export const RESERVED_CLIENT_NAMES: readonly string[] = ['common', 'handlers'];
 
 /**
  * Creates a client with a fresh API key and signing secret. A name that was revoked may be added
