@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
+import { reapOrphanedChildren } from '../process/child-registry.js';
 import { openStore } from '../store/open-store.js';
 import { loadCatalog } from '../workflows/catalog.js';
 import type { WorkflowCatalog } from '../workflows/types.js';
@@ -86,6 +87,10 @@ export function embeddedStoreDir(config: Pick<EngineConfig, 'dataDir'>): string 
  * In embedded mode (PGlite) `start()` first recovers every attempt left `running` by a previous
  * process at once (only one process can own an embedded database), and marks its old `workers`
  * rows stopped.
+ *
+ * Before that (every mode), `start()` kills the child processes (`exec` programs, FFmpeg) that
+ * dead engine processes of this host left running ({@link reapOrphanedChildren}), so a recovered
+ * attempt never runs beside its predecessor's program.
  * @throws the store's connection error, or the catalog's error naming the bad workflow file.
  */
 export async function createEngine(config: EngineConfig, opts: EngineOptions = {}): Promise<Engine> {
@@ -124,6 +129,7 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
 
   const start = async (): Promise<void> => {
     const roles = new Set(config.roles);
+    await reapOrphanedChildren({ logger });
     if (db.kind === 'pglite') {
       await db.query(`UPDATE workers SET stopped_at = now() WHERE stopped_at IS NULL AND id <> $1`, [
         workerId,

@@ -1,6 +1,7 @@
 /**
  * Recovering attempts whose worker died (SPEC section 6, schedule `recover_stalled_tasks`).
  */
+import { reapOrphanedChildren } from '../../process/child-registry.js';
 import type { EngineContext } from '../context.js';
 import { readSettings } from '../settings.js';
 import { recordFailure } from '../workers/results.js';
@@ -23,6 +24,8 @@ export interface RecoverStalledOptions {
  * `retry_delay` while retries remain, else the task fails and the job advances. Each attempt is
  * its own transaction guarded by `state = 'running'`, so a worker that was only slow and answers
  * late finds its result dropped, and two engines recovering at once never double-count.
+ * First, the child processes left running on this host by engine processes that are gone are
+ * killed ({@link reapOrphanedChildren}), so a retry never runs beside the old attempt's program.
  * @returns how many attempts were recovered.
  * @throws the driver's error when the candidates cannot be read.
  */
@@ -30,6 +33,7 @@ export async function recoverStalledAttempts(
   ctx: EngineContext,
   options: RecoverStalledOptions = {},
 ): Promise<number> {
+  await reapOrphanedChildren({ logger: ctx.logger });
   const { known } = await readSettings(ctx.db);
   const { rows } = await ctx.db.query<{
     id: number;
