@@ -16,6 +16,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -368,13 +369,25 @@ export async function runDemo(io: CliIO, opts: DemoOptions = {}): Promise<DemoRe
     for (const f of files) io.out(`  ${path.relative(outputDir, f)}`);
     io.out('');
     io.out('play it:');
-    io.out(`  ffplay ${manifest}`);
-    io.out(
-      `  ffplay -allowed_extensions ALL ${path.join(outputDir, `${contentId}_aes.m3u8`)}   # the AES-128 variant`,
-    );
+    if (onPath('ffplay', io.env.PATH)) {
+      io.out(`  ffplay ${manifest}`);
+      io.out(
+        `  ffplay -allowed_extensions ALL ${path.join(outputDir, `${contentId}_aes.m3u8`)}   # the AES-128 variant`,
+      );
+    } else io.out(`  with ffplay (not installed here; e.g. apt-get install ffmpeg): ffplay ${manifest}`);
     io.out(`  or serve the folder and open it in any HLS player (Safari, VLC, hls.js):`);
     io.out(`  npx http-server ${outputDir} -p 8080 --cors   then   http://127.0.0.1:8080/${contentId}.m3u8`);
     io.out(`  the MP4: ${path.join(outputDir, `${contentId}.mp4`)}`);
+    const admin = running?.bootstrap.demoClient;
+    if (admin) {
+      // The embedded engine was started for the first time by this demo: its admin key is shown only now.
+      io.out('');
+      io.out(`This first start also created the admin client "${admin.name}" for this data folder.`);
+      io.out(`Its API key is shown only this once: ${admin.api_key}`);
+      io.out(
+        `Run the engine with \`npm start\` and send the headers  client: ${admin.name}  api-key: <that key>.`,
+      );
+    }
     return { jobId, job, callbacks: receiver.received, outputDir, manifest, files };
   } finally {
     view?.stop();
@@ -416,4 +429,18 @@ export async function makeDemoVideo(
     '+faststart',
     file,
   ]);
+}
+
+/** Whether an executable named `name` is on `pathVar` (a PATH string). */
+function onPath(name: string, pathVar: string | undefined): boolean {
+  for (const dir of (pathVar ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(path.join(dir, name), fsConstants.X_OK);
+      return true;
+    } catch {
+      // not in this folder
+    }
+  }
+  return false;
 }

@@ -37,7 +37,7 @@ export function demoClientBanner(url: string, name: string, apiKey: string): str
     '',
     'Or from the command line:',
     '',
-    `  TASK_ENGINE_CLIENT=${name} TASK_ENGINE_API_KEY=${apiKey} task-engine submit demo --param content_id=hello --follow`,
+    `  TASK_ENGINE_CLIENT=${name} TASK_ENGINE_API_KEY=${apiKey} npm run task-engine -- submit demo --param content_id=hello --follow`,
     '',
   ];
 }

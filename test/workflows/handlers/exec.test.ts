@@ -17,9 +17,6 @@ async function context(inputs: Record<string, unknown>): Promise<TestHandlerCont
 }
 const stray: number[] = [];
 
-afterEach(() => {
-  Object.assign(EXEC_LIMITS, defaults);
-});
 after(async () => {
   for (const pid of stray) {
     try {
@@ -32,6 +29,10 @@ after(async () => {
 });
 
 describe('exec handler', () => {
+  // Inside the describe: on Node 20 a file-level afterEach does not run between nested tests.
+  afterEach(() => {
+    Object.assign(EXEC_LIMITS, defaults);
+  });
   it('passes shell metacharacters in args literally and never runs them', async () => {
     const marker = join('/tmp', `te-pwned-${process.pid}-${Date.now()}`);
     const args = [
