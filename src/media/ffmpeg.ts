@@ -12,13 +12,17 @@
  *
  * Processes are started with an argv array (never a shell). An `AbortSignal` ends the process
  * (SIGTERM, then SIGKILL after a grace period, as SPEC 5.3 asks for broken jobs); FFmpeg's
- * `-progress pipe:1` key=value blocks are parsed so callers can report a percentage.
+ * `-progress pipe:1` key=value blocks are parsed so callers can report a percentage. A running
+ * tool is listed in the host's child process registry (`src/process/child-registry.ts`), so that
+ * if the engine process dies the next engine process on this host kills it before the attempt is
+ * retried — two FFmpeg processes never write the same outputs.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PermanentTaskError } from '../errors/task-errors.js';
+import { trackChild, untrackChild } from '../process/child-registry.js';
 
 /** The two media tools. */
 export type MediaTool = 'ffmpeg' | 'ffprobe';
@@ -206,6 +210,9 @@ export function runTool(
       shell: false,
       windowsHide: true,
     });
+    // Not detached (the tool starts no processes of its own): the registry kills just this pid.
+    const pid = child.pid;
+    if (pid !== undefined) trackChild(pid, { group: false });
     let stdout = '';
     let stdoutPartial = '';
     let stderr = '';
@@ -241,6 +248,7 @@ export function runTool(
       reject(new MediaToolError(`${tool} could not be started (${bin}): ${err.message}`, tool, null, ''));
     });
     child.on('close', (code, sig) => {
+      if (pid !== undefined) untrackChild(pid);
       signal?.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       const stderrTail = stderr.slice(-STDERR_TAIL_BYTES);

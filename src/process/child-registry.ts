@@ -303,7 +303,8 @@ function kill(pid: number): boolean {
  * boot): if the child still runs (same pid and start time) its process group gets SIGKILL — or,
  * when the child itself has exited, the members it left in its group — and the call waits up to
  * {@link REAP_WAIT_MS} for them to be gone; then the record is deleted. Records of live engine
- * processes, this one included, are not touched.
+ * processes, this one included, are not touched while anything of their child runs (a record whose
+ * child and group are all gone is deleted as debris).
  *
  * Without `/proc` (not Linux) it does nothing and says so once at debug level. Never throws:
  * problems are logged and the rest of the folder is still handled.
@@ -348,7 +349,16 @@ export async function reapOrphanedChildren(options: { logger?: ChildRegistryLogg
           unlinkSync(file); // the machine rebooted since: nothing of it runs
           continue;
         }
-        if (isSameProcessRunning(record.enginePid, record.engineStartTicks)) continue;
+        if (isSameProcessRunning(record.enginePid, record.engineStartTicks)) {
+          // A live engine's record is its own business, unless nothing of its child is left (the
+          // engine aborted it and ended before its kill timer ran): then the record is debris.
+          if (
+            !isSameProcessRunning(record.childPid, record.childStartTicks) &&
+            survivors(record, processes).length === 0
+          )
+            unlinkSync(file);
+          continue;
+        }
         const left = survivors(record, processes);
         if (left.length > 0) {
           const signalled = record.group ? kill(-record.childPid) : kill(record.childPid);

@@ -23,13 +23,16 @@
  * Process handling: the program runs in its own process group. When `ctx.signal` aborts (job
  * broken, timeout, shutdown) the whole group gets SIGTERM, then SIGKILL after `killGraceMs`
  * (10 s, SPEC section 5.3), so grandchildren stop too. When the program exits on its own, any
- * process it left behind in its group is killed.
+ * process it left behind in its group is killed. While it runs, the group is listed in the host's
+ * child process registry (`src/process/child-registry.ts`), so that if the engine process dies
+ * the next engine process on this host kills the group before the attempt is retried.
  */
 import { spawn } from 'node:child_process';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { PermanentTaskError } from '../../errors/task-errors.js';
+import { trackChild, untrackChild } from '../../process/child-registry.js';
 import type { HandlerContext } from '../types.js';
 import { abortError, isPlainObject } from './inputs.js';
 
@@ -291,6 +294,14 @@ export async function execHandler(ctx: HandlerContext): Promise<ExecOutput> {
     stdio: ['ignore', 'pipe', 'pipe'],
     windowsHide: true,
   });
+  if (child.pid !== undefined) {
+    const { problem } = trackChild(child.pid);
+    if (problem)
+      ctx.log(
+        `exec: the child process registry is not usable (${problem}); if the engine process dies, this program is not stopped`,
+        2,
+      );
+  }
 
   let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -300,7 +311,10 @@ export async function execHandler(ctx: HandlerContext): Promise<ExecOutput> {
     aborted = true;
     killGroup(child.pid, 'SIGTERM');
     const pid = child.pid;
-    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), EXEC_LIMITS.killGraceMs);
+    killTimer = setTimeout(() => {
+      killGroup(pid, 'SIGKILL');
+      untrackChild(pid);
+    }, EXEC_LIMITS.killGraceMs);
     killTimer.unref();
   };
 
@@ -360,8 +374,15 @@ export async function execHandler(ctx: HandlerContext): Promise<ExecOutput> {
   }
   if (child.pid !== undefined) {
     // Leftovers in the group (they closed their stdio) do not outlive the task.
-    if (!aborted) killGroup(child.pid, 'SIGKILL');
-    else if (!killGroup(child.pid, 0) && killTimer) clearTimeout(killTimer);
+    // The registry record goes once nothing of the group is left (after an abort, the kill timer
+    // removes it when the group outlives the program).
+    if (!aborted) {
+      killGroup(child.pid, 'SIGKILL');
+      untrackChild(child.pid);
+    } else if (!killGroup(child.pid, 0)) {
+      if (killTimer) clearTimeout(killTimer);
+      untrackChild(child.pid);
+    }
   }
   lines.flush();
 
