@@ -54,7 +54,7 @@ export const EXEC_LIMITS = {
   logLines: 1000,
   /** Output bytes written to the job log per attempt. */
   logBytes: 256 * 1024,
-  /** Longest single log line in bytes; longer lines are cut. */
+  /** Longest single log line in characters; longer lines are logged in pieces of this size. */
   lineBytes: 8 * 1024,
   /** After the program exits, how long to wait for its streams to close before killing leftovers, in ms. */
   exitDrainMs: 2_000,
@@ -130,9 +130,18 @@ class LineLogger {
   }
 
   private emit(stream: 'stdout' | 'stderr', raw: string): void {
-    if (this.stopped) return;
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    const cut = line.length > EXEC_LIMITS.lineBytes ? `${line.slice(0, EXEC_LIMITS.lineBytes)} …` : line;
+    // A long line is logged in pieces of `lineBytes`, the same whether its newline arrived in the
+    // same read or a later one (the split must not depend on how the pipe chunked the output).
+    let i = 0;
+    do {
+      this.emitPiece(stream, line.slice(i, i + EXEC_LIMITS.lineBytes));
+      i += EXEC_LIMITS.lineBytes;
+    } while (i < line.length && !this.stopped);
+  }
+
+  private emitPiece(stream: 'stdout' | 'stderr', cut: string): void {
+    if (this.stopped) return;
     const size = Buffer.byteLength(cut) + 1;
     if (this.lines + 1 > EXEC_LIMITS.logLines || this.bytes + size > EXEC_LIMITS.logBytes) {
       this.stopped = true;

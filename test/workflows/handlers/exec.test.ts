@@ -124,8 +124,23 @@ describe('exec handler', () => {
     });
     await execHandler(ctx);
     const lines = logs.filter((l) => l.severity === 1).map((l) => l.message);
+    assert.equal(lines.join(''), 'x'.repeat(1000));
     assert.ok(lines.length >= 10);
-    assert.ok(lines.every((l) => l.length <= 102));
+    assert.ok(lines.every((l) => l.length <= 100));
+  });
+
+  it('splits a long line the same way when its newline comes in the same write', async () => {
+    EXEC_LIMITS.lineBytes = 100;
+    const { ctx, logs } = await context({
+      command: process.execPath,
+      args: ['-e', "process.stdout.write('y'.repeat(1000) + '\\n')"],
+    });
+    await execHandler(ctx);
+    const lines = logs.filter((l) => l.severity === 1).map((l) => l.message);
+    assert.deepEqual(
+      lines,
+      Array.from({ length: 10 }, () => 'y'.repeat(100)),
+    );
   });
 
   it('gives the program a minimal environment plus env, never the engine environment', async () => {
