@@ -366,8 +366,8 @@ export function createSchedulerService(
   const onNotify = (payload: string): void => {
     if (!isLeader()) return;
     if (/^\d+$/.test(payload)) {
-      // A job's run_at or semaphore changed (or a job was submitted as scheduled/pending).
-      checker.reset(Number(payload));
+      // A job's run_at or semaphore changed (or a job was submitted as scheduled/pending). The
+      // semaphore pass checks at once whatever pending job changed since its last check.
       track(armDue());
       armSemaphores(0);
       return;

@@ -9,7 +9,10 @@
  * - Cadence: a job is checked as soon as it becomes pending, then 5 s later, then with a doubling
  *   delay (5, 10, 20, 40 s …) capped at `schedule_interval` seconds (and at 60 s), so a semaphore
  *   that opens is noticed within seconds while a closed one is not hammered.
- *   A PATCH of the job (a notification on `CHANNELS.scheduler` with its id) checks it again at once.
+ *   A job whose row changed since its last check (a PATCH of its semaphore_url, run_at or state
+ *   moves `updated_at`) is checked again at once. The backoff follows the row, not notifications:
+ *   the notification that announces a new pending job may arrive after a pass already checked it,
+ *   and must not cause a second check right after the first.
  */
 import type { EngineContext } from '../context.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
@@ -66,6 +69,8 @@ export async function checkSemaphore(
 
 interface JobCheckState {
   failures: number;
+  /** `updated_at` (ms) of the job row the last check was made for. */
+  version: number;
   nextCheckAt: number;
   lastResult: string;
 }
@@ -84,11 +89,6 @@ export class SemaphoreChecker {
     private readonly timeoutMs: number = SEMAPHORE_TIMEOUT_MS,
   ) {}
 
-  /** Forgets the backoff of `jobId` so its next pass checks it at once (after a PATCH). */
-  reset(jobId: number): void {
-    this.state.delete(jobId);
-  }
-
   /**
    * One pass: checks every pending job that is due for a check; queues those whose semaphore says
    * go. Passes never overlap (a call during a pass waits for it).
@@ -104,27 +104,36 @@ export class SemaphoreChecker {
   }
 
   private async pass(maxRecheckMs: number): Promise<number> {
-    const { rows } = await this.ctx.db.query<{ id: number; semaphore_url: string | null }>(
-      `SELECT id, semaphore_url FROM jobs WHERE queue_state = 'pending' ORDER BY run_at, id LIMIT $1`,
+    const { rows } = await this.ctx.db.query<{ id: number; semaphore_url: string | null; updated_at: Date }>(
+      `SELECT id, semaphore_url, updated_at FROM jobs WHERE queue_state = 'pending' ORDER BY run_at, id LIMIT $1`,
       [SEMAPHORE_BATCH],
     );
     const seen = new Set(rows.map((r) => r.id));
     for (const id of this.state.keys()) if (!seen.has(id)) this.state.delete(id);
     const now = Date.now();
-    const due = rows.filter((r) => (this.state.get(r.id)?.nextCheckAt ?? 0) <= now);
+    const due = rows.filter((r) => {
+      const st = this.state.get(r.id);
+      // Never checked, changed since its last check, or its backoff has run out.
+      return !st || st.version !== r.updated_at.getTime() || st.nextCheckAt <= now;
+    });
     let queued = 0;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length) {
         const job = due[next++]!;
-        if (await this.checkOne(job.id, job.semaphore_url, maxRecheckMs)) queued++;
+        if (await this.checkOne(job.id, job.semaphore_url, job.updated_at.getTime(), maxRecheckMs)) queued++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(SEMAPHORE_CONCURRENCY, due.length) }, () => worker()));
     return queued;
   }
 
-  private async checkOne(jobId: number, url: string | null, maxRecheckMs: number): Promise<boolean> {
+  private async checkOne(
+    jobId: number,
+    url: string | null,
+    version: number,
+    maxRecheckMs: number,
+  ): Promise<boolean> {
     // A pending job whose semaphore was removed (PATCH semaphore_url to empty) may go at once.
     const answer: SemaphoreAnswer = url
       ? await checkSemaphore(url, this.timeoutMs)
@@ -153,10 +162,12 @@ export class SemaphoreChecker {
       this.state.delete(jobId);
       return moved;
     }
-    const prev = this.state.get(jobId);
+    const known = this.state.get(jobId);
+    // A changed row (new semaphore, resumed) starts its backoff afresh.
+    const prev = known && known.version === version ? known : undefined;
     const failures = (prev?.failures ?? 0) + 1;
     const delay = Math.min(SEMAPHORE_FIRST_RECHECK_MS * 2 ** (failures - 1), Math.max(1_000, maxRecheckMs));
-    this.state.set(jobId, { failures, nextCheckAt: Date.now() + delay, lastResult: result });
+    this.state.set(jobId, { failures, version, nextCheckAt: Date.now() + delay, lastResult: result });
     // Log the first "not yet" and every change of answer, not every check.
     if (!prev || prev.lastResult !== result) {
       await appendLog(this.ctx.db, {
