@@ -6,7 +6,7 @@
  * most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { EngineContext } from '../engine/context.js';
@@ -36,7 +36,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     ajv: { customOptions: { allErrors: true } },
     clientErrorHandler: answerClientError,
     // One line per request at debug level instead of Fastify's two at info: the console stays readable.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
