@@ -15,13 +15,20 @@ const files = readdirSync(dir)
   .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
   .sort();
 if (files.length === 0) {
-  console.error(`no benchmark matches ${wanted.join(', ')}; available: ${readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).join(', ')}`);
+  console.error(
+    `no benchmark matches ${wanted.join(', ')}; available: ${readdirSync(dir)
+      .filter((f) => f.endsWith('.bench.ts'))
+      .join(', ')}`,
+  );
   process.exit(2);
 }
 let failed = 0;
 for (const f of files) {
   console.log(`\n=== ${f}`);
-  const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(dir, f)], { stdio: 'inherit', env: process.env });
+  const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(dir, f)], {
+    stdio: 'inherit',
+    env: process.env,
+  });
   if (res.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

@@ -24,7 +24,10 @@ const CLIENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
  * @param cwd - folder that relative paths are resolved against.
  * @throws {@link ConfigError} naming every bad field at once.
  */
-export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): EngineConfig {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  cwd: string = process.cwd(),
+): EngineConfig {
   const problems: string[] = [];
   const get = (name: string): string | undefined => {
     const v = env[name];
@@ -74,7 +77,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
 
   const workerQueues = list('TASK_ENGINE_WORKER_QUEUES') ?? null;
   for (const q of workerQueues ?? [])
-    if (!QUEUE_NAME.test(q)) problems.push(`TASK_ENGINE_WORKER_QUEUES: "${q}" is not a queue name ([a-z][a-z0-9_-]*)`);
+    if (!QUEUE_NAME.test(q))
+      problems.push(`TASK_ENGINE_WORKER_QUEUES: "${q}" is not a queue name ([a-z][a-z0-9_-]*)`);
 
   const workerConcurrency = int('TASK_ENGINE_WORKER_CONCURRENCY', 4, 1, 1000);
 

@@ -4,8 +4,16 @@
  * {@link EngineError} becomes a response.
  */
 export const ERROR_CATALOGUE = {
-  VALIDATION_FAILED: { status: 400, retryable: false, summary: 'the request or a value in it is not accepted' },
-  UNKNOWN_WORKFLOW: { status: 400, retryable: false, summary: 'no workflow of that name exists for this client' },
+  VALIDATION_FAILED: {
+    status: 400,
+    retryable: false,
+    summary: 'the request or a value in it is not accepted',
+  },
+  UNKNOWN_WORKFLOW: {
+    status: 400,
+    retryable: false,
+    summary: 'no workflow of that name exists for this client',
+  },
   INVALID_JSON: { status: 400, retryable: false, summary: 'the body is not valid JSON' },
   UNAUTHORIZED: { status: 401, retryable: false, summary: 'missing or wrong client / api-key headers' },
   FORBIDDEN: { status: 403, retryable: false, summary: 'authenticated, but this client may not do that' },
@@ -14,7 +22,11 @@ export const ERROR_CATALOGUE = {
   STATE_CONFLICT: { status: 409, retryable: false, summary: "the job's state does not allow that change" },
   CONFLICT: { status: 409, retryable: false, summary: 'the resource already exists or is in use' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'the body is over 1 MiB' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, summary: 'a body must be sent as application/json' },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    retryable: false,
+    summary: 'a body must be sent as application/json',
+  },
   STALE_ATTEMPT: { status: 409, retryable: false, summary: 'a newer attempt of the task has taken over' },
   STORE_UNAVAILABLE: { status: 503, retryable: true, summary: 'the database cannot be reached' },
   INTERNAL: { status: 500, retryable: true, summary: 'an unexpected fault; the log has the request id' },

@@ -12,14 +12,17 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const v = await condition();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${options.timeoutMs ?? 10_000} ms waiting for ${options.what ?? 'condition'}`, {
-        cause: last,
-      });
+      throw new Error(
+        `timed out after ${options.timeoutMs ?? 10_000} ms waiting for ${options.what ?? 'condition'}`,
+        {
+          cause: last,
+        },
+      );
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
   }
 }

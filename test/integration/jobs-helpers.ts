@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- stored rows are read loosely in assertions */
 /**
  * Shared set-up of the job service tests: an engine context over a real test store and a real
  * workflow catalog (the job fixtures copied into a private folder, so other fixtures added to

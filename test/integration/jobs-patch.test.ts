@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- stored rows are read loosely in assertions */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';

@@ -11,6 +11,7 @@ import { EngineError } from '../../errors/catalogue.js';
 export const MAX_BODY_DEPTH = 100;
 
 // A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one.
+// eslint-disable-next-line no-control-regex -- finding NUL is the point of this pattern
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Describes the first unstorable piece of text in `value`, or null when there is none. */

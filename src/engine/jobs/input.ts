@@ -80,7 +80,7 @@ export function parseHttpUrl(field: string, value: unknown): string {
   if (typeof value !== 'string')
     throw new EngineError('VALIDATION_FAILED', `${field} must be ${accepted}; got ${describe(value)}`);
   const text = value.trim();
-  let url: URL | null = null;
+  let url: URL | null;
   try {
     url = new URL(text);
   } catch {

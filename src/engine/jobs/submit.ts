@@ -106,7 +106,7 @@ export function maskHeaders(headers: Record<string, unknown>): Record<string, un
     if (value === undefined) continue;
     if (!SECRET_HEADER.test(name)) out[name] = value;
     else if (Array.isArray(value)) out[name] = value.map((v) => maskSecret(String(v)));
-    else out[name] = maskSecret(String(value));
+    else out[name] = maskSecret(typeof value === 'string' ? value : JSON.stringify(value));
   }
   return out;
 }
