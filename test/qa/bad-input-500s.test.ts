@@ -1,6 +1,6 @@
 /**
- * QA reproductions (failing until fixed): bad input that answers 500, or a setting that stops
- * admission. Each request here must be a 4xx and change nothing.
+ * Regression tests for input that once answered 500 (NUL characters, unpaired surrogates, parser
+ * errors, prototype keys) or a setting that stopped admission. Each request must be a 4xx.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
