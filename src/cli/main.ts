@@ -2,20 +2,9 @@
 /**
  * The `task-engine` executable. The only place that reads `process.env` and calls `process.exit`.
  */
-import { readFileSync } from 'node:fs';
+import { ENGINE_VERSION } from '../engine/engine.js';
 import { runCli } from './program.js';
 import type { CliIO } from './io.js';
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 const io: CliIO = {
   env: process.env,
@@ -30,6 +19,6 @@ const io: CliIO = {
   exitNow: (code) => process.exit(code),
 };
 
-const code = await runCli(process.argv, io, packageVersion());
+const code = await runCli(process.argv, io, ENGINE_VERSION);
 // Let stdout drain, then end: open handles (a lingering socket) must not keep the CLI alive.
 process.stdout.write('', () => process.exit(code));
