@@ -120,6 +120,21 @@ forEachStore('runtime: admission', (kind) => {
     assert.deepEqual(order, [p3, p5, p5b, p7]);
   });
 
+  it('re-orders a queued job at once when PATCH changes its priority (SPEC 5.3)', async () => {
+    await te.setSetting('max_jobs', 1);
+    await te.setSetting('priority_slots', 0);
+    const blocker = await te.submit('hold', { seconds: 0.5 });
+    await te.waitForState(blocker, 'started');
+    const first = await te.submit('hold', { seconds: 0.1 }, { priority: 5 });
+    const second = await te.submit('hold', { seconds: 0.1 }, { priority: 5 });
+    // FIFO would start `first`; raising `second` to priority 1 while both wait puts it ahead.
+    await patchJob(te.engine.ctx, admin, String(second), { priority: '1' });
+    for (const id of [first, second]) await te.waitForState(id, 'completed', 10_000);
+    const [a, b] = await Promise.all([te.job(first), te.job(second)]);
+    assert.equal(b.priority, 1);
+    assert.ok(b.started_at! < a.started_at!, 'the re-prioritised job started first');
+  });
+
   it('keeps admitting when max_jobs is set absurdly high (a pass is capped, not the cap)', async () => {
     await te.setSetting('priority_slots', 0);
     await te.setSetting('max_jobs', '99999999999999999999');
