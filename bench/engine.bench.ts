@@ -13,7 +13,8 @@
  * `npm run bench engine`, or `node --import tsx bench/engine.bench.ts [postgres|pglite]`.
  * Environment: `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test),
  * `BENCH_MEMORY_JOBS` (default 100000 on PostgreSQL, 5000 on PGlite), `BENCH_THROUGHPUT_JOBS`
- * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32).
+ * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32), `BENCH_ONLY` (a comma list
+ * of the parts to run: latency, throughput, post, memory, pgbench; default all).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -265,6 +266,12 @@ function pgbench(): string {
   return `pgbench simple insert (4 clients, 10 s): ${tps ?? `failed: ${run.stderr}`} tps`;
 }
 
+/** `BENCH_ONLY=throughput,post` runs only the named parts (latency, throughput, post, memory, pgbench). */
+function wanted(part: string): boolean {
+  const only = process.env.BENCH_ONLY;
+  return !only || only.split(',').includes(part);
+}
+
 async function main(): Promise<void> {
   const kinds = (process.argv[2] ? [process.argv[2]] : ['postgres', 'pglite']) as Kind[];
   console.log(
@@ -275,14 +282,15 @@ async function main(): Promise<void> {
     const { db, url } = await openBenchStore(kind);
     try {
       const pgKind = kind === 'postgres';
-      console.log(await latency(db, url, pgKind ? 200 : 100));
-      console.log(
-        await throughput(db, url, Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000))),
-      );
-      console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
+      if (wanted('latency')) console.log(await latency(db, url, pgKind ? 200 : 100));
+      if (wanted('throughput'))
+        console.log(
+          await throughput(db, url, Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000))),
+        );
+      if (wanted('post')) console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
       const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
-      if (memJobs > 0) console.log(await memory(db, url, memJobs));
-      if (pgKind) console.log(pgbench());
+      if (wanted('memory') && memJobs > 0) console.log(await memory(db, url, memJobs));
+      if (wanted('pgbench') && pgKind) console.log(pgbench());
     } finally {
       await db.close();
     }
