@@ -23,6 +23,64 @@ forEachStore('store', (kind) => {
     );
   });
 
+  it('migration 3 moves the search trigram indexes off jobs and fills job_search from the jobs there', async () => {
+    const m3 = (await readMigrations()).find((m) => m.version === 3);
+    assert.ok(m3, 'migration 3 is bundled');
+    const indexesOf = async (table: string) =>
+      (
+        await s.db.query<{ indexname: string }>(
+          'SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname',
+          [table],
+        )
+      ).rows.map((r) => r.indexname);
+    assert.deepEqual(await indexesOf('job_search'), [
+      'job_search_content_id_trgm_idx',
+      'job_search_parameters_trgm_idx',
+      'job_search_pkey',
+    ]);
+    const onJobs = await indexesOf('jobs');
+    assert.ok(!onJobs.includes('jobs_search_trgm_idx') && !onJobs.includes('jobs_content_id_trgm_idx'));
+    // Back to the schema of version 2 with jobs in it, run migration 3, check, and roll it all back.
+    const rollback = new Error('rollback');
+    await assert.rejects(
+      s.db.transaction(async (tx) => {
+        await tx.exec(`DROP TABLE job_search;
+          CREATE INDEX jobs_search_trgm_idx ON jobs USING gin ((parameters::text) gin_trgm_ops);
+          CREATE INDEX jobs_content_id_trgm_idx ON jobs USING gin (content_id gin_trgm_ops);`);
+        const { rows: made } = await tx.query<{ id: number }>(
+          `INSERT INTO jobs (client, workflow, queue_state, parameters, definition, content_id)
+           VALUES ('c', 'w', 'completed', '{"content_id": "Abc-1", "note": "x"}', '{}', 'Abc-1'),
+                  ('c', 'w', 'queued', '{}', '{}', NULL)
+           RETURNING id`,
+        );
+        await tx.exec(m3.sql);
+        const { rows } = await tx.query<{
+          job_id: number;
+          content_id: string | null;
+          parameters_text: string;
+        }>('SELECT job_id, content_id, parameters_text FROM job_search ORDER BY job_id');
+        assert.deepEqual(rows, [
+          {
+            job_id: made[0]!.id,
+            content_id: 'Abc-1',
+            parameters_text: '{"note": "x", "content_id": "Abc-1"}',
+          },
+          { job_id: made[1]!.id, content_id: null, parameters_text: '{}' },
+        ]);
+        const { rows: left } = await tx.query<{ indexname: string }>(
+          `SELECT indexname FROM pg_indexes WHERE tablename = 'jobs' AND indexdef LIKE '%gin_trgm_ops%'`,
+        );
+        assert.deepEqual(left, []);
+        // A job deleted (clean-up) takes its search row with it.
+        await tx.query('DELETE FROM jobs WHERE id = $1', [made[0]!.id]);
+        const { rows: after } = await tx.query<{ job_id: number }>('SELECT job_id FROM job_search');
+        assert.deepEqual(after, [{ job_id: made[1]!.id }]);
+        throw rollback;
+      }),
+      (err) => err === rollback,
+    );
+  });
+
   it('returns int8 as numbers and timestamptz as Dates', async () => {
     const { rows } = await s.db.query<{ n: number; t: Date }>('SELECT count(*) AS n, now() AS t FROM jobs');
     assert.equal(rows[0]!.n, 0);

@@ -34,7 +34,7 @@ export interface JobFields {
 }
 
 /**
- * Inserts one job row as given (no validation, no tasks).
+ * Inserts one job row as given (no validation, no tasks), with its search row as submission writes it.
  * @returns the new job id.
  */
 export async function insertJob(db: Queryable, f: JobFields = {}): Promise<number> {
@@ -43,10 +43,15 @@ export async function insertJob(db: Queryable, f: JobFields = {}): Promise<numbe
   const parameters = f.parameters ?? {};
   const contentId = typeof parameters.content_id === 'string' ? parameters.content_id : null;
   const { rows } = await db.query<{ id: number }>(
-    `INSERT INTO jobs (client, workflow, priority, queue_state, failed, persist, parameters, resolved_parameters,
-                       definition, definition_source, content_id, run_at, semaphore_url, queued_at, started_at, finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $7::jsonb, $8::jsonb, $9, $10, COALESCE($11, now()), $12, $13, $14, $15)
-     RETURNING id`,
+    `WITH j AS (
+       INSERT INTO jobs (client, workflow, priority, queue_state, failed, persist, parameters, resolved_parameters,
+                         definition, definition_source, content_id, run_at, semaphore_url, queued_at, started_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $7::jsonb, $8::jsonb, $9, $10, COALESCE($11, now()), $12, $13, $14, $15)
+       RETURNING id, content_id, parameters
+     ), s AS (
+       INSERT INTO job_search (job_id, content_id, parameters_text) SELECT id, content_id, parameters::text FROM j
+     )
+     SELECT id FROM j`,
     [
       f.client ?? 'test-client',
       workflow,

@@ -24,12 +24,19 @@ export interface LogEntryInput {
 /** Longest message stored; longer ones are cut with a note (keeps one bad task from filling the table). */
 export const MAX_LOG_MESSAGE_CHARS = 16_384;
 
+/**
+ * A message as stored: cut at {@link MAX_LOG_MESSAGE_CHARS} characters with a note of how many
+ * more there were, else unchanged.
+ */
+export function fitLogMessage(message: string): string {
+  if (message.length <= MAX_LOG_MESSAGE_CHARS) return message;
+  return `${message.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${message.length - MAX_LOG_MESSAGE_CHARS} more characters]`;
+}
+
 /** Appends one entry to a job's log. */
 export async function appendLog(q: Queryable, e: LogEntryInput): Promise<void> {
   const severity = e.severity ?? SEVERITY.INFO;
-  let message = e.message;
-  if (message.length > MAX_LOG_MESSAGE_CHARS)
-    message = `${message.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${message.length - MAX_LOG_MESSAGE_CHARS} more characters]`;
+  const message = fitLogMessage(e.message);
   await q.query(
     `INSERT INTO logs (job_id, task_id, severity, progname, message, visible) VALUES ($1, $2, $3, $4, $5, $6)`,
     [e.jobId, e.taskId ?? 0, severity, e.progname, message, severity > SEVERITY.DEBUG],

@@ -222,18 +222,21 @@ export function buildListQuery(f: JobListFilter): { sql: string; params: unknown
   if (f.to !== null) where.push(`j.created_at < ${p(new Date(f.to.getTime() + 1))}`);
   if (f.jobIds !== null) where.push(`j.id = ANY(${p(f.jobIds)}::bigint[])`);
   if (f.search !== null) {
-    // A long term is looked up in the trigram indexes by its first SEARCH_INDEX_CHARS characters
-    // (fewer trigrams to intersect: a full UUID costs ~3x more than 12 characters at a million
-    // rows), and the whole term is then checked on those rows only (`|| ''` keeps that check out
-    // of the index). The result is the same as matching the whole term.
+    // The search looks in the job_search side table (written once with the job, so the job row's
+    // many updates never touch its trigram indexes). A long term is looked up in the trigram
+    // indexes by its first SEARCH_INDEX_CHARS characters (fewer trigrams to intersect: a full UUID
+    // costs ~3x more than 12 characters at a million rows), and the whole term is then checked on
+    // those rows only (`|| ''` keeps that check out of the index). The result is the same as
+    // matching the whole term.
     const full = p(`%${escapeLike(f.search)}%`);
+    let match: string;
     if (f.search.length > SEARCH_INDEX_CHARS) {
       const short = p(`%${escapeLike(f.search.slice(0, SEARCH_INDEX_CHARS))}%`);
-      where.push(
-        `((j.content_id ILIKE ${short} AND (j.content_id || '') ILIKE ${full})` +
-          ` OR (j.parameters::text ILIKE ${short} AND (j.parameters::text || '') ILIKE ${full}))`,
-      );
-    } else where.push(`(j.content_id ILIKE ${full} OR j.parameters::text ILIKE ${full})`);
+      match =
+        `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
+        ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
+    } else match = `s.content_id ILIKE ${full} OR s.parameters_text ILIKE ${full}`;
+    where.push(`j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})`);
   }
   const dir = f.asc ? 'ASC' : 'DESC';
   // Without an explicit order_by, a creation-time window is listed in creation order (ids are

@@ -47,9 +47,10 @@ export type { Viewer, JobRecord, TaskRecord, LogRecord, DashboardJobRecord } fro
 /**
  * Submits a job (`POST /job`). Reads the body (see {@link readSubmission}), resolves the workflow
  * for the viewer's client (its own copy first, then the common one), validates the parameters
- * against the workflow's schema (every problem listed), and writes in ONE transaction the job
- * (parameters as submitted, resolved parameters, the definition frozen), its tasks, its first log
- * entries, and the wake-up for admission or the scheduler. Nothing is written when anything fails.
+ * against the workflow's schema (every problem listed), and writes in ONE statement (atomic) the
+ * job (parameters as submitted, resolved parameters, the definition frozen), its search row, its
+ * tasks, its first log entries, and the wake-up for admission or the scheduler (see
+ * {@link insertJob}). Nothing is written when anything fails.
  * @returns the new job's id.
  * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad body or parameters; `UNKNOWN_WORKFLOW`
  * (400) listing the workflows the client may submit.
@@ -80,26 +81,24 @@ export async function submitJob(
       { details: validation.problems },
     );
   const now = ctx.clock.now();
-  const { id } = await ctx.db.transaction((tx) =>
-    insertJob(
-      tx,
-      {
-        client: viewer.client,
-        workflow: resolved.definition.name,
-        priority: input.priority,
-        persist: input.persist,
-        topOfQueue: input.topOfQueue,
-        runAt: input.runAt ?? now,
-        semaphoreUrl: input.semaphoreUrl,
-        parameters: input.parameters,
-        resolvedParameters: validation.resolved,
-        definition: resolved.definition,
-        definitionSource: resolved.source,
-        rerunOf: null,
-      },
-      now,
-      () => submissionLogMessage(request, body),
-    ),
+  const { id } = await insertJob(
+    ctx.db,
+    {
+      client: viewer.client,
+      workflow: resolved.definition.name,
+      priority: input.priority,
+      persist: input.persist,
+      topOfQueue: input.topOfQueue,
+      runAt: input.runAt ?? now,
+      semaphoreUrl: input.semaphoreUrl,
+      parameters: input.parameters,
+      resolvedParameters: validation.resolved,
+      definition: resolved.definition,
+      definitionSource: resolved.source,
+      rerunOf: null,
+    },
+    now,
+    submissionLogMessage(request, body),
   );
   return { id };
 }
@@ -360,13 +359,12 @@ export async function rerunJob(
         rerunOf: id,
       },
       now,
-      () =>
-        JSON.stringify({
-          path: `POST /jobs/${id}/rerun`,
-          rerun_of: id,
-          parameters: orig.parameters,
-          payload: 'job_created',
-        }),
+      JSON.stringify({
+        path: `POST /jobs/${id}/rerun`,
+        rerun_of: id,
+        parameters: orig.parameters,
+        payload: 'job_created',
+      }),
     );
     const reason = `superseded by rerun as job ${created.id}`;
     if (orig.queue_state === 'broken')

@@ -6,9 +6,9 @@
 import type { Queryable } from '../../store/executor.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
-import { CHANNELS, notify } from '../signals.js';
+import { CHANNELS } from '../signals.js';
 import { isPlainObject, parseFlag, parseHttpUrl, parseInteger, rejectUnknownFields } from './input.js';
-import { appendLog } from './job-log.js';
+import { fitLogMessage } from './job-log.js';
 import type { Viewer } from './records.js';
 import { describe, parseTimestampIn } from './time.js';
 import type { JobState } from './transitions.js';
@@ -172,77 +172,105 @@ export function resolveTasks(def: WorkflowDefinition): { name: string; queue: st
 }
 
 /**
- * Writes a new job, its tasks (all `waiting`), its "definitions" log line and, when scheduled,
- * its run-at line, then wakes admission (queued) or the scheduler (scheduled, pending). Runs in
- * the caller's transaction; the caller writes the first (submission) log entry with the id.
+ * The statement that writes a whole submission (data-modifying CTEs, so one statement is one
+ * round trip and atomic without an explicit transaction): the job row, its search row (content_id
+ * and the parameters' text, for the `search` filter), its tasks (all `waiting`, definition order),
+ * its log lines (in the order given), and the wake-up of admission (payload `$18`) or the
+ * scheduler (payload: the new id, when `$18` is null). `pg_notify` sits in the final SELECT so it
+ * runs once for the one inserted row.
+ */
+const INSERT_JOB_SQL = `WITH j AS (
+  INSERT INTO jobs (client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+                    definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
+                    created_at, updated_at, top_of_queue)
+  VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $15, $16)
+  RETURNING id, content_id, parameters
+), s AS (
+  INSERT INTO job_search (job_id, content_id, parameters_text)
+  SELECT id, content_id, parameters::text FROM j
+), t AS (
+  INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
+  SELECT j.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), $15, $15
+  FROM j, jsonb_array_elements($17::jsonb) WITH ORDINALITY AS x(e, ord)
+  ORDER BY x.ord
+), l AS (
+  INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+  SELECT j.id, 0, 1, 'api', m.message, true
+  FROM j, unnest($19::text[]) WITH ORDINALITY AS m(message, ord)
+  ORDER BY m.ord
+)
+SELECT j.id, pg_notify($20, COALESCE($18, j.id::text)) FROM j`;
+
+/**
+ * Writes a new job in ONE statement: the job row, its search row, its tasks (all `waiting`), its
+ * log lines — `firstLog` (the submission entry), the "definitions" line and, when scheduled or
+ * pending, the run-at or semaphore line — and the wake-up of admission (queued) or the scheduler
+ * (scheduled, pending). Atomic on its own; runs equally inside the caller's transaction.
+ * @param firstLog - the message of the first log entry (cut like every log message when too long).
  * @returns the new id and its state.
+ * @throws the driver's error when the statement fails (nothing is written then).
  */
 export async function insertJob(
-  tx: Queryable,
+  q: Queryable,
   job: NewJob,
   now: Date,
-  firstLog: (id: number) => string,
+  firstLog: string,
 ): Promise<{ id: number; state: JobState }> {
   const state = initialState(job.runAt, job.semaphoreUrl, now);
-  const { rows } = await tx.query<{ id: number }>(
-    `INSERT INTO jobs (client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
-                       definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-                       created_at, updated_at, top_of_queue)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $15, $16)
-     RETURNING id`,
-    [
-      job.client,
-      job.workflow,
-      job.priority,
-      state,
-      job.persist,
-      JSON.stringify(job.parameters),
-      JSON.stringify(job.resolvedParameters),
-      JSON.stringify(job.definition),
-      job.definitionSource,
-      contentIdOf(job.resolvedParameters),
-      job.runAt,
-      job.semaphoreUrl,
-      state === 'queued' ? now : null,
-      job.rerunOf,
-      now,
-      job.topOfQueue,
-    ],
-  );
-  const id = Number(rows[0]!.id);
-  const tasks = resolveTasks(job.definition);
-  if (tasks.length > 0) {
-    // One statement for all tasks, in definition order.
-    await tx.query(
-      `INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
-       SELECT $1, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
-              ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), $3, $3
-       FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(e, ord)`,
-      [id, JSON.stringify(tasks), now],
-    );
-  }
-  await appendLog(tx, { jobId: id, progname: 'api', message: firstLog(id) });
-  await appendLog(tx, {
-    jobId: id,
-    progname: 'api',
-    message:
-      job.definitionSource === 'client'
-        ? 'Using client definitions.'
-        : 'No client definitions. Using common definitions.',
-  });
-  if (state === 'scheduled')
-    await appendLog(tx, {
-      jobId: id,
-      progname: 'api',
-      message: `Job will run at: "${job.runAt.toISOString()}"`,
-    });
+  const messages = [
+    fitLogMessage(firstLog),
+    job.definitionSource === 'client'
+      ? 'Using client definitions.'
+      : 'No client definitions. Using common definitions.',
+  ];
+  if (state === 'scheduled') messages.push(fitLogMessage(`Job will run at: "${job.runAt.toISOString()}"`));
   if (state === 'pending')
-    await appendLog(tx, {
-      jobId: id,
-      progname: 'api',
-      message: `Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`,
-    });
-  if (state === 'queued') await notify(tx, CHANNELS.admission, 'job_queued');
-  else await notify(tx, CHANNELS.scheduler, id);
-  return { id, state };
+    messages.push(fitLogMessage(`Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`));
+  const { rows } = await q.query<{ id: number }>(INSERT_JOB_SQL, [
+    job.client,
+    job.workflow,
+    job.priority,
+    state,
+    job.persist,
+    JSON.stringify(job.parameters),
+    JSON.stringify(job.resolvedParameters),
+    definitionText(job.definition),
+    job.definitionSource,
+    contentIdOf(job.resolvedParameters),
+    job.runAt,
+    job.semaphoreUrl,
+    state === 'queued' ? now : null,
+    job.rerunOf,
+    now,
+    job.topOfQueue,
+    tasksText(job.definition),
+    state === 'queued' ? 'job_queued' : null,
+    messages,
+    state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler,
+  ]);
+  return { id: Number(rows[0]!.id), state };
+}
+
+// A definition object is shared by every submission of its workflow until the catalog reloads:
+// its JSON and its resolved tasks are made once per object.
+const definitionTexts = new WeakMap<WorkflowDefinition, string>();
+const taskTexts = new WeakMap<WorkflowDefinition, string>();
+
+function definitionText(def: WorkflowDefinition): string {
+  let text = definitionTexts.get(def);
+  if (text === undefined) {
+    text = JSON.stringify(def);
+    definitionTexts.set(def, text);
+  }
+  return text;
+}
+
+function tasksText(def: WorkflowDefinition): string {
+  let text = taskTexts.get(def);
+  if (text === undefined) {
+    text = JSON.stringify(resolveTasks(def));
+    taskTexts.set(def, text);
+  }
+  return text;
 }
