@@ -3,7 +3,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { CLIENTS_CHANNEL, VERIFIED_KEY_TTL_MS } from '../../src/engine/clients/clients.js';
 import { forEachStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { createApiHarness, json, type ApiHarness } from './harness.js';
 
 forEachStore('API settings, schedules, workflows and clients', (kind) => {
@@ -184,5 +186,26 @@ forEachStore('API settings, schedules, workflows and clients', (kind) => {
     const last = await h.call(h.root, 'DELETE', '/clients/root');
     assert.equal(last.statusCode, 409, 'the last admin client cannot be revoked');
     assert.match(json<{ error: string }>(last).error, /last active admin/);
+  });
+
+  void test('a key revoked by another process stops working when its notification arrives, well before the key would be asked again', async () => {
+    const created = json<{ api_key: string }>(
+      await h.call(h.root, 'POST', '/clients', { name: 'elsewhere' }),
+    );
+    const headers = { client: 'elsewhere', 'api-key': created.api_key };
+    const status = async () => (await h.call(null, 'GET', '/jobs', undefined, { headers })).statusCode;
+    // Verified keys are remembered once the process listens for client changes.
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await status(), 200);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Another process revokes: first the row alone (this process still trusts the key it verified) ...
+    await h.store.db.query(`UPDATE clients SET revoked_at = now() WHERE name = 'elsewhere'`);
+    assert.equal(await status(), 200, 'a verified key is remembered');
+    // ... then its notification, as revokeClient sends it.
+    const t0 = Date.now();
+    await h.store.db.query('SELECT pg_notify($1, $2)', [CLIENTS_CHANNEL, 'elsewhere']);
+    await waitFor(async () => (await status()) === 401, { timeoutMs: 2000, what: 'the revoked key to fail' });
+    assert.ok(Date.now() - t0 < VERIFIED_KEY_TTL_MS);
   });
 });

@@ -3,10 +3,12 @@
  * `config.auth`: `public` (no credentials; `GET /` and the API description), `client` (any active
  * client; the default), or `admin` (an active admin client). Credentials are the `client` header
  * and the `api-key` header (`x-api-key` is accepted too). The caller becomes `request.viewer`.
+ * Verified keys are remembered for a few seconds and forgotten at once when any client changes
+ * (see `authenticateClientCached`).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { EngineError } from '../../errors/catalogue.js';
-import { authenticateClient, type Viewer } from '../../engine/clients/clients.js';
+import { authenticateClientCached, type Viewer } from '../../engine/clients/clients.js';
 import type { Executor } from '../../store/executor.js';
 
 /** Who may call a route. */
@@ -61,7 +63,7 @@ export function registerAuth(app: FastifyInstance, db: Executor): void {
         `missing credentials: the ${missing} header is required; ${CREDENTIALS_HINT}`,
       );
     }
-    const viewer = await authenticateClient(db, client, apiKey);
+    const viewer = await authenticateClientCached(db, client, apiKey);
     if (!viewer)
       throw new EngineError(
         'UNAUTHORIZED',

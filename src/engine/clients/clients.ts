@@ -96,6 +96,7 @@ export async function createClient(
       'CONFLICT',
       `client "${input.name}" already exists; revoke it first to issue new keys, or choose another name`,
     );
+  await announceClientChange(db, input.name);
   return { name: input.name, admin, api_key: apiKey, signing_secret: signingSecret };
 }
 
@@ -109,7 +110,8 @@ export async function listClients(db: Queryable): Promise<ClientRecord[]> {
 }
 
 /**
- * Revokes a client: its key stops working at once; its jobs stay. Revoking a revoked client
+ * Revokes a client: its key stops working at once (every process forgets the keys it verified;
+ * see {@link authenticateClientCached}); its jobs stay. Revoking a revoked client
  * changes nothing. The last active admin client cannot be revoked (nobody could manage clients
  * over the API afterwards).
  * @returns the client's record after the change.
@@ -118,7 +120,7 @@ export async function listClients(db: Queryable): Promise<ClientRecord[]> {
  */
 export async function revokeClient(db: Executor, name: string): Promise<ClientRecord> {
   assertClientName(name);
-  return db.transaction(async (tx) => {
+  const record = await db.transaction(async (tx) => {
     // Lock the active admin rows first: two concurrent revocations of the last two admins then
     // run one after the other, and the second sees that it would leave none.
     const admins = await tx.query<{ name: string }>(
@@ -143,8 +145,12 @@ export async function revokeClient(db: Executor, name: string): Promise<ClientRe
         RETURNING name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at`,
       [name],
     );
+    await tx.query('SELECT pg_notify($1, $2)', [CLIENTS_CHANNEL, name]);
     return rows[0] ?? row;
   });
+  // After the commit: a key verified from here on is verified against the revoked row.
+  forgetVerifiedKeys();
+  return record;
 }
 
 /**
@@ -169,6 +175,105 @@ export async function authenticateClient(
 
 /** A hash no key produces in practice; compared against when the name is unknown. */
 const UNUSABLE_HASH = '0'.repeat(64);
+
+/**
+ * Channel on which every change of a client's key or status is announced (payload: the client
+ * name), so that every process drops the keys it verified earlier.
+ */
+export const CLIENTS_CHANNEL = 'te_clients';
+
+/** How long a verified key is trusted without asking the database again, in milliseconds. */
+export const VERIFIED_KEY_TTL_MS = 5_000;
+
+/** Most verified keys remembered per database (past this, the oldest are forgotten). */
+export const MAX_VERIFIED_KEYS = 1_000;
+
+/**
+ * Bumped by every change of a client in this process and by every {@link CLIENTS_CHANNEL}
+ * notification: a verified key remembered under an older generation is asked again.
+ */
+let clientsGeneration = 0;
+
+/** Forgets every verified key (in this process, for every database). */
+function forgetVerifiedKeys(): void {
+  clientsGeneration++;
+}
+
+interface VerifiedKey {
+  viewer: Viewer;
+  generation: number;
+  /** `Date.now()` after which the key is asked again. */
+  expires: number;
+}
+
+interface VerifiedKeyCache {
+  keys: Map<string, VerifiedKey>;
+  /** True once the {@link CLIENTS_CHANNEL} subscription is in place (no caching before). */
+  listening: boolean;
+  subscribing: Promise<void> | null;
+}
+
+const verifiedKeyCaches = new WeakMap<Executor, VerifiedKeyCache>();
+
+/**
+ * {@link authenticateClient} with a short memory of verified keys, for the API's per-request
+ * authentication. A key is remembered by its SHA-256 hash (never the key itself), only after the
+ * database verified it, and is asked again after {@link VERIFIED_KEY_TTL_MS}. Revoking a client,
+ * adding one or replacing a key ({@link revokeClient}, {@link createClient},
+ * {@link ensureAdminClient}, {@link ensureDemoClient}) forgets every remembered key at once in the
+ * process that made the change, and in every other process as soon as the {@link CLIENTS_CHANNEL}
+ * notification arrives; should that notification be lost (a dropped LISTEN connection), a revoked
+ * key still stops working within {@link VERIFIED_KEY_TTL_MS}. Failed authentications are never
+ * remembered.
+ * @returns the viewer, or null for an unknown name, a revoked client or a wrong key.
+ */
+export async function authenticateClientCached(
+  db: Executor,
+  name: string,
+  apiKey: string,
+): Promise<Viewer | null> {
+  if (!CLIENT_NAME_PATTERN.test(name) || apiKey.length === 0 || apiKey.length > 512) return null;
+  let cache = verifiedKeyCaches.get(db);
+  if (!cache) {
+    cache = { keys: new Map(), listening: false, subscribing: null };
+    verifiedKeyCaches.set(db, cache);
+  }
+  if (!cache.listening) {
+    const c = cache;
+    c.subscribing ??= db
+      .listen(CLIENTS_CHANNEL, forgetVerifiedKeys)
+      .then(() => {
+        c.listening = true;
+      })
+      .catch(() => {
+        // No subscription, no memory: every request asks the database; the next one retries.
+        c.subscribing = null;
+      });
+    return authenticateClient(db, name, apiKey);
+  }
+  const cacheKey = `${name}\u0000${hashApiKey(apiKey)}`;
+  const now = Date.now();
+  const known = cache.keys.get(cacheKey);
+  if (known && known.generation === clientsGeneration && known.expires > now) return known.viewer;
+  const generation = clientsGeneration;
+  const viewer = await authenticateClient(db, name, apiKey);
+  cache.keys.delete(cacheKey);
+  // A change made while the database was asked leaves the answer unremembered.
+  if (viewer && generation === clientsGeneration) {
+    if (cache.keys.size >= MAX_VERIFIED_KEYS) cache.keys.delete(cache.keys.keys().next().value!);
+    cache.keys.set(cacheKey, { viewer, generation, expires: now + VERIFIED_KEY_TTL_MS });
+  }
+  return viewer;
+}
+
+/**
+ * Announces a change of client `name` that was just written: forgets the verified keys of this
+ * process and notifies the others (see {@link authenticateClientCached}).
+ */
+async function announceClientChange(db: Queryable, name: string): Promise<void> {
+  forgetVerifiedKeys();
+  await db.query('SELECT pg_notify($1, $2)', [CLIENTS_CHANNEL, name]);
+}
 
 /** The signing secret of an active client, or null (SPEC section 7). */
 export async function getSigningSecret(db: Queryable, name: string): Promise<string | null> {
@@ -197,6 +302,7 @@ export async function ensureAdminClient(db: Queryable, name: string, apiKey: str
            revoked_at = NULL, updated_at = now()`,
     [name, hashApiKey(apiKey), keyLast4(apiKey), generateSecret()],
   );
+  await announceClientChange(db, name);
 }
 
 /**
@@ -217,5 +323,6 @@ export async function ensureDemoClient(db: Queryable): Promise<CreatedClient | n
            signing_secret = EXCLUDED.signing_secret, revoked_at = NULL, updated_at = now()`,
     [DEMO_CLIENT_NAME, hashApiKey(apiKey), keyLast4(apiKey), signingSecret],
   );
+  await announceClientChange(db, DEMO_CLIENT_NAME);
   return { name: DEMO_CLIENT_NAME, admin: true, api_key: apiKey, signing_secret: signingSecret };
 }
