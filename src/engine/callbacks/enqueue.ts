@@ -4,7 +4,7 @@
  * dispatcher's work (`dispatcher.ts`), on the `callback` queue.
  */
 import type { Queryable } from '../../store/executor.js';
-import { CHANNELS, notify } from '../signals.js';
+import { CHANNELS } from '../signals.js';
 
 /** The targets of a job: every string URL in `parameters.rest_endpoints`. */
 export function callbackTargets(parameters: Record<string, unknown>): string[] {
@@ -42,12 +42,13 @@ export interface JobEndBody {
 /** Enqueues a task event for every target. */
 export async function enqueueTaskEvent(q: Queryable, targets: string[], body: TaskEventBody): Promise<void> {
   if (targets.length === 0) return;
+  // Rows and the dispatchers' wake-up in one round trip.
   await q.query(
-    `INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-     SELECT $1, $2, 'task', $3, t, $4::jsonb FROM unnest($5::text[]) AS t`,
-    [body.job_id, body.task_id, body.event, JSON.stringify(body), targets],
+    `WITH i AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+                SELECT $1, $2, 'task', $3, t, $4::jsonb FROM unnest($5::text[]) AS t)
+     SELECT pg_notify($6, $1::text)`,
+    [body.job_id, body.task_id, body.event, JSON.stringify(body), targets, CHANNELS.callbacks],
   );
-  await notify(q, CHANNELS.callbacks, body.job_id);
 }
 
 /**
@@ -57,12 +58,14 @@ export async function enqueueTaskEvent(q: Queryable, targets: string[], body: Ta
  */
 export async function enqueueJobEnd(q: Queryable, targets: string[], body: JobEndBody): Promise<number> {
   if (targets.length === 0) return 0;
-  const res = await q.query(
-    `INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-     SELECT $1, 0, 'job', $2, t, $3::jsonb FROM unnest($4::text[]) AS t
-     ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING`,
-    [body.job_id, body.status, JSON.stringify(body), targets],
+  const { rows } = await q.query<{ n: number }>(
+    `WITH i AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+                SELECT $1, 0, 'job', $2, t, $3::jsonb FROM unnest($4::text[]) AS t
+                ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING
+                RETURNING 1),
+          n AS (SELECT pg_notify($5, $1::text) FROM (SELECT 1 FROM i LIMIT 1) AS any_row)
+     SELECT (SELECT count(*) FROM i)::int AS n, (SELECT count(*) FROM n) AS notified`,
+    [body.job_id, body.status, JSON.stringify(body), targets, CHANNELS.callbacks],
   );
-  if (res.rowCount > 0) await notify(q, CHANNELS.callbacks, body.job_id);
-  return res.rowCount;
+  return Number(rows[0]?.n ?? 0);
 }

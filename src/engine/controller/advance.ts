@@ -5,10 +5,10 @@
  */
 import type { Queryable } from '../../store/executor.js';
 import { isTruthy, renderTemplate } from '../../workflows/templates.js';
-import { callbackTargets, enqueueJobEnd, type JobEndBody } from '../callbacks/enqueue.js';
+import { callbackTargets, type JobEndBody } from '../callbacks/enqueue.js';
 import type { EngineContext } from '../context.js';
-import { appendLog, SEVERITY } from '../jobs/job-log.js';
-import { CHANNELS, notify } from '../signals.js';
+import { MAX_LOG_MESSAGE_CHARS, SEVERITY } from '../jobs/job-log.js';
+import { CHANNELS } from '../signals.js';
 import {
   buildTemplateScope,
   RUNTIME_JOB_COLUMNS,
@@ -139,6 +139,8 @@ function planAdvance(ctx: EngineContext, job: RuntimeJob, tasks: TaskRow[]): Pla
  *
  * @param triggerTaskId - the task whose end caused this call (used as the log entries' task id).
  * @param lockedJob - the job row when the caller has already locked it in `tx` (saves a round trip).
+ * @param tasksRead - the job's task rows when the caller read them after locking the job.
+ * @param effects - changes the caller gathered, written in the advance's one statement.
  * @throws the driver's error; the caller's transaction then rolls back and nothing is half-done.
  */
 export async function advanceJob(
@@ -148,6 +150,7 @@ export async function advanceJob(
   triggerTaskId = 0,
   lockedJob?: RuntimeJob,
   tasksRead?: AdvanceTaskRow[],
+  effects?: JobEffects,
 ): Promise<AdvanceResult> {
   const job =
     lockedJob ??
@@ -158,21 +161,200 @@ export async function advanceJob(
     ).rows[0];
   if (!job) return { outcome: 'missing', ready: 0, skipped: 0 };
   const preloaded = tasksRead ? new Map([[job.id, tasksRead]]) : undefined;
-  return (await advanceLockedJobs(tx, ctx, [job], triggerTaskId, preloaded))[0]!;
+  return (await advanceLockedJobs(tx, ctx, [job], { trigger: triggerTaskId, preloaded, effects }))[0]!;
+}
+
+/** A task event callback to enqueue with a job's other changes (see {@link JobEffects}). */
+export interface TaskCallbackRow {
+  jobId: number;
+  taskId: number;
+  event: 'start' | 'complete' | 'fail';
+  target: string;
+  /** The body as JSON text. */
+  body: string;
 }
 
 /**
- * Advances several jobs the caller has already locked in `tx` (admission starts many at once),
- * with one read of their tasks and one statement per kind of change for all of them.
+ * Changes of one or more locked jobs, gathered in memory and written by {@link applyEffects} in
+ * a single statement (one round trip however many jobs and kinds of change there are).
+ */
+export interface JobEffects {
+  /** Tasks `waiting → ready` (run_after now); the workers of their queues are woken. */
+  ready: number[];
+  /** Tasks `waiting`/`ready` → `skipped`. */
+  skip: number[];
+  /**
+   * Log lines, written in this order. `ifFinished` (a job id): written only when that job's
+   * finish below really took place.
+   */
+  logs: {
+    jobId: number;
+    taskId: number;
+    severity: number;
+    progname: 'worker' | 'controller';
+    message: string;
+    ifFinished?: number;
+  }[];
+  /** Jobs `started → completed`, with `failed`, the rendered outputs (JSON text) and the reason. */
+  finishes: { jobId: number; failed: boolean; outputs: string; error: string | null }[];
+  /** Task event callbacks, one row per (event, target). */
+  taskCallbacks: TaskCallbackRow[];
+  /**
+   * Job-end callbacks of finishing jobs, one row per target; `body` without `time`, which is
+   * set from the job's `finished_at`. Enqueued once per job and target (unique index).
+   */
+  jobCallbacks: { jobId: number; status: 'completed' | 'failed'; target: string; body: string }[];
+  /** Wake admission even if no job finishes (a paused job's slot came free). */
+  wakeAdmission: boolean;
+}
+
+/** An empty {@link JobEffects}. */
+export function emptyEffects(): JobEffects {
+  return {
+    ready: [],
+    skip: [],
+    logs: [],
+    finishes: [],
+    taskCallbacks: [],
+    jobCallbacks: [],
+    wakeAdmission: false,
+  };
+}
+
+function hasEffects(e: JobEffects): boolean {
+  return (
+    e.ready.length > 0 ||
+    e.skip.length > 0 ||
+    e.logs.length > 0 ||
+    e.finishes.length > 0 ||
+    e.taskCallbacks.length > 0 ||
+    e.wakeAdmission
+  );
+}
+
+/**
+ * The one statement of {@link applyEffects}. Every part is driven by arrays, so parts with empty
+ * arrays do nothing and the text never changes (prepared once per connection). Finishing is
+ * guarded by `queue_state = 'started'`; the finish's log lines, job-end callbacks and wake-ups
+ * depend on the finish having happened. `pg_notify` parts are referenced by the final SELECT so
+ * that they run; notifications are delivered at commit.
+ */
+const APPLY_EFFECTS_SQL = `
+WITH r AS (UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND state = 'waiting' RETURNING queue),
+     rn AS (SELECT pg_notify($2, q) FROM (SELECT DISTINCT queue AS q FROM r) AS queues),
+     s AS (UPDATE tasks SET state = 'skipped', finished_at = now(), updated_at = now()
+            WHERE id = ANY($3::bigint[]) AND state IN ('waiting', 'ready')),
+     f AS (UPDATE jobs SET queue_state = 'completed', failed = x.failed, finished_at = now(), updated_at = now(),
+                  outputs = x.outputs::jsonb, error = x.error
+             FROM unnest($4::bigint[], $5::boolean[], $6::text[], $7::text[]) AS x(id, failed, outputs, error)
+            WHERE jobs.id = x.id AND jobs.queue_state = 'started'
+           RETURNING jobs.id, jobs.finished_at),
+     l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+           SELECT y.j, y.t, y.s, y.p, y.m, true
+             FROM unnest($8::bigint[], $9::bigint[], $10::smallint[], $11::text[], $12::text[], $13::bigint[])
+                  WITH ORDINALITY AS y(j, t, s, p, m, only_if, n)
+            WHERE y.only_if IS NULL OR y.only_if IN (SELECT id FROM f)
+            ORDER BY y.n),
+     tc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+            SELECT c.j, c.t, 'task', c.e, c.u, c.b::jsonb
+              FROM unnest($14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[])
+                   WITH ORDINALITY AS c(j, t, e, u, b, n)
+             ORDER BY c.n
+            RETURNING job_id),
+     jc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
+            SELECT c.j, 0, 'job', c.e, c.u,
+                   c.b::jsonb || jsonb_build_object('time',
+                     to_char(f.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+              FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[]) WITH ORDINALITY AS c(j, e, u, b, n)
+              JOIN f ON f.id = c.j
+             ORDER BY c.n
+            ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING
+            RETURNING job_id),
+     cn AS (SELECT pg_notify($23, j::text) FROM (SELECT job_id AS j FROM tc UNION SELECT job_id FROM jc) AS cb),
+     en AS (SELECT pg_notify($24, id::text) FROM f),
+     an AS (SELECT pg_notify($25, 'job finished')
+             WHERE $26::boolean OR EXISTS (SELECT 1 FROM f))
+SELECT f.id,
+       (SELECT count(*) FROM rn) + (SELECT count(*) FROM cn) + (SELECT count(*) FROM en)
+         + (SELECT count(*) FROM an) AS notified
+  FROM (SELECT 1) AS one LEFT JOIN f ON true`;
+
+/**
+ * Writes `effects` in one statement inside the caller's transaction (the jobs concerned must be
+ * locked by it).
+ * @returns the ids of the jobs that were finished (a listed finish of a job no longer `started`
+ *   does not happen, nor do its conditional log lines and job-end callbacks).
+ * @throws the driver's error; the caller's transaction then rolls back.
+ */
+export async function applyEffects(tx: Queryable, effects: JobEffects): Promise<Set<number>> {
+  if (!hasEffects(effects)) return new Set();
+  const e = effects;
+  const logs = e.logs.map((l) =>
+    l.message.length > MAX_LOG_MESSAGE_CHARS
+      ? {
+          ...l,
+          message: `${l.message.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${l.message.length - MAX_LOG_MESSAGE_CHARS} more characters]`,
+        }
+      : l,
+  );
+  const { rows } = await tx.query<{ id: number | null }>(APPLY_EFFECTS_SQL, [
+    e.ready,
+    CHANNELS.tasks,
+    e.skip,
+    e.finishes.map((f) => f.jobId),
+    e.finishes.map((f) => f.failed),
+    e.finishes.map((f) => f.outputs),
+    e.finishes.map((f) => f.error),
+    logs.map((l) => l.jobId),
+    logs.map((l) => l.taskId),
+    logs.map((l) => l.severity),
+    logs.map((l) => l.progname),
+    logs.map((l) => l.message),
+    logs.map((l) => l.ifFinished ?? null),
+    e.taskCallbacks.map((c) => c.jobId),
+    e.taskCallbacks.map((c) => c.taskId),
+    e.taskCallbacks.map((c) => c.event),
+    e.taskCallbacks.map((c) => c.target),
+    e.taskCallbacks.map((c) => c.body),
+    e.jobCallbacks.map((c) => c.jobId),
+    e.jobCallbacks.map((c) => c.status),
+    e.jobCallbacks.map((c) => c.target),
+    e.jobCallbacks.map((c) => c.body),
+    CHANNELS.callbacks,
+    CHANNELS.jobEnded,
+    CHANNELS.admission,
+    e.wakeAdmission,
+  ]);
+  return new Set(rows.flatMap((r) => (r.id === null ? [] : [Number(r.id)])));
+}
+
+/** Options of {@link advanceLockedJobs}. */
+export interface AdvanceOptions {
+  /** The task whose end caused the call (log entries' task id): one for all jobs, or per job id. */
+  trigger?: number | Map<number, number>;
+  /** Task rows already read in this transaction after the jobs were locked, by job id. */
+  preloaded?: Map<number, AdvanceTaskRow[]>;
+  /** Changes gathered by the caller, written in the same statement (before the advance's own). */
+  effects?: JobEffects;
+}
+
+/**
+ * Advances several jobs the caller has already locked in `tx` (admission starts many at once;
+ * the result writer records many results at once), with at most one read of their tasks and one
+ * statement for every change of all of them ({@link applyEffects}).
  * @returns one result per job, in the order given.
  */
 export async function advanceLockedJobs(
   tx: Queryable,
   ctx: EngineContext,
   jobs: RuntimeJob[],
-  triggerTaskId = 0,
-  preloaded?: Map<number, AdvanceTaskRow[]>,
+  options: AdvanceOptions = {},
 ): Promise<AdvanceResult[]> {
+  const { preloaded } = options;
+  const effects = options.effects ?? emptyEffects();
+  const triggerOf = (jobId: number): number =>
+    typeof options.trigger === 'number' ? options.trigger : (options.trigger?.get(jobId) ?? 0);
   const live = jobs.filter((j) => j.queue_state === 'started' || j.queue_state === 'paused');
   const tasksByJob = new Map<number, TaskRow[]>(live.map((j) => [j.id, preloaded?.get(j.id) ?? []]));
   const toRead = live.filter((j) => !preloaded?.has(j.id));
@@ -186,81 +368,60 @@ export async function advanceLockedJobs(
   }
   const plans = live.map((j) => planAdvance(ctx, j, tasksByJob.get(j.id)!));
 
-  const ready = plans.flatMap((p) => p.toReady.map((t) => t.id));
-  if (ready.length > 0)
-    // Tasks made ready and the workers' wake-up (one per queue) in one round trip.
-    await tx.query(
-      `WITH u AS (UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now()
-                   WHERE id = ANY($1::bigint[]) AND state = 'waiting' RETURNING queue)
-       SELECT pg_notify($2, q) FROM (SELECT DISTINCT queue AS q FROM u) AS queues`,
-      [ready, CHANNELS.tasks],
-    );
-  const skips = plans.flatMap((p) => p.toSkip.map((s) => ({ jobId: p.job.id, ...s })));
-  const notes = [
-    ...plans.flatMap((p) =>
-      p.warnings.map((w) => ({
+  for (const p of plans) {
+    effects.ready.push(...p.toReady.map((t) => t.id));
+    effects.skip.push(...p.toSkip.map((s) => s.task.id));
+    for (const w of p.warnings)
+      effects.logs.push({
         jobId: p.job.id,
         taskId: w.taskId,
         severity: SEVERITY.WARN,
+        progname: 'controller',
         message: w.message,
-      })),
-    ),
-    ...skips.map((s) => ({
-      jobId: s.jobId,
-      taskId: s.task.id,
-      severity: SEVERITY.INFO,
-      message: `Task '${s.task.name}' ${s.reason}`,
-    })),
-  ];
-  if (skips.length > 0 || notes.length > 0)
-    await tx.query(
-      `WITH u AS (UPDATE tasks SET state = 'skipped', finished_at = now(), updated_at = now()
-                   WHERE id = ANY($1::bigint[]) AND state IN ('waiting', 'ready'))
-       INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-       SELECT j, t, s, 'controller', m, true FROM unnest($2::bigint[], $3::bigint[], $4::smallint[], $5::text[]) AS x(j, t, s, m)`,
-      [
-        skips.map((s) => s.task.id),
-        notes.map((n) => n.jobId),
-        notes.map((n) => n.taskId),
-        notes.map((n) => n.severity),
-        notes.map((n) => n.message),
-      ],
-    );
+      });
+    for (const s of p.toSkip)
+      effects.logs.push({
+        jobId: p.job.id,
+        taskId: s.task.id,
+        severity: SEVERITY.INFO,
+        progname: 'controller',
+        message: `Task '${s.task.name}' ${s.reason}`,
+      });
+  }
 
   const results = new Map<number, AdvanceResult>();
+  const finishing: Plan[] = [];
   for (const p of plans) {
     const counts = { ready: p.toReady.length, skipped: p.toSkip.length };
+    results.set(p.job.id, { outcome: 'advanced', ...counts });
     if (p.job.queue_state === 'paused') {
       // A paused job holds its slot only while something of it runs: once nothing does, the
       // slot is free and admission must hear of it.
-      if (!p.tasks.some((t) => t.state === 'running'))
-        await notify(tx, CHANNELS.admission, 'paused job idle');
-      results.set(p.job.id, { outcome: 'advanced', ...counts });
+      if (!p.tasks.some((t) => t.state === 'running')) effects.wakeAdmission = true;
       continue;
     }
     const allEnded = p.tasks.every((t) => (ENDED_TASK_STATES as readonly string[]).includes(t.state));
-    if (!allEnded) {
-      results.set(p.job.id, { outcome: 'advanced', ...counts });
-      continue;
-    }
-    const finished = await finishJob(tx, ctx, p, triggerTaskId);
-    results.set(
-      p.job.id,
-      finished
-        ? { outcome: 'finished', ...counts, failed: p.failedTask !== undefined }
-        : { outcome: 'advanced', ...counts },
-    );
+    if (!allEnded) continue;
+    planFinish(ctx, p, triggerOf(p.job.id), effects);
+    finishing.push(p);
   }
+  const finished = await applyEffects(tx, effects);
+  for (const p of finishing)
+    if (finished.has(p.job.id))
+      results.set(p.job.id, {
+        ...results.get(p.job.id)!,
+        outcome: 'finished',
+        failed: p.failedTask !== undefined,
+      });
   return jobs.map((j) => results.get(j.id) ?? { outcome: 'idle', ready: 0, skipped: 0 });
 }
 
-/** Finishes a started job whose tasks have all ended. Returns false if it was not `started`. */
-async function finishJob(
-  tx: Queryable,
-  ctx: EngineContext,
-  p: Plan,
-  triggerTaskId: number,
-): Promise<boolean> {
+/**
+ * Adds the finish of a started job whose tasks have all ended to `effects`: state `completed`
+ * (with `failed` when a task failed without `continue_on_error`), rendered `outputs`, the
+ * "job has completed/failed" log line, job-end callbacks and wake-ups.
+ */
+function planFinish(ctx: EngineContext, p: Plan, triggerTaskId: number, effects: JobEffects): void {
   const { job, failedTask } = p;
   const failed = failedTask !== undefined;
   const reason = failedTask
@@ -276,55 +437,40 @@ async function finishJob(
       if (rendered && typeof rendered === 'object' && !Array.isArray(rendered))
         outputs = rendered as Record<string, unknown>;
     } catch (err) {
-      await appendLog(tx, {
+      effects.logs.push({
         jobId: job.id,
+        taskId: 0,
         severity: SEVERITY.WARN,
         progname: 'controller',
         message: `workflow outputs could not be rendered: ${errorText(err)}`,
+        ifFinished: job.id,
       });
     }
   }
-  // State, log line and wake-ups in one round trip; all of it only if the job was `started`.
-  const done = await tx.query<{ finished_at: Date; notified: number }>(
-    `WITH d AS (UPDATE jobs SET queue_state = 'completed', failed = $2, finished_at = now(), updated_at = now(),
-                       outputs = $3::jsonb, error = $4
-                 WHERE id = $1 AND queue_state = 'started'
-                 RETURNING finished_at),
-          l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-                SELECT $1, $5::bigint, $6::smallint, 'controller', $7::text, true FROM d),
-          n AS (SELECT pg_notify($8, 'job finished') AS a, pg_notify($9, $1::text) AS b FROM d)
-     SELECT d.finished_at, (SELECT count(*) FROM n) AS notified FROM d`,
-    [
-      job.id,
-      failed,
-      JSON.stringify(outputs),
-      reason,
-      triggerTaskId,
-      failed ? SEVERITY.ERROR : SEVERITY.INFO,
-      failed ? `job has failed: ${reason}` : 'job has completed successfully',
-      CHANNELS.admission,
-      CHANNELS.jobEnded,
-    ],
-  );
-  // The row is locked and was `started`, so this cannot miss; checked all the same.
-  const row = done.rows[0];
-  if (!row) return false;
+  effects.finishes.push({ jobId: job.id, failed, outputs: JSON.stringify(outputs), error: reason });
+  effects.logs.push({
+    jobId: job.id,
+    taskId: triggerTaskId,
+    severity: failed ? SEVERITY.ERROR : SEVERITY.INFO,
+    progname: 'controller',
+    message: failed ? `job has failed: ${reason}` : 'job has completed successfully',
+    ifFinished: job.id,
+  });
   const params = job.resolved_parameters ?? {};
-  const targets = callbackTargets(params);
-  if (targets.length > 0) {
-    const body: JobEndBody = {
-      ...outputs,
-      job_id: job.id,
-      status: failed ? 'failed' : 'completed',
-      workflow: job.workflow,
-      content_id: job.content_id,
-      custom_data: params.custom_data ?? null,
-      time: row.finished_at.toISOString(),
-      client: job.client,
-    };
-    await enqueueJobEnd(tx, targets, body);
-  }
-  return true;
+  const status = failed ? 'failed' : 'completed';
+  // `time` is added in SQL from the job's finished_at.
+  const body: Omit<JobEndBody, 'time'> = {
+    ...outputs,
+    job_id: job.id,
+    status,
+    workflow: job.workflow,
+    content_id: job.content_id,
+    custom_data: params.custom_data ?? null,
+    client: job.client,
+  };
+  const text = JSON.stringify(body);
+  for (const target of callbackTargets(params))
+    effects.jobCallbacks.push({ jobId: job.id, status, target, body: text });
 }
 
 function outputsOf(tasks: TaskRow[]): TaskOutputs {

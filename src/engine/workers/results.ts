@@ -7,9 +7,9 @@
  * result is dropped (`stale`), never written over the newer state.
  */
 import type { Queryable } from '../../store/executor.js';
-import { callbackTargets, enqueueTaskEvent } from '../callbacks/enqueue.js';
+import { callbackTargets, enqueueTaskEvent, type TaskEventBody } from '../callbacks/enqueue.js';
 import type { EngineContext } from '../context.js';
-import { advanceJob, type AdvanceTaskRow } from '../controller/advance.js';
+import { advanceJob, advanceLockedJobs, emptyEffects, type AdvanceTaskRow } from '../controller/advance.js';
 import { taskDefinition, type RuntimeJob, RUNTIME_JOB_COLUMNS } from '../controller/job-scope.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
 import { readSettings } from '../settings.js';
@@ -59,6 +59,9 @@ async function lockLiveAttempt(
   closeAs: 'cancelled' | 'failed' | 'stalled',
   closeError: string,
 ): Promise<LockedTask | null> {
+  // The lock first, in a statement of its own: the check below then reads with a snapshot taken
+  // after the lock was granted, so it sees what the previous holder of the lock committed.
+  await tx.query(`SELECT 1 FROM jobs WHERE id = $1 FOR NO KEY UPDATE`, [ref.jobId]);
   const { rows } = await tx.query<
     RuntimeJob & { task_name: string | null; task_queue: string; attempt_number: number | null }
   >(
@@ -66,8 +69,7 @@ async function lockLiveAttempt(
        FROM jobs j
        LEFT JOIN tasks t ON t.id = $2 AND t.job_id = j.id AND t.current_attempt_id = $1 AND t.state = 'running'
        LEFT JOIN attempts a ON a.id = $1 AND a.task_id = t.id AND a.state = 'running'
-      WHERE j.id = $3
-      FOR UPDATE OF j`,
+      WHERE j.id = $3`,
     [ref.attemptId, ref.taskId, ref.jobId],
   );
   const row = rows[0];
@@ -82,9 +84,133 @@ async function lockLiveAttempt(
   return { job, name: task_name, queue: task_queue, number: attempt_number };
 }
 
+/** A successful attempt to record: which attempt, and its output as JSON text. */
+export interface SuccessResult extends AttemptRef {
+  outputJson: string;
+}
+
 /**
- * Records a successful attempt in `tx`: attempt `succeeded`, task `succeeded` with `output`, the
- * `complete` callback enqueued, "'<task>' completed successfully" logged, and the job advanced.
+ * Locks the jobs `jobIds` in `tx`, in id order (the order every batch of results takes them in,
+ * so concurrent batches never deadlock), and returns their runtime columns by id. Locking a job
+ * this transaction already holds does not wait.
+ */
+export async function lockJobs(tx: Queryable, jobIds: number[]): Promise<Map<number, RuntimeJob>> {
+  const { rows } = await tx.query<RuntimeJob>(
+    `SELECT ${RUNTIME_JOB_COLUMNS} FROM jobs j WHERE j.id = ANY($1::bigint[]) ORDER BY j.id FOR NO KEY UPDATE`,
+    [[...new Set(jobIds)]],
+  );
+  return new Map(rows.map((r) => [Number(r.id), r]));
+}
+
+/**
+ * Records successful attempts in `tx`, however many, in three round trips: the jobs are locked
+ * ({@link lockJobs}; skipped for jobs given in `locked`); one statement closes every live attempt
+ * as `succeeded`, sets its task `succeeded` with the output, logs "'<task>' completed
+ * successfully" and reads the tasks of those jobs; one statement ({@link applyEffects}, through
+ * {@link advanceLockedJobs}) then makes the next tasks ready, finishes jobs whose tasks have all
+ * ended, and enqueues the `complete` and job-end callbacks.
+ *
+ * An attempt is live when its task is `running` with `current_attempt_id` = the attempt and the
+ * attempt is `running`; a result for any other attempt is dropped (`stale`) and the attempt, if
+ * still `running`, closed as `cancelled`. The live check reads after the jobs are locked, and
+ * every writer of a job's tasks takes that lock first, so a stale result never overwrites a newer
+ * state.
+ * @param locked - jobs already locked by `tx`, with their runtime columns (read after locking).
+ * @returns per result, in the order given: `recorded` or `stale`.
+ * @throws the driver's error; the caller's transaction then rolls back and nothing is written.
+ */
+export async function writeSuccesses(
+  tx: Queryable,
+  ctx: EngineContext,
+  results: SuccessResult[],
+  locked?: Map<number, RuntimeJob>,
+): Promise<('recorded' | 'stale')[]> {
+  if (results.length === 0) return [];
+  const jobs = new Map(locked ?? []);
+  const missing = results.map((r) => r.jobId).filter((id) => !jobs.has(id));
+  if (missing.length > 0) for (const [id, j] of await lockJobs(tx, missing)) jobs.set(id, j);
+  const { rows } = await tx.query<
+    AdvanceTaskRow & { job_id: number; done_attempt: number | null; attempt_number: number | null }
+  >(
+    `WITH i AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[])
+                       AS x(attempt_id, task_id, job_id, output)),
+          live AS (SELECT i.attempt_id, i.task_id, i.job_id, i.output, t.name, a.number
+                     FROM tasks t
+                     JOIN i ON i.task_id = t.id AND i.job_id = t.job_id AND i.attempt_id = t.current_attempt_id
+                     JOIN attempts a ON a.id = t.current_attempt_id AND a.task_id = t.id AND a.state = 'running'
+                    WHERE t.id = ANY($2::bigint[]) AND t.state = 'running'),
+          ua AS (UPDATE attempts SET finished_at = now(),
+                        state = CASE WHEN live.attempt_id IS NULL THEN 'cancelled' ELSE 'succeeded' END,
+                        error = CASE WHEN live.attempt_id IS NULL
+                                     THEN COALESCE(attempts.error, 'result arrived after the attempt was superseded')
+                                     ELSE attempts.error END
+                   FROM i LEFT JOIN live ON live.attempt_id = i.attempt_id
+                  WHERE attempts.id = ANY($1::bigint[]) AND attempts.id = i.attempt_id
+                    AND attempts.state = 'running'),
+          ut AS (UPDATE tasks SET state = 'succeeded', output = live.output::jsonb, error = NULL,
+                        finished_at = now(), updated_at = now()
+                   FROM live WHERE tasks.id = live.task_id),
+          ul AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+                 SELECT job_id, task_id, 1, 'worker', chr(39) || name || chr(39) || ' completed successfully', true
+                   FROM live ORDER BY job_id, task_id)
+     SELECT t.job_id, t.id, t.name, t.queue, t.state, t.needs, t.output, t.error,
+            l.attempt_id AS done_attempt, l.number AS attempt_number
+       FROM tasks t LEFT JOIN live l ON l.task_id = t.id
+      WHERE t.job_id = ANY($3::bigint[])
+      ORDER BY t.job_id, t.position, t.id`,
+    [
+      results.map((r) => r.attemptId),
+      results.map((r) => r.taskId),
+      results.map((r) => r.jobId),
+      results.map((r) => r.outputJson),
+    ],
+  );
+  // The read saw the tasks as they were before the statement's own changes: apply them here.
+  const byJob = new Map<number, AdvanceTaskRow[]>();
+  const recorded = new Set<number>();
+  const outputOf = new Map(results.map((r) => [r.attemptId, r.outputJson]));
+  const effects = emptyEffects();
+  const trigger = new Map<number, number>();
+  const now = new Date().toISOString();
+  for (const { job_id, done_attempt, attempt_number, ...t } of rows) {
+    const jobId = Number(job_id);
+    let list = byJob.get(jobId);
+    if (!list) byJob.set(jobId, (list = []));
+    list.push(t);
+    if (done_attempt === null) continue;
+    recorded.add(Number(done_attempt));
+    t.state = 'succeeded';
+    t.output = JSON.parse(outputOf.get(Number(done_attempt)) ?? 'null') as unknown;
+    t.error = null;
+    trigger.set(jobId, t.id);
+    const job = jobs.get(jobId);
+    if (!job) continue;
+    const body: TaskEventBody = {
+      job_id: jobId,
+      task_id: t.id,
+      task_name: t.name,
+      workflow: job.workflow,
+      event: 'complete',
+      content_id: job.content_id,
+      message: `'${t.name}' completed successfully`,
+      time: now,
+      client: job.client,
+      attempt: Number(attempt_number),
+    };
+    const text = JSON.stringify(body);
+    for (const target of callbackTargets(job.resolved_parameters ?? {}))
+      effects.taskCallbacks.push({ jobId, taskId: t.id, event: 'complete', target, body: text });
+  }
+  const advancing = [...trigger.keys()].flatMap((id) => {
+    const j = jobs.get(id);
+    return j ? [j] : [];
+  });
+  await advanceLockedJobs(tx, ctx, advancing, { trigger, preloaded: byJob, effects });
+  return results.map((r) => (recorded.has(r.attemptId) ? 'recorded' : 'stale'));
+}
+
+/**
+ * Records one successful attempt in `tx` (see {@link writeSuccesses}).
  * @param outputJson - the output as JSON text.
  * @returns `recorded`, or `stale` when the attempt is no longer the task's running attempt.
  */
@@ -94,35 +220,7 @@ export async function writeSuccess(
   ref: AttemptRef,
   outputJson: string,
 ): Promise<'recorded' | 'stale'> {
-  const live = await lockLiveAttempt(tx, ref, 'cancelled', 'result arrived after the attempt was superseded');
-  if (!live) return 'stale';
-  const message = `'${live.name}' completed successfully`;
-  // Attempt, task and log line in one statement, which also reads the job's tasks for
-  // advanceJob (one round trip). The read sees the rows as they were before this statement (the
-  // job is locked, so nothing else changed them since); this task's new state is set below.
-  const { rows: tasks } = await tx.query<AdvanceTaskRow>(
-    `WITH a AS (UPDATE attempts SET state = 'succeeded', finished_at = now() WHERE id = $1),
-          t AS (UPDATE tasks SET state = 'succeeded', output = $4::jsonb, error = NULL, finished_at = now(), updated_at = now()
-                 WHERE id = $2),
-          l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-                VALUES ($3, $2, 1, 'worker', $5, true))
-     SELECT id, name, queue, state, needs, output, error FROM tasks WHERE job_id = $3 ORDER BY position, id`,
-    [ref.attemptId, ref.taskId, ref.jobId, outputJson, message],
-  );
-  for (const t of tasks)
-    if (t.id === ref.taskId) {
-      t.state = 'succeeded';
-      t.output = JSON.parse(outputJson) as unknown;
-      t.error = null;
-    }
-  await enqueueTaskEvent(tx, callbackTargets(live.job.resolved_parameters ?? {}), {
-    ...eventBase(live, ref),
-    event: 'complete',
-    message,
-    time: new Date().toISOString(),
-  });
-  await advanceJob(tx, ctx, ref.jobId, ref.taskId, live.job, tasks);
-  return 'recorded';
+  return (await writeSuccesses(tx, ctx, [{ ...ref, outputJson }]))[0]!;
 }
 
 /**

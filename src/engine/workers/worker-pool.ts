@@ -1,7 +1,8 @@
 /**
  * The task workers of one engine process: `concurrency` slots over a set of queues.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createStorageContext } from '../../storage/storage.js';
@@ -16,7 +17,10 @@ import { CHANNELS } from '../signals.js';
 import { claimTasks, msUntilNextDue, type ClaimedTask } from './claim.js';
 import { createLogBuffer, type LogBuffer } from './log-buffer.js';
 import { createResultWriter, type ResultWriter } from './result-writer.js';
-import { closeLostAttempt, writeFailure, writeHandBack, writeSuccess, type AttemptRef } from './results.js';
+import { closeLostAttempt, writeFailure, writeHandBack, type AttemptRef } from './results.js';
+
+/** Where attempts' scratch folders are made (read once: `os.tmpdir()` reads the environment). */
+const TMP_ROOT = tmpdir();
 
 /** Options of {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
@@ -61,9 +65,9 @@ export interface WorkerPool extends Service {
 
 /**
  * Creates the worker pool: claims ready tasks (one statement per pass, up to the free slots),
- * runs each attempt's handler with a rendered `with`, a fresh workdir, the client's storage, an
- * abort signal and the task's `timeout`, and writes the result through {@link writeSuccess} /
- * {@link writeFailure}, group-committed by the result writer (stale results are dropped).
+ * runs each attempt's handler with a rendered `with`, a scratch workdir (made on first use), the client's storage, an
+ * abort signal and the task's `timeout`, and writes the result through the result writer's
+ * `success` / {@link writeFailure}, group-committed by the result writer (stale results are dropped).
  *
  * Wake-ups: `CHANNELS.tasks` notifications for its queues, a freed slot, a timer armed for the
  * earliest delayed retry, and a slow safety poll. `CHANNELS.cancel` (a job broken) aborts that
@@ -214,7 +218,10 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       } catch (err) {
         throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
       }
-      workdir = await mkdtemp(path.join(tmpdir(), `task-engine-${task.taskId}-`));
+      // The scratch folder is made when a handler first asks for it: most tasks never do, and
+      // making and removing a folder per attempt is a large share of a short task's cost.
+      const scratch = (): string =>
+        (workdir ??= mkdtempSync(path.join(TMP_ROOT, `task-engine-${task.taskId}-`)));
       const hctx: HandlerContext = {
         parameters: task.job.resolved_parameters ?? {},
         job: {
@@ -236,7 +243,9 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
           });
         },
         signal,
-        workdir,
+        get workdir() {
+          return scratch();
+        },
         storage: createStorageContext(ctx.config.storageRoot, task.job.client),
         tasks: task.outputs,
         logger: ctx.logger.child({ jobId: ref.jobId, taskId: ref.taskId, attemptId: ref.attemptId }),
@@ -298,23 +307,35 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       } catch (err) {
         problem = errorText(err);
       }
-      apply =
-        json !== null
-          ? (tx) => writeSuccess(tx, ctx, ref, json)
-          : (tx) =>
-              writeFailure(tx, ctx, ref, {
-                error: `the handler's output is not JSON: ${problem}`,
-                permanent: true,
-              });
+      if (json !== null) {
+        const outputJson = json;
+        await writeWithRetries(ref, () => writer!.success({ ...ref, outputJson }), task);
+        return;
+      }
+      apply = (tx) =>
+        writeFailure(tx, ctx, ref, {
+          error: `the handler's output is not JSON: ${problem}`,
+          permanent: true,
+        });
     } else {
       const failure = describeFailure(outcome.error);
       apply = (tx) => writeFailure(tx, ctx, ref, failure);
     }
-    // A result that cannot be written (database unreachable) is tried again a few times; if it
-    // still fails, the attempt stops heart-beating and stall recovery retries the task.
+    await writeWithRetries(ref, () => writer!.write(ref.jobId, apply), task);
+  };
+
+  /**
+   * A result that cannot be written (database unreachable) is tried again a few times; if it
+   * still fails, the attempt stops heart-beating and stall recovery retries the task.
+   */
+  const writeWithRetries = async (
+    ref: AttemptRef,
+    write: () => Promise<string>,
+    task: ClaimedTask,
+  ): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        logStale(task, await writer!.write(ref.jobId, apply));
+        logStale(task, await write());
         return;
       } catch (err) {
         if (attempt >= 5) throw err;
@@ -378,7 +399,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       if (!stopped) return;
       stopped = false;
       logs = createLogBuffer(ctx.db, ctx.logger);
-      writer = createResultWriter(ctx.db, ctx.logger);
+      writer = createResultWriter(ctx);
       unlisteners.push(
         await ctx.db.listen(CHANNELS.tasks, (payload) => {
           // Payload: `<queue>`, or `<queue> retry` when a task was put back with a delay.
