@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
-import { getJob, getJobLogs, submitJob } from '../../src/engine/jobs/service.js';
+import { getJob, getJobLogs, listJobs, submitJob } from '../../src/engine/jobs/service.js';
+import type { Executor } from '../../src/store/executor.js';
 import { isEngineError } from '../../src/errors/catalogue.js';
 import { CHANNELS } from '../../src/engine/signals.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -270,6 +271,71 @@ forEachStore('jobs: submission', (kind) => {
     assert.equal(await count(s.db, 'jobs'), jobs);
     assert.equal(await count(s.db, 'tasks'), tasks);
     assert.equal(await count(s.db, 'logs'), logs);
+  });
+
+  it('writes submissions that arrive together with few statements, each whole, and one that fails fails alone', async () => {
+    // The same database through an executor that counts statements (a writer of its own).
+    let statements = 0;
+    const db: Executor = {
+      ...s.db,
+      query: (sql, params) => {
+        statements++;
+        return s.db.query(sql, params);
+      },
+    };
+    const ctx = { ...t.ctx, db };
+    const submitMany = (n: number, bad = -1) =>
+      Promise.allSettled(
+        Array.from({ length: n }, (_, i) => {
+          if (i !== bad) return submitJob(ctx, DEMO, hello({ content_id: `batch-${n}-${i}-x` }), REQUEST);
+          // Two tasks of one name: the database refuses this submission.
+          const broken = structuredClone(t.ctx.catalog.resolve('demo-client', 'jobs_hello')!);
+          broken.definition.tasks.push({ ...broken.definition.tasks[0]! });
+          return submitJob(
+            { ...ctx, catalog: { ...ctx.catalog, resolve: () => broken } },
+            DEMO,
+            hello({ content_id: `batch-${n}-${i}-x` }),
+            REQUEST,
+          );
+        }),
+      );
+    const assertWhole = async (id: number, contentId: string) => {
+      assert.equal((await jobRow(s.db, id)).content_id, contentId);
+      assert.deepEqual(
+        (await taskRows(s.db, id)).map((x) => [x.name, x.position]),
+        [
+          ['hello', 0],
+          ['wait', 1],
+          ['report', 2],
+        ],
+      );
+      const logs = await getJobLogs(t.ctx, DEMO, String(id), { showAll: true });
+      assert.deepEqual(
+        logs.map((l) =>
+          l.message.startsWith('{') ? JSON.parse(l.message).parameters.parameters : l.message,
+        ),
+        [{ content_id: contentId }, 'No client definitions. Using common definitions.'],
+      );
+      assert.deepEqual(
+        (await listJobs(t.ctx, DEMO, { search: contentId })).map((j) => j.id),
+        [id],
+      );
+    };
+
+    const together = await submitMany(12);
+    assert.ok(statements <= 3, `12 submissions written by ${statements} statements`);
+    const ids = together.map((r) => (r.status === 'fulfilled' ? r.value.id : NaN));
+    assert.equal(new Set(ids).size, 12);
+    for (const [i, id] of ids.entries()) await assertWhole(id, `batch-12-${i}-x`);
+
+    const jobs = await count(s.db, 'jobs');
+    const mixed = await submitMany(10, 5);
+    assert.equal(mixed[5]!.status, 'rejected');
+    assert.equal(await count(s.db, 'jobs'), jobs + 9);
+    for (const [i, r] of mixed.entries())
+      if (i !== 5)
+        await assertWhole((r as PromiseFulfilledResult<{ id: number }>).value.id, `batch-10-${i}-x`);
+    assert.equal(await count(s.db, 'jobs', 'content_id = $1', ['batch-10-5-x']), 0);
   });
 
   it('notifies admission for a queued job', async () => {

@@ -37,6 +37,7 @@ import {
   readSubmission,
   type SubmissionRequest,
   submissionLogMessage,
+  submissionWriter,
 } from './submit.js';
 import { describe, parseTimestampIn } from './time.js';
 import { assertTransition, FINAL_STATES, JOB_STATES, type JobState, TRANSITIONS } from './transitions.js';
@@ -50,7 +51,8 @@ export type { Viewer, JobRecord, TaskRecord, LogRecord, DashboardJobRecord } fro
  * against the workflow's schema (every problem listed), and writes in ONE statement (atomic) the
  * job (parameters as submitted, resolved parameters, the definition frozen), its search row, its
  * tasks, its first log entries, and the wake-up for admission or the scheduler (see
- * {@link insertJob}). Nothing is written when anything fails.
+ * {@link insertJob}); submissions that arrive together share that statement (see
+ * {@link submissionWriter}). Nothing is written when anything fails.
  * @returns the new job's id.
  * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad body or parameters; `UNKNOWN_WORKFLOW`
  * (400) listing the workflows the client may submit.
@@ -81,9 +83,8 @@ export async function submitJob(
       { details: validation.problems },
     );
   const now = ctx.clock.now();
-  const { id } = await insertJob(
-    ctx.db,
-    {
+  const { id } = await submissionWriter(ctx.db).write({
+    job: {
       client: viewer.client,
       workflow: resolved.definition.name,
       priority: input.priority,
@@ -98,8 +99,8 @@ export async function submitJob(
       rerunOf: null,
     },
     now,
-    submissionLogMessage(request, body),
-  );
+    firstLog: submissionLogMessage(request, body),
+  });
   return { id };
 }
 

@@ -3,7 +3,7 @@
  * validating parameters, and writing the job with its tasks and first log entries in one
  * transaction.
  */
-import type { Queryable } from '../../store/executor.js';
+import type { Executor, Queryable } from '../../store/executor.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { CHANNELS } from '../signals.js';
@@ -172,35 +172,124 @@ export function resolveTasks(def: WorkflowDefinition): { name: string; queue: st
 }
 
 /**
- * The statement that writes a whole submission (data-modifying CTEs, so one statement is one
- * round trip and atomic without an explicit transaction): the job row, its search row (content_id
- * and the parameters' text, for the `search` filter), its tasks (all `waiting`, definition order),
- * its log lines (in the order given), and the wake-up of admission (payload `$18`) or the
- * scheduler (payload: the new id, when `$18` is null). `pg_notify` sits in the final SELECT so it
- * runs once for the one inserted row.
+ * The statement that writes whole submissions, any number at once (data-modifying CTEs, so one
+ * statement is one round trip and atomic without an explicit transaction). Per submission (`$1`–
+ * `$18`, arrays with one element per job, in order): the job row, its search row (content_id and
+ * the parameters' text, for the `search` filter), its tasks (all `waiting`, definition order), its
+ * log lines (`$19`/`$20`: the job's position in the arrays and the message, in writing order), and
+ * the wake-up of admission or the scheduler (channel `$17`, payload `$18`, or the new id when that
+ * is null). Ids are drawn first, in array order, so each answer row names its submission.
  */
-const INSERT_JOB_SQL = `WITH j AS (
-  INSERT INTO jobs (client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+const INSERT_JOBS_SQL = `WITH u AS (
+  SELECT u.*, nextval('jobs_id_seq') AS id
+  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::boolean[], $6::text[], $7::text[],
+              $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::timestamptz[],
+              $14::bigint[], $15::timestamptz[], $16::boolean[], $17::text[], $18::text[], $21::text[])
+       WITH ORDINALITY AS u(client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+                            definition, definition_source, content_id, run_at, semaphore_url, queued_at,
+                            rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks, ord)
+  ORDER BY u.ord
+), j AS (
+  INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                     definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
                     created_at, updated_at, top_of_queue)
-  VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $15, $16)
+  SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
+         definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
+         created_at, created_at, top_of_queue
+  FROM u ORDER BY u.ord
   RETURNING id, content_id, parameters
 ), s AS (
   INSERT INTO job_search (job_id, content_id, parameters_text)
   SELECT id, content_id, parameters::text FROM j
 ), t AS (
   INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
-  SELECT j.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
-         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), $15, $15
-  FROM j, jsonb_array_elements($17::jsonb) WITH ORDINALITY AS x(e, ord)
-  ORDER BY x.ord
+  SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
+  FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
+  ORDER BY u.ord, x.ord
 ), l AS (
   INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-  SELECT j.id, 0, 1, 'api', m.message, true
-  FROM j, unnest($19::text[]) WITH ORDINALITY AS m(message, ord)
+  SELECT u.id, 0, 1, 'api', m.message, true
+  FROM unnest($19::int[], $20::text[]) WITH ORDINALITY AS m(job, message, ord)
+  JOIN u ON u.ord = m.job
   ORDER BY m.ord
 )
-SELECT j.id, pg_notify($20, COALESCE($18, j.id::text)) FROM j`;
+SELECT u.ord, u.id, pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) FROM u ORDER BY u.ord`;
+
+/** One submission to write: the job, when it was submitted, and its first log entry. */
+export interface JobToInsert {
+  job: NewJob;
+  /** The submission time: `created_at`, `updated_at`, and `queued_at` of a queued job. */
+  now: Date;
+  /** The message of the first log entry (cut like every log message when too long). */
+  firstLog: string;
+}
+
+/**
+ * Writes new jobs in ONE statement (see {@link insertJob} for what each gets). All or nothing:
+ * when the statement fails, none of them is written.
+ * @returns per job, in the order given, the new id and its first state.
+ * @throws the driver's error when the statement fails.
+ */
+export async function insertJobs(
+  q: Queryable,
+  items: readonly JobToInsert[],
+): Promise<{ id: number; state: JobState }[]> {
+  const n = items.length;
+  if (n === 0) return [];
+  const cols = Array.from({ length: 19 }, () => new Array<unknown>(n));
+  const logJob: number[] = [];
+  const logMessage: string[] = [];
+  const states: JobState[] = [];
+  items.forEach(({ job, now, firstLog }, i) => {
+    const state = initialState(job.runAt, job.semaphoreUrl, now);
+    states.push(state);
+    const row = [
+      job.client,
+      job.workflow,
+      job.priority,
+      state,
+      job.persist,
+      JSON.stringify(job.parameters),
+      JSON.stringify(job.resolvedParameters),
+      definitionText(job.definition),
+      job.definitionSource,
+      contentIdOf(job.resolvedParameters),
+      job.runAt.toISOString(),
+      job.semaphoreUrl,
+      state === 'queued' ? now.toISOString() : null,
+      job.rerunOf,
+      now.toISOString(),
+      job.topOfQueue,
+      state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler,
+      state === 'queued' ? 'job_queued' : null,
+      tasksText(job.definition),
+    ];
+    row.forEach((v, c) => (cols[c]![i] = v));
+    const messages = [
+      fitLogMessage(firstLog),
+      job.definitionSource === 'client'
+        ? 'Using client definitions.'
+        : 'No client definitions. Using common definitions.',
+    ];
+    if (state === 'scheduled') messages.push(fitLogMessage(`Job will run at: "${job.runAt.toISOString()}"`));
+    if (state === 'pending')
+      messages.push(fitLogMessage(`Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`));
+    for (const m of messages) {
+      logJob.push(i + 1);
+      logMessage.push(m);
+    }
+  });
+  const { rows } = await q.query<{ ord: number; id: number }>(INSERT_JOBS_SQL, [
+    ...cols.slice(0, 18),
+    logJob,
+    logMessage,
+    cols[18],
+  ]);
+  const ids = new Array<number>(n);
+  for (const r of rows) ids[Number(r.ord) - 1] = Number(r.id);
+  return states.map((state, i) => ({ id: ids[i]!, state }));
+}
 
 /**
  * Writes a new job in ONE statement: the job row, its search row, its tasks (all `waiting`), its
@@ -217,39 +306,8 @@ export async function insertJob(
   now: Date,
   firstLog: string,
 ): Promise<{ id: number; state: JobState }> {
-  const state = initialState(job.runAt, job.semaphoreUrl, now);
-  const messages = [
-    fitLogMessage(firstLog),
-    job.definitionSource === 'client'
-      ? 'Using client definitions.'
-      : 'No client definitions. Using common definitions.',
-  ];
-  if (state === 'scheduled') messages.push(fitLogMessage(`Job will run at: "${job.runAt.toISOString()}"`));
-  if (state === 'pending')
-    messages.push(fitLogMessage(`Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`));
-  const { rows } = await q.query<{ id: number }>(INSERT_JOB_SQL, [
-    job.client,
-    job.workflow,
-    job.priority,
-    state,
-    job.persist,
-    JSON.stringify(job.parameters),
-    JSON.stringify(job.resolvedParameters),
-    definitionText(job.definition),
-    job.definitionSource,
-    contentIdOf(job.resolvedParameters),
-    job.runAt,
-    job.semaphoreUrl,
-    state === 'queued' ? now : null,
-    job.rerunOf,
-    now,
-    job.topOfQueue,
-    tasksText(job.definition),
-    state === 'queued' ? 'job_queued' : null,
-    messages,
-    state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler,
-  ]);
-  return { id: Number(rows[0]!.id), state };
+  const [created] = await insertJobs(q, [{ job, now, firstLog }]);
+  return created!;
 }
 
 // A definition object is shared by every submission of its workflow until the catalog reloads:
@@ -273,4 +331,90 @@ function tasksText(def: WorkflowDefinition): string {
     taskTexts.set(def, text);
   }
   return text;
+}
+
+/** Writes submissions, batched (see {@link submissionWriter}). */
+export interface SubmissionWriter {
+  /**
+   * Queues a submission for the next batch and resolves once the batch has committed.
+   * @returns the new id and its first state.
+   * @throws the driver's error when the submission, written alone, still fails.
+   */
+  write(item: JobToInsert): Promise<{ id: number; state: JobState }>;
+}
+
+/** Most submissions written by one statement. */
+export const MAX_SUBMISSION_BATCH = 64;
+
+interface PendingSubmission {
+  item: JobToInsert;
+  resolve: (created: { id: number; state: JobState }) => void;
+  reject: (err: unknown) => void;
+}
+
+const writers = new WeakMap<Executor, SubmissionWriter>();
+
+/**
+ * The submission writer of `db` (one per executor): group commit of `POST /job`. A submission
+ * that finds no batch in flight is written at once; submissions that arrive while batches are
+ * in flight wait for one to finish and are then written together, up to
+ * {@link MAX_SUBMISSION_BATCH} by one statement ({@link insertJobs}): one round trip and one commit
+ * for all of them. Two batches may be in flight at once (one on PGlite, which has one connection).
+ * A batch is all or nothing; when it fails as a whole, its submissions are written again one by
+ * one, so one bad submission never fails the others.
+ */
+export function submissionWriter(db: Executor): SubmissionWriter {
+  let writer = writers.get(db);
+  if (!writer) {
+    writer = createSubmissionWriter(db, db.kind === 'pglite' ? 1 : 2);
+    writers.set(db, writer);
+  }
+  return writer;
+}
+
+function createSubmissionWriter(db: Executor, parallel: number): SubmissionWriter {
+  const queue: PendingSubmission[] = [];
+  let inFlight = 0;
+
+  const flush = async (batch: PendingSubmission[]): Promise<void> => {
+    try {
+      const created = await insertJobs(
+        db,
+        batch.map((p) => p.item),
+      );
+      batch.forEach((p, i) => p.resolve(created[i]!));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      for (const p of batch) {
+        try {
+          p.resolve((await insertJobs(db, [p.item]))[0]!);
+        } catch (e) {
+          p.reject(e);
+        }
+      }
+    }
+  };
+
+  const pump = (): void => {
+    while (inFlight < parallel && queue.length > 0) {
+      const batch = queue.splice(0, MAX_SUBMISSION_BATCH);
+      inFlight++;
+      void flush(batch).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
+  };
+
+  return {
+    write(item) {
+      return new Promise((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        pump();
+      });
+    },
+  };
 }
