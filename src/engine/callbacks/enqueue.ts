@@ -13,6 +13,23 @@ export function callbackTargets(parameters: Record<string, unknown>): string[] {
   return [...new Set(list.filter((u): u is string => typeof u === 'string' && /^https?:\/\//i.test(u)))];
 }
 
+/**
+ * SQL form of {@link callbackTargets}, for statements that enqueue callbacks themselves: a
+ * subquery of columns `url` and `n` (its first position; order by `n` for the targets' order)
+ * over the jsonb expression `parameters` (fixed SQL text from this codebase, never request
+ * input). Keep both in step.
+ */
+export function callbackTargetsSql(parameters: string): string {
+  return `(SELECT e.url, e.n FROM (
+             SELECT x.v #>> '{}' AS url, min(x.n) AS n
+               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(${parameters} -> 'rest_endpoints') = 'array'
+                                              THEN ${parameters} -> 'rest_endpoints' ELSE '[]'::jsonb END)
+                    WITH ORDINALITY AS x(v, n)
+              WHERE jsonb_typeof(x.v) = 'string' AND (x.v #>> '{}') ~* '^https?://'
+              GROUP BY 1) AS e
+          ORDER BY e.n)`;
+}
+
 /** Body of a task event callback. */
 export interface TaskEventBody {
   job_id: number;
