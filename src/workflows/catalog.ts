@@ -395,6 +395,7 @@ async function readCatalogState(dir: string): Promise<CatalogState> {
 
 class FolderCatalog implements WorkflowCatalog {
   private reloading: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<() => void | Promise<void>>();
   constructor(
     readonly dir: string,
     private state: CatalogState,
@@ -420,9 +421,23 @@ class FolderCatalog implements WorkflowCatalog {
     // Reloads run one after another; each swaps the set only when every file is good.
     const next = this.reloading.then(async () => {
       this.state = await readCatalogState(this.dir);
+      for (const listener of [...this.listeners]) {
+        try {
+          await listener();
+        } catch {
+          // A listener logs its own errors; the new set stays in use either way.
+        }
+      }
     });
     this.reloading = next.catch(() => undefined);
     return next;
+  }
+
+  onReload(listener: () => void | Promise<void>): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
 }
 

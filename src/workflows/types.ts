@@ -60,6 +60,14 @@ export interface WorkflowCatalog {
   queues(): string[];
   /** Re-reads the folder; on any bad file keeps the old set and throws. */
   reload(): Promise<void>;
+  /**
+   * Registers `listener`, called after every successful `reload()` (the new set is in place),
+   * before that `reload()` resolves; not called when a reload fails. Listeners run one after
+   * another; one that throws or rejects does not undo the reload (its error is ignored, so it
+   * logs its own). Optional: a catalog that never changes need not implement it.
+   * @returns a function that removes the listener.
+   */
+  onReload?(listener: () => void | Promise<void>): () => void;
   /** The workflows folder (absolute). */
   readonly dir: string;
 }

@@ -320,6 +320,31 @@ describe('loadCatalog', () => {
     );
   });
 
+  it('calls onReload listeners after a successful reload only, with the new set in place', async () => {
+    const dir = await folder({ 'common/ok.yaml': MINIMAL });
+    const catalog = await loadCatalog(dir);
+    const seen: string[][] = [];
+    const off = catalog.onReload!(() => {
+      seen.push(catalog.queues());
+    });
+    catalog.onReload!(() => {
+      throw new Error('a listener that throws does not undo the reload');
+    });
+    await writeFile(
+      join(dir, 'common', 'fresh.yaml'),
+      MINIMAL.replace('name: ok', 'name: fresh').replace('run: sleep', 'run: sleep\n    queue: fresh'),
+    );
+    await catalog.reload();
+    assert.deepEqual(seen, [['fresh', 'work']]);
+    await writeFile(join(dir, 'common', 'broken.yaml'), 'name: broken\ntasks: nope\n');
+    await assert.rejects(catalog.reload(), /broken\.yaml/);
+    assert.equal(seen.length, 1, 'a failed reload calls no listener');
+    await rm(join(dir, 'common', 'broken.yaml'));
+    off();
+    await catalog.reload();
+    assert.equal(seen.length, 1, 'a removed listener is not called');
+  });
+
   it('reloads on SIGHUP through reloadOnSignal', async () => {
     const dir = await folder({ 'common/ok.yaml': MINIMAL });
     const catalog = await loadCatalog(dir);
