@@ -18,7 +18,7 @@ import type { EngineContext, Service } from './context.js';
 import { createController } from './controller/controller.js';
 import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
 import { createSchedulerService } from './scheduler/scheduler-service.js';
-import { createWorkerPool } from './workers/worker-pool.js';
+import { createWorkerPool, type WorkerPool } from './workers/worker-pool.js';
 
 /** Options of {@link createEngine}; every field has a production default. */
 export interface EngineOptions {
@@ -84,6 +84,11 @@ export function embeddedStoreDir(config: Pick<EngineConfig, 'dataDir'>): string 
  * `config.workerConcurrency` slots, plus the callback dispatcher (queue `callback`); `scheduler` —
  * the schedules. `api` adds nothing here (the HTTP server is built by the caller).
  *
+ * Without `config.workerQueues`, a successful catalog reload (`POST /workflows/reload`, SIGHUP)
+ * that names new queues adds them to the running workers at once, and to this process's
+ * `workers.queues` row. Queues no workflow names any more are still served until the process
+ * restarts, so tasks already ready on them are never stranded.
+ *
  * In embedded mode (PGlite) `start()` first recovers every attempt left `running` by a previous
  * process at once (only one process can own an embedded database), and marks its old `workers`
  * rows stopped.
@@ -126,6 +131,26 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
   let stopping: Promise<void> | null = null;
 
   const taskQueues = (): string[] => [...new Set(config.workerQueues ?? catalog.queues())];
+  let pool: WorkerPool | null = null;
+  /** The task queues the workers take now (without `callback`). */
+  let servedQueues: string[] = [];
+  let offReload: (() => void) | null = null;
+
+  /** After a reload: adds the catalog's new queues to the workers and to the `workers` row. */
+  const takeNewQueues = async (): Promise<void> => {
+    if (!pool || stopping) return;
+    const added = catalog.queues().filter((q) => !servedQueues.includes(q));
+    if (added.length === 0) return;
+    servedQueues = [...servedQueues, ...added];
+    pool.setQueues(servedQueues);
+    logger.info({ added, queues: servedQueues }, 'workers take the new queues of the reloaded workflows');
+    await db
+      .query(`UPDATE workers SET queues = $2::text[] WHERE id = $1`, [
+        workerId,
+        [...servedQueues, 'callback'],
+      ])
+      .catch((err: unknown) => logger.warn({ err }, "could not record the workers' new queues"));
+  };
 
   const start = async (): Promise<void> => {
     const roles = new Set(config.roles);
@@ -139,10 +164,11 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     }
     const queues: string[] = [];
     if (roles.has('worker')) {
-      queues.push(...taskQueues());
-      const pool = createWorkerPool(ctx, {
+      servedQueues = taskQueues();
+      queues.push(...servedQueues);
+      pool = createWorkerPool(ctx, {
         workerId,
-        queues: taskQueues(),
+        queues: servedQueues,
         concurrency: config.workerConcurrency,
         heartbeatIntervalMs: heartbeatMs,
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
@@ -182,11 +208,17 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     }, heartbeatMs);
     heartbeat.unref();
     for (const s of services) await s.start();
+    if (pool && !config.workerQueues) {
+      offReload = catalog.onReload?.(takeNewQueues) ?? null;
+      await takeNewQueues(); // a reload that finished while the services started
+    }
     logger.debug({ workerId, roles: [...roles], queues }, 'engine started');
   };
 
   const stop = async (): Promise<void> => {
     if (started) await started.catch(() => undefined);
+    offReload?.();
+    offReload = null;
     // Stop in reverse order: the controller and scheduler first, then the workers (which may
     // wait for running attempts), then the dispatcher, so callbacks enqueued by the last
     // results still get their chance in this process.

@@ -61,6 +61,12 @@ export interface WorkerPool extends Service {
   wake(): void;
   /** Attempt ids running in this process now. */
   activeAttempts(): number[];
+  /**
+   * Replaces the queues tasks are taken from (duplicates dropped), for the next claim pass and
+   * the `CHANNELS.tasks` filter, and asks for a claim pass (which also re-reads the earliest
+   * delayed retry). Attempts already running are not touched.
+   */
+  setQueues(queues: string[]): void;
 }
 
 /**
@@ -75,13 +81,13 @@ export interface WorkerPool extends Service {
  * attempt found no longer `running` (broken, recovered as stalled). Loops never throw out.
  */
 export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions): WorkerPool {
-  const queues = [...new Set(options.queues)];
+  let queues = [...new Set(options.queues)];
   const concurrency = Math.max(1, options.concurrency);
   const heartbeatMs = options.heartbeatIntervalMs ?? 2_000;
   const pollMs = options.pollIntervalMs ?? 5_000;
   const graceMs = options.shutdownGraceMs ?? 10_000;
   const settleMs = options.abortSettleMs ?? 12_000;
-  const queueSet = new Set(queues);
+  let queueSet = new Set(queues);
   const active = new Map<number, ActiveAttempt>();
   const handlers = new Map<string, Promise<TaskHandler>>();
   let logs: LogBuffer | null = null;
@@ -395,6 +401,12 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     name: 'workers',
     wake,
     activeAttempts: () => [...active.keys()],
+    setQueues(next) {
+      queues = [...new Set(next)];
+      queueSet = new Set(queues);
+      dueCheck = true;
+      wake();
+    },
     async start() {
       if (!stopped) return;
       stopped = false;
