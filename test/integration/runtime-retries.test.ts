@@ -50,6 +50,27 @@ forEachStore('runtime: retries and timeouts', (kind) => {
         long: {
           tasks: [{ name: 'long', run: 'sleep', with: { seconds: 2 }, retry_limit: 2, retry_delay: 0 }],
         },
+        // Two branches: `quick` fails the job at once; `late` is running then and fails a second later.
+        fanfail: {
+          tasks: [
+            { name: 'start', run: 'sleep', with: { seconds: 0 } },
+            {
+              name: 'quick',
+              needs: ['start'],
+              run: 'fail',
+              with: { message: 'broken input' },
+              retry_limit: 0,
+            },
+            {
+              name: 'late',
+              needs: ['start'],
+              run: 'exec',
+              with: { command: 'sh', args: ['-c', 'sleep 1; exit 3'] },
+              retry_limit: 3,
+              retry_delay: 0,
+            },
+          ],
+        },
       },
     });
   });
@@ -102,6 +123,26 @@ forEachStore('runtime: retries and timeouts', (kind) => {
     assert.deepEqual(
       tasks.map((t) => t.state),
       ['failed', 'skipped'],
+    );
+  });
+
+  it('does not start a running task again once another task has failed the job', async () => {
+    const id = await te.submit('fanfail');
+    const row = await te.waitForState(id, 'completed', 20_000);
+    assert.equal(row.failed, true);
+    assert.deepEqual(
+      (await te.attempts(id, 'late')).map((a) => [a.number, a.state]),
+      [[1, 'failed']],
+      'late had retries left, but the job had already failed',
+    );
+    const logs = (await te.logs(id)).map((l) => l.message);
+    assert.ok(
+      logs.some((m) => m.includes("not retried: task 'quick' has already failed the job")),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((m) => m.startsWith("job has failed: task 'quick' failed")),
+      logs.join('\n'),
     );
   });
 

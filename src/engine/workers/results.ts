@@ -242,8 +242,10 @@ export async function recordSuccess(
  * permanent — the task goes back to `ready` with `run_after = now() + retry_delay` (or the
  * RetryAfterError delay) and "retrying in Ns (attempt k of n)" is logged. Otherwise the task fails
  * for good: the `fail` callback is enqueued and the job advanced (which skips the rest of the job
- * unless the task has `continue_on_error`). Cancelled attempts (worker shutdown) never count
- * against `retry_limit`.
+ * unless the task has `continue_on_error`). No retry either when another task has already failed
+ * the job (failed or cancelled without `continue_on_error`): a task that was running then may
+ * end, but does not start again. Cancelled attempts (worker shutdown) never count against
+ * `retry_limit`.
  * @returns `retry`, `failed`, or `stale` when the attempt is no longer the task's running attempt.
  */
 export async function writeFailure(
@@ -265,13 +267,21 @@ export async function writeFailure(
   const retryLimit = def?.retry_limit ?? known.retry_limit;
   const retryDelay = failure.retryAfterSeconds ?? def?.retry_delay ?? known.retry_delay;
   // Close the attempt and count the task's failed/stalled attempts (this one included).
-  const counted = await tx.query<{ n: number }>(
+  // Also read which other tasks of the job have failed: once one has failed the job, a task
+  // still running when that happened may end, but is not started again.
+  const counted = await tx.query<{ n: number; ended_badly: string[] }>(
     `WITH a AS (UPDATE attempts SET state = $2, finished_at = now(), error = $3 WHERE id = $1)
-     SELECT count(*) + 1 AS n FROM attempts WHERE task_id = $4 AND id <> $1 AND state IN ('failed', 'stalled')`,
-    [ref.attemptId, attemptState, failure.error, ref.taskId],
+     SELECT (SELECT count(*) + 1 FROM attempts WHERE task_id = $4 AND id <> $1 AND state IN ('failed', 'stalled')) AS n,
+            ARRAY(SELECT name FROM tasks WHERE job_id = $5 AND id <> $4 AND state IN ('failed', 'cancelled')
+                   ORDER BY position) AS ended_badly`,
+    [ref.attemptId, attemptState, failure.error, ref.taskId, ref.jobId],
   );
   const failedAttempts = Number(counted.rows[0]?.n ?? 1);
-  const retry = !failure.permanent && failedAttempts <= retryLimit;
+  const failedBy = (counted.rows[0]?.ended_badly ?? []).find(
+    (name) => taskDefinition(live.job, name)?.continue_on_error !== true,
+  );
+  const retriesLeft = !failure.permanent && failedAttempts <= retryLimit;
+  const retry = retriesLeft && failedBy === undefined;
   const what = attemptState === 'stalled' ? 'stalled' : 'failed';
   if (retry) {
     await tx.query(
@@ -300,9 +310,11 @@ export async function writeFailure(
   const message = `'${live.name}' ${what}: ${failure.error}${
     failure.permanent
       ? ' (permanent failure, not retried)'
-      : failedAttempts > 1
-        ? ` (after ${failedAttempts} attempts)`
-        : ''
+      : retriesLeft
+        ? ` (not retried: task '${failedBy}' has already failed the job)`
+        : failedAttempts > 1
+          ? ` (after ${failedAttempts} attempts)`
+          : ''
   }${continues ? '; continuing (continue_on_error)' : ''}`;
   await appendLog(tx, {
     jobId: ref.jobId,
