@@ -19,6 +19,9 @@ import { createLogBuffer, type LogBuffer } from './log-buffer.js';
 import { createResultWriter, type ResultWriter } from './result-writer.js';
 import { closeLostAttempt, writeFailure, writeHandBack, type AttemptRef } from './results.js';
 
+/** Claim passes one worker pool keeps in flight at most (see `wake`). */
+const MAX_CLAIMS_IN_FLIGHT = 2;
+
 /** Where attempts' scratch folders are made (read once: `os.tmpdir()` reads the environment). */
 const TMP_ROOT = tmpdir();
 
@@ -51,6 +54,8 @@ interface ActiveAttempt {
   reason: AbortReason | null;
   /** Whether the handler wrote job log lines (then they are flushed before the result). */
   logged: boolean;
+  /** Whether the attempt still holds one of the pool's slots (released when its handler has ended). */
+  slotHeld: boolean;
   /** Resolves when the attempt's slot is free again. */
   done: Promise<void>;
 }
@@ -93,7 +98,12 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
   let logs: LogBuffer | null = null;
   let writer: ResultWriter | null = null;
   let stopped = true;
-  let claiming = false;
+  /** Attempts whose handler holds a slot (runs, or is being stopped). */
+  let handlersRunning = 0;
+  let claimsInFlight = 0;
+  /** Slots asked for by claim passes in flight. */
+  let reserved = 0;
+  const claimPasses = new Set<Promise<void>>();
   let again = false;
   let claimFailures = 0;
   let dueTimer: NodeJS.Timeout | null = null;
@@ -105,18 +115,37 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let heartbeatRunning = false;
   const unlisteners: (() => Promise<void>)[] = [];
-  let claimLoop: Promise<void> = Promise.resolve();
 
+  /**
+   * Claims run as passes, up to {@link MAX_CLAIMS_IN_FLIGHT} at once: a slot that comes free
+   * while a pass is on its way to the database starts another pass instead of waiting for it, so
+   * under load claiming never becomes the one serial step. Each pass asks for the slots that are
+   * free and not already asked for by a pass in flight (`reserved`). A wake-up that finds every
+   * free slot reserved, or the most passes in flight, is kept (`again`) and acted on when a pass
+   * ends, so a task made ready during a pass is never left waiting for the safety poll.
+   */
   const wake = (): void => {
     if (stopped) return;
-    if (claiming) {
+    // A slot is held while a handler runs; results of ended attempts are written in the
+    // background, at most `concurrency` of them waiting at once.
+    const free = Math.min(concurrency - handlersRunning, 2 * concurrency - active.size) - reserved;
+    if (claimsInFlight > 0 && (free <= 0 || claimsInFlight >= MAX_CLAIMS_IN_FLIGHT)) {
       again = true;
       return;
     }
-    claiming = true;
-    claimLoop = runClaims().finally(() => {
-      claiming = false;
+    if (free <= 0) return;
+    claimsInFlight++;
+    reserved += free;
+    const pass: Promise<void> = claimPass(free).finally(() => {
+      claimsInFlight--;
+      reserved -= free;
+      claimPasses.delete(pass);
+      if (again) {
+        again = false;
+        wake();
+      }
     });
+    claimPasses.add(pass);
   };
 
   const armDueTimer = (ms: number): void => {
@@ -135,34 +164,31 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     dueTimer.unref();
   };
 
-  const runClaims = async (): Promise<void> => {
-    do {
+  /** One claim pass for `free` slots; never rejects. */
+  const claimPass = async (free: number): Promise<void> => {
+    let claimed: ClaimedTask[];
+    try {
+      claimed = await claimTasks(ctx.db, queues, free, options.workerId);
+      claimFailures = 0;
+    } catch (err) {
+      claimFailures++;
       again = false;
-      const free = concurrency - active.size;
-      if (stopped || free <= 0) return;
-      let claimed: ClaimedTask[];
+      ctx.logger.error({ err }, 'claiming tasks failed; retrying');
+      armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
+      return;
+    }
+    for (const task of claimed) startAttempt(task);
+    if (claimed.length === free) again = true;
+    else if (dueCheck || Date.now() - lastDueCheck > pollMs) {
+      dueCheck = false;
+      lastDueCheck = Date.now();
       try {
-        claimed = await claimTasks(ctx.db, queues, free, options.workerId);
-        claimFailures = 0;
+        const ms = await msUntilNextDue(ctx.db, queues);
+        if (ms !== null) armDueTimer(ms);
       } catch (err) {
-        claimFailures++;
-        ctx.logger.error({ err }, 'claiming tasks failed; retrying');
-        armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
-        return;
+        ctx.logger.warn({ err }, 'reading the next retry time failed');
       }
-      for (const task of claimed) startAttempt(task);
-      if (claimed.length === free) again = true;
-      else if (dueCheck || Date.now() - lastDueCheck > pollMs) {
-        dueCheck = false;
-        lastDueCheck = Date.now();
-        try {
-          const ms = await msUntilNextDue(ctx.db, queues);
-          if (ms !== null) armDueTimer(ms);
-        } catch (err) {
-          ctx.logger.warn({ err }, 'reading the next retry time failed');
-        }
-      }
-    } while (again && !stopped);
+    }
   };
 
   const startAttempt = (task: ClaimedTask): void => {
@@ -173,17 +199,28 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       finishing: false,
       reason: null,
       logged: false,
+      slotHeld: true,
       done: Promise.resolve(),
     };
     active.set(task.attemptId, entry);
+    handlersRunning++;
     entry.done = runAttempt(task, entry)
       .catch((err: unknown) => {
         ctx.logger.error({ err, attemptId: task.attemptId }, 'attempt bookkeeping failed');
       })
       .finally(() => {
+        releaseSlot(entry);
         active.delete(task.attemptId);
         wake();
       });
+  };
+
+  /** Gives the attempt's slot back (once) and looks for more work. */
+  const releaseSlot = (entry: ActiveAttempt): void => {
+    if (!entry.slotHeld) return;
+    entry.slotHeld = false;
+    handlersRunning--;
+    wake();
   };
 
   const abort = (entry: ActiveAttempt, reason: AbortReason): void => {
@@ -275,6 +312,9 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       if (timeoutTimer) clearTimeout(timeoutTimer);
     }
     entry.finishing = true;
+    // The handler has ended: its slot may take the next task while the result is written. An
+    // aborted attempt keeps its slot until its handler has really stopped (below).
+    if (!entry.reason) releaseSlot(entry);
     try {
       // The handler's own lines go in before the result's "completed"/"failed" line.
       if (entry.logged) await logs?.flush();
@@ -439,7 +479,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       if (pollTimer) clearInterval(pollTimer);
       if (dueTimer) clearTimeout(dueTimer);
       pollTimer = dueTimer = null;
-      await claimLoop.catch(() => undefined);
+      await Promise.all([...claimPasses]);
       // Graceful: running attempts may finish within the grace period (heartbeats go on).
       const all = () => Promise.all([...active.values()].map((a) => a.done));
       await settleWithin(all(), graceMs);
