@@ -2,11 +2,15 @@
  * Retries, timeouts, stalls and stale attempts on both stores (SPEC section 6).
  */
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { recoverStalledAttempts } from '../../src/engine/maintenance/recover-stalled.js';
-import { recordSuccess } from '../../src/engine/workers/results.js';
+import { claimTasks } from '../../src/engine/workers/claim.js';
+import { recordFailure, recordSuccess } from '../../src/engine/workers/results.js';
+import type { Executor } from '../../src/store/executor.js';
+import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
 import { startTestEngine, type TestEngine } from '../helpers/engine.js';
-import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
+import { createTestStore, forEachStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 forEachStore('runtime: retries and timeouts', (kind) => {
@@ -204,3 +208,101 @@ forEachStore('runtime: retries and timeouts', (kind) => {
     assert.equal((await te.attempts(id, 'long'))[0]!.state, 'stalled');
   });
 });
+
+void describe(
+  'runtime: a final failure racing with a claim of a ready sibling [postgres]',
+  { skip: storeKinds().includes('postgres') ? false : 'needs TEST_DATABASE_URL' },
+  () => {
+    let store: TestStore;
+    let te: TestEngine;
+    let receiver: CallbackReceiver;
+
+    before(async () => {
+      store = await createTestStore('postgres');
+      receiver = await startCallbackReceiver();
+      // Controller only: nothing claims the tasks but the test itself.
+      te = await startTestEngine(store, {
+        roles: ['controller'],
+        settings: { max_jobs: 10 },
+        workflows: {
+          pair: {
+            parameters: { type: 'object', properties: { rest_endpoints: { type: 'array' } } },
+            tasks: [
+              { name: 'a', needs: [], run: 'fail', with: { message: 'bad input' }, retry_limit: 0 },
+              { name: 'b', needs: [], run: 'sleep', with: { seconds: 0 } },
+            ],
+          },
+        },
+      });
+    });
+    after(async () => {
+      await te?.stop();
+      await receiver?.close();
+      await store?.dispose();
+    });
+
+    it('does not finish the job while a sibling claimed during the failure still runs', async () => {
+      const id = await te.submit('pair', { rest_endpoints: [receiver.url('/hook')] });
+      await waitFor(async () => (await te.tasks(id)).every((t) => t.state === 'ready'));
+      const [claimedA] = await claimTasks(store.db, ['work'], 1, 'test-worker');
+      assert.equal(claimedA?.name, 'a');
+      const taskB = (await te.tasks(id)).find((t) => t.name === 'b')!;
+
+      // A second connection runs the real claim statement for `b`, with `b` locked first so
+      // that the claim commits while the failure of `a` is being written.
+      const other = new pg.Client({ connectionString: store.databaseUrl! });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query(`SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE`, [taskB.id]);
+        const failing = recordFailure(
+          te.engine.ctx,
+          { attemptId: claimedA.attemptId, taskId: claimedA.taskId, jobId: id },
+          { error: 'bad input', permanent: true },
+        );
+        // The failure has read `b` as ready and now waits for `b`'s row to skip it.
+        await waitFor(async () => {
+          const { rows } = await store.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%skipped%'`,
+          );
+          return rows[0]!.n > 0;
+        });
+        const viaOther = { query: (sql: string, params: unknown[]) => other.query(sql, params) };
+        const [claimedB] = await claimTasks(viaOther as unknown as Executor, ['work'], 5, 'test-worker');
+        assert.equal(claimedB?.name, 'b');
+        await other.query('COMMIT');
+        assert.equal(await failing, 'failed');
+
+        // `b` runs: the job holds on until it ends, as for any task running when a sibling fails.
+        assert.equal((await te.tasks(id)).find((t) => t.name === 'b')!.state, 'running');
+        assert.equal((await te.job(id)).queue_state, 'started', 'the job finished while b was running');
+
+        assert.equal(
+          await recordSuccess(
+            te.engine.ctx,
+            { attemptId: claimedB.attemptId, taskId: claimedB.taskId, jobId: id },
+            { done: true },
+          ),
+          'recorded',
+        );
+        const row = await te.job(id);
+        assert.equal(row.queue_state, 'completed');
+        assert.equal(row.failed, true);
+        const { rows: cbs } = await store.db.query<{ kind: string; event: string; task_id: number }>(
+          `SELECT kind, event, task_id FROM callback_deliveries WHERE job_id = $1 ORDER BY id`,
+          [id],
+        );
+        assert.deepEqual(
+          cbs.map(
+            (c) => `${c.kind}:${c.event}:${c.task_id === taskB.id ? 'b' : c.task_id === 0 ? '-' : 'a'}`,
+          ),
+          ['task:start:a', 'task:fail:a', 'task:start:b', 'task:complete:b', 'job:failed:-'],
+        );
+      } finally {
+        await other.query('ROLLBACK').catch(() => undefined);
+        await other.end();
+      }
+    });
+  },
+);

@@ -194,6 +194,8 @@ export interface JobEffects {
     progname: 'worker' | 'controller';
     message: string;
     ifFinished?: number;
+    /** A task id: written only when that task's skip below really took place. */
+    ifSkipped?: number;
   }[];
   /** Jobs `started → completed`, with `failed`, the rendered outputs (JSON text) and the reason. */
   finishes: { jobId: number; failed: boolean; outputs: string; error: string | null }[];
@@ -235,8 +237,11 @@ function hasEffects(e: JobEffects): boolean {
 /**
  * The one statement of {@link applyEffects}. Every part is driven by arrays, so parts with empty
  * arrays do nothing and the text never changes (prepared once per connection). Finishing is
- * guarded by `queue_state = 'started'`; the finish's log lines, job-end callbacks and wake-ups
- * depend on the finish having happened. `pg_notify` parts are referenced by the final SELECT so
+ * guarded by `queue_state = 'started'` and by every listed skip of that job having taken place: a
+ * claim does not lock the job, so a `ready` task read before it was claimed may be `running` by
+ * the time it is to be skipped; it is then left to run, and the job finishes when it ends. The
+ * finish's log lines, job-end callbacks and wake-ups depend on the finish having happened, and a
+ * skip's log line on the skip. `pg_notify` parts are referenced by the final SELECT so
  * that they run; notifications are delivered at commit.
  */
 const APPLY_EFFECTS_SQL = `
@@ -244,17 +249,22 @@ WITH r AS (UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now
             WHERE id = ANY($1::bigint[]) AND state = 'waiting' RETURNING queue),
      rn AS (SELECT pg_notify($2, q) FROM (SELECT DISTINCT queue AS q FROM r) AS queues),
      s AS (UPDATE tasks SET state = 'skipped', finished_at = now(), updated_at = now()
-            WHERE id = ANY($3::bigint[]) AND state IN ('waiting', 'ready')),
+            WHERE id = ANY($3::bigint[]) AND state IN ('waiting', 'ready') RETURNING id),
      f AS (UPDATE jobs SET queue_state = 'completed', failed = x.failed, finished_at = now(), updated_at = now(),
                   outputs = x.outputs::jsonb, error = x.error
              FROM unnest($4::bigint[], $5::boolean[], $6::text[], $7::text[]) AS x(id, failed, outputs, error)
             WHERE jobs.id = x.id AND jobs.queue_state = 'started'
+              AND NOT EXISTS (SELECT 1 FROM tasks tt
+                               WHERE tt.job_id = x.id AND tt.id = ANY($3::bigint[])
+                                 AND tt.id NOT IN (SELECT id FROM s))
            RETURNING jobs.id, jobs.finished_at),
      l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
            SELECT y.j, y.t, y.s, y.p, y.m, true
-             FROM unnest($8::bigint[], $9::bigint[], $10::smallint[], $11::text[], $12::text[], $13::bigint[])
-                  WITH ORDINALITY AS y(j, t, s, p, m, only_if, n)
-            WHERE y.only_if IS NULL OR y.only_if IN (SELECT id FROM f)
+             FROM unnest($8::bigint[], $9::bigint[], $10::smallint[], $11::text[], $12::text[], $13::bigint[],
+                         $27::bigint[])
+                  WITH ORDINALITY AS y(j, t, s, p, m, only_if, only_if_skipped, n)
+            WHERE (y.only_if IS NULL OR y.only_if IN (SELECT id FROM f))
+              AND (y.only_if_skipped IS NULL OR y.only_if_skipped IN (SELECT id FROM s))
             ORDER BY y.n),
      tc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
             SELECT c.j, c.t, 'task', c.e, c.u, c.b::jsonb
@@ -325,6 +335,7 @@ export async function applyEffects(tx: Queryable, effects: JobEffects): Promise<
     CHANNELS.jobEnded,
     CHANNELS.admission,
     e.wakeAdmission,
+    logs.map((l) => l.ifSkipped ?? null),
   ]);
   return new Set(rows.flatMap((r) => (r.id === null ? [] : [Number(r.id)])));
 }
@@ -386,6 +397,7 @@ export async function advanceLockedJobs(
         severity: SEVERITY.INFO,
         progname: 'controller',
         message: `Task '${s.task.name}' ${s.reason}`,
+        ifSkipped: s.task.id,
       });
   }
 
