@@ -264,4 +264,20 @@ forEachStore('jobs: listing', (kind) => {
     assert.equal(params.includes('started'), true, 'the state travels as a parameter');
     assert.match(sql, /ORDER BY j\.workflow DESC, j\.id DESC/);
   });
+
+  // Runs last: it adds a job the tests above do not expect.
+  it('finds a long term whose index prefix would end inside a surrogate pair (an emoji)', async () => {
+    // 11 ASCII characters, then an emoji of two UTF-16 units: a prefix of 12 units would keep
+    // only the emoji's first half, which no stored text contains.
+    const contentId = 'abcdefghijk\u{1F600}-tail';
+    const { id } = await submitJob(
+      t.ctx,
+      DEMO,
+      { job: { workflow: 'jobs_hello' }, parameters: { content_id: contentId } },
+      REQUEST,
+    );
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: contentId })), [id]);
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'abcdefghijk\u{1F600}' })), [id]);
+    assert.deepEqual(ids(await listJobs(t.ctx, DEMO, { search: 'bcdefghijk\u{1F600}-ta' })), [id]);
+  });
 });

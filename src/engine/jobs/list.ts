@@ -227,11 +227,13 @@ export function buildListQuery(f: JobListFilter): { sql: string; params: unknown
     // indexes by its first SEARCH_INDEX_CHARS characters (fewer trigrams to intersect: a full UUID
     // costs ~3x more than 12 characters at a million rows), and the whole term is then checked on
     // those rows only (`|| ''` keeps that check out of the index). The result is the same as
-    // matching the whole term.
+    // matching the whole term. The prefix is cut between characters (code points), never inside
+    // a surrogate pair: half an emoji would be sent as U+FFFD and match nothing.
     const full = p(`%${escapeLike(f.search)}%`);
+    const head = Array.from(f.search).slice(0, SEARCH_INDEX_CHARS).join('');
     let match: string;
-    if (f.search.length > SEARCH_INDEX_CHARS) {
-      const short = p(`%${escapeLike(f.search.slice(0, SEARCH_INDEX_CHARS))}%`);
+    if (head.length < f.search.length) {
+      const short = p(`%${escapeLike(head)}%`);
       match =
         `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
         ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
