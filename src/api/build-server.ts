@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { EngineContext } from '../engine/context.js';
+import { EngineError } from '../errors/catalogue.js';
 import { registerAuth } from './plugins/auth.js';
 import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
 import { answerClientError, registerInputGuard } from './plugins/input-guard.js';
@@ -20,6 +21,9 @@ import { registerScheduleRoutes } from './routes/schedules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerWorkflowRoutes } from './routes/workflows.js';
+
+/** Decodes request bodies, throwing on bytes that are not UTF-8. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Builds the API server over an engine context. Routes are ready once the returned instance's
@@ -53,13 +57,27 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
   // Bodies: JSON only. Dropping the default text/plain parser makes every other type a 415.
   app.removeAllContentTypeParsers();
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // Bytes that are not UTF-8 are refused, not replaced by U+FFFD (which would store something
+    // other than what was sent).
+    let text: string;
+    try {
+      text = STRICT_UTF8.decode(body as Buffer);
+    } catch {
+      done(
+        new EngineError(
+          'INVALID_JSON',
+          'the body is not valid UTF-8; send JSON encoded as UTF-8 (RFC 8259 section 8.1)',
+        ),
+      );
+      return;
+    }
     // An empty body with a JSON content type is "no body" (e.g. POST /jobs/<id>/rerun from curl).
-    if (typeof body === 'string' && body.trim() === '') {
+    if (text.trim() === '') {
       done(null, undefined);
       return;
     }
-    void parseJson(request, String(body), done);
+    void parseJson(request, text, done);
   });
 
   // Response schemas document the replies; they must never drop or reshape a field.

@@ -67,6 +67,29 @@ describe('QA: bad input must never be a 500', () => {
     }
   });
 
+  it('a body whose bytes are not UTF-8 is a 400, not stored with replacement characters', async () => {
+    const before = await h.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs');
+    const payload = Buffer.concat([
+      Buffer.from('{"job":{"workflow":"greet"},"parameters":{"content_id":"'),
+      Buffer.from([0xff, 0xfe, 0xc3]),
+      Buffer.from('"}}'),
+    ]);
+    const res = await h.call(h.root, 'POST', '/job', undefined, {
+      payload,
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match((JSON.parse(res.body) as { error: string }).error, /UTF-8/);
+    const after = await h.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs');
+    assert.equal(after.rows[0]!.n, before.rows[0]!.n, 'no job was made');
+    // The same request in good UTF-8 is accepted (the check is not refusing everything).
+    const good = await h.call(h.root, 'POST', '/job', undefined, {
+      payload: Buffer.from('{"job":{"workflow":"greet"},"parameters":{"content_id":"ÿþé"}}'),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(good.statusCode, 200, good.body);
+  });
+
   it('a body with a "__proto__" key is refused with a message naming it', async () => {
     const res = await h.call(
       h.root,
