@@ -241,6 +241,39 @@ void describe(
       await store?.dispose();
     });
 
+    it(
+      'does not claim a task of a job whose pause is being written (max_jobs is never exceeded)',
+      { timeout: 30_000 },
+      async () => {
+        const id = await te.submit('pair', {});
+        await waitFor(async () => (await te.tasks(id)).every((t) => t.state === 'ready'));
+        // A second connection holds the job row as a pause does (control.ts locks it FOR UPDATE).
+        const other = new pg.Client({ connectionString: store.databaseUrl! });
+        await other.connect();
+        try {
+          await other.query('BEGIN');
+          await other.query(`SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE`, [id]);
+          assert.deepEqual(
+            await claimTasks(store.db, ['work'], 5, 'test-worker'),
+            [],
+            'a task of a job being paused was claimed',
+          );
+          await other.query(`UPDATE jobs SET queue_state = 'paused' WHERE id = $1`, [id]);
+          await other.query('COMMIT');
+          // Paused now: nothing of it is claimed, so its slot stays free as the pause said.
+          assert.deepEqual(await claimTasks(store.db, ['work'], 5, 'test-worker'), []);
+          assert.ok((await te.tasks(id)).every((t) => t.state === 'ready'));
+        } finally {
+          await other.query('ROLLBACK').catch(() => undefined);
+          await other.end();
+        }
+        // Broken, so the suite's other jobs are not held up by it.
+        await store.db.query(`UPDATE jobs SET queue_state = 'broken', finished_at = now() WHERE id = $1`, [
+          id,
+        ]);
+      },
+    );
+
     it('does not finish the job while a sibling claimed during the failure still runs', async () => {
       const id = await te.submit('pair', { rest_endpoints: [receiver.url('/hook')] });
       await waitFor(async () => (await te.tasks(id)).every((t) => t.state === 'ready'));

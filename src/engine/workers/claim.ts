@@ -31,9 +31,11 @@ export interface ClaimedTask {
  * enqueues the `start` task callback for every target with the dispatchers' wake-up: a claim is
  * one round trip, atomic without an explicit transaction.
  *
- * The job row is not locked: a pause racing with a claim leaves a paused job with one running
- * attempt (allowed: it counts against `max_jobs` until it ends); a break racing with it is caught
- * when the result is written (the task is no longer `running`) or at the next heartbeat.
+ * The job rows are share-locked (`FOR KEY SHARE … SKIP LOCKED`): a job being paused or broken
+ * (those lock it `FOR UPDATE`) is passed over, and one that became paused meanwhile is re-checked
+ * and left out, so a claim can never start a task in a job whose pause has just given its slot
+ * back (which would take `max_jobs` one over). Result writers lock jobs `FOR NO KEY UPDATE`,
+ * which does not conflict with the share lock, so claims and results never wait for each other.
  * @returns the claimed tasks (possibly none).
  * @throws the driver's error (nothing is claimed then).
  */
@@ -87,7 +89,7 @@ const CLAIM_SQL = `WITH c AS (
       AND j.queue_state = 'started'
     ORDER BY j.priority, t.id
     LIMIT $2
-    FOR UPDATE OF t SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED FOR KEY SHARE OF j SKIP LOCKED
  ), up AS (
    UPDATE tasks t SET state = 'running', attempts = t.attempts + 1,
           current_attempt_id = nextval('attempts_id_seq'),
