@@ -14,10 +14,13 @@
  * Environment: `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test),
  * `BENCH_MEMORY_JOBS` (default 100000 on PostgreSQL, 5000 on PGlite), `BENCH_THROUGHPUT_JOBS`
  * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32), `BENCH_ONLY` (a comma list
- * of the parts to run: latency, throughput, post, memory, pgbench; default all).
+ * of the parts to run: latency, throughput, post, memory, callbacks, pgbench; default all),
+ * `BENCH_CALLBACK_JOBS` (default 300).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -285,6 +288,43 @@ async function memory(db: Executor, url: string | null, n: number): Promise<stri
   return `memory over ${n} jobs (submitted and run in ${secs.toFixed(0)} s, ${(n / secs).toFixed(0)} jobs/s incl. submission in the same process):\n    ${samples.join('\n    ')}`;
 }
 
+/**
+ * 6. Callback delivery: `n` 3-task jobs with two `rest_endpoints` on a local HTTP server that
+ * answers 200 at once; each job makes 7 callbacks per target (3 start, 3 complete, job end).
+ * Measured from the engine's start to the last callback received.
+ */
+async function callbackRate(db: Executor, url: string | null, n: number): Promise<string> {
+  let received = 0;
+  let allIn: (() => void) | null = null;
+  const expected = n * 7 * 2;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (++received >= expected) allIn?.();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const targets = [`http://127.0.0.1:${port}/a`, `http://127.0.0.1:${port}/b`];
+  const engine = await newEngine(db, url);
+  await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
+  for (let i = 0; i < n; i += 50)
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, () =>
+        submitAs(engine, 'noop3', { rest_endpoints: targets }),
+      ),
+    );
+  const done = new Promise<void>((resolve) => (allIn = resolve));
+  const t0 = performance.now();
+  await engine.start();
+  await done;
+  const secs = (performance.now() - t0) / 1000;
+  await engine.stop();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `callbacks: ${expected} to 2 targets (${n} jobs, 7 events each per target) in ${secs.toFixed(1)} s = ${(expected / secs).toFixed(0)} delivered/s (jobs and their callbacks together)`;
+}
+
 /** 5. pgbench simple inserts, for reference. */
 function pgbench(): string {
   const url = urlFor(DB_NAME);
@@ -302,7 +342,7 @@ function pgbench(): string {
   return `pgbench simple insert (4 clients, 10 s): ${tps ?? `failed: ${run.stderr}`} tps`;
 }
 
-/** `BENCH_ONLY=throughput,post` runs only the named parts (latency, throughput, post, memory, pgbench). */
+/** `BENCH_ONLY=throughput,post` runs only the named parts (latency, throughput, post, memory, callbacks, pgbench). */
 function wanted(part: string): boolean {
   const only = process.env.BENCH_ONLY;
   return !only || only.split(',').includes(part);
@@ -326,6 +366,8 @@ async function main(): Promise<void> {
       if (wanted('post')) console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
       const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
       if (wanted('memory') && memJobs > 0) console.log(await memory(db, url, memJobs));
+      if (wanted('callbacks'))
+        console.log(await callbackRate(db, url, Number(process.env.BENCH_CALLBACK_JOBS ?? 300)));
       if (wanted('pgbench') && pgKind) console.log(pgbench());
     } finally {
       await db.close();

@@ -75,39 +75,57 @@ interface AttemptOutcome {
   durationMs: number;
 }
 
-// Claims due deliveries. Heads only: no earlier undelivered delivery of the same (job, target).
-// The window function caps the claims per target at what this process may still start
-// ($6 minus what it already has in flight, passed as the arrays $4/$5); targets already at their
-// cap ($7) are left out before the 5000-row window, so a backlog for one dead endpoint cannot
-// crowd every other target out of it. `FOR UPDATE OF d SKIP
-// LOCKED` re-checks state and due time on the latest row version, so two dispatchers never claim
-// the same delivery, and a head claimed elsewhere (its next_attempt_at moved to its lease expiry)
-// is not claimed again until that lease expires.
-const CLAIM_SQL = `
-WITH heads AS (
-  SELECT d.id, d.target_url, d.next_attempt_at
-  FROM callback_deliveries d
-  WHERE d.state IN ('pending', 'delivering')
-    AND d.next_attempt_at <= $1
-    AND NOT (d.target_url = ANY($7::text[]))
-    AND NOT EXISTS (
+// The targets that have undelivered deliveries, one index probe each (a loose index scan over
+// callback_deliveries_target_due_idx), leaving out those this process has at their cap ($FULL).
+const OPEN_TARGETS_SQL = (full: string): string => `
+  targets AS (
+    (SELECT target_url FROM callback_deliveries
+      WHERE state IN ('pending', 'delivering') ORDER BY target_url LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.target_url FROM callback_deliveries c
+             WHERE c.state IN ('pending', 'delivering') AND c.target_url > t.target_url
+             ORDER BY c.target_url LIMIT 1)
+      FROM targets t WHERE t.target_url IS NOT NULL
+  ), open_targets AS (
+    SELECT target_url FROM targets
+     WHERE target_url IS NOT NULL AND NOT (target_url = ANY(${full}::text[]))
+  )`;
+
+// A delivery is a head when no earlier delivery of its (job, target) is undelivered
+// (callback_deliveries_chain_open_idx answers that with one probe).
+const IS_HEAD = `NOT EXISTS (
       SELECT 1 FROM callback_deliveries e
-      WHERE e.job_id = d.job_id AND e.target_url = d.target_url AND e.id < d.id
-        AND e.state IN ('pending', 'delivering'))
-  ORDER BY d.next_attempt_at, d.id
-  LIMIT 5000
-), ranked AS (
-  SELECT h.id, h.next_attempt_at,
-         row_number() OVER (PARTITION BY h.target_url ORDER BY h.next_attempt_at, h.id) AS rn,
-         $6::int - COALESCE(busy.n, 0) AS room
-  FROM heads h
-  LEFT JOIN unnest($4::text[], $5::int[]) AS busy(url, n) ON busy.url = h.target_url
+       WHERE e.job_id = d.job_id AND e.target_url = d.target_url AND e.id < d.id
+         AND e.state IN ('pending', 'delivering'))`;
+
+// Claims due deliveries: per open target, its first due heads in due order, as many as this
+// process may still start for it ($6 minus what it has in flight, passed as the arrays $4/$5),
+// then the most overdue of those, at most $2. Each target is walked only as far as those heads,
+// so a claim costs about the same however long the backlog is, and a backlog for one dead
+// endpoint cannot crowd the other targets out. `FOR UPDATE OF d SKIP LOCKED` re-checks state and
+// due time on the latest row version, so two dispatchers never claim the same delivery, and a
+// head claimed elsewhere (its next_attempt_at moved to its lease expiry) is not claimed again
+// until that lease expires.
+const CLAIM_SQL = `
+WITH RECURSIVE ${OPEN_TARGETS_SQL('$7')}, heads AS (
+  SELECT h.id, h.next_attempt_at
+    FROM open_targets t
+    LEFT JOIN unnest($4::text[], $5::int[]) AS busy(url, n) ON busy.url = t.target_url
+    CROSS JOIN LATERAL (
+      SELECT d.id, d.next_attempt_at, row_number() OVER (ORDER BY d.next_attempt_at, d.id) AS rn
+        FROM (SELECT d.id, d.next_attempt_at FROM callback_deliveries d
+               WHERE d.target_url = t.target_url AND d.state IN ('pending', 'delivering')
+                 AND d.next_attempt_at <= $1 AND ${IS_HEAD}
+               ORDER BY d.next_attempt_at, d.id
+               LIMIT $6) AS d
+    ) AS h
+   WHERE h.rn <= $6::int - COALESCE(busy.n, 0)
 ), due AS (
   SELECT d.id, d.job_id
   FROM callback_deliveries d
-  JOIN ranked r ON r.id = d.id
-  WHERE r.rn <= r.room AND d.state IN ('pending', 'delivering') AND d.next_attempt_at <= $1
-  ORDER BY r.next_attempt_at, d.id
+  JOIN heads h ON h.id = d.id
+  WHERE d.state IN ('pending', 'delivering') AND d.next_attempt_at <= $1
+  ORDER BY h.next_attempt_at, d.id
   LIMIT $2
   FOR UPDATE OF d SKIP LOCKED
 )
@@ -123,17 +141,18 @@ WHERE c.id = due.id
 RETURNING c.id, c.job_id, c.task_id, c.kind, c.event, c.target_url, c.body, c.attempts,
           j.client, cl.signing_secret, j.definition_source`;
 
-// When the next head becomes due (a pending retry, or the lease of a delivery in flight). Targets
-// this process has at their cap ($1) are left out: a request of theirs ending wakes the pump.
+// When the next head becomes due (a pending retry, or the lease of a delivery in flight): per
+// open target, its first head in due order. Targets this process has at their cap ($1) are left
+// out: a request of theirs ending wakes the pump.
 const NEXT_DUE_SQL = `
-SELECT min(d.next_attempt_at) AS next
-FROM callback_deliveries d
-WHERE d.state IN ('pending', 'delivering')
-  AND NOT (d.target_url = ANY($1::text[]))
-  AND NOT EXISTS (
-    SELECT 1 FROM callback_deliveries e
-    WHERE e.job_id = d.job_id AND e.target_url = d.target_url AND e.id < d.id
-      AND e.state IN ('pending', 'delivering'))`;
+WITH RECURSIVE ${OPEN_TARGETS_SQL('$1')}
+SELECT min(h.next_attempt_at) AS next
+  FROM open_targets t
+  CROSS JOIN LATERAL (
+    SELECT d.next_attempt_at FROM callback_deliveries d
+     WHERE d.target_url = t.target_url AND d.state IN ('pending', 'delivering') AND ${IS_HEAD}
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT 1) AS h`;
 
 /**
  * Creates the callback dispatcher of this process. `start()` subscribes to `CHANNELS.callbacks`
