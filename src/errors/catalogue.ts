@@ -14,7 +14,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'no workflow of that name exists for this client',
   },
-  INVALID_JSON: { status: 400, retryable: false, summary: 'the body is not valid JSON' },
+  INVALID_JSON: {
+    status: 400,
+    retryable: false,
+    summary: 'the body is not valid JSON, or its bytes are not UTF-8',
+  },
   UNAUTHORIZED: { status: 401, retryable: false, summary: 'missing or wrong client / api-key headers' },
   FORBIDDEN: { status: 403, retryable: false, summary: 'authenticated, but this client may not do that' },
   JOB_NOT_FOUND: { status: 404, retryable: false, summary: 'no job with that id is visible to this client' },
