@@ -7,7 +7,7 @@ import type { Queryable } from '../../store/executor.js';
 import { isTruthy, renderTemplate } from '../../workflows/templates.js';
 import { callbackTargets, type JobEndBody } from '../callbacks/enqueue.js';
 import type { EngineContext } from '../context.js';
-import { MAX_LOG_MESSAGE_CHARS, SEVERITY } from '../jobs/job-log.js';
+import { fitLogMessage, SEVERITY } from '../jobs/job-log.js';
 import { CHANNELS } from '../signals.js';
 import {
   buildTemplateScope,
@@ -300,14 +300,7 @@ SELECT f.id,
 export async function applyEffects(tx: Queryable, effects: JobEffects): Promise<Set<number>> {
   if (!hasEffects(effects)) return new Set();
   const e = effects;
-  const logs = e.logs.map((l) =>
-    l.message.length > MAX_LOG_MESSAGE_CHARS
-      ? {
-          ...l,
-          message: `${l.message.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${l.message.length - MAX_LOG_MESSAGE_CHARS} more characters]`,
-        }
-      : l,
-  );
+  const logs = e.logs.map((l) => ({ ...l, message: fitLogMessage(l.message) }));
   const { rows } = await tx.query<{ id: number | null }>(APPLY_EFFECTS_SQL, [
     e.ready,
     CHANNELS.tasks,

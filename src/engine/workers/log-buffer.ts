@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Queryable } from '../../store/executor.js';
-import { MAX_LOG_MESSAGE_CHARS, SEVERITY } from '../jobs/job-log.js';
+import { fitLogMessage, SEVERITY } from '../jobs/job-log.js';
 
 /** One buffered line. */
 export interface BufferedLogLine {
@@ -91,10 +91,6 @@ export function createLogBuffer(
 /** Writes `lines` (progname `worker`) in one INSERT, in order. */
 export async function insertLogLines(db: Queryable, lines: BufferedLogLine[]): Promise<void> {
   if (lines.length === 0) return;
-  const cut = (m: string) =>
-    m.length > MAX_LOG_MESSAGE_CHARS
-      ? `${m.slice(0, MAX_LOG_MESSAGE_CHARS)}… [cut: ${m.length - MAX_LOG_MESSAGE_CHARS} more characters]`
-      : m;
   await db.query(
     `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
      SELECT j, t, s, 'worker', m, s > ${SEVERITY.DEBUG}
@@ -103,7 +99,7 @@ export async function insertLogLines(db: Queryable, lines: BufferedLogLine[]): P
       lines.map((l) => l.jobId),
       lines.map((l) => l.taskId),
       lines.map((l) => clampSeverity(l.severity)),
-      lines.map((l) => cut(l.message)),
+      lines.map((l) => fitLogMessage(l.message)),
     ],
   );
 }
