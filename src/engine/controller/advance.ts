@@ -139,8 +139,6 @@ function planAdvance(ctx: EngineContext, job: RuntimeJob, tasks: TaskRow[]): Pla
  *
  * @param triggerTaskId - the task whose end caused this call (used as the log entries' task id).
  * @param lockedJob - the job row when the caller has already locked it in `tx` (saves a round trip).
- * @param tasksRead - the job's task rows when the caller read them after locking the job.
- * @param effects - changes the caller gathered, written in the advance's one statement.
  * @throws the driver's error; the caller's transaction then rolls back and nothing is half-done.
  */
 export async function advanceJob(
@@ -149,8 +147,6 @@ export async function advanceJob(
   jobId: number,
   triggerTaskId = 0,
   lockedJob?: RuntimeJob,
-  tasksRead?: AdvanceTaskRow[],
-  effects?: JobEffects,
 ): Promise<AdvanceResult> {
   const job =
     lockedJob ??
@@ -160,8 +156,7 @@ export async function advanceJob(
       ])
     ).rows[0];
   if (!job) return { outcome: 'missing', ready: 0, skipped: 0 };
-  const preloaded = tasksRead ? new Map([[job.id, tasksRead]]) : undefined;
-  return (await advanceLockedJobs(tx, ctx, [job], { trigger: triggerTaskId, preloaded, effects }))[0]!;
+  return (await advanceLockedJobs(tx, ctx, [job], { trigger: triggerTaskId }))[0]!;
 }
 
 /** A task event callback to enqueue with a job's other changes (see {@link JobEffects}). */
