@@ -76,9 +76,9 @@ export interface WorkerPool extends Service {
 
 /**
  * Creates the worker pool: claims ready tasks (one statement per pass, up to the free slots),
- * runs each attempt's handler with a rendered `with`, a scratch workdir (made on first use), the client's storage, an
- * abort signal and the task's `timeout`, and writes the result through the result writer's
- * `success` / {@link writeFailure}, group-committed by the result writer (stale results are dropped).
+ * runs each attempt's handler with a rendered `with`, a scratch workdir (made on first use), the
+ * client's storage, an abort signal and the task's `timeout`, and writes the result through the
+ * result writer (`success`, or {@link writeFailure}), group-committed (stale results are dropped).
  *
  * Wake-ups: `CHANNELS.tasks` notifications for its queues, a freed slot, a timer armed for the
  * earliest delayed retry, and a slow safety poll. `CHANNELS.cancel` (a job broken) aborts that
