@@ -17,6 +17,8 @@ export const CHANNELS = {
   scheduler: 'te_scheduler',
   /** A job ended (completed, failed or broken). Payload: the job id. Used by CLI followers and tests. */
   jobEnded: 'te_job_ended',
+  /** A client's key or status changed: forget verified keys. Payload: the client name. */
+  clients: 'te_clients',
 } as const;
 
 export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];

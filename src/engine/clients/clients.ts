@@ -8,6 +8,7 @@
  */
 import { EngineError } from '../../errors/catalogue.js';
 import type { Executor, Queryable } from '../../store/executor.js';
+import { CHANNELS, notify } from '../signals.js';
 import { apiKeyMatches, generateSecret, hashApiKey, keyLast4 } from './keys.js';
 
 /** The authenticated caller of a request. Non-admins see only their own jobs. */
@@ -145,12 +146,17 @@ export async function revokeClient(db: Executor, name: string): Promise<ClientRe
         RETURNING name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at`,
       [name],
     );
-    await tx.query('SELECT pg_notify($1, $2)', [CLIENTS_CHANNEL, name]);
+    await notify(tx, CHANNELS.clients, name);
     return rows[0] ?? row;
   });
   // After the commit: a key verified from here on is verified against the revoked row.
   forgetVerifiedKeys();
   return record;
+}
+
+/** Whether a name and key could belong to a client at all (checked before any database work). */
+function plausibleCredentials(name: string, apiKey: string): boolean {
+  return CLIENT_NAME_PATTERN.test(name) && apiKey.length > 0 && apiKey.length <= 512;
 }
 
 /**
@@ -162,7 +168,7 @@ export async function authenticateClient(
   name: string,
   apiKey: string,
 ): Promise<Viewer | null> {
-  if (!CLIENT_NAME_PATTERN.test(name) || apiKey.length === 0 || apiKey.length > 512) return null;
+  if (!plausibleCredentials(name, apiKey)) return null;
   const { rows } = await db.query<{ key_hash: string; admin: boolean; revoked_at: Date | null }>(
     'SELECT key_hash, admin, revoked_at FROM clients WHERE name = $1',
     [name],
@@ -180,7 +186,7 @@ const UNUSABLE_HASH = '0'.repeat(64);
  * Channel on which every change of a client's key or status is announced (payload: the client
  * name), so that every process drops the keys it verified earlier.
  */
-export const CLIENTS_CHANNEL = 'te_clients';
+export const CLIENTS_CHANNEL = CHANNELS.clients;
 
 /** How long a verified key is trusted without asking the database again, in milliseconds. */
 export const VERIFIED_KEY_TTL_MS = 5_000;
@@ -232,7 +238,7 @@ export async function authenticateClientCached(
   name: string,
   apiKey: string,
 ): Promise<Viewer | null> {
-  if (!CLIENT_NAME_PATTERN.test(name) || apiKey.length === 0 || apiKey.length > 512) return null;
+  if (!plausibleCredentials(name, apiKey)) return null;
   let cache = verifiedKeyCaches.get(db);
   if (!cache) {
     cache = { keys: new Map(), listening: false, subscribing: null };
@@ -272,7 +278,7 @@ export async function authenticateClientCached(
  */
 async function announceClientChange(db: Queryable, name: string): Promise<void> {
   forgetVerifiedKeys();
-  await db.query('SELECT pg_notify($1, $2)', [CLIENTS_CHANNEL, name]);
+  await notify(db, CHANNELS.clients, name);
 }
 
 /** The signing secret of an active client, or null (SPEC section 7). */
