@@ -6,6 +6,7 @@
 import type { Executor, Queryable } from '../../store/executor.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
+import { createGroupCommit } from '../group-commit.js';
 import { CHANNELS } from '../signals.js';
 import { isPlainObject, parseFlag, parseHttpUrl, parseInteger, rejectUnknownFields } from './input.js';
 import { fitLogMessage } from './job-log.js';
@@ -346,12 +347,6 @@ export interface SubmissionWriter {
 /** Most submissions written by one statement. */
 export const MAX_SUBMISSION_BATCH = 64;
 
-interface PendingSubmission {
-  item: JobToInsert;
-  resolve: (created: { id: number; state: JobState }) => void;
-  reject: (err: unknown) => void;
-}
-
 const writers = new WeakMap<Executor, SubmissionWriter>();
 
 /**
@@ -368,55 +363,12 @@ const writers = new WeakMap<Executor, SubmissionWriter>();
 export function submissionWriter(db: Executor): SubmissionWriter {
   let writer = writers.get(db);
   if (!writer) {
-    writer = createSubmissionWriter(db, 1);
+    writer = createGroupCommit({
+      writeBatch: (items: JobToInsert[]) => insertJobs(db, items),
+      maxBatch: MAX_SUBMISSION_BATCH,
+      parallel: 1,
+    });
     writers.set(db, writer);
   }
   return writer;
-}
-
-function createSubmissionWriter(db: Executor, parallel: number): SubmissionWriter {
-  const queue: PendingSubmission[] = [];
-  let inFlight = 0;
-
-  const flush = async (batch: PendingSubmission[]): Promise<void> => {
-    try {
-      const created = await insertJobs(
-        db,
-        batch.map((p) => p.item),
-      );
-      batch.forEach((p, i) => p.resolve(created[i]!));
-    } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
-        return;
-      }
-      for (const p of batch) {
-        try {
-          p.resolve((await insertJobs(db, [p.item]))[0]!);
-        } catch (e) {
-          p.reject(e);
-        }
-      }
-    }
-  };
-
-  const pump = (): void => {
-    while (inFlight < parallel && queue.length > 0) {
-      const batch = queue.splice(0, MAX_SUBMISSION_BATCH);
-      inFlight++;
-      void flush(batch).finally(() => {
-        inFlight--;
-        pump();
-      });
-    }
-  };
-
-  return {
-    write(item) {
-      return new Promise((resolve, reject) => {
-        queue.push({ item, resolve, reject });
-        pump();
-      });
-    },
-  };
 }

@@ -8,6 +8,7 @@
  */
 import type { Queryable } from '../../store/executor.js';
 import type { EngineContext } from '../context.js';
+import { createGroupCommit } from '../group-commit.js';
 import { lockJobs, writeSuccesses, type SuccessResult } from './results.js';
 
 /** Writes results, batched. */
@@ -30,20 +31,8 @@ export interface ResultWriter {
 }
 
 type Item =
-  | {
-      kind: 'success';
-      jobId: number;
-      result: SuccessResult;
-      resolve: (v: unknown) => void;
-      reject: (e: unknown) => void;
-    }
-  | {
-      kind: 'apply';
-      jobId: number;
-      apply: (tx: Queryable) => Promise<unknown>;
-      resolve: (v: unknown) => void;
-      reject: (e: unknown) => void;
-    };
+  | { kind: 'success'; jobId: number; result: SuccessResult }
+  | { kind: 'apply'; jobId: number; apply: (tx: Queryable) => Promise<unknown> };
 
 /**
  * Creates a {@link ResultWriter}.
@@ -62,10 +51,6 @@ export function createResultWriter(
   options: { maxBatch?: number; parallel?: number } = {},
 ): ResultWriter {
   const { db, logger } = ctx;
-  const maxBatch = options.maxBatch ?? 64;
-  const parallel = db.kind === 'pglite' ? 1 : Math.max(1, options.parallel ?? 2);
-  const queue: Item[] = [];
-  const inFlight = new Set<Promise<void>>();
 
   /** Writes `batch` in `tx`; returns each item's outcome in batch order. */
   const apply = async (tx: Queryable, batch: Item[]): Promise<unknown[]> => {
@@ -91,60 +76,19 @@ export function createResultWriter(
     return out;
   };
 
-  const writeBatch = async (batch: Item[]): Promise<void> => {
-    batch.sort((a, b) => a.jobId - b.jobId);
-    let values: unknown[];
-    try {
-      values = await db.transaction((tx) => apply(tx, batch));
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
-      logger.warn({ err: error, results: batch.length }, 'batched result write failed; writing one by one');
-      for (const item of batch) {
-        try {
-          item.resolve((await db.transaction((tx) => apply(tx, [item])))[0]);
-        } catch (err) {
-          item.reject(err);
-        }
-      }
-      return;
-    }
-    batch.forEach((item, i) => item.resolve(values[i]));
-  };
-
-  const pump = (): void => {
-    while (queue.length > 0 && inFlight.size < parallel) {
-      const p: Promise<void> = writeBatch(queue.splice(0, maxBatch)).finally(() => {
-        inFlight.delete(p);
-        pump();
-      });
-      inFlight.add(p);
-    }
-  };
+  const group = createGroupCommit<Item, unknown>({
+    writeBatch: (batch) => db.transaction((tx) => apply(tx, batch)),
+    maxBatch: options.maxBatch ?? 64,
+    parallel: db.kind === 'pglite' ? 1 : (options.parallel ?? 2),
+    onBatchFailure: (err, results) =>
+      logger.warn({ err, results }, 'batched result write failed; writing one by one'),
+  });
 
   return {
-    success(result) {
-      return new Promise((resolve, reject) => {
-        queue.push({
-          kind: 'success',
-          jobId: result.jobId,
-          result,
-          resolve: resolve as (v: unknown) => void,
-          reject,
-        });
-        pump();
-      });
-    },
-    write<T>(jobId: number, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        queue.push({ kind: 'apply', jobId, apply: fn, resolve: resolve as (v: unknown) => void, reject });
-        pump();
-      });
-    },
-    async drain() {
-      while (inFlight.size > 0) await Promise.all([...inFlight]);
-    },
+    success: (result) =>
+      group.write({ kind: 'success', jobId: result.jobId, result }) as Promise<'recorded' | 'stale'>,
+    write: <T>(jobId: number, fn: (tx: Queryable) => Promise<T>) =>
+      group.write({ kind: 'apply', jobId, apply: fn }) as Promise<T>,
+    drain: () => group.drain(),
   };
 }
