@@ -13,7 +13,7 @@ export { createEngine, ENGINE_VERSION, type Engine, type EngineOptions } from '.
 export { loadConfig, ConfigError } from './config/load-config.js';
 export { ROLES, type EngineConfig, type Role } from './config/schema.js';
 export type { EngineContext, Service } from './engine/context.js';
-export { systemClock, type Clock } from './engine/clock.js';
+export { systemClock, ManualClock, sleep, type Clock, type ClockTimer } from './engine/clock.js';
 export { admitJobs } from './engine/controller/admission.js';
 export { advanceJob } from './engine/controller/advance.js';
 export { recoverStalledAttempts } from './engine/maintenance/recover-stalled.js';

@@ -4,7 +4,7 @@ import { after, afterEach, before, it } from 'node:test';
 import { createCallbackDispatcher } from '../../src/engine/callbacks/dispatcher.js';
 import { enqueueJobEnd, enqueueTaskEvent } from '../../src/engine/callbacks/enqueue.js';
 import { verifyCallbackSignature } from '../../src/engine/callbacks/signing.js';
-import type { Clock } from '../../src/engine/clock.js';
+import { systemClock, type Clock } from '../../src/engine/clock.js';
 import type { Service } from '../../src/engine/context.js';
 import { SEVERITY } from '../../src/engine/jobs/job-log.js';
 import { CHANNELS, notify } from '../../src/engine/signals.js';
@@ -176,7 +176,7 @@ forEachStore('callback dispatcher', (kind) => {
     // (due 1 s after its failure) cannot become due while the other target is being served, however
     // slowly this machine runs.
     let now = new Date();
-    const clock: Clock = { now: () => now };
+    const clock: Clock = { ...systemClock, now: () => now };
     await start({}, clock);
     await start({}, clock); // two dispatchers compete for the same rows
     await waitFor(() => rx.on('/ok/order-other').length === 5, { timeoutMs: 30_000, what: 'other target' });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { EngineConfig } from '../../src/config/schema.js';
-import type { Clock } from '../../src/engine/clock.js';
+import { systemClock, type Clock, type ClockTimer } from '../../src/engine/clock.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import type { Viewer } from '../../src/engine/jobs/records.js';
 import type { Executor } from '../../src/store/executor.js';
@@ -18,11 +18,14 @@ import { loadCatalog } from '../../src/workflows/catalog.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/workflows/', import.meta.url));
 
-/** A clock that stands still until the test moves it. */
+/** A clock that stands still until the test moves it (its timers run on real time: these tests run no service). */
 export class TestClock implements Clock {
   constructor(public current = new Date('2030-01-01T12:00:00.000Z')) {}
   now(): Date {
     return new Date(this.current.getTime());
+  }
+  setTimeout(fn: () => void, ms: number): ClockTimer {
+    return systemClock.setTimeout(fn, ms);
   }
   advance(ms: number): void {
     this.current = new Date(this.current.getTime() + ms);
