@@ -1,5 +1,13 @@
 import type { Executor, Queryable } from '../store/executor.js';
+import {
+  lockSettings,
+  readSettingRows,
+  settingExists,
+  upsertSetting,
+  type SettingRow,
+} from '../store/queries/settings.js';
 import { EngineError } from '../errors/catalogue.js';
+import type { Clock } from './clock.js';
 import { CHANNELS, notify } from './signals.js';
 
 /**
@@ -56,13 +64,24 @@ export function isKnownSetting(name: string): name is KnownSetting {
   return Object.hasOwn(SETTING_DEFAULTS, name);
 }
 
+/** Every setting: the known ones as numbers (defaults filled in), plus the raw rows by name. */
+export interface ParsedSettings {
+  known: EngineSettings;
+  all: Record<string, string>;
+}
+
+/** Reads every setting and parses it with {@link parseSettings}. */
+export async function readSettings(db: Queryable): Promise<ParsedSettings> {
+  return parseSettings(await readSettingRows.rows(db, {}));
+}
+
 /**
- * Reads every setting: the known ones as numbers (defaults filled in), plus the raw rows.
+ * Parses stored setting rows. Pure; exported for tests and for callers that read the rows in a
+ * larger statement (admission). A known setting takes its stored value when that is an integer
+ * (a safe one, optionally negative) and its default otherwise; bounds are checked on write, by
+ * {@link validateSetting}, not here.
  */
-export async function readSettings(
-  db: Queryable,
-): Promise<{ known: EngineSettings; all: Record<string, string> }> {
-  const { rows } = await db.query<{ name: string; value: string }>('SELECT name, value FROM settings');
+export function parseSettings(rows: readonly SettingRow[]): ParsedSettings {
   // No prototype: a setting may be named "__proto__" or "constructor" like any other.
   const all: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const r of rows) all[r.name] = r.value;
@@ -137,7 +156,7 @@ export interface SettingReply {
  * @returns `created` when no row existed before (also for a known setting still at its default).
  * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad body or value.
  */
-export async function postSetting(ctx: { db: Executor }, body: unknown): Promise<SettingReply> {
+export async function postSetting(ctx: { db: Executor; clock: Clock }, body: unknown): Promise<SettingReply> {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new EngineError(
       'VALIDATION_FAILED',
@@ -152,21 +171,14 @@ export async function postSetting(ctx: { db: Executor }, body: unknown): Promise
   if (setting === undefined || setting === null)
     throw new EngineError('VALIDATION_FAILED', `setting (the value for "${name}") is required`);
   const created = await ctx.db.transaction(async (tx) => {
-    await tx.query('LOCK TABLE settings IN SHARE ROW EXCLUSIVE MODE');
+    await lockSettings.run(tx, {});
     const { known } = await readSettings(tx);
     const value = validateSetting(name, setting, known);
-    const { rows } = await tx.query<{ existed: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM settings WHERE name = $1) AS existed',
-      [name],
-    );
-    await tx.query(
-      `INSERT INTO settings (name, value) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-      [name, value],
-    );
+    const existed = (await settingExists.first(tx, { name }))?.existed ?? false;
+    await upsertSetting.run(tx, { name, value, now: ctx.clock.now() });
     await notify(tx, CHANNELS.admission, 'setting');
     if (name === 'schedule_interval') await notify(tx, CHANNELS.scheduler, 'queue_scheduled_jobs');
-    return !rows[0]?.existed;
+    return !existed;
   });
   return { result: 'ok', message: `${name} setting ${created ? 'created' : 'updated'}` };
 }

@@ -3,19 +3,23 @@
  * priority work, correct however many engine processes run it at once.
  */
 import { LOCK_KEYS, type Queryable } from '../../store/executor.js';
+import {
+  type AdmissionCandidateRow,
+  lockAdmission,
+  readAdmissionCandidates,
+  readAdmissionState,
+  startAdmittedJobs,
+} from '../../store/queries/admission.js';
 import type { EngineContext } from '../context.js';
-import { readSettings, type EngineSettings } from '../settings.js';
+import { jobEdge } from '../jobs/transitions.js';
+import { parseSettings, type EngineSettings } from '../settings.js';
 import { advanceLockedJobs } from './advance.js';
-import { RUNTIME_JOB_COLUMNS, type RuntimeJob } from './job-scope.js';
 
 /** Most jobs one admission pass starts; a full pass is followed by another at once. */
 export const MAX_JOBS_PER_PASS = 1_000;
 
-/** How many slots are taken: started jobs plus paused jobs that still have a running task. */
-export const OCCUPIED_SLOTS_SQL = `
-  SELECT (SELECT count(*) FROM jobs WHERE queue_state = 'started')
-       + (SELECT count(*) FROM jobs j WHERE j.queue_state = 'paused'
-            AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')) AS r`;
+/** The edge admission takes. */
+const ADMIT = jobEdge('queued', 'started', 'admit');
 
 /**
  * Chooses which queued jobs may start now, given `r` slots taken. Pure; exported for tests.
@@ -50,27 +54,20 @@ export function chooseJobs(
  *
  * One transaction: `pg_advisory_xact_lock(LOCK_KEYS.admission)` serialises admission across every
  * engine process (so `R` can never exceed `max_jobs`), the settings are read fresh, `R` counted,
- * the candidates picked by {@link chooseJobs}, each moved `queued → started` (`WHERE queue_state =
- * 'queued'`, so a job paused or broken meanwhile is left alone), logged ("job started", progname
+ * the candidates picked by {@link chooseJobs}, each moved `queued → started` (edge `admit`, its `from` in
+ * the statement's `WHERE`, so a job paused or broken meanwhile is left alone), logged ("job started", progname
  * controller), and advanced (its first tasks made ready, workers notified on commit).
  * @throws the driver's error (nothing is changed then).
  */
 export async function admitJobs(ctx: EngineContext): Promise<number> {
   return ctx.db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEYS.admission]);
+    await lockAdmission.run(tx, { key: LOCK_KEYS.admission });
     // Settings and R in one round trip (after the lock, so R counts every earlier admission).
-    const state = await tx.query<{ settings: Record<string, string> | null; r: number }>(
-      `SELECT (SELECT json_object_agg(name, value) FROM settings) AS settings, (${OCCUPIED_SLOTS_SQL}) AS r`,
+    const state = await readAdmissionState.first(tx, {});
+    const { known } = parseSettings(
+      Object.entries(state?.settings ?? {}).map(([name, value]) => ({ name, value })),
     );
-    const rawSettings = Object.entries(state.rows[0]?.settings ?? {}).map(([name, value]) => ({
-      name,
-      value,
-    }));
-    // readSettings owns the parsing rules (defaults, integers only); it is handed the rows read above.
-    const { known } = await readSettings({
-      query: async () => ({ rows: rawSettings, rowCount: rawSettings.length }),
-    } as unknown as Queryable);
-    const r = Number(state.rows[0]?.r ?? 0);
+    const r = Number(state?.r ?? 0);
     // At most MAX_JOBS_PER_PASS per pass (a huge max_jobs must not become a huge LIMIT); the
     // controller runs another pass at once when a pass was full.
     const free = Math.min(known.max_jobs - r, MAX_JOBS_PER_PASS);
@@ -79,17 +76,7 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
     const ids = chooseJobs(candidates, r, known);
     if (ids.length === 0) return 0;
     // Start them and log "job started" in one statement; the rows come back locked.
-    const started = await tx.query<RuntimeJob>(
-      `WITH s AS (
-         UPDATE jobs AS j SET queue_state = 'started', started_at = now(), updated_at = now()
-          WHERE j.id = ANY($1::bigint[]) AND j.queue_state = 'queued'
-          RETURNING ${RUNTIME_JOB_COLUMNS}),
-       l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-             SELECT id, 0, 1, 'controller', 'job started', true FROM s)
-       SELECT * FROM s`,
-      [ids],
-    );
-    const startedJobs = started.rows;
+    const startedJobs = await startAdmittedJobs.rows(tx, { ids, from: ADMIT.from, now: ctx.clock.now() });
     if (startedJobs.length === 0) return 0;
     // Advance in admission order so the first-admitted job's tasks are made ready first.
     const order = new Map(ids.map((id, i) => [id, i]));
@@ -103,39 +90,35 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
  * Reads the queued jobs admission may start: the first `free` of the general order when general
  * slots remain, plus the first priority jobs (enough to fill every free slot), so a long run of
  * ineligible jobs at the head costs one indexed read, never a scan of the whole queue.
+ * @returns the candidates in admission order ({@link admissionOrder}), each once.
  */
 async function pickCandidates(
   tx: Queryable,
   s: EngineSettings,
   r: number,
   free: number,
-): Promise<{ id: number; priority: number }[]> {
+): Promise<AdmissionCandidateRow[]> {
   const general = s.max_jobs - s.priority_slots;
-  const cols = 'id, priority, top_of_queue, queued_at';
-  const order = 'ORDER BY top_of_queue DESC, priority, queued_at NULLS LAST, id';
-  // Both lists in one round trip: the general heads (only while general slots remain) and the
-  // first priority jobs.
-  const { rows } = await tx.query<Candidate>(
-    `(SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND $3::boolean ${order} LIMIT $1)
-     UNION ALL
-     (SELECT ${cols} FROM jobs WHERE queue_state = 'queued' AND priority <= $2 ${order} LIMIT $1)`,
-    [free, s.priority_threshold, r < general],
-  );
-  // Merge both lists back into admission order.
+  const rows = await readAdmissionCandidates.rows(tx, {
+    limit: free,
+    threshold: s.priority_threshold,
+    generalFree: r < general,
+  });
+  return mergeCandidates(rows);
+}
+
+/** Merges the two candidate lists into one, each job once, in admission order. Pure; exported for tests. */
+export function mergeCandidates(rows: readonly AdmissionCandidateRow[]): AdmissionCandidateRow[] {
   const seen = new Set<number>();
   const all = rows.filter((j) => !seen.has(j.id) && seen.add(j.id));
   return all.sort(admissionOrder);
 }
 
-interface Candidate {
-  id: number;
-  priority: number;
-  top_of_queue: boolean;
-  queued_at: Date | null;
-}
-
-/** The admission order of SPEC 5.4 as a comparator (top_of_queue first, priority, FIFO, id). */
-function admissionOrder(a: Candidate, b: Candidate): number {
+/**
+ * The admission order of SPEC 5.4 as a comparator: top_of_queue first, then priority (lower
+ * first), then FIFO by queued_at (a job without one last), then id. Pure; exported for tests.
+ */
+export function admissionOrder(a: AdmissionCandidateRow, b: AdmissionCandidateRow): number {
   if (a.top_of_queue !== b.top_of_queue) return a.top_of_queue ? -1 : 1;
   if (a.priority !== b.priority) return a.priority - b.priority;
   const ta = a.queued_at ? a.queued_at.getTime() : Infinity;

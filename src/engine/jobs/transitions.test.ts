@@ -1,6 +1,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertTransition, canTransition, JOB_STATES, statesAllowing } from './transitions.js';
+import { assertTransition, canTransition, JOB_STATES, jobEdge, statesAllowing } from './transitions.js';
 import { isEngineError } from '../../errors/catalogue.js';
 
 it('lets a rerun mark only a completed job broken; a break needs a live job', () => {
@@ -42,5 +42,18 @@ it('explains a refused transition with the states that allow it', () => {
       isEngineError(e, 'STATE_CONFLICT') &&
       e.message === 'job 42 is completed; only queued, started, pending or scheduled jobs can be paused' &&
       e.jobId === 42,
+  );
+});
+
+it('jobEdge accepts table edges and throws for one outside it', () => {
+  assert.deepEqual(jobEdge('queued', 'started', 'admit'), {
+    from: ['queued'],
+    to: 'started',
+    cause: 'admit',
+  });
+  assert.deepEqual(jobEdge(['scheduled', 'pending'], 'queued', 'resume').from, ['scheduled', 'pending']);
+  assert.throws(
+    () => jobEdge('paused', 'started', 'admit'),
+    /paused → started \(admit\) is not in the table/,
   );
 });

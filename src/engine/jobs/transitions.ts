@@ -1,7 +1,16 @@
 /**
  * The job state machine (SPEC section 5.3) as one table. Every change of `queue_state` in the
- * engine is checked here first, and written with the current state in the SQL `WHERE`, so a race
- * lost is seen (zero rows) and reported, never silently applied.
+ * engine is an edge of {@link TRANSITIONS}, checked in one of two ways:
+ *
+ * - a statement the engine runs on its own (admission, finish, due, semaphore) declares its edge
+ *   with {@link jobEdge} when its module loads, so an edge missing from the table fails at
+ *   start-up and in the unit tests; the edge's `from` is passed to the statement and used in
+ *   its `WHERE`, so the table and the SQL cannot disagree;
+ * - a change a person asks for (PATCH, rerun) is checked at run time with {@link assertTransition}
+ *   against the state just read, which explains a refusal as a 409.
+ *
+ * Either way the state is written with the expected state in the SQL `WHERE`, so a race lost is
+ * seen (zero rows) and handled or reported, never silently applied.
  */
 import { EngineError } from '../../errors/catalogue.js';
 
@@ -16,11 +25,6 @@ export const JOB_STATES = [
   'paused',
 ] as const;
 export type JobState = (typeof JOB_STATES)[number];
-
-/** Numeric id of a state (0 queued … 6 paused), as in the seed. */
-export function stateId(state: JobState): number {
-  return JOB_STATES.indexOf(state);
-}
 
 /**
  * Final states: nothing moves a job out of them (rerun makes a new job), except that a rerun
@@ -88,6 +92,27 @@ export function statesAllowing(target: JobState, cause: TransitionCause): JobSta
 /** Whether `from → to` is allowed for `cause`. */
 export function canTransition(from: JobState, to: JobState, cause: TransitionCause): boolean {
   return TRANSITIONS[from][to]?.includes(cause) ?? false;
+}
+
+/** One declared edge (or set of edges sharing a target and cause). */
+export interface JobEdge {
+  readonly from: readonly JobState[];
+  readonly to: JobState;
+  readonly cause: TransitionCause;
+}
+
+/**
+ * Declares the edges a statement takes: `from` (one state or several) → `to` for `cause`.
+ * Call it at module level next to the call of the statement, and pass `edge.from` to it for its
+ * `WHERE` (`queue_state = ANY($from::text[])`), so the table and the SQL cannot disagree.
+ * @throws Error naming the edge when the table does not allow it.
+ */
+export function jobEdge(from: JobState | readonly JobState[], to: JobState, cause: TransitionCause): JobEdge {
+  const froms: readonly JobState[] = typeof from === 'string' ? [from] : from;
+  for (const f of froms)
+    if (!canTransition(f, to, cause))
+      throw new Error(`job transition ${f} → ${to} (${cause}) is not in the table`);
+  return { from: froms, to, cause };
 }
 
 /**
