@@ -3,13 +3,21 @@
  * `scheduled → queued` (queued_at = now), or `scheduled → pending` when the job has a
  * `semaphore_url` that must answer first (see `semaphores.ts`).
  */
+import { moveDueScheduledJobs, selectNextScheduledRunAt } from '../../store/queries/due-jobs.js';
 import type { EngineContext } from '../context.js';
 import { appendLog } from '../jobs/job-log.js';
+import { jobEdge } from '../jobs/transitions.js';
 import { CHANNELS, notify } from '../signals.js';
 import { redactUrl } from '../callbacks/redact-url.js';
 
 /** Jobs moved per transaction. */
 const DUE_BATCH_SIZE = 500;
+
+/** The edges {@link moveDueScheduledJobs} takes (checked against its text by the unit test). */
+export const DUE_EDGES = [
+  jobEdge('scheduled', 'queued', 'due'),
+  jobEdge('scheduled', 'pending', 'due'),
+] as const;
 
 /** What {@link moveDueJobs} did. */
 export interface DueJobsResult {
@@ -17,6 +25,17 @@ export interface DueJobsResult {
   queued: number[];
   /** Ids of jobs now `pending` (their semaphore is checked next). */
   pending: number[];
+}
+
+/** The job log line of a job that left `scheduled`. */
+export function dueLogMessage(job: {
+  queue_state: string;
+  run_at: Date;
+  semaphore_url: string | null;
+}): string {
+  return job.queue_state === 'queued'
+    ? `run_at ${job.run_at.toISOString()} reached: job queued`
+    : `run_at ${job.run_at.toISOString()} reached: job pending until its semaphore ${redactUrl(job.semaphore_url ?? '')} answers 2xx/3xx`;
 }
 
 /**
@@ -31,37 +50,9 @@ export async function moveDueJobs(ctx: EngineContext): Promise<DueJobsResult> {
   for (;;) {
     const now = ctx.clock.now();
     const batch = await ctx.db.transaction(async (tx) => {
-      const { rows } = await tx.query<{
-        id: number;
-        queue_state: string;
-        run_at: Date;
-        semaphore_url: string | null;
-      }>(
-        `WITH due AS (
-           SELECT id FROM jobs
-           WHERE queue_state = 'scheduled' AND run_at <= $1
-           ORDER BY run_at, id
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED)
-         UPDATE jobs j
-         SET queue_state = CASE WHEN COALESCE(j.semaphore_url, '') = '' THEN 'queued' ELSE 'pending' END,
-             queued_at = CASE WHEN COALESCE(j.semaphore_url, '') = '' THEN $1 ELSE j.queued_at END,
-             updated_at = $1
-         FROM due
-         WHERE j.id = due.id AND j.queue_state = 'scheduled'
-         RETURNING j.id, j.queue_state, j.run_at, j.semaphore_url`,
-        [now, DUE_BATCH_SIZE],
-      );
-      for (const r of rows) {
-        await appendLog(tx, {
-          jobId: r.id,
-          progname: 'scheduler',
-          message:
-            r.queue_state === 'queued'
-              ? `run_at ${r.run_at.toISOString()} reached: job queued`
-              : `run_at ${r.run_at.toISOString()} reached: job pending until its semaphore ${redactUrl(r.semaphore_url ?? '')} answers 2xx/3xx`,
-        });
-      }
+      const rows = await moveDueScheduledJobs.rows(tx, { now, limit: DUE_BATCH_SIZE });
+      for (const r of rows)
+        await appendLog(tx, { jobId: r.id, progname: 'scheduler', message: dueLogMessage(r) });
       if (rows.some((r) => r.queue_state === 'queued'))
         await notify(tx, CHANNELS.admission, 'scheduled jobs due');
       return rows;
@@ -74,8 +65,5 @@ export async function moveDueJobs(ctx: EngineContext): Promise<DueJobsResult> {
 
 /** The earliest `run_at` of a scheduled job, or null when none waits. */
 export async function nextScheduledRunAt(ctx: EngineContext): Promise<Date | null> {
-  const { rows } = await ctx.db.query<{ next: Date | null }>(
-    `SELECT min(run_at) AS next FROM jobs WHERE queue_state = 'scheduled'`,
-  );
-  return rows[0]?.next ?? null;
+  return (await selectNextScheduledRunAt.first(ctx.db, {}))?.next ?? null;
 }

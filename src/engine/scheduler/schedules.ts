@@ -4,6 +4,11 @@
  * `scheduler-service.ts`.
  */
 import type { Queryable } from '../../store/executor.js';
+import {
+  listScheduleStates,
+  setScheduleSwitch,
+  type ScheduleStateRow,
+} from '../../store/queries/schedules.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { EngineContext } from '../context.js';
 import { readSettings } from '../settings.js';
@@ -88,11 +93,20 @@ export interface ScheduleRow {
 
 /** Reads the persisted state of every schedule, filling in defaults for schedules without a row. */
 export async function readScheduleRows(q: Queryable): Promise<Record<ScheduleName, ScheduleRow>> {
-  const { rows } = await q.query<ScheduleRow>('SELECT name, active, last_run_at, next_run_at FROM schedules');
+  const rows = await listScheduleStates.rows(q, {});
   const out = {} as Record<ScheduleName, ScheduleRow>;
   for (const name of SCHEDULE_NAMES) out[name] = { name, active: true, last_run_at: null, next_run_at: null };
-  for (const r of rows) if (isScheduleName(r.name)) out[r.name] = r;
+  for (const r of rows) {
+    const row = toScheduleRow(r);
+    if (row) out[row.name] = row;
+  }
   return out;
+}
+
+/** A `schedules` row of a known schedule, or null for a name the engine does not know. */
+export function toScheduleRow(r: ScheduleStateRow): ScheduleRow | null {
+  const { name } = r;
+  return isScheduleName(name) ? { ...r, name } : null;
 }
 
 /**
@@ -161,14 +175,7 @@ export async function setSchedule(
   const on = parseActive(active);
   const now = ctx.clock.now();
   return ctx.db.transaction(async (tx) => {
-    await tx.query(
-      `INSERT INTO schedules (name, active, next_run_at, updated_at) VALUES ($1, $2, NULL, $3)
-       ON CONFLICT (name) DO UPDATE
-       SET active = EXCLUDED.active,
-           next_run_at = CASE WHEN EXCLUDED.active AND schedules.active THEN schedules.next_run_at END,
-           updated_at = EXCLUDED.updated_at`,
-      [schedule, on, now],
-    );
+    await setScheduleSwitch.run(tx, { name: schedule, active: on, now });
     await notify(tx, CHANNELS.scheduler, schedule);
     const rows = await readScheduleRows(tx);
     return { result: 'ok' as const, schedules: SCHEDULE_NAMES.filter((n) => rows[n].active) };

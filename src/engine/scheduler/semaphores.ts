@@ -14,8 +14,10 @@
  *   the notification that announces a new pending job may arrive after a pass already checked it,
  *   and must not cause a second check right after the first.
  */
+import { listPendingJobs, queueJobOnSemaphore } from '../../store/queries/due-jobs.js';
 import type { EngineContext } from '../context.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
+import { jobEdge } from '../jobs/transitions.js';
 import { CHANNELS, notify } from '../signals.js';
 import { redactUrl } from '../callbacks/redact-url.js';
 
@@ -29,6 +31,42 @@ export const SEMAPHORE_MAX_RECHECK_MS = 60_000;
 const SEMAPHORE_CONCURRENCY = 8;
 /** Pending jobs looked at per pass (oldest run_at first). */
 const SEMAPHORE_BATCH = 1000;
+
+/** The edge {@link queueJobOnSemaphore} takes (checked against its text by the unit test). */
+export const SEMAPHORE_EDGE = jobEdge('pending', 'queued', 'semaphore');
+
+/**
+ * Delay before the next check of a job whose semaphore said "not yet" for the `failures`-th time
+ * in a row: 5 s doubling (5, 10, 20, 40 s …), capped at `maxRecheckMs` (never below 1 s).
+ */
+export function semaphoreRecheckDelayMs(failures: number, maxRecheckMs: number): number {
+  return Math.min(SEMAPHORE_FIRST_RECHECK_MS * 2 ** (failures - 1), Math.max(1_000, maxRecheckMs));
+}
+
+/** Cap of the per-job delay for a `schedule_interval` of `scheduleIntervalSeconds`: min(it, 60 s). */
+export function semaphoreMaxRecheckMs(scheduleIntervalSeconds: number): number {
+  return Math.min(scheduleIntervalSeconds * 1000, SEMAPHORE_MAX_RECHECK_MS);
+}
+
+/** What the checker remembers of one job between passes. */
+export interface JobCheckState {
+  /** "Not yet" answers in a row for this version of the row. */
+  failures: number;
+  /** `updated_at` (ms) of the job row the last check was made for. */
+  version: number;
+  /** Clock time (ms) from which the job is due for its next check. */
+  nextCheckAt: number;
+  /** The last answer, as logged (`HTTP 503`, an error), to log only changes. */
+  lastResult: string;
+}
+
+/**
+ * Whether a pending job is due for a check now: never checked, changed since its last check
+ * (`version` is its row's `updated_at` in ms), or its backoff has run out.
+ */
+export function isDueForCheck(state: JobCheckState | undefined, version: number, nowMs: number): boolean {
+  return !state || state.version !== version || state.nextCheckAt <= nowMs;
+}
 
 /** The answer of one semaphore check. */
 export interface SemaphoreAnswer {
@@ -52,6 +90,7 @@ export async function checkSemaphore(
       method: 'GET',
       redirect: 'manual',
       headers: { accept: '*/*', 'user-agent': 'task-engine-semaphore' },
+      // A real-time limit on purpose: it bounds a network request, not engine time.
       signal: AbortSignal.timeout(timeoutMs),
     });
     await res.body?.cancel().catch(() => undefined);
@@ -65,14 +104,6 @@ export async function checkSemaphore(
     }
     return { go: false, status: null, error };
   }
-}
-
-interface JobCheckState {
-  failures: number;
-  /** `updated_at` (ms) of the job row the last check was made for. */
-  version: number;
-  nextCheckAt: number;
-  lastResult: string;
 }
 
 /**
@@ -104,18 +135,11 @@ export class SemaphoreChecker {
   }
 
   private async pass(maxRecheckMs: number): Promise<number> {
-    const { rows } = await this.ctx.db.query<{ id: number; semaphore_url: string | null; updated_at: Date }>(
-      `SELECT id, semaphore_url, updated_at FROM jobs WHERE queue_state = 'pending' ORDER BY run_at, id LIMIT $1`,
-      [SEMAPHORE_BATCH],
-    );
+    const rows = await listPendingJobs.rows(this.ctx.db, { limit: SEMAPHORE_BATCH });
     const seen = new Set(rows.map((r) => r.id));
     for (const id of this.state.keys()) if (!seen.has(id)) this.state.delete(id);
-    const now = Date.now();
-    const due = rows.filter((r) => {
-      const st = this.state.get(r.id);
-      // Never checked, changed since its last check, or its backoff has run out.
-      return !st || st.version !== r.updated_at.getTime() || st.nextCheckAt <= now;
-    });
+    const now = this.ctx.clock.now().getTime();
+    const due = rows.filter((r) => isDueForCheck(this.state.get(r.id), r.updated_at.getTime(), now));
     let queued = 0;
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -143,11 +167,7 @@ export class SemaphoreChecker {
     if (answer.go) {
       const moved = await this.ctx.db.transaction(async (tx) => {
         const now = this.ctx.clock.now();
-        const res = await tx.query(
-          `UPDATE jobs SET queue_state = 'queued', queued_at = $2, updated_at = $2
-           WHERE id = $1 AND queue_state = 'pending' AND semaphore_url IS NOT DISTINCT FROM $3`,
-          [jobId, now, url],
-        );
+        const res = await queueJobOnSemaphore.run(tx, { id: jobId, now, url });
         if (res.rowCount === 0) return false; // paused, broken or re-pointed meanwhile
         await appendLog(tx, {
           jobId,
@@ -166,8 +186,13 @@ export class SemaphoreChecker {
     // A changed row (new semaphore, resumed) starts its backoff afresh.
     const prev = known && known.version === version ? known : undefined;
     const failures = (prev?.failures ?? 0) + 1;
-    const delay = Math.min(SEMAPHORE_FIRST_RECHECK_MS * 2 ** (failures - 1), Math.max(1_000, maxRecheckMs));
-    this.state.set(jobId, { failures, version, nextCheckAt: Date.now() + delay, lastResult: result });
+    const delay = semaphoreRecheckDelayMs(failures, maxRecheckMs);
+    this.state.set(jobId, {
+      failures,
+      version,
+      nextCheckAt: this.ctx.clock.now().getTime() + delay,
+      lastResult: result,
+    });
     // Log the first "not yet" and every change of answer, not every check.
     if (!prev || prev.lastResult !== result) {
       await appendLog(this.ctx.db, {
