@@ -1,16 +1,32 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LOCK_KEYS } from '../../src/store/executor.js';
+import { ManualClock } from '../../src/engine/clock.js';
+import { LOCK_KEYS, type Executor } from '../../src/store/executor.js';
 import {
   createSchedulerService,
   type SchedulerService,
 } from '../../src/engine/scheduler/scheduler-service.js';
+import { advanceUntil } from '../helpers/advance-until.js';
 import { testContext } from '../helpers/factories.js';
 import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const noop = async () => 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `db`, counting the leadership attempts (`tryLock` calls) made through it in `attempts.n`. */
+function countingAttempts(db: Executor, attempts: { n: number }): Executor {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'tryLock')
+        return (key: number) => {
+          attempts.n++;
+          return target.tryLock(key);
+        };
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
 
 // Leader election needs a real server: PGlite is one process, always its own leader (tested
 // implicitly by every other scheduler suite).
@@ -28,8 +44,11 @@ for (const kind of kinds) {
       await s.dispose();
     });
 
-    const make = (runs: { n: number }): SchedulerService =>
-      createSchedulerService(testContext(s.db), {
+    // Leadership attempts and schedule runs follow this clock; the locks themselves are real I/O
+    // on separate connections, waited for with advanceUntil.
+    const clock = new ManualClock();
+    const make = (runs: { n: number }, attempts: { n: number }): SchedulerService =>
+      createSchedulerService(testContext(countingAttempts(s.db, attempts), { clock }), {
         leaderRetryMs: 300,
         handlers: {
           queue_scheduled_jobs: noop,
@@ -46,33 +65,49 @@ for (const kind of kinds) {
     void it('only the leader runs a schedule; another takes over when it stops or loses its lock connection', async () => {
       const runsA = { n: 0 };
       const runsB = { n: 0 };
-      const a = make(runsA);
-      const b = make(runsB);
-      const c = make({ n: 0 });
+      const attemptsA = { n: 0 };
+      const attemptsB = { n: 0 };
+      const attemptsC = { n: 0 };
+      const a = make(runsA, attemptsA);
+      const b = make(runsB, attemptsB);
+      const c = make({ n: 0 }, attemptsC);
       try {
         await a.start();
         await b.start();
         await waitFor(() => a.isLeader || b.isLeader, { what: 'a leader' });
-        await sleep(1_200);
-        const [leader, follower, leaderRuns, followerRuns] = a.isLeader
-          ? [a, b, runsA, runsB]
-          : [b, a, runsB, runsA];
+        const [leader, follower, leaderRuns, followerRuns, followerAttempts] = a.isLeader
+          ? [a, b, runsA, runsB, attemptsB]
+          : [b, a, runsB, runsA, attemptsA];
+        // The leader runs push_jobs every 0.2 s while the follower asks for the lock every 0.3 s.
+        await advanceUntil(clock, () => leaderRuns.n >= 3 && followerAttempts.n >= 4, {
+          stepMs: 100,
+          what: 'three runs and four attempts of the follower',
+        });
         assert.equal(a.isLeader && b.isLeader, false, 'never two leaders');
         assert.ok(leaderRuns.n >= 3, `the leader ran push_jobs ${leaderRuns.n} times`);
         assert.equal(followerRuns.n, 0, 'the follower ran nothing');
 
-        const t0 = Date.now();
+        const t0 = clock.now().getTime();
         await leader.stop();
         const frozen = leaderRuns.n;
-        await waitFor(() => follower.isLeader, { timeoutMs: 5_000, what: 'takeover' });
-        assert.ok(Date.now() - t0 < 3_000, `took over in ${Date.now() - t0} ms`);
-        await waitFor(() => followerRuns.n >= 2, { timeoutMs: 3_000, what: 'new leader runs the schedule' });
+        await advanceUntil(clock, () => follower.isLeader, {
+          stepMs: 100,
+          timeoutMs: 5_000,
+          what: 'takeover',
+        });
+        const took = clock.now().getTime() - t0;
+        assert.ok(took < 3_000, `took over in ${took} ms`);
+        await advanceUntil(clock, () => followerRuns.n >= 2, {
+          stepMs: 100,
+          timeoutMs: 3_000,
+          what: 'new leader runs the schedule',
+        });
         assert.equal(leaderRuns.n, frozen, 'the stopped leader runs nothing more');
 
         // The leader's lock connection dies (e.g. a network cut): it must step down, and the lock
         // goes to whoever asks next.
         await c.start();
-        await sleep(500);
+        await advanceUntil(clock, () => attemptsC.n >= 3, { stepMs: 100, what: 'three attempts of c' });
         assert.equal(c.isLeader, false);
         const { rows } = await s.db.query<{ ok: boolean }>(
           `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks
@@ -80,12 +115,20 @@ for (const kind of kinds) {
           [LOCK_KEYS.schedulerLeader],
         );
         assert.equal(rows.length, 1);
-        await waitFor(() => !follower.isLeader || c.isLeader, { timeoutMs: 3_000, what: 'step down' });
-        await waitFor(() => follower.isLeader !== c.isLeader, {
+        await advanceUntil(clock, () => !follower.isLeader || c.isLeader, {
+          stepMs: 100,
+          timeoutMs: 3_000,
+          what: 'step down',
+        });
+        await advanceUntil(clock, () => follower.isLeader !== c.isLeader, {
+          stepMs: 100,
           timeoutMs: 5_000,
           what: 'a new single leader',
         });
-        await sleep(700);
+        // The one left without the lock keeps asking, and keeps being refused.
+        const loser = follower.isLeader ? attemptsC : followerAttempts;
+        const asked = loser.n;
+        await advanceUntil(clock, () => loser.n >= asked + 2, { stepMs: 100, what: 'two more attempts' });
         assert.notEqual(follower.isLeader, c.isLeader, 'exactly one leader');
       } finally {
         await a.stop();

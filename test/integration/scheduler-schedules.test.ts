@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, it } from 'node:test';
+import { ManualClock } from '../../src/engine/clock.js';
 import { isEngineError } from '../../src/errors/catalogue.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import { cleanupJobs } from '../../src/engine/maintenance/cleanup.js';
@@ -9,6 +10,7 @@ import {
 } from '../../src/engine/scheduler/scheduler-service.js';
 import { listSchedules, setSchedule } from '../../src/engine/scheduler/schedules.js';
 import { CHANNELS, notify } from '../../src/engine/signals.js';
+import { advanceUntil } from '../helpers/advance-until.js';
 import { insertDelivery, insertJob, putSetting, testContext } from '../helpers/factories.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -19,6 +21,29 @@ const DAY = 86_400_000;
 forEachStore('scheduler schedules', (kind) => {
   let s: TestStore;
   let ctx: EngineContext;
+  // The suite's clock: schedules, the run_at timer and the cleanup cut-off all follow it.
+  const clock = new ManualClock();
+  const ago = (ms: number) => new Date(clock.now().getTime() - ms);
+  /**
+   * Moves the clock `ms` on while the service keeps pace: a heartbeat schedule
+   * (`recover_stalled_tasks`, every 0.1 s) must have run once per 0.1 s before the clock moves on.
+   */
+  let beats = 0;
+  const heartbeat = {
+    handlers: {
+      recover_stalled_tasks: async () => {
+        beats++;
+        return 0;
+      },
+    },
+    timing: { recover_stalled_tasks: { everySeconds: 0.1, firstInSeconds: 0.1 } },
+  };
+  const passTime = async (ms: number) => {
+    for (let left = ms; left > 0; left -= 100) {
+      const seen = beats;
+      await advanceUntil(clock, () => beats > seen, { stepMs: 100, what: 'a heartbeat run' });
+    }
+  };
   let services: SchedulerService[] = [];
   const startService = async (options: Parameters<typeof createSchedulerService>[1] = {}) => {
     const svc = createSchedulerService(ctx, {
@@ -36,7 +61,7 @@ forEachStore('scheduler schedules', (kind) => {
 
   before(async () => {
     s = await createTestStore(kind);
-    ctx = testContext(s.db);
+    ctx = testContext(s.db, { clock });
   });
   afterEach(async () => {
     for (const svc of services) await svc.stop();
@@ -106,28 +131,35 @@ forEachStore('scheduler schedules', (kind) => {
   void it('switching queue_scheduled_jobs off stops moving due jobs, survives a restart, and on starts it again', async () => {
     const off = await setSchedule(ctx, { schedule: 'queue_scheduled_jobs', active: false });
     assert.deepEqual(off.schedules, ['push_jobs', 'recover_stalled_tasks', 'cleanup_jobs']);
-    const first = await startService({ timing: { queue_scheduled_jobs: { firstInSeconds: 0.2 } } });
-    const job = await insertJob(s.db, { queue_state: 'scheduled', run_at: new Date(Date.now() - 1_000) });
+    const withHeartbeat = {
+      handlers: heartbeat.handlers,
+      timing: { ...heartbeat.timing, queue_scheduled_jobs: { firstInSeconds: 0.2 } },
+    };
+    const first = await startService(withHeartbeat);
+    const job = await insertJob(s.db, { queue_state: 'scheduled', run_at: ago(1_000) });
     await notify(s.db, CHANNELS.scheduler, job);
-    await new Promise((r) => setTimeout(r, 1_500));
+    await passTime(1_500);
     assert.equal(await state(job), 'scheduled');
     const listed = (await listSchedules(ctx)).schedules.queue_scheduled_jobs;
     assert.equal(listed.active, false);
     assert.equal(listed.next_run_at, null);
 
     await first.stop();
-    await startService({ timing: { queue_scheduled_jobs: { firstInSeconds: 0.2 } } });
-    await new Promise((r) => setTimeout(r, 1_200));
+    await startService(withHeartbeat);
+    await passTime(1_200);
     assert.equal(await state(job), 'scheduled', 'still off after a restart');
 
     await setSchedule(ctx, { schedule: 'queue_scheduled_jobs', active: 'true' });
-    await waitFor(async () => (await state(job)) === 'queued', {
+    await advanceUntil(clock, async () => (await state(job)) === 'queued', {
+      stepMs: 50,
       timeoutMs: 3_000,
       what: 'queued after switching on',
     });
-    await waitFor(
+    await advanceUntil(
+      clock,
       async () => (await listSchedules(ctx)).schedules.queue_scheduled_jobs.last_run_at !== null,
       {
+        stepMs: 50,
         timeoutMs: 3_000,
         what: 'a sweep ran',
       },
@@ -141,30 +173,35 @@ forEachStore('scheduler schedules', (kind) => {
     let runs = 0;
     await startService({
       handlers: {
+        ...heartbeat.handlers,
         push_jobs: async () => {
           runs++;
           return 0;
         },
       },
-      timing: { push_jobs: { everySeconds: 0.3, firstInSeconds: 0.1 } },
+      timing: { ...heartbeat.timing, push_jobs: { everySeconds: 0.3, firstInSeconds: 0.1 } },
     });
-    await waitFor(() => runs >= 3, { timeoutMs: 4_000, what: 'three runs' });
+    await advanceUntil(clock, () => runs >= 3, { stepMs: 100, timeoutMs: 4_000, what: 'three runs' });
     const listed = (await listSchedules(ctx)).schedules.push_jobs;
     assert.ok(listed.last_run_at && listed.next_run_at);
     await setSchedule(ctx, { schedule: 'push_jobs', active: false });
-    await new Promise((r) => setTimeout(r, 300)); // a run in progress may finish
+    await passTime(300); // a run in progress may finish
     const frozen = runs;
-    await new Promise((r) => setTimeout(r, 1_000));
+    await passTime(1_000);
     assert.equal(runs, frozen, 'no runs while off');
     await setSchedule(ctx, { schedule: 'push_jobs', active: true });
-    await waitFor(() => runs >= frozen + 2, { timeoutMs: 3_000, what: 'runs again' });
+    await advanceUntil(clock, () => runs >= frozen + 2, {
+      stepMs: 100,
+      timeoutMs: 3_000,
+      what: 'runs again',
+    });
   });
 
   void it('a schedule_interval change re-plans the next sweep at once (no wait for the old interval)', async () => {
     const lastRun = async () => (await listSchedules(ctx)).schedules.queue_scheduled_jobs.last_run_at;
     const before = await lastRun();
     await startService({ timing: { queue_scheduled_jobs: { firstInSeconds: 0.1 } } });
-    await waitFor(async () => (await lastRun()) !== before, { what: 'first sweep' });
+    await advanceUntil(clock, async () => (await lastRun()) !== before, { stepMs: 50, what: 'first sweep' });
     const t1 = (await lastRun())!;
     const planned = (await listSchedules(ctx)).schedules.queue_scheduled_jobs.next_run_at!;
     assert.ok(Date.parse(planned) - Date.parse(t1) >= 59_000, 'next sweep planned a minute later');
@@ -172,9 +209,18 @@ forEachStore('scheduler schedules', (kind) => {
       // As POST /settings does: store the value and notify the scheduler.
       await putSetting(s.db, 'schedule_interval', 1);
       await notify(s.db, CHANNELS.scheduler, 'queue_scheduled_jobs');
-      await waitFor(async () => (await lastRun()) !== t1, { timeoutMs: 4_000, what: 'second sweep' });
+      // 50 ms of clock time per poll: the old plan (a minute on) must not be waited for.
+      await advanceUntil(clock, async () => (await lastRun()) !== t1, {
+        stepMs: 50,
+        timeoutMs: 4_000,
+        what: 'second sweep',
+      });
       const t2 = (await lastRun())!;
-      await waitFor(async () => (await lastRun()) !== t2, { timeoutMs: 4_000, what: 'third sweep' });
+      await advanceUntil(clock, async () => (await lastRun()) !== t2, {
+        stepMs: 50,
+        timeoutMs: 4_000,
+        what: 'third sweep',
+      });
       const t3 = (await lastRun())!;
       const gap = Date.parse(t3) - Date.parse(t2);
       assert.ok(gap >= 900 && gap < 3_000, `sweeps ${gap} ms apart with schedule_interval 1`);
@@ -186,7 +232,7 @@ forEachStore('scheduler schedules', (kind) => {
   void it('cleanup deletes old completed and broken jobs with their rows, in batches, and keeps persist and recent jobs', async () => {
     await putSetting(s.db, 'retention_days', 10);
     try {
-      const old = new Date(Date.now() - 20 * DAY);
+      const old = ago(20 * DAY);
       const oldCompleted: number[] = [];
       for (let i = 0; i < 5; i++)
         oldCompleted.push(await insertJob(s.db, { queue_state: 'completed', finished_at: old }));
@@ -194,7 +240,7 @@ forEachStore('scheduler schedules', (kind) => {
       const oldPersist = await insertJob(s.db, { queue_state: 'completed', finished_at: old, persist: true });
       const recent = await insertJob(s.db, {
         queue_state: 'completed',
-        finished_at: new Date(Date.now() - 5 * DAY),
+        finished_at: ago(5 * DAY),
       });
       const oldScheduled = await insertJob(s.db, { queue_state: 'scheduled', run_at: old });
       const victim = oldCompleted[0]!;
@@ -235,7 +281,7 @@ forEachStore('scheduler schedules', (kind) => {
     const DAY = 86_400_000;
     const old = await insertJob(s.db, {
       queue_state: 'completed',
-      finished_at: new Date(Date.now() - 400 * DAY),
+      finished_at: ago(400 * DAY),
     });
     try {
       // POST /settings accepts this (no upper bound): the cut-off used to be an Invalid Date.
@@ -252,12 +298,16 @@ forEachStore('scheduler schedules', (kind) => {
   void it('the cleanup_jobs schedule runs the cleanup', async () => {
     const gone = await insertJob(s.db, {
       queue_state: 'completed',
-      finished_at: new Date(Date.now() - 40 * DAY),
+      finished_at: ago(40 * DAY),
     });
     await startService({
       handlers: { cleanup_jobs: cleanupJobs },
       timing: { cleanup_jobs: { firstInSeconds: 0.1 } },
     });
-    await waitFor(async () => (await state(gone)) === undefined, { timeoutMs: 3_000, what: 'cleanup ran' });
+    await advanceUntil(clock, async () => (await state(gone)) === undefined, {
+      stepMs: 50,
+      timeoutMs: 3_000,
+      what: 'cleanup ran',
+    });
   });
 });

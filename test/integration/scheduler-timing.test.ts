@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, it } from 'node:test';
+import { ManualClock } from '../../src/engine/clock.js';
 import {
   createSchedulerService,
   type SchedulerService,
 } from '../../src/engine/scheduler/scheduler-service.js';
 import { CHANNELS, notify } from '../../src/engine/signals.js';
+import { advanceUntil } from '../helpers/advance-until.js';
 import { insertJob, jobLogs, testContext } from '../helpers/factories.js';
 import { startReceiver, type Receiver } from '../helpers/http-receiver.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
@@ -24,8 +26,12 @@ forEachStore('scheduler timing', (kind) => {
   let s: TestStore;
   let rx: Receiver;
   let service: SchedulerService | null = null;
+  // Time is the scheduler's own clock, moved by the test; only I/O (queries, notifications, the
+  // semaphore server) is waited for in real time.
+  let clock = new ManualClock();
   const startService = async () => {
-    service = createSchedulerService(testContext(s.db), {
+    clock = new ManualClock();
+    service = createSchedulerService(testContext(s.db, { clock }), {
       handlers: { push_jobs: noop, recover_stalled_tasks: noop, cleanup_jobs: noop },
     });
     await service.start();
@@ -53,7 +59,7 @@ forEachStore('scheduler timing', (kind) => {
 
   void it('a job with run_at 3 s ahead leaves scheduled within 1 s after its run_at (timer, not the 60 s sweep)', async () => {
     await startService();
-    const runAt = new Date(Date.now() + 3_000);
+    const runAt = new Date(clock.now().getTime() + 3_000);
     const plain = await insertJob(s.db, { queue_state: 'scheduled', run_at: runAt });
     const gated = await insertJob(s.db, {
       queue_state: 'scheduled',
@@ -62,18 +68,20 @@ forEachStore('scheduler timing', (kind) => {
     });
     await notify(s.db, CHANNELS.scheduler, plain);
     await notify(s.db, CHANNELS.scheduler, gated);
-    await new Promise((r) => setTimeout(r, 2_000));
+    await clock.advance(2_000);
     assert.equal((await jobRow(s, plain)).queue_state, 'scheduled', 'not before its run_at');
-    await waitFor(async () => (await jobRow(s, plain)).queue_state !== 'scheduled', {
+    // The clock then stands at run_at (the sweep would come only at 5 s): the run_at timer, or the
+    // notification's re-read if it comes later, moves the job.
+    await clock.set(runAt);
+    await advanceUntil(clock, async () => (await jobRow(s, plain)).queue_state !== 'scheduled', {
       timeoutMs: 4_000,
-      intervalMs: 10,
       what: 'job due',
     });
-    const movedAt = Date.now();
-    assert.ok(movedAt - runAt.getTime() < 1_000, `moved ${movedAt - runAt.getTime()} ms after run_at`);
     const row = await jobRow(s, plain);
     assert.equal(row.queue_state, 'queued');
     assert.ok(row.queued_at && row.queued_at.getTime() >= runAt.getTime());
+    const late = row.queued_at.getTime() - runAt.getTime();
+    assert.ok(late < 1_000, `moved ${late} ms after run_at`);
     assert.equal((await jobRow(s, gated)).queue_state, 'pending', 'a job with a semaphore goes to pending');
     const logs = await jobLogs(s.db, plain);
     assert.equal(logs.length, 1);
@@ -84,36 +92,44 @@ forEachStore('scheduler timing', (kind) => {
 
   void it('a semaphore answering 503 then 200 moves the job pending → queued; a 3xx counts as go, unfollowed', async () => {
     await startService();
+    const t0 = clock.now().getTime();
     const later = await insertJob(s.db, {
       queue_state: 'pending',
-      run_at: new Date(Date.now() - 1_000),
+      run_at: new Date(t0 - 1_000),
       semaphore_url: `${rx.url}/sem/later?token=secret`,
     });
     const redirected = await insertJob(s.db, {
       queue_state: 'pending',
-      run_at: new Date(Date.now() - 1_000),
+      run_at: new Date(t0 - 1_000),
       semaphore_url: `${rx.url}/sem/redirect`,
     });
     await notify(s.db, CHANNELS.scheduler, later);
-    await waitFor(async () => (await jobRow(s, redirected)).queue_state === 'queued', {
+    // The clock stands still at t0 until both jobs were checked once.
+    await advanceUntil(clock, async () => (await jobRow(s, redirected)).queue_state === 'queued', {
       what: 'redirected queued',
     });
     assert.equal(rx.on('/sem/redirect-target').length, 0, 'the redirect is not followed');
-    await waitFor(() => rx.on('/sem/later').length >= 1, { what: 'first check' });
+    await advanceUntil(clock, () => rx.on('/sem/later').length >= 1, { what: 'first check' });
     // The notification of a job that was already checked (as a submission's can arrive after a
     // pass saw the job) does not bring its re-check forward: only a change of the row does.
     await notify(s.db, CHANNELS.scheduler, later);
     // Read the state first: if still only the 503 had been answered afterwards, the job must have been pending.
     const stateAfterFirst = (await jobRow(s, later)).queue_state;
     if (rx.on('/sem/later').length === 1) assert.equal(stateAfterFirst, 'pending');
-    await waitFor(async () => (await jobRow(s, later)).queue_state === 'queued', {
-      timeoutMs: 12_000,
-      what: 'semaphore open',
-    });
+    // Up to 100 ms of clock time per poll from t0 (the first check): the re-check comes with the
+    // backoff's first step.
+    const queued = await advanceUntil(
+      clock,
+      async () => {
+        const row = await jobRow(s, later);
+        return row.queue_state === 'queued' ? row : null;
+      },
+      { stepMs: 100, timeoutMs: 12_000, what: 'semaphore open' },
+    );
     const hits = rx.on('/sem/later');
     assert.equal(hits.length, 2);
     assert.equal(hits[0]!.method, 'GET');
-    const gap = hits[1]!.at - hits[0]!.at;
+    const gap = queued.queued_at!.getTime() - t0;
     assert.ok(gap >= 4_500 && gap < 10_000, `re-checked after ${gap} ms`);
     const logs = (await jobLogs(s.db, later)).map((l) => l.message);
     assert.equal(logs.length, 2, JSON.stringify(logs));
