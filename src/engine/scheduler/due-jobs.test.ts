@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { moveDueScheduledJobs } from '../../store/queries/due-jobs.js';
+import { jobEdge } from '../jobs/transitions.js';
 import { DUE_EDGES, dueLogMessage } from './due-jobs.js';
 
 void describe('due jobs', () => {
@@ -16,6 +17,14 @@ void describe('due jobs', () => {
     assert.match(text, /WHERE queue_state = 'scheduled' AND run_at <= \$1/);
     assert.match(text, /AND j\.queue_state = 'scheduled'/);
     assert.match(text, /THEN 'queued' ELSE 'pending' END/);
+  });
+
+  void it('declaring an edge the job table lacks fails at once', () => {
+    assert.throws(
+      () => jobEdge('completed', 'queued', 'due'),
+      /job transition completed → queued \(due\) is not in the table/,
+    );
+    assert.throws(() => jobEdge(['scheduled', 'paused'], 'pending', 'due'), /paused → pending/);
   });
 
   void it('logs the run_at reached and, for a gated job, its semaphore without query tokens', () => {

@@ -64,9 +64,44 @@ export interface ScheduleRunner extends Service {
 }
 
 /**
+ * The intervals of each schedule in milliseconds: its definition's, or the test override in
+ * `timing`. `everyMs` takes the current `schedule_interval` (seconds), which `queue_scheduled_jobs`
+ * follows.
+ */
+export function scheduleTiming(timing: ScheduleTiming = {}): {
+  everyMs: (name: ScheduleName, scheduleInterval: number) => number;
+  firstInMs: (name: ScheduleName) => number;
+} {
+  return {
+    everyMs: (name, scheduleInterval) =>
+      (timing[name]?.everySeconds ?? intervalSeconds(name, scheduleInterval)) * 1000,
+    firstInMs: (name) => (timing[name]?.firstInSeconds ?? SCHEDULES[name].firstIn) * 1000,
+  };
+}
+
+/**
+ * Every active schedule starts `first_in` after a leader takes over (resque-scheduler's rule):
+ * one transaction planning each schedule's row.
+ */
+async function planOnLeadership(
+  ctx: EngineContext,
+  firstInMs: (name: ScheduleName) => number,
+): Promise<void> {
+  const now = ctx.clock.now();
+  await ctx.db.transaction(async (tx) => {
+    for (const name of SCHEDULE_NAMES) {
+      const next = new Date(now.getTime() + firstInMs(name));
+      await planScheduleOnLeadership.run(tx, { name, next, now });
+    }
+  });
+}
+
+/**
  * Creates the runner. `start()` plans every active schedule `first_in` ahead and arms its timer
  * (call it on becoming leader, again after a lost leadership); `stop()` cancels the timers and
  * waits for runs in progress. A failed run is logged and the schedule planned as usual.
+ * (About 120 lines: six steps of at most 30 lines each, sharing the runner's timers, runs and
+ * plan; splitting them further would pass that state around instead.)
  */
 export function createScheduleRunner(
   ctx: EngineContext,
@@ -76,37 +111,23 @@ export function createScheduleRunner(
   const background = new BackgroundWork(log, 'schedule runner');
   const timers = new Map<ScheduleName, ClockTimer>();
   const runs = new Map<ScheduleName, Promise<void>>();
-  const active: Record<ScheduleName, boolean> = {
-    queue_scheduled_jobs: false,
-    push_jobs: false,
-    recover_stalled_tasks: false,
-    cleanup_jobs: false,
-  };
+  /** Each schedule's switch as last armed (false until the first arming). */
+  const active = Object.fromEntries(SCHEDULE_NAMES.map((n) => [n, false])) as Record<ScheduleName, boolean>;
   /** `schedule_interval` used to plan the next `queue_scheduled_jobs` run. */
   let plannedInterval: number | null = null;
   const { isLeader } = options;
-
-  const everyMs = (name: ScheduleName, scheduleInterval: number): number =>
-    (options.timing?.[name]?.everySeconds ?? intervalSeconds(name, scheduleInterval)) * 1000;
-  const firstInMs = (name: ScheduleName): number =>
-    (options.timing?.[name]?.firstInSeconds ?? SCHEDULES[name].firstIn) * 1000;
+  const { everyMs, firstInMs } = scheduleTiming(options.timing);
 
   const cancel = (): void => {
     for (const t of timers.values()) t.cancel();
     timers.clear();
   };
 
-  /** Plans every schedule `first_in` from now, as a new leader does (resque-scheduler's rule). */
+  /** Plans every schedule `first_in` from now, as a new leader does, and arms the timers. */
   const lead = async (): Promise<void> => {
-    const now = ctx.clock.now();
     const { known } = await readSettings(ctx.db);
     plannedInterval = known.schedule_interval;
-    await ctx.db.transaction(async (tx) => {
-      for (const name of SCHEDULE_NAMES) {
-        const next = new Date(now.getTime() + firstInMs(name));
-        await planScheduleOnLeadership.run(tx, { name, next, now });
-      }
-    });
+    await planOnLeadership(ctx, firstInMs);
     await refresh();
   };
 
