@@ -3,27 +3,17 @@
  * cancellation (timeout, a broken job, shutdown, an attempt found superseded) and the pool's slot
  * accounting. An ended attempt is handed to the attempt outcome, which writes its result.
  */
-import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createStorageContext } from '../../storage/storage.js';
-import { resolveHandler } from '../../workflows/handlers/registry.js';
-import { renderTemplate } from '../../workflows/templates.js';
-import type { HandlerContext, TaskDefinition, TaskHandler } from '../../workflows/types.js';
-import type { ClockTimer } from '../clock.js';
+import type { Clock, ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
-import { errorText } from '../controller/advance.js';
-import { buildTemplateScope, taskDefinition } from '../controller/job-scope.js';
+import { taskDefinition } from '../controller/job-scope.js';
 import { CHANNELS } from '../signals.js';
 import { AttemptAbortedError, PermanentSetupError, type AbortReason } from './attempt-errors.js';
 import type { AttemptOutcome, HandlerOutcome } from './attempt-outcome.js';
 import type { ClaimedTask } from './claim.js';
-import type { LogBuffer } from './log-buffer.js';
+import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
+import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
 import type { AttemptRef } from './results.js';
-
-/** Where attempts' scratch folders are made (read once: `os.tmpdir()` reads the environment). */
-const TMP_ROOT = tmpdir();
 
 /** Options of {@link createAttemptRunner}. */
 export interface AttemptRunnerOptions {
@@ -86,7 +76,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   const concurrency = Math.max(1, options.concurrency);
   const { logs, outcome } = options;
   const active = new Map<number, ActiveAttempt>();
-  const handlers = new Map<string, Promise<TaskHandler>>();
+  const loadHandler = createHandlerLoader(ctx.catalog.dir);
   /** Attempts whose handler holds a slot (runs, or is being stopped). */
   let slotsHeld = 0;
   let unlisten: (() => Promise<void>) | null = null;
@@ -105,31 +95,30 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     entry.controller.abort(new AttemptAbortedError(reason));
   };
 
-  const handlerFor = (run: string): Promise<TaskHandler> => {
-    let h = handlers.get(run);
-    if (!h) {
-      h = resolveHandler(run, ctx.catalog.dir);
-      handlers.set(run, h);
-      h.catch(() => handlers.delete(run));
-    }
-    return h;
-  };
-
   /** Runs one attempt to its recorded end. Never rejects for handler errors. */
   const runAttempt = async (task: ClaimedTask, entry: ActiveAttempt): Promise<void> => {
     const def = taskDefinition(task.job, task.name);
     const workdir: { path: string | null } = { path: null };
+    const log = (line: BufferedLogLine): void => {
+      entry.logged = true;
+      logs.add(line);
+    };
     let handlerSettled: Promise<unknown> = Promise.resolve();
     let ended: HandlerOutcome;
     try {
       if (!def) throw new PermanentSetupError(`task '${task.name}' is not in the job's workflow definition`);
-      const { handler, inputs } = await prepareHandler(task, def);
-      const run = Promise.resolve().then(() => handler(handlerContext(task, entry, inputs, workdir)));
+      const { handler, inputs } = await prepareHandler(ctx, loadHandler, task, def);
+      const hctx = handlerContext(ctx, task, inputs, { signal: entry.controller.signal, log, workdir });
+      const run = Promise.resolve().then(() => handler(hctx));
       handlerSettled = run.then(
         () => undefined,
         () => undefined,
       );
-      ended = { ok: true, output: await raceWithAbort(run, entry, def.timeout) };
+      const onTimeout = (): void => abort(entry, 'timeout');
+      ended = {
+        ok: true,
+        output: await raceWithAbort(ctx.clock, run, entry.controller.signal, def.timeout, onTimeout),
+      };
     } catch (error) {
       ended = { ok: false, error };
     }
@@ -150,100 +139,10 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     } finally {
       // Keep the slot until the handler has really stopped (a child process killed on abort),
       // bounded so a handler that ignores its signal cannot hold the slot forever.
-      if (entry.reason) await settleWithin(handlerSettled, options.abortSettleMs);
+      if (entry.reason) await settleWithin(ctx.clock, handlerSettled, options.abortSettleMs);
       if (workdir.path) await rm(workdir.path, { recursive: true, force: true }).catch(() => undefined);
     }
   };
-
-  /** Loads the task's handler and renders its `with`; a failure of either is permanent. */
-  const prepareHandler = async (
-    task: ClaimedTask,
-    def: TaskDefinition,
-  ): Promise<{ handler: TaskHandler; inputs: Record<string, unknown> }> => {
-    const handler = await handlerFor(def.run).catch((err: unknown) => {
-      throw new PermanentSetupError(`handler "${def.run}" cannot be loaded: ${errorText(err)}`);
-    });
-    const scope = buildTemplateScope(task.job, task.outputs, ctx.config.storageRoot);
-    try {
-      const rendered = renderTemplate(def.with ?? {}, scope);
-      const inputs = rendered && typeof rendered === 'object' ? (rendered as Record<string, unknown>) : {};
-      return { handler, inputs };
-    } catch (err) {
-      throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
-    }
-  };
-
-  /** The context a handler runs with; `workdir.path` is set when it first asks for its folder. */
-  const handlerContext = (
-    task: ClaimedTask,
-    entry: ActiveAttempt,
-    inputs: Record<string, unknown>,
-    workdir: { path: string | null },
-  ): HandlerContext => {
-    const { ref } = entry;
-    // The scratch folder is made when a handler first asks for it: most tasks never do, and
-    // making and removing a folder per attempt is a large share of a short task's cost.
-    const scratch = (): string =>
-      (workdir.path ??= mkdtempSync(path.join(TMP_ROOT, `task-engine-${task.taskId}-`)));
-    return {
-      parameters: task.job.resolved_parameters ?? {},
-      job: {
-        id: task.job.id,
-        client: task.job.client,
-        workflow: task.job.workflow,
-        priority: task.job.priority,
-      },
-      task: { id: task.taskId, name: task.name, queue: task.queue },
-      attempt: { id: task.attemptId, number: task.number },
-      inputs,
-      log: (message, severity) => {
-        entry.logged = true;
-        logs.add({ jobId: ref.jobId, taskId: ref.taskId, severity: severity ?? 1, message: String(message) });
-      },
-      signal: entry.controller.signal,
-      get workdir() {
-        return scratch();
-      },
-      storage: createStorageContext(ctx.config.storageRoot, task.job.client),
-      tasks: task.outputs,
-      logger: ctx.logger.child({ jobId: ref.jobId, taskId: ref.taskId, attemptId: ref.attemptId }),
-    };
-  };
-
-  /**
-   * Waits for the handler's `run`, or rejects with the abort reason as soon as the attempt is
-   * aborted; a task `timeout` (seconds) aborts it on the engine's clock.
-   */
-  const raceWithAbort = async (
-    run: Promise<unknown>,
-    entry: ActiveAttempt,
-    timeoutSeconds: number | undefined,
-  ): Promise<unknown> => {
-    const signal = entry.controller.signal;
-    let timeout: ClockTimer | null = null;
-    if (timeoutSeconds !== undefined && timeoutSeconds > 0)
-      timeout = ctx.clock.setTimeout(() => abort(entry, 'timeout'), timeoutSeconds * 1000);
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason as Error);
-      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-    });
-    try {
-      return await Promise.race([run, aborted]);
-    } finally {
-      timeout?.cancel();
-    }
-  };
-
-  /** Waits for `p` to settle, or `ms` of the engine's clock, whichever comes first. */
-  const settleWithin = (p: Promise<unknown>, ms: number): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const t = ctx.clock.setTimeout(resolve, ms);
-      const done = (): void => {
-        t.cancel();
-        resolve();
-      };
-      p.then(done, done);
-    });
 
   const all = (): Promise<unknown> => Promise.all([...active.values()].map((a) => a.done));
 
@@ -256,7 +155,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     },
     async stop(graceMs) {
       // Graceful: running attempts may finish within the grace period (heartbeats go on).
-      await settleWithin(all(), graceMs);
+      await settleWithin(ctx.clock, all(), graceMs);
       for (const entry of active.values()) abort(entry, 'shutdown');
       await all();
       await outcome.drain();
@@ -264,15 +163,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       unlisten = null;
     },
     run(task) {
-      const entry: ActiveAttempt = {
-        ref: { attemptId: task.attemptId, taskId: task.taskId, jobId: task.job.id },
-        controller: new AbortController(),
-        finishing: false,
-        reason: null,
-        logged: false,
-        slotHeld: true,
-        done: Promise.resolve(),
-      };
+      const entry = newAttempt(task);
       active.set(task.attemptId, entry);
       slotsHeld++;
       entry.done = runAttempt(task, entry)
@@ -295,5 +186,55 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       abort(entry, reason);
       return entry.ref;
     },
+  };
+}
+
+/** Waits for `p` to settle, or `ms` of `clock`'s time, whichever comes first. Never rejects. */
+function settleWithin(clock: Clock, p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = clock.setTimeout(resolve, ms);
+    const done = (): void => {
+      t.cancel();
+      resolve();
+    };
+    p.then(done, done);
+  });
+}
+
+/**
+ * Waits for the handler's `run`, or rejects with the abort reason as soon as `signal` aborts; a
+ * task `timeout` (seconds) calls `onTimeout` (which aborts) after that much of `clock`'s time.
+ */
+async function raceWithAbort(
+  clock: Clock,
+  run: Promise<unknown>,
+  signal: AbortSignal,
+  timeoutSeconds: number | undefined,
+  onTimeout: () => void,
+): Promise<unknown> {
+  let timeout: ClockTimer | null = null;
+  if (timeoutSeconds !== undefined && timeoutSeconds > 0)
+    timeout = clock.setTimeout(onTimeout, timeoutSeconds * 1000);
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+  try {
+    return await Promise.race([run, aborted]);
+  } finally {
+    timeout?.cancel();
+  }
+}
+
+/** The bookkeeping of an attempt about to run (holding its slot). */
+function newAttempt(task: ClaimedTask): ActiveAttempt {
+  return {
+    ref: { attemptId: task.attemptId, taskId: task.taskId, jobId: task.job.id },
+    controller: new AbortController(),
+    finishing: false,
+    reason: null,
+    logged: false,
+    slotHeld: true,
+    done: Promise.resolve(),
   };
 }
