@@ -10,14 +10,22 @@ import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
 import { reapOrphanedChildren } from '../process/child-registry.js';
 import { openStore } from '../store/open-store.js';
+import {
+  markOtherWorkersStopped,
+  markWorkerStopped,
+  registerWorker,
+  setWorkerQueues,
+  touchWorkerHeartbeat,
+} from '../store/queries/workers.js';
 import { loadCatalog } from '../workflows/catalog.js';
 import type { WorkflowCatalog } from '../workflows/types.js';
 import { createCallbackDispatcher } from './callbacks/dispatcher.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type ClockTimer } from './clock.js';
 import type { EngineContext, Service } from './context.js';
 import { createController } from './controller/controller.js';
 import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
 import { createSchedulerService } from './scheduler/scheduler-service.js';
+import { repeatEvery } from './workers/repeat.js';
 import { createWorkerPool, type WorkerPool } from './workers/worker-pool.js';
 
 /** Options of {@link createEngine}; every field has a production default. */
@@ -126,7 +134,7 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
   const heartbeatMs = opts.heartbeatIntervalMs ?? 2_000;
 
   const services: Service[] = [];
-  let heartbeat: NodeJS.Timeout | null = null;
+  let heartbeat: ClockTimer | null = null;
   let started: Promise<void> | null = null;
   let stopping: Promise<void> | null = null;
 
@@ -144,11 +152,8 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     servedQueues = [...servedQueues, ...added];
     pool.setQueues(servedQueues);
     logger.info({ added, queues: servedQueues }, 'workers take the new queues of the reloaded workflows');
-    await db
-      .query(`UPDATE workers SET queues = $2::text[] WHERE id = $1`, [
-        workerId,
-        [...servedQueues, 'callback'],
-      ])
+    await setWorkerQueues
+      .run(db, { id: workerId, queues: [...servedQueues, 'callback'] })
       .catch((err: unknown) => logger.warn({ err }, "could not record the workers' new queues"));
   };
 
@@ -156,9 +161,7 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     const roles = new Set(config.roles);
     await reapOrphanedChildren({ logger });
     if (db.kind === 'pglite') {
-      await db.query(`UPDATE workers SET stopped_at = now() WHERE stopped_at IS NULL AND id <> $1`, [
-        workerId,
-      ]);
+      await markOtherWorkersStopped.run(db, { id: workerId, now: ctx.clock.now() });
       const n = await recoverStalledAttempts(ctx, { all: true });
       if (n > 0) logger.warn({ attempts: n }, 'recovered attempts left running by a previous engine process');
     }
@@ -187,26 +190,20 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
       );
     if (roles.has('scheduler')) services.push(createSchedulerService(ctx));
 
-    await db.query(
-      `INSERT INTO workers (id, queues, concurrency, host, pid, roles)
-       VALUES ($1, $2::text[], $3, $4, $5, $6::text[])
-       ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
-              roles = EXCLUDED.roles, heartbeat_at = now(), stopped_at = NULL`,
-      [
-        workerId,
-        queues,
-        roles.has('worker') ? config.workerConcurrency : 0,
-        hostname(),
-        process.pid,
-        [...roles],
-      ],
-    );
-    heartbeat = setInterval(() => {
-      db.query(`UPDATE workers SET heartbeat_at = now() WHERE id = $1`, [workerId]).catch((err: unknown) =>
-        logger.warn({ err }, 'worker heartbeat failed'),
-      );
-    }, heartbeatMs);
-    heartbeat.unref();
+    await registerWorker.run(db, {
+      id: workerId,
+      queues,
+      concurrency: roles.has('worker') ? config.workerConcurrency : 0,
+      host: hostname(),
+      pid: process.pid,
+      roles: [...roles],
+      now: ctx.clock.now(),
+    });
+    heartbeat = repeatEvery(ctx.clock, heartbeatMs, () => {
+      touchWorkerHeartbeat
+        .run(db, { id: workerId, now: ctx.clock.now() })
+        .catch((err: unknown) => logger.warn({ err }, 'worker heartbeat failed'));
+    });
     for (const s of services) await s.start();
     if (pool && !config.workerQueues) {
       offReload = catalog.onReload?.(takeNewQueues) ?? null;
@@ -229,11 +226,11 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
         logger.error({ err, service: s.name }, 'error while stopping a service');
       }
     }
-    if (heartbeat) clearInterval(heartbeat);
+    heartbeat?.cancel();
     heartbeat = null;
     if (started)
-      await db
-        .query(`UPDATE workers SET stopped_at = now(), heartbeat_at = now() WHERE id = $1`, [workerId])
+      await markWorkerStopped
+        .run(db, { id: workerId, now: ctx.clock.now() })
         .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
     if (ownsDb) await db.close();
   };

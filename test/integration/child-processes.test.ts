@@ -153,6 +153,8 @@ void describe(
       assert.deepEqual(readdirSync(registryDir), [`e${a.pid}-c${program}.json`]);
 
       await a.kill();
+      // Real time on purpose: the processes are other OS processes, and this proves they go on
+      // living for a while after their engine was killed (no event can say "still alive").
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(alive(program!) && alive(sleep!), 'the program and its child outlive the killed engine');
 
@@ -170,6 +172,8 @@ void describe(
       const id = await submitAs(local, 'orphan');
       const [program, sleep] = await firstAttemptPids(id);
       await c.kill();
+      // Real time on purpose: the processes are other OS processes, and this proves they go on
+      // living for a while after their engine was killed (no event can say "still alive").
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(alive(program!) && alive(sleep!), 'the program and its child outlive the killed engine');
       // No engine process runs now; the recovery pass of this process (same host, same registry)

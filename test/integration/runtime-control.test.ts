@@ -74,6 +74,8 @@ forEachStore('runtime: pause, break, shutdown', (kind) => {
     await patchJob(te.engine.ctx, admin, String(id), { queue_state: 'paused' });
     // While its task runs, the paused job still holds the only slot.
     const other = await te.submit('two');
+    // Real time on purpose: this proves that nothing happens (no admission) while the first
+    // task's handler still runs; no event marks "admission decided not to start it".
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await te.job(other)).queue_state, 'queued');
     // The first task finishes; the second is not started; the slot goes to the other job.

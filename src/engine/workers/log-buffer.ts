@@ -6,6 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { Queryable } from '../../store/executor.js';
+import { insertWorkerLogLines } from '../../store/queries/logs.js';
+import { systemClock, type Clock, type ClockTimer } from '../clock.js';
 import { fitLogMessage, SEVERITY } from '../jobs/job-log.js';
 
 /** One buffered line. */
@@ -30,29 +32,32 @@ export interface LogBuffer {
  * Creates a {@link LogBuffer} over `db`.
  * @param options.flushIntervalMs - longest time a line waits before it is written; default 100 ms.
  * @param options.maxBatch - lines per INSERT; default 500.
+ * @param options.clock - the time lines are stamped with and the flush timer runs on; default the
+ *   system clock (the worker pool passes `ctx.clock`).
  */
 export function createLogBuffer(
   db: Queryable,
   logger: Logger,
-  options: { flushIntervalMs?: number; maxBatch?: number } = {},
+  options: { flushIntervalMs?: number; maxBatch?: number; clock?: Clock } = {},
 ): LogBuffer {
   const interval = options.flushIntervalMs ?? 100;
   const maxBatch = options.maxBatch ?? 500;
+  const clock = options.clock ?? systemClock;
   let pending: BufferedLogLine[] = [];
   let chain: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | null = null;
+  let timer: ClockTimer | null = null;
 
   const write = async (lines: BufferedLogLine[]): Promise<void> => {
     for (let i = 0; i < lines.length; i += maxBatch) {
       const batch = lines.slice(i, i + maxBatch);
       try {
-        await insertLogLines(db, batch);
+        await insertLogLines(db, batch, clock.now());
       } catch (err) {
         // A batch fails as a whole (e.g. one job was deleted meanwhile): write line by line so
         // the others are kept.
         for (const line of batch) {
           try {
-            await insertLogLines(db, [line]);
+            await insertLogLines(db, [line], clock.now());
           } catch (lineErr) {
             logger.warn({ err: lineErr, jobId: line.jobId, cause: err }, 'job log line dropped');
           }
@@ -63,7 +68,7 @@ export function createLogBuffer(
 
   const flush = (): Promise<void> => {
     if (timer) {
-      clearTimeout(timer);
+      timer.cancel();
       timer = null;
     }
     if (pending.length > 0) {
@@ -78,30 +83,24 @@ export function createLogBuffer(
     add(line) {
       pending.push(line);
       if (pending.length >= maxBatch) void flush();
-      else if (!timer) {
-        timer = setTimeout(() => void flush(), interval);
-        timer.unref();
-      }
+      else if (!timer) timer = clock.setTimeout(() => void flush(), interval);
     },
     flush,
     close: flush,
   };
 }
 
-/** Writes `lines` (progname `worker`) in one INSERT, in order. */
-export async function insertLogLines(db: Queryable, lines: BufferedLogLine[]): Promise<void> {
+/** Writes `lines` (progname `worker`, stamped `now`) in one INSERT, in order. */
+async function insertLogLines(db: Queryable, lines: BufferedLogLine[], now: Date): Promise<void> {
   if (lines.length === 0) return;
-  await db.query(
-    `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-     SELECT j, t, s, 'worker', m, s > ${SEVERITY.DEBUG}
-       FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[]) AS u(j, t, s, m)`,
-    [
-      lines.map((l) => l.jobId),
-      lines.map((l) => l.taskId),
-      lines.map((l) => clampSeverity(l.severity)),
-      lines.map((l) => fitLogMessage(l.message)),
-    ],
-  );
+  await insertWorkerLogLines.run(db, {
+    jobIds: lines.map((l) => l.jobId),
+    taskIds: lines.map((l) => l.taskId),
+    severities: lines.map((l) => clampSeverity(l.severity)),
+    messages: lines.map((l) => fitLogMessage(l.message)),
+    hiddenSeverity: SEVERITY.DEBUG,
+    now,
+  });
 }
 
 function clampSeverity(s: number): number {

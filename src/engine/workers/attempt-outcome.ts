@@ -1,0 +1,143 @@
+/**
+ * The hand-off of an ended attempt to the result writer: what its end means (success, failure,
+ * timeout, cancel, hand-back at shutdown, superseded), and writing it, with a few retries when
+ * the database cannot be reached.
+ */
+import type { Queryable } from '../../store/executor.js';
+import { sleep } from '../clock.js';
+import type { EngineContext } from '../context.js';
+import { errorText } from '../controller/advance.js';
+import { PermanentSetupError, type AbortReason } from './attempt-errors.js';
+import type { ClaimedTask } from './claim.js';
+import type { ResultWriter } from './result-writer.js';
+import { closeLostAttempt, writeFailure, writeHandBack, type AttemptRef } from './results.js';
+
+/** What a handler did: returned `output`, or threw `error`. */
+export type HandlerOutcome = { ok: true; output: unknown } | { ok: false; error: unknown };
+
+/** An ended attempt, as the attempt runner hands it over. */
+export interface EndedAttempt {
+  task: ClaimedTask;
+  ref: AttemptRef;
+  /** Why it was aborted, or null when its handler ended by itself. */
+  reason: AbortReason | null;
+  outcome: HandlerOutcome;
+  /** The task's `timeout` in seconds, for the "timed out after" message. */
+  timeoutSeconds: number | undefined;
+}
+
+/** Records ended attempts through the result writer. */
+export interface AttemptOutcome {
+  /**
+   * Writes `ended`'s result: a stale one (the attempt is no longer the task's live attempt) is
+   * dropped and logged at debug level.
+   * @throws the writer's error when five tries in a row failed (the attempt then stops
+   *   heart-beating and stall recovery retries its task).
+   */
+  record(ended: EndedAttempt): Promise<void>;
+  /** Waits until every result handed to the writer is written. */
+  drain(): Promise<void>;
+}
+
+/** Tries of a result write before it is given up to stall recovery. */
+const WRITE_TRIES = 5;
+
+/** Creates the {@link AttemptOutcome} over `writer`. */
+export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): AttemptOutcome {
+  /** A result that cannot be written (database unreachable) is tried again a few times. */
+  const writeWithRetries = async (ended: EndedAttempt, write: () => Promise<string>): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if ((await write()) === 'stale')
+          ctx.logger.debug(
+            { jobId: ended.ref.jobId, taskId: ended.ref.taskId, attemptId: ended.ref.attemptId },
+            'attempt result dropped: the attempt is no longer the running one',
+          );
+        return;
+      } catch (err) {
+        if (attempt >= WRITE_TRIES) throw err;
+        ctx.logger.warn(
+          { err, attemptId: ended.ref.attemptId },
+          'writing an attempt result failed; retrying',
+        );
+        await sleep(ctx.clock, 200 * attempt);
+      }
+    }
+  };
+
+  return {
+    async record(ended) {
+      const { ref, outcome } = ended;
+      if (ended.reason === null && outcome.ok) {
+        const json = outputJson(outcome.output);
+        if ('json' in json) {
+          await writeWithRetries(ended, () => writer.success({ ...ref, outputJson: json.json }));
+          return;
+        }
+        const failure = { error: `the handler's output is not JSON: ${json.problem}`, permanent: true };
+        await writeWithRetries(ended, () =>
+          writer.write(ref.jobId, (tx) => writeFailure(tx, ctx, ref, failure)),
+        );
+        return;
+      }
+      const apply = applyFor(ctx, ended);
+      await writeWithRetries(ended, () => writer.write(ref.jobId, apply));
+    },
+    drain: () => writer.drain(),
+  };
+}
+
+/** The write of an aborted attempt or a handler's failure (everything but a success). */
+function applyFor(ctx: EngineContext, ended: EndedAttempt): (tx: Queryable) => Promise<string> {
+  const { ref, reason, outcome } = ended;
+  switch (reason) {
+    case 'shutdown':
+      return (tx) => writeHandBack(tx, ref);
+    case 'lost':
+      return async (tx) => {
+        await closeLostAttempt(tx, ref.attemptId, 'attempt superseded');
+        return 'stale';
+      };
+    case 'timeout':
+      return (tx) => writeFailure(tx, ctx, ref, { error: `timed out after ${ended.timeoutSeconds ?? '?'}s` });
+    case 'cancel':
+      return (tx) => writeFailure(tx, ctx, ref, { error: 'attempt cancelled' });
+    case null: {
+      const failure = describeFailure(outcome.ok ? undefined : outcome.error);
+      return (tx) => writeFailure(tx, ctx, ref, failure);
+    }
+  }
+}
+
+/** The handler's output as JSON text (`undefined` counts as null), or why it is not JSON. */
+function outputJson(output: unknown): { json: string } | { problem: string } {
+  try {
+    return { json: JSON.stringify(output === undefined ? null : output) };
+  } catch (err) {
+    return { problem: errorText(err) };
+  }
+}
+
+/**
+ * Maps a thrown value to a failure: a {@link PermanentSetupError}, or a `PermanentTaskError`
+ * (by name, so a module handler's own copy of the class counts), is not retried; a
+ * `RetryAfterError` sets the delay.
+ */
+export function describeFailure(err: unknown): {
+  error: string;
+  permanent?: boolean;
+  retryAfterSeconds?: number;
+} {
+  const e = err as { name?: unknown; retryAfterSeconds?: unknown } | null;
+  const error = errorText(err);
+  if (err instanceof PermanentSetupError || (e && e.name === 'PermanentTaskError'))
+    return { error, permanent: true };
+  if (
+    e &&
+    e.name === 'RetryAfterError' &&
+    typeof e.retryAfterSeconds === 'number' &&
+    e.retryAfterSeconds >= 0
+  )
+    return { error, retryAfterSeconds: e.retryAfterSeconds };
+  return { error };
+}

@@ -1,0 +1,240 @@
+/**
+ * Running claimed attempts: each attempt's handler with its rendered inputs and context, its
+ * cancellation (timeout, a broken job, shutdown, an attempt found superseded) and the pool's slot
+ * accounting. An ended attempt is handed to the attempt outcome, which writes its result.
+ */
+import { rm } from 'node:fs/promises';
+import type { Clock, ClockTimer } from '../clock.js';
+import type { EngineContext } from '../context.js';
+import { taskDefinition } from '../controller/job-scope.js';
+import { CHANNELS } from '../signals.js';
+import { AttemptAbortedError, PermanentSetupError, type AbortReason } from './attempt-errors.js';
+import type { AttemptOutcome, HandlerOutcome } from './attempt-outcome.js';
+import type { ClaimedTask } from './claim.js';
+import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
+import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
+import type { AttemptRef } from './results.js';
+
+/** Options of {@link createAttemptRunner}. */
+export interface AttemptRunnerOptions {
+  /** Handlers run at once. */
+  concurrency: number;
+  /** After an abort, how long to wait for a handler to settle before its slot is freed anyway (ms). */
+  abortSettleMs: number;
+  /** Where handlers' `ctx.log` lines go. */
+  logs: LogBuffer;
+  /** Where ended attempts go. */
+  outcome: AttemptOutcome;
+  /** Told whenever a slot may have come free (to look for more work). */
+  onSlotFreed: () => void;
+}
+
+/** One attempt this process runs. */
+interface ActiveAttempt {
+  ref: AttemptRef;
+  controller: AbortController;
+  /** Set once the result is being written: heartbeats no longer judge it. */
+  finishing: boolean;
+  reason: AbortReason | null;
+  /** Whether the handler wrote job log lines (then they are flushed before the result). */
+  logged: boolean;
+  /** Whether the attempt still holds one of the pool's slots (released when its handler has ended). */
+  slotHeld: boolean;
+  /** Resolves when the attempt's result is recorded and its slot is free again. */
+  done: Promise<void>;
+}
+
+/** Runs attempts in the pool's slots. */
+export interface AttemptRunner {
+  /** Listens for broken jobs (`CHANNELS.cancel`), whose attempts it aborts. */
+  start(): Promise<void>;
+  /**
+   * Lets running attempts finish within `graceMs`, then aborts the rest (`shutdown`: handed
+   * back) and waits until every attempt is recorded; then stops listening.
+   */
+  stop(graceMs: number): Promise<void>;
+  /** Starts running `task` in a slot (the claim loop asked for it). */
+  run(task: ClaimedTask): void;
+  /**
+   * Slots a claim may fill now: free slots, bounded so that at most `concurrency` ended attempts
+   * wait for their results to be written.
+   */
+  freeSlots(): number;
+  /** Attempt ids of this process now (running, or their result being written). */
+  attemptIds(): number[];
+  /** Attempt ids whose handler runs and is not aborted (the ones heart-beating). */
+  liveAttemptIds(): number[];
+  /**
+   * Aborts attempt `attemptId` for `reason`, unless it is already ending.
+   * @returns the attempt, or null when this process does not run it (any more).
+   */
+  abort(attemptId: number, reason: AbortReason): AttemptRef | null;
+}
+
+/** Creates the {@link AttemptRunner}. */
+export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOptions): AttemptRunner {
+  const concurrency = Math.max(1, options.concurrency);
+  const { logs, outcome } = options;
+  const active = new Map<number, ActiveAttempt>();
+  const loadHandler = createHandlerLoader(ctx.catalog.dir);
+  /** Attempts whose handler holds a slot (runs, or is being stopped). */
+  let slotsHeld = 0;
+  let unlisten: (() => Promise<void>) | null = null;
+
+  /** Gives the attempt's slot back (once) and looks for more work. */
+  const releaseSlot = (entry: ActiveAttempt): void => {
+    if (!entry.slotHeld) return;
+    entry.slotHeld = false;
+    slotsHeld--;
+    options.onSlotFreed();
+  };
+
+  const abort = (entry: ActiveAttempt, reason: AbortReason): void => {
+    if (entry.reason || entry.finishing) return;
+    entry.reason = reason;
+    entry.controller.abort(new AttemptAbortedError(reason));
+  };
+
+  /** Runs one attempt to its recorded end. Never rejects for handler errors. */
+  const runAttempt = async (task: ClaimedTask, entry: ActiveAttempt): Promise<void> => {
+    const def = taskDefinition(task.job, task.name);
+    const workdir: { path: string | null } = { path: null };
+    const log = (line: BufferedLogLine): void => {
+      entry.logged = true;
+      logs.add(line);
+    };
+    let handlerSettled: Promise<unknown> = Promise.resolve();
+    let ended: HandlerOutcome;
+    try {
+      if (!def) throw new PermanentSetupError(`task '${task.name}' is not in the job's workflow definition`);
+      const { handler, inputs } = await prepareHandler(ctx, loadHandler, task, def);
+      const hctx = handlerContext(ctx, task, inputs, { signal: entry.controller.signal, log, workdir });
+      const run = Promise.resolve().then(() => handler(hctx));
+      handlerSettled = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      const onTimeout = (): void => abort(entry, 'timeout');
+      ended = {
+        ok: true,
+        output: await raceWithAbort(ctx.clock, run, entry.controller.signal, def.timeout, onTimeout),
+      };
+    } catch (error) {
+      ended = { ok: false, error };
+    }
+    entry.finishing = true;
+    // The handler has ended: its slot may take the next task while the result is written. An
+    // aborted attempt keeps its slot until its handler has really stopped (below).
+    if (!entry.reason) releaseSlot(entry);
+    try {
+      // The handler's own lines go in before the result's "completed"/"failed" line.
+      if (entry.logged) await logs.flush();
+      await outcome.record({
+        task,
+        ref: entry.ref,
+        reason: entry.reason,
+        outcome: ended,
+        timeoutSeconds: def?.timeout,
+      });
+    } finally {
+      // Keep the slot until the handler has really stopped (a child process killed on abort),
+      // bounded so a handler that ignores its signal cannot hold the slot forever.
+      if (entry.reason) await settleWithin(ctx.clock, handlerSettled, options.abortSettleMs);
+      if (workdir.path) await rm(workdir.path, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+
+  const all = (): Promise<unknown> => Promise.all([...active.values()].map((a) => a.done));
+
+  return {
+    async start() {
+      unlisten = await ctx.db.listen(CHANNELS.cancel, (payload) => {
+        const jobId = Number(payload);
+        for (const entry of active.values()) if (entry.ref.jobId === jobId) abort(entry, 'cancel');
+      });
+    },
+    async stop(graceMs) {
+      // Graceful: running attempts may finish within the grace period (heartbeats go on).
+      await settleWithin(ctx.clock, all(), graceMs);
+      for (const entry of active.values()) abort(entry, 'shutdown');
+      await all();
+      await outcome.drain();
+      await unlisten?.().catch(() => undefined);
+      unlisten = null;
+    },
+    run(task) {
+      const entry = newAttempt(task);
+      active.set(task.attemptId, entry);
+      slotsHeld++;
+      entry.done = runAttempt(task, entry)
+        .catch((err: unknown) => {
+          ctx.logger.error({ err, attemptId: task.attemptId }, 'attempt bookkeeping failed');
+        })
+        .finally(() => {
+          releaseSlot(entry);
+          active.delete(task.attemptId);
+          options.onSlotFreed();
+        });
+    },
+    freeSlots: () => Math.min(concurrency - slotsHeld, 2 * concurrency - active.size),
+    attemptIds: () => [...active.keys()],
+    liveAttemptIds: () =>
+      [...active.values()].filter((a) => !a.finishing && !a.reason).map((a) => a.ref.attemptId),
+    abort(attemptId, reason) {
+      const entry = active.get(attemptId);
+      if (!entry) return null;
+      abort(entry, reason);
+      return entry.ref;
+    },
+  };
+}
+
+/** Waits for `p` to settle, or `ms` of `clock`'s time, whichever comes first. Never rejects. */
+function settleWithin(clock: Clock, p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = clock.setTimeout(resolve, ms);
+    const done = (): void => {
+      t.cancel();
+      resolve();
+    };
+    p.then(done, done);
+  });
+}
+
+/**
+ * Waits for the handler's `run`, or rejects with the abort reason as soon as `signal` aborts; a
+ * task `timeout` (seconds) calls `onTimeout` (which aborts) after that much of `clock`'s time.
+ */
+async function raceWithAbort(
+  clock: Clock,
+  run: Promise<unknown>,
+  signal: AbortSignal,
+  timeoutSeconds: number | undefined,
+  onTimeout: () => void,
+): Promise<unknown> {
+  let timeout: ClockTimer | null = null;
+  if (timeoutSeconds !== undefined && timeoutSeconds > 0)
+    timeout = clock.setTimeout(onTimeout, timeoutSeconds * 1000);
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+  try {
+    return await Promise.race([run, aborted]);
+  } finally {
+    timeout?.cancel();
+  }
+}
+
+/** The bookkeeping of an attempt about to run (holding its slot). */
+function newAttempt(task: ClaimedTask): ActiveAttempt {
+  return {
+    ref: { attemptId: task.attemptId, taskId: task.taskId, jobId: task.job.id },
+    controller: new AbortController(),
+    finishing: false,
+    reason: null,
+    logged: false,
+    slotHeld: true,
+    done: Promise.resolve(),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * What a handler runs with: the handler itself (loaded once per `run`), its rendered inputs and
+ * its {@link HandlerContext}. A failure to load or render is a {@link PermanentSetupError}.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createStorageContext } from '../../storage/storage.js';
+import { resolveHandler } from '../../workflows/handlers/registry.js';
+import { renderTemplate } from '../../workflows/templates.js';
+import type { HandlerContext, TaskDefinition, TaskHandler } from '../../workflows/types.js';
+import type { EngineContext } from '../context.js';
+import { errorText } from '../controller/advance.js';
+import { buildTemplateScope } from '../controller/job-scope.js';
+import { PermanentSetupError } from './attempt-errors.js';
+import type { ClaimedTask } from './claim.js';
+import type { BufferedLogLine } from './log-buffer.js';
+
+/** Where attempts' scratch folders are made (read once: `os.tmpdir()` reads the environment). */
+const TMP_ROOT = tmpdir();
+
+/** Loads handlers by their `run`, once each (a failed load is tried again next time). */
+export type HandlerLoader = (run: string) => Promise<TaskHandler>;
+
+/** Creates a {@link HandlerLoader} resolving module paths against `workflowsDir`. */
+export function createHandlerLoader(workflowsDir: string): HandlerLoader {
+  const handlers = new Map<string, Promise<TaskHandler>>();
+  return (run) => {
+    let h = handlers.get(run);
+    if (!h) {
+      h = resolveHandler(run, workflowsDir);
+      handlers.set(run, h);
+      h.catch(() => handlers.delete(run));
+    }
+    return h;
+  };
+}
+
+/**
+ * Loads the task's handler and renders its `with` against the job's scope.
+ * @throws PermanentSetupError when the handler cannot be loaded or the inputs cannot be rendered.
+ */
+export async function prepareHandler(
+  ctx: EngineContext,
+  load: HandlerLoader,
+  task: ClaimedTask,
+  def: TaskDefinition,
+): Promise<{ handler: TaskHandler; inputs: Record<string, unknown> }> {
+  const handler = await load(def.run).catch((err: unknown) => {
+    throw new PermanentSetupError(`handler "${def.run}" cannot be loaded: ${errorText(err)}`);
+  });
+  const scope = buildTemplateScope(task.job, task.outputs, ctx.config.storageRoot);
+  try {
+    const rendered = renderTemplate(def.with ?? {}, scope);
+    const inputs = rendered && typeof rendered === 'object' ? (rendered as Record<string, unknown>) : {};
+    return { handler, inputs };
+  } catch (err) {
+    throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
+  }
+}
+
+/** What {@link handlerContext} needs from the attempt runner. */
+export interface AttemptHooks {
+  signal: AbortSignal;
+  /** Takes one `ctx.log` line. */
+  log: (line: BufferedLogLine) => void;
+  /** Set to the scratch folder when the handler first asks for it (the runner removes it). */
+  workdir: { path: string | null };
+}
+
+/** The context a handler of `task` runs with. */
+export function handlerContext(
+  ctx: EngineContext,
+  task: ClaimedTask,
+  inputs: Record<string, unknown>,
+  hooks: AttemptHooks,
+): HandlerContext {
+  const ids = { jobId: task.job.id, taskId: task.taskId, attemptId: task.attemptId };
+  // The scratch folder is made when a handler first asks for it: most tasks never do, and
+  // making and removing a folder per attempt is a large share of a short task's cost.
+  const scratch = (): string =>
+    (hooks.workdir.path ??= mkdtempSync(path.join(TMP_ROOT, `task-engine-${task.taskId}-`)));
+  return {
+    parameters: task.job.resolved_parameters ?? {},
+    job: {
+      id: task.job.id,
+      client: task.job.client,
+      workflow: task.job.workflow,
+      priority: task.job.priority,
+    },
+    task: { id: task.taskId, name: task.name, queue: task.queue },
+    attempt: { id: task.attemptId, number: task.number },
+    inputs,
+    log: (message, severity) =>
+      hooks.log({ jobId: ids.jobId, taskId: ids.taskId, severity: severity ?? 1, message: String(message) }),
+    signal: hooks.signal,
+    get workdir() {
+      return scratch();
+    },
+    storage: createStorageContext(ctx.config.storageRoot, task.job.client),
+    tasks: task.outputs,
+    logger: ctx.logger.child(ids),
+  };
+}
