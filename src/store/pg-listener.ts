@@ -112,7 +112,11 @@ export function createPgListener(options: PgListenerOptions): PgListener {
   };
 }
 
-/** Quotes a channel name as an SQL identifier (channels are engine constants, never request values). */
+/**
+ * Quotes a channel name as an SQL identifier (channels are engine constants, never request values).
+ * LISTEN and UNLISTEN take an identifier, not a bind parameter, so they are the one place text is
+ * built here, and they are not `defineQuery` statements.
+ */
 function quoteIdent(name: string): string {
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`invalid channel name: ${name}`);
   return `"${name}"`;

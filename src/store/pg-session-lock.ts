@@ -3,7 +3,8 @@
  * it is held exactly as long as that connection (a dropped connection loses it, and `held` says so).
  */
 import pg from 'pg';
-import type { SessionLock } from './executor.js';
+import type { Queryable, SessionLock } from './executor.js';
+import { releaseAdvisoryLock, tryAdvisoryLock } from './queries/session-locks.js';
 import { ENGINE_PG_TYPES } from './pg-types.js';
 
 /** What {@link tryPgSessionLock} needs. */
@@ -40,8 +41,8 @@ export async function tryPgSessionLock(
   });
   await client.connect();
   options.clients.add(client);
-  const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
-  if (!res.rows[0]?.ok) {
+  const q = clientQueryable(client);
+  if (!(await tryAdvisoryLock.first(q, { key }))?.ok) {
     await client.end().catch(() => undefined);
     return null;
   }
@@ -52,8 +53,21 @@ export async function tryPgSessionLock(
     async release() {
       if (!held) return;
       held = false;
-      await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => undefined);
+      await releaseAdvisoryLock.run(q, { key }).catch(() => undefined);
       await client.end().catch(() => undefined);
+    },
+  };
+}
+
+/** The lock's connection as a {@link Queryable}, for the statements of `queries/session-locks.ts`. */
+function clientQueryable(client: pg.Client): Queryable {
+  return {
+    async query<R>(sql: string, params?: readonly unknown[]) {
+      const res = await client.query(sql, params as unknown[] | undefined);
+      return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+    },
+    async exec(sql: string) {
+      await client.query(sql);
     },
   };
 }
