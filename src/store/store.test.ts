@@ -121,8 +121,9 @@ forEachStore('store', (kind) => {
     await s.db.transaction(async (tx) => {
       await tx.query("SELECT pg_notify('te_test', $1)", ['hello']);
     });
-    const deadline = Date.now() + 2000;
-    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => got.length > 0, { timeoutMs: 2_000, intervalMs: 10, what: 'the notification' }).catch(
+      () => undefined,
+    );
     await unlisten();
     assert.deepEqual(got, ['hello']);
   });
