@@ -38,6 +38,20 @@ async function deliveryRow(s: TestStore, id: number) {
   return rows[0]!;
 }
 
+/**
+ * Waits until attempt `attempts` of delivery `id` has failed and its retry is recorded (the row is
+ * `pending` again), so the dispatcher's next timer is the retry's and not an earlier look-again.
+ */
+async function retryRecorded(s: TestStore, id: number, attempts: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const row = await deliveryRow(s, id);
+      return row.state === 'pending' && row.attempts === attempts;
+    },
+    { what: `retry after attempt ${attempts} recorded` },
+  );
+}
+
 forEachStore('callback dispatcher', (kind) => {
   let s: TestStore;
   let rx: Receiver;
@@ -87,12 +101,17 @@ forEachStore('callback dispatcher', (kind) => {
     );
     // Each failed attempt leaves the dispatcher's timer on the retry's due time: 1 s after the
     // first failure, 2 s after the second. The retry is not sent a millisecond before it.
+    const deliveryId = (
+      await s.db.query<{ id: number }>('SELECT id FROM callback_deliveries WHERE job_id = $1', [jobId])
+    ).rows[0]!.id;
+    await retryRecorded(s, deliveryId, 1);
     await waitFor(() => clock.nextTimerAt() === t0 + 1_000, { what: 'first retry due in 1 s' });
     assert.equal(rx.on('/fail2/a').length, 1);
     await clock.advance(999);
     assert.equal(rx.on('/fail2/a').length, 1, 'not retried before 1 s');
     await clock.advance(1);
     await waitFor(() => rx.on('/fail2/a').length === 2, { what: 'second attempt' });
+    await retryRecorded(s, deliveryId, 2);
     await waitFor(() => clock.nextTimerAt() === t0 + 3_000, { what: 'second retry due 2 s later' });
     await clock.advance(1_999);
     assert.equal(rx.on('/fail2/a').length, 2, 'not retried before 2 s');
@@ -178,8 +197,11 @@ forEachStore('callback dispatcher', (kind) => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
     const target = `${rx.url}/flaky-first/order`;
     const other = `${rx.url}/ok/order-other`;
+    const flakyIds: number[] = [];
     for (let i = 1; i <= 5; i++) {
-      await insertDelivery(s.db, { job_id: jobId, target_url: target, event: 'start', body: { seq: i } });
+      flakyIds.push(
+        await insertDelivery(s.db, { job_id: jobId, target_url: target, event: 'start', body: { seq: i } }),
+      );
       await insertDelivery(s.db, { job_id: jobId, target_url: other, event: 'start', body: { seq: i } });
     }
     // The dispatchers' clock stands still until the test moves it, so the first callback's retry
@@ -198,6 +220,7 @@ forEachStore('callback dispatcher', (kind) => {
       rx.on('/ok/order-other').map((r) => (JSON.parse(r.raw) as { seq: number }).seq),
       [1, 2, 3, 4, 5],
     );
+    await retryRecorded(s, flakyIds[0]!, 1);
     await waitFor(() => clock.nextTimerAt() === t0 + 1_000, { what: 'a dispatcher waiting for the retry' });
     await clock.advance(999);
     assert.equal(rx.on('/flaky-first/order').length, 1, 'the retry waits for its backoff');
@@ -255,6 +278,7 @@ forEachStore('callback dispatcher', (kind) => {
       const clock = new ManualClock();
       await start({}, clock);
       // The one retry is due 1 s after the first failure.
+      await retryRecorded(s, first, 1);
       await waitFor(() => clock.nextTimerAt() === clock.now().getTime() + 1_000, { what: 'retry due' });
       await clock.advance(1_000);
       await waitFor(async () => (await deliveryRow(s, first)).state === 'failed', {
