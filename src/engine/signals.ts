@@ -3,6 +3,7 @@
  * (delivered on commit; PGlite delivers in-process), and the loops LISTEN. Timers are safety nets.
  */
 import type { Queryable } from '../store/executor.js';
+import { sendNotification } from '../store/queries/notify.js';
 
 export const CHANNELS = {
   /** A job became queued, left `started`, or a setting changed: run admission. Payload: reason. */
@@ -25,5 +26,5 @@ export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
 /** Sends a wake-up on `channel` (delivered when the surrounding transaction commits). */
 export async function notify(q: Queryable, channel: Channel, payload: string | number = ''): Promise<void> {
-  await q.query('SELECT pg_notify($1, $2)', [channel, String(payload)]);
+  await sendNotification.run(q, { channel, payload: String(payload) });
 }

@@ -50,7 +50,7 @@ export interface Executor extends Queryable {
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   /**
    * Tries to take the session advisory lock `key` without waiting. Returns null when another
-   * session holds it. Used for leader election of the controller and scheduler roles.
+   * session holds it. Used for leader election of the scheduler role.
    */
   tryLock(key: number): Promise<SessionLock | null>;
   /** Closes every connection. Idempotent. */
@@ -61,6 +61,6 @@ export interface Executor extends Queryable {
 export const LOCK_KEYS = {
   migrations: 7_310_001,
   admission: 7_310_002,
-  controllerLeader: 7_310_003,
+  // 7_310_003 was reserved for a controller leader lock (the controller is not leader-elected); left unused rather than reused.
   schedulerLeader: 7_310_004,
 } as const;

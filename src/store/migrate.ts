@@ -1,8 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Executor } from './executor.js';
+import type { Executor, Queryable } from './executor.js';
 import { LOCK_KEYS } from './executor.js';
+import {
+  createSchemaMigrations,
+  listAppliedMigrations,
+  lockMigrations,
+  recordMigration,
+  type AppliedMigrationRow,
+} from './queries/migrations.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
@@ -47,12 +54,9 @@ export async function migrate(db: Executor): Promise<number[]> {
   const migrations = await readMigrations();
   const latest = migrations.at(-1)?.version ?? 0;
   return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEYS.migrations]);
-    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await tx.query<{ version: number }>(
-      'SELECT version FROM schema_migrations ORDER BY version',
-    );
+    await lockMigrations.run(tx, { key: LOCK_KEYS.migrations });
+    await createSchemaMigrations.run(tx, {});
+    const rows = await listAppliedMigrations.rows(tx, {});
     const applied = new Set(rows.map((r) => r.version));
     const current = rows.at(-1)?.version ?? 0;
     if (current > latest) throw new DatabaseTooNewError(current, latest);
@@ -60,9 +64,14 @@ export async function migrate(db: Executor): Promise<number[]> {
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
       await tx.exec(m.sql);
-      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      await recordMigration.run(tx, { version: m.version, name: m.name });
       done.push(m.version);
     }
     return done;
   });
+}
+
+/** The migrations applied to the database, oldest first (what `task-engine migrate` reports). */
+export async function readAppliedMigrations(db: Queryable): Promise<AppliedMigrationRow[]> {
+  return listAppliedMigrations.rows(db, {});
 }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Executor, Queryable, QueryResult, SessionLock } from './executor.js';
+import type { Executor, Queryable, QueryResult } from './executor.js';
+import { createPgListener } from './pg-listener.js';
+import { tryPgSessionLock } from './pg-session-lock.js';
+import { ENGINE_PG_TYPES } from './pg-types.js';
 
 /** Most distinct statement texts prepared per executor (a bound on server-side memory). */
 const MAX_PREPARED = 500;
-
-// int8 (count(*), bigserial ids) as JS numbers: ids stay far below 2^53.
-pg.types.setTypeParser(20, (v) => Number(v));
 
 /** Options for {@link createPgExecutor}. */
 export interface PgExecutorOptions {
@@ -19,19 +19,22 @@ export interface PgExecutorOptions {
 }
 
 /**
- * An {@link Executor} over a `pg` connection pool (server mode).
- * `listen` and `tryLock` each use a dedicated client outside the pool.
+ * An {@link Executor} over a `pg` connection pool (server mode). `listen` uses one dedicated
+ * connection outside the pool (`pg-listener.ts`), each `tryLock` one of its own
+ * (`pg-session-lock.ts`). Every connection parses values with {@link ENGINE_PG_TYPES}.
  */
 export function createPgExecutor(options: PgExecutorOptions): Executor {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: 'task-engine',
+    types: ENGINE_PG_TYPES,
   });
   const onError = options.onError ?? (() => undefined);
   pool.on('error', onError);
   let closed = false;
-  const extraClients = new Set<pg.Client>();
+  // The connections of session locks still held (each lock has its own).
+  const lockClients = new Set<pg.Client>();
 
   // Statements with parameters run as named prepared statements: each connection parses and
   // plans a statement text once, which matters for the engine's hot paths (claims, results,
@@ -53,53 +56,7 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
     return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 } satisfies QueryResult<R>;
   };
 
-  // One LISTEN connection for every channel, re-established when it drops.
-  const listeners = new Map<string, Set<(payload: string) => void>>();
-  let listenClient: pg.Client | null = null;
-  let listenConnecting: Promise<pg.Client> | null = null;
-
-  const connectListener = async (): Promise<pg.Client> => {
-    if (listenClient) return listenClient;
-    if (listenConnecting) return listenConnecting;
-    listenConnecting = (async () => {
-      const client = new pg.Client({
-        connectionString: options.connectionString,
-        application_name: 'task-engine-listen',
-      });
-      client.on('error', (err) => {
-        onError(err);
-      });
-      client.on('notification', (msg) => {
-        const set = listeners.get(msg.channel);
-        if (!set) return;
-        for (const fn of set) fn(msg.payload ?? '');
-      });
-      client.on('end', () => {
-        extraClients.delete(client);
-        if (listenClient === client) listenClient = null;
-        if (!closed && listeners.size > 0) {
-          // Reconnect after a short pause and re-subscribe to every channel.
-          setTimeout(() => {
-            if (closed) return;
-            connectListener()
-              .then(async (c) => {
-                for (const ch of listeners.keys()) await c.query(`LISTEN ${quoteIdent(ch)}`);
-              })
-              .catch(onError);
-          }, 500).unref();
-        }
-      });
-      await client.connect();
-      extraClients.add(client);
-      listenClient = client;
-      return client;
-    })();
-    try {
-      return await listenConnecting;
-    } finally {
-      listenConnecting = null;
-    }
-  };
+  const listener = createPgListener({ connectionString: options.connectionString, onError });
 
   return {
     kind: 'postgres',
@@ -127,75 +84,16 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
         client.release();
       }
     },
-    async listen(channel, onNotify) {
-      let set = listeners.get(channel);
-      const first = !set;
-      if (!set) {
-        set = new Set();
-        listeners.set(channel, set);
-      }
-      set.add(onNotify);
-      if (first) {
-        const client = await connectListener();
-        await client.query(`LISTEN ${quoteIdent(channel)}`);
-      }
-      return async () => {
-        const s = listeners.get(channel);
-        if (!s) return;
-        s.delete(onNotify);
-        if (s.size === 0) {
-          listeners.delete(channel);
-          if (listenClient)
-            await listenClient.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
-        }
-      };
-    },
-    async tryLock(key) {
-      const client = new pg.Client({
-        connectionString: options.connectionString,
-        application_name: 'task-engine-lock',
-      });
-      let held = true;
-      client.on('error', (err) => {
-        held = false;
-        onError(err);
-      });
-      client.on('end', () => {
-        held = false;
-        extraClients.delete(client);
-      });
-      await client.connect();
-      extraClients.add(client);
-      const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
-      if (!res.rows[0]?.ok) {
-        await client.end().catch(() => undefined);
-        return null;
-      }
-      const lock: SessionLock = {
-        get held() {
-          return held;
-        },
-        async release() {
-          if (!held) return;
-          held = false;
-          await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => undefined);
-          await client.end().catch(() => undefined);
-        },
-      };
-      return lock;
-    },
+    listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    tryLock: (key) =>
+      tryPgSessionLock(key, { connectionString: options.connectionString, onError, clients: lockClients }),
     async close() {
       if (closed) return;
       closed = true;
-      for (const c of extraClients) await c.end().catch(() => undefined);
-      extraClients.clear();
+      await listener.close();
+      for (const c of lockClients) await c.end().catch(() => undefined);
+      lockClients.clear();
       await pool.end().catch(() => undefined);
     },
   };
-}
-
-/** Quotes a channel name as an SQL identifier (channels are engine constants, never request values). */
-function quoteIdent(name: string): string {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`invalid channel name: ${name}`);
-  return `"${name}"`;
 }

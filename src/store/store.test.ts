@@ -1,5 +1,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
+import { waitFor } from '../../test/helpers/wait-for.js';
 import { createTestStore, forEachStore, type TestStore } from '../../test/helpers/stores.js';
 import { migrate, readMigrations } from './migrate.js';
 
@@ -87,6 +89,21 @@ forEachStore('store', (kind) => {
     assert.ok(rows[0]!.t instanceof Date);
   });
 
+  it('leaves pg defaults alone for other pg clients of the process: their int8 stays a string', async (t) => {
+    if (s.kind !== 'postgres') return t.skip('pg only');
+    const other = new pg.Client({ connectionString: s.databaseUrl! });
+    await other.connect();
+    try {
+      const { rows } = await other.query<{ n: unknown }>('SELECT 9007199254740993::int8 AS n');
+      assert.equal(rows[0]!.n, '9007199254740993');
+    } finally {
+      await other.end();
+    }
+    // The engine's own connections still read int8 as a number.
+    const { rows } = await s.db.query<{ n: unknown }>('SELECT 42::int8 AS n');
+    assert.equal(rows[0]!.n, 42);
+  });
+
   it('rolls back a failed transaction and keeps the connection usable', async () => {
     await assert.rejects(
       s.db.transaction(async (tx) => {
@@ -104,9 +121,34 @@ forEachStore('store', (kind) => {
     await s.db.transaction(async (tx) => {
       await tx.query("SELECT pg_notify('te_test', $1)", ['hello']);
     });
-    const deadline = Date.now() + 2000;
-    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => got.length > 0, { timeoutMs: 2_000, intervalMs: 10, what: 'the notification' }).catch(
+      () => undefined,
+    );
     await unlisten();
     assert.deepEqual(got, ['hello']);
+  });
+
+  it('re-subscribes when its LISTEN connection drops', async (t) => {
+    if (s.kind !== 'postgres') return t.skip('pg only');
+    const got: string[] = [];
+    const unlisten = await s.db.listen('te_test_reconnect', (p) => got.push(p));
+    try {
+      const { rows } = await s.db.query<{ n: number }>(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+          WHERE application_name = 'task-engine-listen' AND datname = current_database()`,
+      );
+      assert.equal(rows[0]!.n, 1);
+      // Send until one arrives: notifications sent before the new connection listens are lost.
+      await waitFor(
+        async () => {
+          await s.db.query("SELECT pg_notify('te_test_reconnect', 'again')");
+          return got.length > 0;
+        },
+        { timeoutMs: 10_000, intervalMs: 100, what: 'a notification after the reconnect' },
+      );
+      assert.equal(got[0], 'again');
+    } finally {
+      await unlisten();
+    }
   });
 });

@@ -4,10 +4,9 @@ import { after, afterEach, before, it } from 'node:test';
 import { createCallbackDispatcher } from '../../src/engine/callbacks/dispatcher.js';
 import { enqueueJobEnd, enqueueTaskEvent } from '../../src/engine/callbacks/enqueue.js';
 import { verifyCallbackSignature } from '../../src/engine/callbacks/signing.js';
-import { systemClock, type Clock } from '../../src/engine/clock.js';
+import { ManualClock, type Clock } from '../../src/engine/clock.js';
 import type { Service } from '../../src/engine/context.js';
 import { SEVERITY } from '../../src/engine/jobs/job-log.js';
-import { CHANNELS, notify } from '../../src/engine/signals.js';
 import {
   insertClient,
   insertDelivery,
@@ -39,6 +38,20 @@ async function deliveryRow(s: TestStore, id: number) {
   return rows[0]!;
 }
 
+/**
+ * Waits until attempt `attempts` of delivery `id` has failed and its retry is recorded (the row is
+ * `pending` again), so the dispatcher's next timer is the retry's and not an earlier look-again.
+ */
+async function retryRecorded(s: TestStore, id: number, attempts: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const row = await deliveryRow(s, id);
+      return row.state === 'pending' && row.attempts === attempts;
+    },
+    { what: `retry after attempt ${attempts} recorded` },
+  );
+}
+
 forEachStore('callback dispatcher', (kind) => {
   let s: TestStore;
   let rx: Receiver;
@@ -68,7 +81,10 @@ forEachStore('callback dispatcher', (kind) => {
 
   void it('retries an endpoint that fails twice with 1 s then 2 s backoff and delivers on the third attempt', async () => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
-    await start();
+    // Time moves only when the test says so; rows inserted with SQL now() are already due.
+    const clock = new ManualClock();
+    const t0 = clock.now().getTime();
+    await start({}, clock);
     await s.db.transaction((tx) =>
       enqueueTaskEvent(tx, [`${rx.url}/fail2/a`], {
         job_id: jobId,
@@ -83,12 +99,25 @@ forEachStore('callback dispatcher', (kind) => {
         attempt: 1,
       }),
     );
-    await waitFor(() => rx.on('/fail2/a').length >= 3, { timeoutMs: 8_000, what: 'third attempt' });
+    // Each failed attempt leaves the dispatcher's timer on the retry's due time: 1 s after the
+    // first failure, 2 s after the second. The retry is not sent a millisecond before it.
+    const deliveryId = (
+      await s.db.query<{ id: number }>('SELECT id FROM callback_deliveries WHERE job_id = $1', [jobId])
+    ).rows[0]!.id;
+    await retryRecorded(s, deliveryId, 1);
+    await waitFor(() => clock.nextTimerAt() === t0 + 1_000, { what: 'first retry due in 1 s' });
+    assert.equal(rx.on('/fail2/a').length, 1);
+    await clock.advance(999);
+    assert.equal(rx.on('/fail2/a').length, 1, 'not retried before 1 s');
+    await clock.advance(1);
+    await waitFor(() => rx.on('/fail2/a').length === 2, { what: 'second attempt' });
+    await retryRecorded(s, deliveryId, 2);
+    await waitFor(() => clock.nextTimerAt() === t0 + 3_000, { what: 'second retry due 2 s later' });
+    await clock.advance(1_999);
+    assert.equal(rx.on('/fail2/a').length, 2, 'not retried before 2 s');
+    await clock.advance(1);
+    await waitFor(() => rx.on('/fail2/a').length >= 3, { what: 'third attempt' });
     const hits = rx.on('/fail2/a');
-    const gap1 = hits[1]!.at - hits[0]!.at;
-    const gap2 = hits[2]!.at - hits[1]!.at;
-    assert.ok(gap1 >= 950 && gap1 < 2_500, `first retry after ~1 s, was ${gap1} ms`);
-    assert.ok(gap2 >= 1_950 && gap2 < 3_500, `second retry after ~2 s, was ${gap2} ms`);
     assert.deepEqual(
       hits.map((h) => h.headers['x-task-engine-attempt']),
       ['1', '2', '3'],
@@ -168,15 +197,18 @@ forEachStore('callback dispatcher', (kind) => {
     const jobId = await insertJob(s.db, { queue_state: 'started' });
     const target = `${rx.url}/flaky-first/order`;
     const other = `${rx.url}/ok/order-other`;
+    const flakyIds: number[] = [];
     for (let i = 1; i <= 5; i++) {
-      await insertDelivery(s.db, { job_id: jobId, target_url: target, event: 'start', body: { seq: i } });
+      flakyIds.push(
+        await insertDelivery(s.db, { job_id: jobId, target_url: target, event: 'start', body: { seq: i } }),
+      );
       await insertDelivery(s.db, { job_id: jobId, target_url: other, event: 'start', body: { seq: i } });
     }
     // The dispatchers' clock stands still until the test moves it, so the first callback's retry
     // (due 1 s after its failure) cannot become due while the other target is being served, however
     // slowly this machine runs.
-    let now = new Date();
-    const clock: Clock = { ...systemClock, now: () => now };
+    const clock = new ManualClock();
+    const t0 = clock.now().getTime();
     await start({}, clock);
     await start({}, clock); // two dispatchers compete for the same rows
     await waitFor(() => rx.on('/ok/order-other').length === 5, { timeoutMs: 30_000, what: 'other target' });
@@ -188,11 +220,12 @@ forEachStore('callback dispatcher', (kind) => {
       rx.on('/ok/order-other').map((r) => (JSON.parse(r.raw) as { seq: number }).seq),
       [1, 2, 3, 4, 5],
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await retryRecorded(s, flakyIds[0]!, 1);
+    await waitFor(() => clock.nextTimerAt() === t0 + 1_000, { what: 'a dispatcher waiting for the retry' });
+    await clock.advance(999);
     assert.equal(rx.on('/flaky-first/order').length, 1, 'the retry waits for its backoff');
-    // Move time to the retry's due time and wake the dispatchers.
-    now = new Date(now.getTime() + 1_000);
-    await notify(s.db, CHANNELS.callbacks, jobId);
+    // Move time to the retry's due time: the dispatchers' timers fire.
+    await clock.advance(1);
     await waitFor(() => rx.on('/flaky-first/order').length === 6, {
       timeoutMs: 30_000,
       what: 'six requests',
@@ -242,7 +275,12 @@ forEachStore('callback dispatcher', (kind) => {
         event: 'complete',
       });
       await insertDelivery(s.db, { job_id: jobId, target_url: `${rx.url}/500/giveup`, event: 'fail' });
-      await start();
+      const clock = new ManualClock();
+      await start({}, clock);
+      // The one retry is due 1 s after the first failure.
+      await retryRecorded(s, first, 1);
+      await waitFor(() => clock.nextTimerAt() === clock.now().getTime() + 1_000, { what: 'retry due' });
+      await clock.advance(1_000);
       await waitFor(async () => (await deliveryRow(s, first)).state === 'failed', {
         timeoutMs: 5_000,
         what: 'given up',
@@ -270,9 +308,15 @@ forEachStore('callback dispatcher', (kind) => {
   });
 
   void it('re-sends a delivery whose dispatcher crashed (expired lease), not one whose lease is still valid', async () => {
+    // Only this test's deliveries are undelivered, so the dispatcher's timer follows them alone.
+    await s.db.query(
+      `UPDATE callback_deliveries SET state = 'failed' WHERE state IN ('pending', 'delivering')`,
+    );
     const jobId = await insertJob(s.db, { queue_state: 'started' });
-    const past = new Date(Date.now() - 60_000);
-    const future = new Date(Date.now() + 60_000);
+    const clock = new ManualClock();
+    const t0 = clock.now().getTime();
+    const past = new Date(t0 - 60_000);
+    const future = new Date(t0 + 60_000);
     const crashed = await insertDelivery(s.db, {
       job_id: jobId,
       target_url: `${rx.url}/ok/crashed`,
@@ -289,12 +333,18 @@ forEachStore('callback dispatcher', (kind) => {
       next_attempt_at: future,
       locked_until: future,
     });
-    await start();
+    await start({}, clock);
     await waitFor(async () => (await deliveryRow(s, crashed)).state === 'delivered', { what: 're-sent' });
     assert.equal(rx.on('/ok/crashed').length, 1);
     assert.equal(rx.on('/ok/crashed')[0]!.headers['x-task-engine-attempt'], '2');
     assert.equal((await deliveryRow(s, crashed)).attempts, 2);
-    await new Promise((r) => setTimeout(r, 300));
+    // Half-way through the live lease the dispatcher claims again (its safety timer, 30 s) and
+    // still leaves the leased delivery alone; its next wake-up is then the lease's expiry.
+    await waitFor(() => clock.nextTimerAt() === t0 + 30_000, { what: 'dispatcher idle' });
+    await clock.advance(30_000);
+    await waitFor(() => clock.nextTimerAt() === future.getTime(), {
+      what: 'waiting for the lease to expire',
+    });
     assert.equal(rx.on('/ok/leased').length, 0, 'a live lease is respected');
     assert.equal((await deliveryRow(s, leased)).state, 'delivering');
     await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE id = $1`, [leased]);

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.js';
 import { openConfiguredStore } from '../../server.js';
+import { readAppliedMigrations } from '../../store/migrate.js';
 import type { CliIO } from '../io.js';
 
 /** Registers `migrate`. */
@@ -13,9 +14,7 @@ export function registerMigrateCommand(program: Command, io: CliIO): void {
       const config = loadConfig(io.env);
       const { db, lock } = await openConfiguredStore(config, 'task-engine migrate');
       try {
-        const { rows } = await db.query<{ version: number; name: string; applied_at: Date }>(
-          'SELECT version, name, applied_at FROM schema_migrations ORDER BY version',
-        );
+        const rows = await readAppliedMigrations(db);
         for (const r of rows)
           io.out(`${String(r.version).padStart(4, '0')}_${r.name}  applied ${r.applied_at.toISOString()}`);
         io.out(`database schema is at version ${rows.at(-1)?.version ?? 0}`);

@@ -281,15 +281,6 @@ async function announceClientChange(db: Queryable, name: string): Promise<void> 
   await notify(db, CHANNELS.clients, name);
 }
 
-/** The signing secret of an active client, or null (SPEC section 7). */
-export async function getSigningSecret(db: Queryable, name: string): Promise<string | null> {
-  const { rows } = await db.query<{ signing_secret: string | null }>(
-    'SELECT signing_secret FROM clients WHERE name = $1 AND revoked_at IS NULL',
-    [name],
-  );
-  return rows[0]?.signing_secret ?? null;
-}
-
 /**
  * Creates or updates the configured admin client (`TASK_ENGINE_ADMIN_CLIENT` /
  * `TASK_ENGINE_ADMIN_API_KEY`) so that `apiKey` authenticates it as admin. Keeps an existing
