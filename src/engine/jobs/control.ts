@@ -1,23 +1,38 @@
 /**
  * State changes a person asks for: break, pause, resume, reschedule (SPEC section 5.3). Each runs
  * inside the caller's transaction, checks the move with {@link assertTransition}, and writes it as
- * one statement with the current state in the `WHERE`: zero rows means another writer got there
+ * one statement of src/store/queries/jobs.ts with the current state in the `WHERE`: zero rows means another writer got there
  * first, which is reported as a 409 after re-reading the state, never silently ignored.
  */
 import type { Queryable } from '../../store/executor.js';
+import {
+  breakJobState,
+  cancelRunningAttemptsOfJob,
+  failUnfinishedTasksOfJob,
+  type JobTransitionParams,
+  lockJobForUpdate,
+  moveJobState,
+  queueJobState,
+  readJobState,
+} from '../../store/queries/jobs.js';
+import type { Query } from '../../store/queries/define-query.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { callbackTargets, enqueueJobEnd } from '../callbacks/enqueue.js';
 import { CHANNELS, notify } from '../signals.js';
 import { appendLog, type Progname } from './job-log.js';
+import { taskEdge } from './task-transitions.js';
 import { assertTransition, type JobState, type TransitionCause } from './transitions.js';
 
 /** Error text written on tasks and attempts that a break ends. */
 export const JOB_BROKEN_ERROR = 'job broken';
 
+/** The task edge a break takes: every unfinished task fails. */
+const BREAK_TASKS = taskEdge(['waiting', 'ready', 'running'], 'failed', 'break');
+
 /** Options shared by the state-change helpers. */
 export interface ChangeOptions {
-  /** The time to record (the engine's clock); default the wall clock. */
-  now?: Date;
+  /** The time to record: the engine's clock (`ctx.clock.now()`). */
+  now: Date;
   /** Who writes the job log entry; default `api`. */
   progname?: Progname;
 }
@@ -37,40 +52,27 @@ interface LockedJob {
  * @throws {EngineError} `JOB_NOT_FOUND` when the row does not exist.
  */
 export async function lockJob(tx: Queryable, jobId: number): Promise<LockedJob> {
-  const { rows } = await tx.query<LockedJob>(
-    `SELECT id, client, workflow, queue_state, started_at, content_id, resolved_parameters
-     FROM jobs WHERE id = $1 FOR UPDATE`,
-    [jobId],
-  );
-  if (!rows[0]) throw new EngineError('JOB_NOT_FOUND', `job ${jobId} not found`, { jobId });
-  return rows[0];
+  const row = (await lockJobForUpdate.first(tx, { id: jobId })) as LockedJob | null;
+  if (!row) throw new EngineError('JOB_NOT_FOUND', `job ${jobId} not found`, { jobId });
+  return row;
 }
 
 /**
- * Writes `queue_state = to` only if the job is still in `from`; on zero rows re-reads the state and
- * throws. `extraSet` adds assignments (fixed SQL text from this module, values as parameters
- * starting at `$4`).
- * @throws {EngineError} `STATE_CONFLICT` when the job left `from` meanwhile.
+ * Runs a transition statement of src/store/queries/jobs.ts, which writes only if the job is
+ * still in `params.from`; on zero rows re-reads the state and throws.
+ * @param to - the target state, for the error.
+ * @throws {EngineError} `STATE_CONFLICT` when the job left `from` meanwhile; `JOB_NOT_FOUND`.
  */
-export async function writeTransition(
+export async function writeTransition<P extends JobTransitionParams>(
   tx: Queryable,
-  jobId: number,
-  from: JobState,
+  statement: Query<P, unknown>,
+  params: P,
   to: JobState,
-  now: Date,
-  extraSet = '',
-  extraParams: readonly unknown[] = [],
 ): Promise<void> {
-  const res = await tx.query(
-    `UPDATE jobs SET queue_state = $3, updated_at = $4${extraSet ? `, ${extraSet}` : ''}
-     WHERE id = $1 AND queue_state = $2`,
-    [jobId, from, to, now, ...extraParams],
-  );
+  const res = await statement.run(tx, params);
   if (res.rowCount === 1) return;
-  const { rows } = await tx.query<{ queue_state: JobState }>('SELECT queue_state FROM jobs WHERE id = $1', [
-    jobId,
-  ]);
-  const current = rows[0]?.queue_state;
+  const current = (await readJobState.first(tx, { id: params.id }))?.queue_state;
+  const jobId = params.id;
   if (!current) throw new EngineError('JOB_NOT_FOUND', `job ${jobId} not found`, { jobId });
   throw new EngineError(
     'STATE_CONFLICT',
@@ -107,15 +109,20 @@ export async function breakJob(
   tx: Queryable,
   jobId: number,
   reason: string,
-  opts: ChangeOptions & { cause?: Extract<TransitionCause, 'break' | 'rerun'> } = {},
+  opts: ChangeOptions & { cause?: Extract<TransitionCause, 'break' | 'rerun'> },
 ): Promise<BreakResult> {
-  const now = opts.now ?? new Date();
+  const now = opts.now;
   const job = await lockJob(tx, jobId);
   const from = job.queue_state;
   const cause = from === 'completed' ? (opts.cause ?? 'break') : 'break';
   assertTransition(jobId, from, 'broken', cause);
   // A completed job (rerun) keeps its finished_at; a live one finishes now.
-  await writeTransition(tx, jobId, from, 'broken', now, from === 'completed' ? '' : 'finished_at = $4');
+  await writeTransition(
+    tx,
+    breakJobState,
+    { id: jobId, from, now, keepFinishedAt: from === 'completed' },
+    'broken',
+  );
   await appendLog(tx, {
     jobId,
     progname: opts.progname ?? 'api',
@@ -123,16 +130,8 @@ export async function breakJob(
   });
   if (from === 'completed') return { from, jobEndEnqueued: false, cancelledAttempts: 0 };
 
-  const cancelled = await tx.query(
-    `UPDATE attempts SET state = 'cancelled', finished_at = $2, error = $3
-     WHERE job_id = $1 AND state = 'running'`,
-    [jobId, now, JOB_BROKEN_ERROR],
-  );
-  await tx.query(
-    `UPDATE tasks SET state = 'failed', error = $3, finished_at = $2, updated_at = $2
-     WHERE job_id = $1 AND state IN ('waiting', 'ready', 'running')`,
-    [jobId, now, JOB_BROKEN_ERROR],
-  );
+  const cancelled = await cancelRunningAttemptsOfJob.run(tx, { jobId, now, error: JOB_BROKEN_ERROR });
+  await failUnfinishedTasksOfJob.run(tx, { jobId, from: BREAK_TASKS.from, now, error: JOB_BROKEN_ERROR });
   await notify(tx, CHANNELS.cancel, jobId);
 
   let jobEndEnqueued = false;
@@ -163,11 +162,11 @@ export async function breakJob(
  * @returns the state the job was in.
  * @throws {EngineError} `STATE_CONFLICT` (409) when the job is completed, broken or already paused.
  */
-export async function pauseJob(tx: Queryable, jobId: number, opts: ChangeOptions = {}): Promise<JobState> {
-  const now = opts.now ?? new Date();
+export async function pauseJob(tx: Queryable, jobId: number, opts: ChangeOptions): Promise<JobState> {
+  const now = opts.now;
   const job = await lockJob(tx, jobId);
   assertTransition(jobId, job.queue_state, 'paused', 'pause');
-  await writeTransition(tx, jobId, job.queue_state, 'paused', now);
+  await writeTransition(tx, moveJobState, { id: jobId, from: job.queue_state, to: 'paused', now }, 'paused');
   await appendLog(tx, {
     jobId,
     progname: opts.progname ?? 'api',
@@ -185,14 +184,12 @@ export async function pauseJob(tx: Queryable, jobId: number, opts: ChangeOptions
  * @returns the state the job was in.
  * @throws {EngineError} `STATE_CONFLICT` (409) for any other state.
  */
-export async function queueJobNow(tx: Queryable, jobId: number, opts: ChangeOptions = {}): Promise<JobState> {
-  const now = opts.now ?? new Date();
+export async function queueJobNow(tx: Queryable, jobId: number, opts: ChangeOptions): Promise<JobState> {
+  const now = opts.now;
   const job = await lockJob(tx, jobId);
   const from = job.queue_state;
   assertTransition(jobId, from, 'queued', 'resume');
-  if (from === 'scheduled')
-    await writeTransition(tx, jobId, from, 'queued', now, 'queued_at = $4, run_at = $4');
-  else await writeTransition(tx, jobId, from, 'queued', now, 'queued_at = $4');
+  await writeTransition(tx, queueJobState, { id: jobId, from, now }, 'queued');
   const message =
     from === 'paused'
       ? 'Job resumed: queued again'

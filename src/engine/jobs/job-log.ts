@@ -2,6 +2,7 @@
  * Per-job log entries (SPEC section 10).
  */
 import type { Queryable } from '../../store/executor.js';
+import { appendJobLog } from '../../store/queries/jobs.js';
 
 /** Log severities (Ruby Logger scale, as the seed's `severity: 1 INFO`). */
 export const SEVERITY = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3, FATAL: 4 } as const;
@@ -37,8 +38,12 @@ export function fitLogMessage(message: string): string {
 export async function appendLog(q: Queryable, e: LogEntryInput): Promise<void> {
   const severity = e.severity ?? SEVERITY.INFO;
   const message = fitLogMessage(e.message);
-  await q.query(
-    `INSERT INTO logs (job_id, task_id, severity, progname, message, visible) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [e.jobId, e.taskId ?? 0, severity, e.progname, message, severity > SEVERITY.DEBUG],
-  );
+  await appendJobLog.run(q, {
+    jobId: e.jobId,
+    taskId: e.taskId ?? 0,
+    severity,
+    progname: e.progname,
+    message,
+    visible: severity > SEVERITY.DEBUG,
+  });
 }

@@ -1,27 +1,25 @@
 /**
  * `GET /jobs` (seed "GET: /jobs", SPEC section 5.5): reads the query string into a typed filter,
- * then into fully parameterised SQL. Column names come only from {@link ORDER_BY_COLUMNS}; every
- * value from the request travels as a `$n` parameter.
+ * which `buildJobListing` (src/store/queries/jobs.ts) turns into fully parameterised SQL. Column
+ * names come only from {@link ORDER_BY_COLUMNS}; every value from the request travels as a `$n`
+ * parameter.
  */
 import type { Queryable } from '../../store/executor.js';
+import {
+  buildJobListing,
+  LIST_ORDER_BY_COLUMNS,
+  listJobRows,
+  type ListOrderBy,
+  SEARCH_INDEX_CHARS,
+} from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { parseFlag, parseInteger } from './input.js';
-import { JOB_COLUMNS, type JobRecord, type JobRow, toJobRecords, type Viewer } from './records.js';
+import { type JobRecord, type JobRow, toJobRecords, type Viewer } from './records.js';
 import { parseTimestampIn } from './time.js';
 import { JOB_STATES, type JobState } from './transitions.js';
 
-/** `order_by` values and the column each maps to (the only identifiers that reach the SQL). */
-export const ORDER_BY_COLUMNS = {
-  id: 'j.id',
-  created_at: 'j.created_at',
-  updated_at: 'j.updated_at',
-  priority: 'j.priority',
-  run_at: 'j.run_at',
-  client: 'j.client',
-  workflow: 'j.workflow',
-  queue_state: 'j.queue_state',
-} as const;
-export type OrderBy = keyof typeof ORDER_BY_COLUMNS;
+export { LIST_ORDER_BY_COLUMNS as ORDER_BY_COLUMNS, SEARCH_INDEX_CHARS };
+export type OrderBy = ListOrderBy;
 
 /** Query parameters `GET /jobs` accepts. */
 export const LIST_QUERY_FIELDS = [
@@ -46,8 +44,6 @@ export const MAX_LIMIT = 1000;
 export const MAX_JOB_IDS = 1000;
 /** Longest `search` term. */
 export const MAX_SEARCH_LENGTH = 200;
-/** Characters of a long search term looked up in the trigram indexes (the rest is checked on the rows found). */
-export const SEARCH_INDEX_CHARS = 12;
 /** Largest `offset` (deep paging beyond this should use `from`/`to` or `job_ids`). */
 export const MAX_OFFSET = 1_000_000;
 
@@ -141,10 +137,10 @@ export function parseListQuery(viewer: Viewer, query: Record<string, unknown>): 
   if (offset !== undefined) f.offset = parseInteger('offset', offset, 0, MAX_OFFSET);
   const orderBy = get('order_by');
   if (orderBy !== undefined) {
-    if (typeof orderBy !== 'string' || !Object.hasOwn(ORDER_BY_COLUMNS, orderBy))
+    if (typeof orderBy !== 'string' || !Object.hasOwn(LIST_ORDER_BY_COLUMNS, orderBy))
       throw new EngineError(
         'VALIDATION_FAILED',
-        `order_by ${JSON.stringify(orderBy)} is not accepted; accepted: ${Object.keys(ORDER_BY_COLUMNS).join(', ')}`,
+        `order_by ${JSON.stringify(orderBy)} is not accepted; accepted: ${Object.keys(LIST_ORDER_BY_COLUMNS).join(', ')}`,
       );
     f.orderBy = orderBy as OrderBy;
   }
@@ -195,68 +191,16 @@ export function parseJobIds(value: unknown): number[] {
   return [...new Set(ids)];
 }
 
-/** Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE '%…%'`. */
-export function escapeLike(term: string): string {
-  return term.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
 /**
- * Builds the SQL of a listing.
+ * Builds the SQL of a listing ({@link buildJobListing}).
  * @returns SQL text (identifiers from the whitelist only) and its parameters.
  */
 export function buildListQuery(f: JobListFilter): { sql: string; params: unknown[] } {
-  const params: unknown[] = [];
-  const p = (v: unknown): string => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  const where: string[] = [];
-  if (f.client !== null) where.push(`j.client = ${p(f.client)}`);
-  if (f.state !== null) where.push(`j.queue_state = ${p(f.state)}`);
-  // `failed` is only ever true on completed jobs, so failed=1 is `failed` and failed=0 `NOT failed`.
-  if (f.failed !== null) where.push(f.failed ? 'j.failed' : 'NOT j.failed');
-  if (f.persist !== null) where.push(f.persist ? 'j.persist' : 'NOT j.persist');
-  if (f.from !== null) where.push(`j.created_at >= ${p(f.from)}`);
-  // `to` is inclusive at the millisecond the API shows: a row created at 12:00:00.123456 matches
-  // to=12:00:00.123, so the bound is the next millisecond, exclusive.
-  if (f.to !== null) where.push(`j.created_at < ${p(new Date(f.to.getTime() + 1))}`);
-  if (f.jobIds !== null) where.push(`j.id = ANY(${p(f.jobIds)}::bigint[])`);
-  if (f.search !== null) {
-    // The search looks in the job_search side table (written once with the job, so the job row's
-    // many updates never touch its trigram indexes). A long term is looked up in the trigram
-    // indexes by its first SEARCH_INDEX_CHARS characters (fewer trigrams to intersect: a full UUID
-    // costs ~3x more than 12 characters at a million rows), and the whole term is then checked on
-    // those rows only (`|| ''` keeps that check out of the index). The result is the same as
-    // matching the whole term. The prefix is cut between characters (code points), never inside
-    // a surrogate pair: half an emoji would be sent as U+FFFD and match nothing.
-    const full = p(`%${escapeLike(f.search)}%`);
-    const head = Array.from(f.search).slice(0, SEARCH_INDEX_CHARS).join('');
-    let match: string;
-    if (head.length < f.search.length) {
-      const short = p(`%${escapeLike(head)}%`);
-      match =
-        `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
-        ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
-    } else match = `s.content_id ILIKE ${full} OR s.parameters_text ILIKE ${full}`;
-    where.push(`j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})`);
-  }
-  const dir = f.asc ? 'ASC' : 'DESC';
-  // Without an explicit order_by, a creation-time window is listed in creation order (ids are
-  // handed out in creation order, so this is the id order but for jobs created at the same
-  // instant), which the (created_at, id) index serves directly at any table size.
-  const orderBy: OrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
-  const column = ORDER_BY_COLUMNS[orderBy];
-  const order = orderBy === 'id' ? `j.id ${dir}` : `${column} ${dir}, j.id ${dir}`;
-  const sql =
-    `SELECT ${JOB_COLUMNS} FROM jobs j` +
-    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
-  return { sql, params };
+  return buildJobListing(f);
 }
 
 /** Runs a parsed listing and maps the rows to records (with positions). */
 export async function runListQuery(q: Queryable, f: JobListFilter): Promise<JobRecord[]> {
-  const { sql, params } = buildListQuery(f);
-  const { rows } = await q.query<JobRow>(sql, params);
+  const rows = await listJobRows<JobRow>(q, f);
   return toJobRecords(q, rows);
 }

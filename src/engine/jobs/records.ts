@@ -3,6 +3,7 @@
  * reads them, and the `position` of a job in its state's list.
  */
 import type { Queryable } from '../../store/executor.js';
+import { lockVisibleJob, rankJobsInStates, readVisibleJob } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { SEVERITY_NAMES } from './job-log.js';
 import { formatTimestamp } from './time.js';
@@ -69,7 +70,7 @@ export interface LogRecord {
   visible: boolean;
 }
 
-/** The raw `jobs` row as {@link JOB_COLUMNS} selects it. */
+/** The raw `jobs` row as `JOB_COLUMNS` (src/store/queries/jobs.ts) selects it. */
 export interface JobRow {
   id: number;
   client: string;
@@ -89,26 +90,8 @@ export interface JobRow {
   queued_at: Date | null;
 }
 
-/** The columns behind a {@link JobRecord}, qualified with the alias `j`. */
-export const JOB_COLUMNS =
-  'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
-  'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at';
-
-/** The same columns without `parameters` (dashboard rows). */
-export const JOB_COLUMNS_NO_PARAMETERS = JOB_COLUMNS.replace('j.parameters, ', '');
-
 /** States whose jobs get a computed `position`; completed and broken jobs answer 1. */
 export const RANKED_STATES: readonly JobState[] = ['queued', 'started', 'scheduled', 'pending', 'paused'];
-
-/**
- * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in
- * admission order (SPEC 5.4: `top_of_queue` first, then priority ascending, then the time they
- * became queued, then id); every other state by id.
- */
-export const STATE_LIST_ORDER_SQL =
-  "(CASE WHEN j.queue_state = 'queued' THEN NOT j.top_of_queue END), " +
-  "(CASE WHEN j.queue_state = 'queued' THEN j.priority END), " +
-  "(CASE WHEN j.queue_state = 'queued' THEN j.queued_at END), j.id";
 
 /**
  * Computes the `position` of each listed job: its 1-based rank among ALL jobs in its state (not
@@ -124,13 +107,7 @@ export async function computePositions(
   const out = new Map<number, number>();
   if (ranked.length === 0) return out;
   const states = [...new Set(ranked.map((r) => r.queue_state))];
-  const { rows: found } = await q.query<{ id: number; position: number }>(
-    `SELECT id, position FROM (
-       SELECT j.id, row_number() OVER (PARTITION BY j.queue_state ORDER BY ${STATE_LIST_ORDER_SQL}) AS position
-       FROM jobs j WHERE j.queue_state = ANY($1::text[])
-     ) ranked WHERE id = ANY($2::bigint[])`,
-    [states, ranked.map((r) => r.id)],
-  );
+  const found = await rankJobsInStates.rows(q, { states, ids: ranked.map((r) => r.id) });
   for (const r of found) out.set(Number(r.id), Number(r.position));
   return out;
 }
@@ -179,32 +156,25 @@ export async function findVisibleJob(
   viewer: Viewer,
   id: number,
   opts: { forUpdate?: boolean } = {},
-): Promise<
-  JobRow & {
-    definition: unknown;
-    resolved_parameters: Record<string, unknown>;
-    content_id: string | null;
-    definition_source: string;
-    rerun_of: number | null;
-  }
-> {
-  const { rows } = await q.query<
-    JobRow & {
-      definition: unknown;
-      resolved_parameters: Record<string, unknown>;
-      content_id: string | null;
-      definition_source: string;
-      rerun_of: number | null;
-    }
-  >(
-    `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id, j.definition_source, j.rerun_of
-     FROM jobs j WHERE j.id = $1 AND ($2::boolean OR j.client = $3)${opts.forUpdate ? ' FOR UPDATE' : ''}`,
-    [id, viewer.admin, viewer.client],
-  );
-  const row = rows[0];
+): Promise<VisibleJobRow> {
+  const statement = opts.forUpdate ? lockVisibleJob : readVisibleJob;
+  const row = (await statement.first(q, {
+    id,
+    admin: viewer.admin,
+    client: viewer.client,
+  })) as VisibleJobRow | null;
   if (!row) throw new EngineError('JOB_NOT_FOUND', `job ${id} not found`, { jobId: id });
   return row;
 }
+
+/** A job as {@link findVisibleJob} reads it: its record's row plus what a rerun needs. */
+export type VisibleJobRow = JobRow & {
+  definition: unknown;
+  resolved_parameters: Record<string, unknown>;
+  content_id: string | null;
+  definition_source: string;
+  rerun_of: number | null;
+};
 
 /** Maps a `tasks` row to a {@link TaskRecord}. */
 export function toTaskRecord(row: {

@@ -9,6 +9,14 @@ import { EngineError } from '../../errors/catalogue.js';
 import { validateParameters } from '../../workflows/parameters.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { CHANNELS, notify } from '../signals.js';
+import {
+  readJobLogs,
+  readJobTasks,
+  rescheduleJobState,
+  setJobPersist,
+  setJobPriority,
+  setJobTopOfQueue,
+} from '../../store/queries/jobs.js';
 import { breakJob, pauseJob, queueJobNow, writeTransition } from './control.js';
 import {
   isPlainObject,
@@ -132,11 +140,7 @@ export async function getJob(
   const id = parseJobId(idText);
   const row = await findVisibleJob(ctx.db, viewer, id);
   const positions = await computePositions(ctx.db, [row]);
-  const { rows: tasks } = await ctx.db.query<Parameters<typeof toTaskRecord>[0]>(
-    `SELECT id, name, queue, state, attempts, started_at, finished_at, error
-     FROM tasks WHERE job_id = $1 ORDER BY position, id`,
-    [id],
-  );
+  const tasks = await readJobTasks.rows(ctx.db, { jobId: id });
   return { ...toJobRecord(row, positions.get(id) ?? 1), tasks: tasks.map(toTaskRecord) };
 }
 
@@ -254,7 +258,7 @@ export async function patchJob(
     let reorder = false;
 
     if (patch.persist !== undefined) {
-      await tx.query('UPDATE jobs SET persist = $2, updated_at = $3 WHERE id = $1', [id, patch.persist, now]);
+      await setJobPersist.run(tx, { id, persist: patch.persist, now });
       await log(`persist changed from ${job.persist} to ${patch.persist}`);
     }
     if (patch.priority !== undefined || patch.topOfQueue !== undefined) {
@@ -265,19 +269,11 @@ export async function patchJob(
           { jobId: id },
         );
       if (patch.priority !== undefined) {
-        await tx.query('UPDATE jobs SET priority = $2, updated_at = $3 WHERE id = $1', [
-          id,
-          patch.priority,
-          now,
-        ]);
+        await setJobPriority.run(tx, { id, priority: patch.priority, now });
         await log(`priority changed from ${job.priority} to ${patch.priority}`);
       }
       if (patch.topOfQueue !== undefined) {
-        await tx.query('UPDATE jobs SET top_of_queue = $2, updated_at = $3 WHERE id = $1', [
-          id,
-          patch.topOfQueue,
-          now,
-        ]);
+        await setJobTopOfQueue.run(tx, { id, topOfQueue: patch.topOfQueue, now });
         await log(`top_of_queue changed from ${job.top_of_queue} to ${patch.topOfQueue}`);
       }
       reorder = state === 'queued';
@@ -298,12 +294,9 @@ export async function patchJob(
       if (target !== state) assertTransition(id, state, target, 'reschedule');
       await writeTransition(
         tx,
-        id,
-        state,
+        rescheduleJobState,
+        { id, from: state, to: target, now, runAt, semaphoreUrl },
         target,
-        now,
-        `run_at = $5, semaphore_url = $6, queued_at = CASE WHEN $3 = 'queued' AND queue_state <> 'queued' THEN $4 ELSE queued_at END`,
-        [runAt, semaphoreUrl],
       );
       if (patch.runAt !== undefined)
         await log(`run_at changed from "${job.run_at?.toISOString() ?? ''}" to "${runAt.toISOString()}"`);
@@ -393,10 +386,6 @@ export async function getJobLogs(
 ): Promise<LogRecord[]> {
   const id = parseJobId(idText);
   await findVisibleJob(ctx.db, viewer, id);
-  const { rows } = await ctx.db.query<Parameters<typeof toLogRecord>[0]>(
-    `SELECT id, job_id, severity, progname, message, created_at, updated_at, task_id, visible
-     FROM logs WHERE job_id = $1 AND ($2::boolean OR visible) ORDER BY id`,
-    [id, opts.showAll],
-  );
+  const rows = await readJobLogs.rows(ctx.db, { jobId: id, showAll: opts.showAll });
   return rows.map(toLogRecord);
 }

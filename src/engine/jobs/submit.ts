@@ -4,6 +4,7 @@
  * transaction.
  */
 import type { Executor, Queryable } from '../../store/executor.js';
+import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { createGroupCommit } from '../group-commit.js';
@@ -172,51 +173,6 @@ export function resolveTasks(def: WorkflowDefinition): { name: string; queue: st
   }));
 }
 
-/**
- * The statement that writes whole submissions, any number at once (data-modifying CTEs, so one
- * statement is one round trip and atomic without an explicit transaction). Per submission (`$1`–
- * `$18`, arrays with one element per job, in order): the job row, its search row (content_id and
- * the parameters' text, for the `search` filter), its tasks (all `waiting`, definition order), its
- * log lines (`$19`/`$20`: the job's position in the arrays and the message, in writing order), and
- * the wake-up of admission or the scheduler (channel `$17`, payload `$18`, or the new id when that
- * is null). Ids are drawn first, in array order, so each answer row names its submission.
- */
-const INSERT_JOBS_SQL = `WITH u AS (
-  SELECT u.*, nextval('jobs_id_seq') AS id
-  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::boolean[], $6::text[], $7::text[],
-              $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::timestamptz[],
-              $14::bigint[], $15::timestamptz[], $16::boolean[], $17::text[], $18::text[], $21::text[])
-       WITH ORDINALITY AS u(client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
-                            definition, definition_source, content_id, run_at, semaphore_url, queued_at,
-                            rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks, ord)
-  ORDER BY u.ord
-), j AS (
-  INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
-                    definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-                    created_at, updated_at, top_of_queue)
-  SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
-         definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-         created_at, created_at, top_of_queue
-  FROM u ORDER BY u.ord
-  RETURNING id, content_id, parameters
-), s AS (
-  INSERT INTO job_search (job_id, content_id, parameters_text)
-  SELECT id, content_id, parameters::text FROM j
-), t AS (
-  INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
-  SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
-         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
-  FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
-  ORDER BY u.ord, x.ord
-), l AS (
-  INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-  SELECT u.id, 0, 1, 'api', m.message, true
-  FROM unnest($19::int[], $20::text[]) WITH ORDINALITY AS m(job, message, ord)
-  JOIN u ON u.ord = m.job
-  ORDER BY m.ord
-)
-SELECT u.ord, u.id, pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) FROM u ORDER BY u.ord`;
-
 /** One submission to write: the job, when it was submitted, and its first log entry. */
 export interface JobToInsert {
   job: NewJob;
@@ -227,7 +183,8 @@ export interface JobToInsert {
 }
 
 /**
- * Writes new jobs in ONE statement (see {@link insertJob} for what each gets). All or nothing:
+ * Writes new jobs in ONE statement, `insertJobs` of src/store/queries/jobs.ts (see {@link insertJob}
+ * for what each gets). All or nothing:
  * when the statement fails, none of them is written.
  * @returns per job, in the order given, the new id and its first state.
  * @throws the driver's error when the statement fails.
@@ -238,35 +195,50 @@ export async function insertJobs(
 ): Promise<{ id: number; state: JobState }[]> {
   const n = items.length;
   if (n === 0) return [];
-  const cols = Array.from({ length: 19 }, () => new Array<unknown>(n));
-  const logJob: number[] = [];
-  const logMessage: string[] = [];
-  const states: JobState[] = [];
+  const p: InsertJobsParams = {
+    clients: [],
+    workflows: [],
+    priorities: [],
+    states: [],
+    persists: [],
+    parameters: [],
+    resolvedParameters: [],
+    definitions: [],
+    definitionSources: [],
+    contentIds: [],
+    runAts: [],
+    semaphoreUrls: [],
+    queuedAts: [],
+    rerunOfs: [],
+    createdAts: [],
+    topOfQueues: [],
+    notifyChannels: [],
+    notifyPayloads: [],
+    tasks: [],
+    logJobs: [],
+    logMessages: [],
+  };
   items.forEach(({ job, now, firstLog }, i) => {
     const state = initialState(job.runAt, job.semaphoreUrl, now);
-    states.push(state);
-    const row = [
-      job.client,
-      job.workflow,
-      job.priority,
-      state,
-      job.persist,
-      JSON.stringify(job.parameters),
-      JSON.stringify(job.resolvedParameters),
-      definitionText(job.definition),
-      job.definitionSource,
-      contentIdOf(job.resolvedParameters),
-      job.runAt.toISOString(),
-      job.semaphoreUrl,
-      state === 'queued' ? now.toISOString() : null,
-      job.rerunOf,
-      now.toISOString(),
-      job.topOfQueue,
-      state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler,
-      state === 'queued' ? 'job_queued' : null,
-      tasksText(job.definition),
-    ];
-    row.forEach((v, c) => (cols[c]![i] = v));
+    p.clients.push(job.client);
+    p.workflows.push(job.workflow);
+    p.priorities.push(job.priority);
+    p.states.push(state);
+    p.persists.push(job.persist);
+    p.parameters.push(JSON.stringify(job.parameters));
+    p.resolvedParameters.push(JSON.stringify(job.resolvedParameters));
+    p.definitions.push(definitionText(job.definition));
+    p.definitionSources.push(job.definitionSource);
+    p.contentIds.push(contentIdOf(job.resolvedParameters));
+    p.runAts.push(job.runAt.toISOString());
+    p.semaphoreUrls.push(job.semaphoreUrl);
+    p.queuedAts.push(state === 'queued' ? now.toISOString() : null);
+    p.rerunOfs.push(job.rerunOf);
+    p.createdAts.push(now.toISOString());
+    p.topOfQueues.push(job.topOfQueue);
+    p.notifyChannels.push(state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler);
+    p.notifyPayloads.push(state === 'queued' ? 'job_queued' : null);
+    p.tasks.push(tasksText(job.definition));
     const messages = [
       fitLogMessage(firstLog),
       job.definitionSource === 'client'
@@ -277,19 +249,14 @@ export async function insertJobs(
     if (state === 'pending')
       messages.push(fitLogMessage(`Job is waiting for its semaphore: "${job.semaphoreUrl ?? ''}"`));
     for (const m of messages) {
-      logJob.push(i + 1);
-      logMessage.push(m);
+      p.logJobs.push(i + 1);
+      p.logMessages.push(m);
     }
   });
-  const { rows } = await q.query<{ ord: number; id: number }>(INSERT_JOBS_SQL, [
-    ...cols.slice(0, 18),
-    logJob,
-    logMessage,
-    cols[18],
-  ]);
+  const rows = await insertJobsQuery.rows(q, p);
   const ids = new Array<number>(n);
   for (const r of rows) ids[Number(r.ord) - 1] = Number(r.id);
-  return states.map((state, i) => ({ id: ids[i]!, state }));
+  return p.states.map((state, i) => ({ id: ids[i]!, state: state as JobState }));
 }
 
 /**

@@ -4,14 +4,13 @@
  * them); started and scheduled jobs by id. Each row is the job record without `parameters`, with
  * its `position` in its list.
  */
+import { listDashboardJobs } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import {
   computePositions,
   type DashboardJobRecord,
-  JOB_COLUMNS_NO_PARAMETERS,
   type JobRow,
-  STATE_LIST_ORDER_SQL,
   toDashboardRecord,
   type Viewer,
 } from '../jobs/records.js';
@@ -61,12 +60,11 @@ export async function getDashboard(
     client = asked;
   }
   const list = async (state: 'started' | 'queued' | 'scheduled'): Promise<DashboardJobRecord[]> => {
-    const { rows } = await ctx.db.query<Omit<JobRow, 'parameters'>>(
-      `SELECT ${JOB_COLUMNS_NO_PARAMETERS} FROM jobs j
-       WHERE j.queue_state = $1 AND ($2::text IS NULL OR j.client = $2)
-       ORDER BY ${STATE_LIST_ORDER_SQL} LIMIT $3`,
-      [state, client, DASHBOARD_LIST_LIMIT],
-    );
+    const rows = (await listDashboardJobs.rows(ctx.db, {
+      state,
+      client,
+      limit: DASHBOARD_LIST_LIMIT,
+    })) as unknown as Omit<JobRow, 'parameters'>[];
     // Unfiltered, the rank is the place in the list; filtered, it is the engine-wide rank.
     const positions = client === null ? null : await computePositions(ctx.db, rows);
     return rows.map((r, i) =>

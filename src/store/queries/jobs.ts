@@ -1,0 +1,413 @@
+/**
+ * Statements on jobs and what belongs to one job alone (its search row, its log): submission,
+ * the state changes a person asks for, reads of one job, its tasks and its log. The engine's
+ * rules (which transition is allowed, what is logged) are in src/engine/jobs/; these only read
+ * and write rows.
+ */
+import type { Queryable } from '../executor.js';
+import { defineQuery } from './define-query.js';
+
+/** Columns behind a job record (`JobRow` in src/engine/jobs/records.ts), qualified with `j`. */
+export const JOB_COLUMNS =
+  'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
+  'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at';
+
+/**
+ * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in
+ * admission order (SPEC 5.4: `top_of_queue` first, then priority ascending, then the time they
+ * became queued, then id); every other state by id.
+ */
+export const STATE_LIST_ORDER_SQL =
+  "(CASE WHEN j.queue_state = 'queued' THEN NOT j.top_of_queue END), " +
+  "(CASE WHEN j.queue_state = 'queued' THEN j.priority END), " +
+  "(CASE WHEN j.queue_state = 'queued' THEN j.queued_at END), j.id";
+
+/** Parameters of {@link insertJobs}: arrays with one element per job, in order, plus the log lines. */
+export interface InsertJobsParams {
+  clients: string[];
+  workflows: string[];
+  priorities: number[];
+  /** First state of each job. */
+  states: string[];
+  persists: boolean[];
+  /** JSON text. */
+  parameters: string[];
+  /** JSON text. */
+  resolvedParameters: string[];
+  /** JSON text of the frozen definition. */
+  definitions: string[];
+  definitionSources: string[];
+  contentIds: (string | null)[];
+  runAts: string[];
+  semaphoreUrls: (string | null)[];
+  queuedAts: (string | null)[];
+  rerunOfs: (number | null)[];
+  /** The submission time: `created_at`, `updated_at` of the job and its tasks. */
+  createdAts: string[];
+  topOfQueues: boolean[];
+  /** Channel to wake per job, and its payload (null: the new id). */
+  notifyChannels: string[];
+  notifyPayloads: (string | null)[];
+  /** JSON text per job: `[{name, queue, needs}]` in definition order. */
+  tasks: string[];
+  /** Per log line, in writing order: the 1-based position of its job in the arrays, and its message. */
+  logJobs: number[];
+  logMessages: string[];
+}
+
+/**
+ * Writes whole submissions, any number at once (data-modifying CTEs, so one statement is one
+ * round trip and atomic without an explicit transaction): per job its row, its search row
+ * (content_id and the parameters' text, for the `search` filter), its tasks (all `waiting`,
+ * definition order), its log lines, and the wake-up of admission or the scheduler (at commit).
+ * Ids are drawn first, in array order, so each answer row (`ord`, 1-based) names its submission.
+ * No locks beyond the new rows. No transition: a job is born in its first state.
+ */
+export const insertJobs = defineQuery<InsertJobsParams, { ord: number; id: number }>(
+  'insert-jobs',
+  `WITH u AS (
+  SELECT u.*, nextval('jobs_id_seq') AS id
+  FROM unnest($clients::text[], $workflows::text[], $priorities::int[], $states::text[],
+              $persists::boolean[], $parameters::text[], $resolvedParameters::text[],
+              $definitions::text[], $definitionSources::text[], $contentIds::text[],
+              $runAts::timestamptz[], $semaphoreUrls::text[], $queuedAts::timestamptz[],
+              $rerunOfs::bigint[], $createdAts::timestamptz[], $topOfQueues::boolean[],
+              $notifyChannels::text[], $notifyPayloads::text[], $tasks::text[])
+       WITH ORDINALITY AS u(client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+                            definition, definition_source, content_id, run_at, semaphore_url, queued_at,
+                            rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks, ord)
+  ORDER BY u.ord
+), j AS (
+  INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
+                    definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
+                    created_at, updated_at, top_of_queue)
+  SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
+         definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
+         created_at, created_at, top_of_queue
+  FROM u ORDER BY u.ord
+  RETURNING id, content_id, parameters
+), s AS (
+  INSERT INTO job_search (job_id, content_id, parameters_text)
+  SELECT id, content_id, parameters::text FROM j
+), t AS (
+  INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
+  SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
+  FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
+  ORDER BY u.ord, x.ord
+), l AS (
+  INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+  SELECT u.id, 0, 1, 'api', m.message, true
+  FROM unnest($logJobs::int[], $logMessages::text[]) WITH ORDINALITY AS m(job, message, ord)
+  JOIN u ON u.ord = m.job
+  ORDER BY m.ord
+)
+SELECT u.ord, u.id, pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) FROM u ORDER BY u.ord`,
+);
+
+/** The job row that the state-change helpers need. */
+export interface LockedJobRow {
+  id: number;
+  client: string;
+  workflow: string;
+  queue_state: string;
+  started_at: Date | null;
+  content_id: string | null;
+  resolved_parameters: Record<string, unknown>;
+}
+
+/** Reads job `id` and locks its row (`FOR UPDATE`) until the end of the transaction. */
+export const lockJobForUpdate = defineQuery<{ id: number }, LockedJobRow>(
+  'lock-job-for-update',
+  `SELECT id, client, workflow, queue_state, started_at, content_id, resolved_parameters
+   FROM jobs WHERE id = $id FOR UPDATE`,
+);
+
+/** Reads the state of job `id` (after a transition lost a race). No locks. */
+export const readJobState = defineQuery<{ id: number }, { queue_state: string }>(
+  'read-job-state',
+  'SELECT queue_state FROM jobs WHERE id = $id',
+);
+
+/** Parameters shared by the transition statements: the job, the state it must still be in, the time. */
+export interface JobTransitionParams {
+  id: number;
+  from: string;
+  now: Date;
+}
+
+/**
+ * Moves job `id` from `from` to `to` at `now`, nothing else (pause). Zero rows when the job left
+ * `from`. Row lock on the job. Edges: the caller's, checked with `assertTransition`.
+ */
+export const moveJobState = defineQuery<JobTransitionParams & { to: string }>(
+  'move-job-state',
+  'UPDATE jobs SET queue_state = $to, updated_at = $now WHERE id = $id AND queue_state = $from',
+);
+
+/**
+ * Breaks job `id` if it is still in `from`: `broken`, finished at `now` unless `keepFinishedAt`
+ * (a completed job superseded by a rerun keeps its finish time). Row lock on the job.
+ * Edges: any live state → broken (break); completed → broken (rerun).
+ */
+export const breakJobState = defineQuery<JobTransitionParams & { keepFinishedAt: boolean }>(
+  'break-job-state',
+  `UPDATE jobs SET queue_state = 'broken', updated_at = $now,
+                   finished_at = CASE WHEN $keepFinishedAt::boolean THEN finished_at ELSE $now END
+   WHERE id = $id AND queue_state = $from`,
+);
+
+/**
+ * Queues job `id` if it is still in `from`, at `now` (`queued_at`); a scheduled job's `run_at`
+ * becomes `now` too (it was forced due). Row lock on the job.
+ * Edges: paused, scheduled, pending → queued (resume).
+ */
+export const queueJobState = defineQuery<JobTransitionParams>(
+  'queue-job-state',
+  `UPDATE jobs SET queue_state = 'queued', updated_at = $now, queued_at = $now,
+                   run_at = CASE WHEN $from = 'scheduled' THEN $now ELSE run_at END
+   WHERE id = $id AND queue_state = $from`,
+);
+
+/**
+ * Reschedules job `id` if it is still in `from`: new `run_at` and `semaphore_url`, state `to`;
+ * `queued_at` becomes `now` when it is queued by this change. Row lock on the job.
+ * Edges: scheduled, pending, queued → scheduled, pending, queued (reschedule).
+ */
+export const rescheduleJobState = defineQuery<
+  JobTransitionParams & { to: string; runAt: Date; semaphoreUrl: string | null }
+>(
+  'reschedule-job-state',
+  `UPDATE jobs SET queue_state = $to, updated_at = $now, run_at = $runAt, semaphore_url = $semaphoreUrl,
+                   queued_at = CASE WHEN $to = 'queued' AND queue_state <> 'queued' THEN $now ELSE queued_at END
+   WHERE id = $id AND queue_state = $from`,
+);
+
+/** Cancels the running attempts of job `id` at `now` with `error`; row locks on them. */
+export const cancelRunningAttemptsOfJob = defineQuery<{ jobId: number; now: Date; error: string }>(
+  'cancel-running-attempts-of-job',
+  `UPDATE attempts SET state = 'cancelled', finished_at = $now, error = $error
+   WHERE job_id = $jobId AND state = 'running'`,
+);
+
+/**
+ * Fails the tasks of job `id` that are in one of `from` (unfinished), at `now` with `error`; row
+ * locks on them. Edge: waiting, ready, running → failed (break).
+ */
+export const failUnfinishedTasksOfJob = defineQuery<{
+  jobId: number;
+  from: readonly string[];
+  now: Date;
+  error: string;
+}>(
+  'fail-unfinished-tasks-of-job',
+  `UPDATE tasks SET state = 'failed', error = $error, finished_at = $now, updated_at = $now
+   WHERE job_id = $jobId AND state = ANY($from::text[])`,
+);
+
+/** Sets `persist` of job `id` at `now`. Row lock on the job. */
+export const setJobPersist = defineQuery<{ id: number; persist: boolean; now: Date }>(
+  'set-job-persist',
+  'UPDATE jobs SET persist = $persist, updated_at = $now WHERE id = $id',
+);
+
+/** Sets `priority` of job `id` at `now`. Row lock on the job. */
+export const setJobPriority = defineQuery<{ id: number; priority: number; now: Date }>(
+  'set-job-priority',
+  'UPDATE jobs SET priority = $priority, updated_at = $now WHERE id = $id',
+);
+
+/** Sets `top_of_queue` of job `id` at `now`. Row lock on the job. */
+export const setJobTopOfQueue = defineQuery<{ id: number; topOfQueue: boolean; now: Date }>(
+  'set-job-top-of-queue',
+  'UPDATE jobs SET top_of_queue = $topOfQueue, updated_at = $now WHERE id = $id',
+);
+
+/** Appends one entry to a job's log. No locks beyond the new row (and a key share on the job). */
+export const appendJobLog = defineQuery<{
+  jobId: number;
+  taskId: number;
+  severity: number;
+  progname: string;
+  message: string;
+  visible: boolean;
+}>(
+  'append-job-log',
+  `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
+   VALUES ($jobId, $taskId, $severity, $progname, $message, $visible)`,
+);
+
+/** A `logs` row as `GET /logs/<id>` shows it. */
+export interface JobLogRow {
+  id: number;
+  job_id: number;
+  severity: number;
+  progname: string;
+  message: string;
+  created_at: Date;
+  updated_at: Date;
+  task_id: number;
+  visible: boolean;
+}
+
+/** Reads a job's log in order; hidden entries only when `showAll`. No locks. */
+export const readJobLogs = defineQuery<{ jobId: number; showAll: boolean }, JobLogRow>(
+  'read-job-logs',
+  `SELECT id, job_id, severity, progname, message, created_at, updated_at, task_id, visible
+   FROM logs WHERE job_id = $jobId AND ($showAll::boolean OR visible) ORDER BY id`,
+);
+
+/** A `tasks` row as `GET /jobs/<id>` shows it. */
+export interface JobTaskRow {
+  id: number;
+  name: string;
+  queue: string;
+  state: string;
+  attempts: number;
+  started_at: Date | null;
+  finished_at: Date | null;
+  error: string | null;
+}
+
+/** Reads the tasks of a job in definition order. No locks. */
+export const readJobTasks = defineQuery<{ jobId: number }, JobTaskRow>(
+  'read-job-tasks',
+  `SELECT id, name, queue, state, attempts, started_at, finished_at, error
+   FROM tasks WHERE job_id = $jobId ORDER BY position, id`,
+);
+
+/**
+ * Ranks jobs within their states: for each of `ids`, its 1-based position among ALL jobs in its
+ * state (one of `states`), in {@link STATE_LIST_ORDER_SQL}. No locks.
+ */
+export const rankJobsInStates = defineQuery<
+  { states: string[]; ids: number[] },
+  { id: number; position: number }
+>(
+  'rank-jobs-in-states',
+  `SELECT id, position FROM (
+     SELECT j.id, row_number() OVER (PARTITION BY j.queue_state ORDER BY ${STATE_LIST_ORDER_SQL}) AS position
+     FROM jobs j WHERE j.queue_state = ANY($states::text[])
+   ) ranked WHERE id = ANY($ids::bigint[])`,
+);
+
+/** Columns of a job read by {@link readVisibleJob}: a job record plus what a rerun needs. */
+const VISIBLE_JOB_SELECT = `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id,
+       j.definition_source, j.rerun_of
+   FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`;
+
+/** Reads job `id` if the viewer (`admin`, or the owner `client`) may see it. No locks. */
+export const readVisibleJob = defineQuery<{ id: number; admin: boolean; client: string }>(
+  'read-visible-job',
+  VISIBLE_JOB_SELECT,
+);
+
+/** {@link readVisibleJob}, locking the row (`FOR UPDATE`) until the end of the transaction. */
+export const lockVisibleJob = defineQuery<{ id: number; admin: boolean; client: string }>(
+  'lock-visible-job',
+  `${VISIBLE_JOB_SELECT} FOR UPDATE`,
+);
+
+/** `order_by` values of `GET /jobs` and the column each maps to (the only identifiers that reach the SQL). */
+export const LIST_ORDER_BY_COLUMNS = {
+  id: 'j.id',
+  created_at: 'j.created_at',
+  updated_at: 'j.updated_at',
+  priority: 'j.priority',
+  run_at: 'j.run_at',
+  client: 'j.client',
+  workflow: 'j.workflow',
+  queue_state: 'j.queue_state',
+} as const;
+export type ListOrderBy = keyof typeof LIST_ORDER_BY_COLUMNS;
+
+/** Characters of a long search term looked up in the trigram indexes (the rest is checked on the rows found). */
+export const SEARCH_INDEX_CHARS = 12;
+
+/** The filters of a listing (null: not filtered). */
+export interface JobListingParams {
+  asc: boolean;
+  client: string | null;
+  /** A queue_state value. */
+  state: string | null;
+  failed: boolean | null;
+  persist: boolean | null;
+  from: Date | null;
+  /** Inclusive at the millisecond. */
+  to: Date | null;
+  jobIds: number[] | null;
+  search: string | null;
+  orderBy: ListOrderBy | null;
+  limit: number;
+  offset: number;
+}
+
+/** Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE '%…%'`. */
+export function escapeLike(term: string): string {
+  return term.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Builds the SQL of a `GET /jobs` listing: one statement, its filters ANDed, every value a `$n`
+ * parameter, identifiers only from {@link LIST_ORDER_BY_COLUMNS}. Composed here because its
+ * WHERE depends on which filters are given (each shape keeps its own plan). No locks.
+ * @returns SQL text and its parameters.
+ */
+export function buildJobListing(f: JobListingParams): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where: string[] = [];
+  if (f.client !== null) where.push(`j.client = ${p(f.client)}`);
+  if (f.state !== null) where.push(`j.queue_state = ${p(f.state)}`);
+  // `failed` is only ever true on completed jobs, so failed=1 is `failed` and failed=0 `NOT failed`.
+  if (f.failed !== null) where.push(f.failed ? 'j.failed' : 'NOT j.failed');
+  if (f.persist !== null) where.push(f.persist ? 'j.persist' : 'NOT j.persist');
+  if (f.from !== null) where.push(`j.created_at >= ${p(f.from)}`);
+  // `to` is inclusive at the millisecond the API shows: a row created at 12:00:00.123456 matches
+  // to=12:00:00.123, so the bound is the next millisecond, exclusive.
+  if (f.to !== null) where.push(`j.created_at < ${p(new Date(f.to.getTime() + 1))}`);
+  if (f.jobIds !== null) where.push(`j.id = ANY(${p(f.jobIds)}::bigint[])`);
+  if (f.search !== null) {
+    // The search looks in the job_search side table (written once with the job, so the job row's
+    // many updates never touch its trigram indexes). A long term is looked up in the trigram
+    // indexes by its first SEARCH_INDEX_CHARS characters (fewer trigrams to intersect: a full UUID
+    // costs ~3x more than 12 characters at a million rows), and the whole term is then checked on
+    // those rows only (`|| ''` keeps that check out of the index). The result is the same as
+    // matching the whole term. The prefix is cut between characters (code points), never inside
+    // a surrogate pair: half an emoji would be sent as U+FFFD and match nothing.
+    const full = p(`%${escapeLike(f.search)}%`);
+    const head = Array.from(f.search).slice(0, SEARCH_INDEX_CHARS).join('');
+    let match: string;
+    if (head.length < f.search.length) {
+      const short = p(`%${escapeLike(head)}%`);
+      match =
+        `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
+        ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
+    } else match = `s.content_id ILIKE ${full} OR s.parameters_text ILIKE ${full}`;
+    where.push(`j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})`);
+  }
+  const dir = f.asc ? 'ASC' : 'DESC';
+  // Without an explicit order_by, a creation-time window is listed in creation order (ids are
+  // handed out in creation order, so this is the id order but for jobs created at the same
+  // instant), which the (created_at, id) index serves directly at any table size.
+  const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
+  const column = LIST_ORDER_BY_COLUMNS[orderBy];
+  const order = orderBy === 'id' ? `j.id ${dir}` : `${column} ${dir}, j.id ${dir}`;
+  const sql =
+    `SELECT ${JOB_COLUMNS} FROM jobs j` +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
+  return { sql, params };
+}
+
+/** Runs {@link buildJobListing}. */
+export async function listJobRows<R = Record<string, unknown>>(
+  q: Queryable,
+  f: JobListingParams,
+): Promise<R[]> {
+  const { sql, params } = buildJobListing(f);
+  return (await q.query<R>(sql, params)).rows;
+}
