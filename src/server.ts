@@ -9,7 +9,7 @@ import { buildServer } from './api/build-server.js';
 import type { EngineConfig } from './config/schema.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { ensureAdminClient, ensureDemoClient, type CreatedClient } from './engine/clients/clients.js';
-import type { Clock } from './engine/clock.js';
+import { type Clock, systemClock } from './engine/clock.js';
 import { createEngine, embeddedStoreDir, type Engine } from './engine/engine.js';
 import type { Executor } from './store/executor.js';
 import { openStore } from './store/open-store.js';
@@ -77,12 +77,16 @@ export async function openConfiguredStore(
  * Creates the configured admin client, or on an embedded store with no admin client at all,
  * `demo-client` (SPEC section 3).
  */
-export async function bootstrapClients(db: Executor, config: EngineConfig): Promise<ClientBootstrap> {
+export async function bootstrapClients(
+  db: Executor,
+  config: EngineConfig,
+  clock: Clock = systemClock,
+): Promise<ClientBootstrap> {
   if (config.adminClient && config.adminApiKey) {
-    await ensureAdminClient(db, config.adminClient, config.adminApiKey);
+    await ensureAdminClient(db, config.adminClient, config.adminApiKey, clock);
     return { adminClient: config.adminClient, demoClient: null };
   }
-  if (db.kind === 'pglite') return { adminClient: null, demoClient: await ensureDemoClient(db) };
+  if (db.kind === 'pglite') return { adminClient: null, demoClient: await ensureDemoClient(db, clock) };
   return { adminClient: null, demoClient: null };
 }
 
@@ -126,7 +130,7 @@ export async function startTaskEngine(
       ...(opts.catalog ? { catalog: opts.catalog } : {}),
     });
     cleanups.push(() => engine.stop());
-    const bootstrap = await bootstrapClients(db, config);
+    const bootstrap = await bootstrapClients(db, config, engine.ctx.clock);
     const app = buildServer(engine.ctx);
     // Cleanups run in reverse: the API closes first (no new requests), then the engine's services,
     // then the store, then the data folder's lock.

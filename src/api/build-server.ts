@@ -84,7 +84,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   registerErrorHandling(app);
-  registerAuth(app, ctx.db);
+  registerAuth(app, ctx.db, ctx.clock);
   registerInputGuard(app);
 
   void app.register(swagger, {

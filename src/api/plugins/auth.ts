@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { EngineError } from '../../errors/catalogue.js';
 import { authenticateClientCached, type Viewer } from '../../engine/clients/clients.js';
+import type { Clock } from '../../engine/clock.js';
 import type { Executor } from '../../store/executor.js';
 
 /** Who may call a route. */
@@ -47,7 +48,7 @@ export function viewerOf(request: FastifyRequest): Viewer {
  *   before the body is read, so an unauthenticated caller cannot make the server parse anything.
  * - `preHandler`: a body field `client`, where present, must equal the `client` header (400).
  */
-export function registerAuth(app: FastifyInstance, db: Executor): void {
+export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): void {
   app.decorateRequest('viewer', null);
 
   app.addHook('onRequest', async (request) => {
@@ -63,7 +64,7 @@ export function registerAuth(app: FastifyInstance, db: Executor): void {
         `missing credentials: the ${missing} header is required; ${CREDENTIALS_HINT}`,
       );
     }
-    const viewer = await authenticateClientCached(db, client, apiKey);
+    const viewer = await authenticateClientCached(db, client, apiKey, clock);
     if (!viewer)
       throw new EngineError(
         'UNAUTHORIZED',

@@ -58,7 +58,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
     },
     async (request, reply) => {
       const body = request.body as { name: string; admin?: boolean };
-      const created = await createClient(ctx.db, { name: body.name, admin: body.admin === true });
+      const created = await createClient(ctx.db, { name: body.name, admin: body.admin === true }, ctx.clock);
       request.log.info({ client: created.name, admin: created.admin }, 'client added');
       return reply.code(201).send(created);
     },
@@ -100,7 +100,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
       },
     },
     async (request) => {
-      const revoked = await revokeClient(ctx.db, (request.params as { name: string }).name);
+      const revoked = await revokeClient(ctx.db, (request.params as { name: string }).name, ctx.clock);
       request.log.info({ client: revoked.name }, 'client revoked');
       return { result: 'ok', client: revoked };
     },

@@ -8,6 +8,17 @@
  */
 import { EngineError } from '../../errors/catalogue.js';
 import type { Executor, Queryable } from '../../store/executor.js';
+import {
+  activeAdminExists,
+  insertOrReactivateClient,
+  listClientRows,
+  lockActiveAdmins,
+  lockClient,
+  readClientKey,
+  revokeClientRow,
+  upsertAdminClient,
+} from '../../store/queries/clients.js';
+import { type Clock, systemClock } from '../clock.js';
 import { CHANNELS, notify } from '../signals.js';
 import { apiKeyMatches, generateSecret, hashApiKey, keyLast4 } from './keys.js';
 
@@ -76,22 +87,21 @@ export const RESERVED_CLIENT_NAMES: readonly string[] = ['common', 'handlers'];
 export async function createClient(
   db: Queryable,
   input: { name: string; admin?: boolean },
+  clock: Clock = systemClock,
 ): Promise<CreatedClient> {
   assertClientName(input.name);
   const admin = input.admin === true;
   const apiKey = generateSecret();
   const signingSecret = generateSecret();
   // One statement: insert, or re-activate a revoked row; an active row is left alone (no row back).
-  const { rows } = await db.query<{ name: string }>(
-    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
-     VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (name) DO UPDATE
-       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = EXCLUDED.admin,
-           signing_secret = EXCLUDED.signing_secret, revoked_at = NULL, updated_at = now()
-       WHERE clients.revoked_at IS NOT NULL
-     RETURNING name`,
-    [input.name, hashApiKey(apiKey), keyLast4(apiKey), admin, signingSecret],
-  );
+  const rows = await insertOrReactivateClient.rows(db, {
+    name: input.name,
+    keyHash: hashApiKey(apiKey),
+    keyLast4: keyLast4(apiKey),
+    admin,
+    signingSecret,
+    now: clock.now(),
+  });
   if (rows.length === 0)
     throw new EngineError(
       'CONFLICT',
@@ -103,11 +113,7 @@ export async function createClient(
 
 /** Every client, active and revoked, ordered by name. No secrets. */
 export async function listClients(db: Queryable): Promise<ClientRecord[]> {
-  const { rows } = await db.query<ClientRecord>(
-    `SELECT name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at
-       FROM clients ORDER BY name`,
-  );
-  return rows;
+  return listClientRows.rows(db, {});
 }
 
 /**
@@ -119,35 +125,27 @@ export async function listClients(db: Queryable): Promise<ClientRecord[]> {
  * @throws {EngineError} `VALIDATION_FAILED` for a bad name, `NOT_FOUND` for an unknown client,
  * `CONFLICT` for the last active admin.
  */
-export async function revokeClient(db: Executor, name: string): Promise<ClientRecord> {
+export async function revokeClient(
+  db: Executor,
+  name: string,
+  clock: Clock = systemClock,
+): Promise<ClientRecord> {
   assertClientName(name);
   const record = await db.transaction(async (tx) => {
     // Lock the active admin rows first: two concurrent revocations of the last two admins then
     // run one after the other, and the second sees that it would leave none.
-    const admins = await tx.query<{ name: string }>(
-      'SELECT name FROM clients WHERE admin AND revoked_at IS NULL ORDER BY name FOR UPDATE',
-    );
-    const existing = await tx.query<ClientRecord>(
-      `SELECT name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at
-         FROM clients WHERE name = $1 FOR UPDATE`,
-      [name],
-    );
-    const row = existing.rows[0];
+    const admins = await lockActiveAdmins.rows(tx, {});
+    const row = await lockClient.first(tx, { name });
     if (!row) throw new EngineError('NOT_FOUND', `no client named "${name}"`);
     if (row.revoked_at !== null) return row;
-    if (row.admin && admins.rows.every((a) => a.name === name))
+    if (row.admin && admins.every((a) => a.name === name))
       throw new EngineError(
         'CONFLICT',
         `client "${name}" is the last active admin client and cannot be revoked; add another admin client first`,
       );
-    const { rows } = await tx.query<ClientRecord>(
-      `UPDATE clients SET revoked_at = now(), updated_at = now()
-        WHERE name = $1 AND revoked_at IS NULL
-        RETURNING name, admin, key_last4 AS api_key_last4, created_at, updated_at, revoked_at`,
-      [name],
-    );
+    const revoked = await revokeClientRow.first(tx, { name, now: clock.now() });
     await notify(tx, CHANNELS.clients, name);
-    return rows[0] ?? row;
+    return revoked ?? row;
   });
   // After the commit: a key verified from here on is verified against the revoked row.
   forgetVerifiedKeys();
@@ -169,11 +167,7 @@ export async function authenticateClient(
   apiKey: string,
 ): Promise<Viewer | null> {
   if (!plausibleCredentials(name, apiKey)) return null;
-  const { rows } = await db.query<{ key_hash: string; admin: boolean; revoked_at: Date | null }>(
-    'SELECT key_hash, admin, revoked_at FROM clients WHERE name = $1',
-    [name],
-  );
-  const row = rows[0];
+  const row = await readClientKey.first(db, { name });
   const matches = apiKeyMatches(apiKey, row?.key_hash ?? UNUSABLE_HASH);
   if (!row || !matches || row.revoked_at !== null) return null;
   return { client: name, admin: row.admin };
@@ -208,7 +202,7 @@ function forgetVerifiedKeys(): void {
 interface VerifiedKey {
   viewer: Viewer;
   generation: number;
-  /** `Date.now()` after which the key is asked again. */
+  /** Clock time (ms) after which the key is asked again. */
   expires: number;
 }
 
@@ -237,6 +231,7 @@ export async function authenticateClientCached(
   db: Executor,
   name: string,
   apiKey: string,
+  clock: Clock = systemClock,
 ): Promise<Viewer | null> {
   if (!plausibleCredentials(name, apiKey)) return null;
   let cache = verifiedKeyCaches.get(db);
@@ -258,7 +253,7 @@ export async function authenticateClientCached(
     return authenticateClient(db, name, apiKey);
   }
   const cacheKey = `${name}\u0000${hashApiKey(apiKey)}`;
-  const now = Date.now();
+  const now = clock.now().getTime();
   const known = cache.keys.get(cacheKey);
   if (known && known.generation === clientsGeneration && known.expires > now) return known.viewer;
   const generation = clientsGeneration;
@@ -287,18 +282,22 @@ async function announceClientChange(db: Queryable, name: string): Promise<void> 
  * signing secret; re-activates a revoked client of that name.
  * @throws {EngineError} `VALIDATION_FAILED` for a bad name or an empty key.
  */
-export async function ensureAdminClient(db: Queryable, name: string, apiKey: string): Promise<void> {
+export async function ensureAdminClient(
+  db: Queryable,
+  name: string,
+  apiKey: string,
+  clock: Clock = systemClock,
+): Promise<void> {
   assertClientName(name);
   if (apiKey.length === 0) throw new EngineError('VALIDATION_FAILED', 'the admin API key must not be empty');
-  await db.query(
-    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
-     VALUES ($1, $2, $3, true, $4)
-     ON CONFLICT (name) DO UPDATE
-       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = true,
-           signing_secret = COALESCE(clients.signing_secret, EXCLUDED.signing_secret),
-           revoked_at = NULL, updated_at = now()`,
-    [name, hashApiKey(apiKey), keyLast4(apiKey), generateSecret()],
-  );
+  await upsertAdminClient.run(db, {
+    name,
+    keyHash: hashApiKey(apiKey),
+    keyLast4: keyLast4(apiKey),
+    signingSecret: generateSecret(),
+    keepSigningSecret: true,
+    now: clock.now(),
+  });
   await announceClientChange(db, name);
 }
 
@@ -307,19 +306,21 @@ export async function ensureAdminClient(db: Queryable, name: string, apiKey: str
  * is usable without configuration (SPEC section 3). Any earlier `demo-client` row is replaced.
  * @returns the new client with its key (to print once), or null when an admin already exists.
  */
-export async function ensureDemoClient(db: Queryable): Promise<CreatedClient | null> {
-  const { rows } = await db.query('SELECT 1 FROM clients WHERE admin AND revoked_at IS NULL LIMIT 1');
-  if (rows.length > 0) return null;
+export async function ensureDemoClient(
+  db: Queryable,
+  clock: Clock = systemClock,
+): Promise<CreatedClient | null> {
+  if ((await activeAdminExists.first(db, {}))?.exists) return null;
   const apiKey = generateSecret();
   const signingSecret = generateSecret();
-  await db.query(
-    `INSERT INTO clients (name, key_hash, key_last4, admin, signing_secret)
-     VALUES ($1, $2, $3, true, $4)
-     ON CONFLICT (name) DO UPDATE
-       SET key_hash = EXCLUDED.key_hash, key_last4 = EXCLUDED.key_last4, admin = true,
-           signing_secret = EXCLUDED.signing_secret, revoked_at = NULL, updated_at = now()`,
-    [DEMO_CLIENT_NAME, hashApiKey(apiKey), keyLast4(apiKey), signingSecret],
-  );
+  await upsertAdminClient.run(db, {
+    name: DEMO_CLIENT_NAME,
+    keyHash: hashApiKey(apiKey),
+    keyLast4: keyLast4(apiKey),
+    signingSecret,
+    keepSigningSecret: false,
+    now: clock.now(),
+  });
   await announceClientChange(db, DEMO_CLIENT_NAME);
   return { name: DEMO_CLIENT_NAME, admin: true, api_key: apiKey, signing_secret: signingSecret };
 }

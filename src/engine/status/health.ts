@@ -2,6 +2,15 @@
  * `GET /health` (seed "GET: /health"): the engine's version, the database check, one block per
  * queue, and task and job counts, all read from the database (nothing is kept in memory).
  */
+import {
+  countActiveTasksByQueue,
+  countCallbackDeliveries,
+  countJobsByState,
+  countTasksByState,
+  countWaitingJobs,
+  pingDatabase,
+  readAliveWorkers,
+} from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { Viewer } from '../jobs/records.js';
@@ -54,51 +63,49 @@ export const WORKER_ALIVE_SECONDS = 30;
  */
 export async function getHealth(ctx: EngineContext, viewer: Viewer): Promise<HealthReport> {
   try {
-    await ctx.db.query('SELECT 1');
+    await pingDatabase.run(ctx.db, {});
   } catch (err) {
     throw new EngineError('STORE_UNAVAILABLE', `postgres: ${(err as Error).message}`, { cause: err });
   }
   const now = ctx.clock.now();
-  const scope = viewer.admin ? null : viewer.client;
-  const taskQueues = [...new Set(['work', ...ctx.catalog.queues()])].sort();
-
-  const [
-    { rows: jobCounts },
-    { rows: taskCounts },
-    { rows: workerRows },
-    { rows: queueTasks },
-    { rows: deliveries },
-    settings,
-  ] = await Promise.all([
-    ctx.db.query<{ queue_state: string; failed: boolean; n: number }>(
-      `SELECT queue_state, failed, count(*)::int AS n FROM jobs
-         WHERE ($1::text IS NULL OR client = $1) GROUP BY queue_state, failed`,
-      [scope],
-    ),
-    ctx.db.query<{ state: string; n: number }>(
-      `SELECT t.state, count(*)::int AS n FROM tasks t
-         WHERE t.state IN ('failed', 'ready', 'succeeded')
-           AND ($1::text IS NULL OR t.job_id IN (SELECT id FROM jobs WHERE client = $1))
-         GROUP BY t.state`,
-      [scope],
-    ),
-    ctx.db.query<{ queues: string[]; roles: string[] }>(
-      `SELECT queues, roles FROM workers
-         WHERE stopped_at IS NULL AND heartbeat_at > $1::timestamptz - make_interval(secs => $2)`,
-      [now, WORKER_ALIVE_SECONDS],
-    ),
-    ctx.db.query<{ queue: string; state: string; n: number }>(
-      `SELECT queue, state, count(*)::int AS n FROM tasks WHERE state IN ('ready', 'running') GROUP BY queue, state`,
-    ),
-    ctx.db.query<{ delivering: number; due: number }>(
-      `SELECT count(*) FILTER (WHERE state = 'delivering')::int AS delivering,
-                count(*) FILTER (WHERE state = 'pending' AND next_attempt_at <= $1)::int AS due
-         FROM callback_deliveries WHERE state IN ('pending', 'delivering')`,
-      [now],
-    ),
+  const client = viewer.admin ? null : viewer.client;
+  const [jobCounts, taskCounts, workers, queueTasks, deliveries, settings] = await Promise.all([
+    countJobsByState.rows(ctx.db, { client }),
+    countTasksByState.rows(ctx.db, { client }),
+    readAliveWorkers.rows(ctx.db, { now, aliveSeconds: WORKER_ALIVE_SECONDS }),
+    countActiveTasksByQueue.rows(ctx.db, {}),
+    countCallbackDeliveries.first(ctx.db, { now }),
     readSettings(ctx.db),
   ]);
+  const jobs = jobsByState(jobCounts);
+  // Job counts for the controller/scheduler blocks are engine-wide, like every queue block.
+  const waiting = viewer.admin
+    ? { queued: jobs.queued, due: jobs.scheduled + jobs.pending }
+    : await countWaitingJobs.first(ctx.db, {});
+  const taskBy = (state: string) => taskCounts.find((r) => r.state === state)?.n ?? 0;
+  return {
+    version: ctx.version,
+    databases: { postgres: 'OK', redis: 'not used' },
+    queues: queueBlocks({
+      taskQueues: [...new Set(['work', ...ctx.catalog.queues()])].sort(),
+      workers,
+      queueTasks,
+      deliveries: deliveries ?? { delivering: 0, due: 0 },
+      waiting: waiting ?? { queued: 0, due: 0 },
+    }),
+    tasks: {
+      failed: taskBy('failed'),
+      pending: taskBy('ready'),
+      processed: taskBy('succeeded') + taskBy('failed'),
+    },
+    jobs: { ...jobs, max_jobs: settings.known.max_jobs, priority_slots: settings.known.priority_slots },
+  };
+}
 
+/** Job counts per state, `completed` split into completed and failed. Pure. */
+function jobsByState(
+  counts: readonly { queue_state: string; failed: boolean; n: number }[],
+): Omit<HealthReport['jobs'], 'max_jobs' | 'priority_slots'> {
   const jobs = {
     completed: 0,
     failed: 0,
@@ -109,60 +116,50 @@ export async function getHealth(ctx: EngineContext, viewer: Viewer): Promise<Hea
     scheduled: 0,
     paused: 0,
   };
-  for (const r of jobCounts) {
+  for (const r of counts) {
     if (r.queue_state === 'completed') {
       if (r.failed) jobs.failed += r.n;
       else jobs.completed += r.n;
     } else if (r.queue_state in jobs) jobs[r.queue_state as keyof typeof jobs] += r.n;
   }
-  const taskBy = (state: string) => taskCounts.find((r) => r.state === state)?.n ?? 0;
-  const workersWith = (pred: (w: { queues: string[]; roles: string[] }) => boolean) =>
-    workerRows.filter(pred).length;
-  const queueCount = (queue: string, state: string) =>
-    queueTasks.find((r) => r.queue === queue && r.state === state)?.n ?? 0;
-  // Job counts for the controller/scheduler blocks are engine-wide, like every queue block.
-  const { rows: waiting } = viewer.admin
-    ? { rows: [{ queued: jobs.queued, due: jobs.scheduled + jobs.pending }] }
-    : await ctx.db.query<{ queued: number; due: number }>(
-        `SELECT count(*) FILTER (WHERE queue_state = 'queued')::int AS queued,
-                count(*) FILTER (WHERE queue_state IN ('scheduled', 'pending'))::int AS due
-         FROM jobs WHERE queue_state IN ('queued', 'scheduled', 'pending')`,
-      );
+  return jobs;
+}
 
+/** The queue blocks of the report (see {@link getHealth}). Pure. */
+function queueBlocks(c: {
+  taskQueues: readonly string[];
+  workers: readonly { queues: string[]; roles: string[] }[];
+  queueTasks: readonly { queue: string; state: string; n: number }[];
+  deliveries: { delivering: number; due: number };
+  waiting: { queued: number; due: number };
+}): Record<string, QueueHealth> {
+  const workersWith = (pred: (w: { queues: string[]; roles: string[] }) => boolean) =>
+    c.workers.filter(pred).length;
+  const queueCount = (queue: string, state: string) =>
+    c.queueTasks.find((r) => r.queue === queue && r.state === state)?.n ?? 0;
   const queues: Record<string, QueueHealth> = {
     controller: {
       workers: workersWith((w) => w.roles.includes('controller')),
       working: 0,
-      pending: waiting[0]?.queued ?? 0,
+      pending: c.waiting.queued,
     },
     scheduler: {
       workers: workersWith((w) => w.roles.includes('scheduler')),
       working: 0,
-      pending: waiting[0]?.due ?? 0,
+      pending: c.waiting.due,
     },
     callback: {
       workers: workersWith((w) => w.queues.includes('callback')),
-      working: deliveries[0]?.delivering ?? 0,
-      pending: deliveries[0]?.due ?? 0,
+      working: c.deliveries.delivering,
+      pending: c.deliveries.due,
     },
   };
-  for (const q of taskQueues) {
+  for (const q of c.taskQueues) {
     queues[q] = {
       workers: workersWith((w) => w.queues.includes(q)),
       working: queueCount(q, 'running'),
       pending: queueCount(q, 'ready'),
     };
   }
-
-  return {
-    version: ctx.version,
-    databases: { postgres: 'OK', redis: 'not used' },
-    queues,
-    tasks: {
-      failed: taskBy('failed'),
-      pending: taskBy('ready'),
-      processed: taskBy('succeeded') + taskBy('failed'),
-    },
-    jobs: { ...jobs, max_jobs: settings.known.max_jobs, priority_slots: settings.known.priority_slots },
-  };
+  return queues;
 }

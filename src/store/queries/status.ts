@@ -17,3 +17,60 @@ export const listDashboardJobs = defineQuery<{ state: string; client: string | n
    WHERE j.queue_state = $state AND ($client::text IS NULL OR j.client = $client)
    ORDER BY ${STATE_LIST_ORDER_SQL} LIMIT $limit`,
 );
+
+/** Checks that the database answers. */
+export const pingDatabase = defineQuery('ping-database', 'SELECT 1');
+
+/** Counts jobs per state and `failed` (of `client` only, unless null). No locks. */
+export const countJobsByState = defineQuery<
+  { client: string | null },
+  { queue_state: string; failed: boolean; n: number }
+>(
+  'count-jobs-by-state',
+  `SELECT queue_state, failed, count(*)::int AS n FROM jobs
+     WHERE ($client::text IS NULL OR client = $client) GROUP BY queue_state, failed`,
+);
+
+/** Counts failed, ready and succeeded tasks (of `client`'s jobs only, unless null). No locks. */
+export const countTasksByState = defineQuery<{ client: string | null }, { state: string; n: number }>(
+  'count-tasks-by-state',
+  `SELECT t.state, count(*)::int AS n FROM tasks t
+     WHERE t.state IN ('failed', 'ready', 'succeeded')
+       AND ($client::text IS NULL OR t.job_id IN (SELECT id FROM jobs WHERE client = $client))
+     GROUP BY t.state`,
+);
+
+/** The queues and roles of every worker process alive at `now` (not stopped, heart-beat within `aliveSeconds`). No locks. */
+export const readAliveWorkers = defineQuery<
+  { now: Date; aliveSeconds: number },
+  { queues: string[]; roles: string[] }
+>(
+  'read-alive-workers',
+  `SELECT queues, roles FROM workers
+     WHERE stopped_at IS NULL AND heartbeat_at > $now::timestamptz - make_interval(secs => $aliveSeconds)`,
+);
+
+/** Counts ready and running tasks per queue. No locks. */
+export const countActiveTasksByQueue = defineQuery<
+  Record<string, never>,
+  { queue: string; state: string; n: number }
+>(
+  'count-active-tasks-by-queue',
+  `SELECT queue, state, count(*)::int AS n FROM tasks WHERE state IN ('ready', 'running') GROUP BY queue, state`,
+);
+
+/** Counts callback deliveries being sent, and those due at `now`. No locks. */
+export const countCallbackDeliveries = defineQuery<{ now: Date }, { delivering: number; due: number }>(
+  'count-callback-deliveries',
+  `SELECT count(*) FILTER (WHERE state = 'delivering')::int AS delivering,
+          count(*) FILTER (WHERE state = 'pending' AND next_attempt_at <= $now)::int AS due
+     FROM callback_deliveries WHERE state IN ('pending', 'delivering')`,
+);
+
+/** Counts queued jobs, and scheduled or pending ones, over every client. No locks. */
+export const countWaitingJobs = defineQuery<Record<string, never>, { queued: number; due: number }>(
+  'count-waiting-jobs',
+  `SELECT count(*) FILTER (WHERE queue_state = 'queued')::int AS queued,
+          count(*) FILTER (WHERE queue_state IN ('scheduled', 'pending'))::int AS due
+     FROM jobs WHERE queue_state IN ('queued', 'scheduled', 'pending')`,
+);
