@@ -1,6 +1,7 @@
 /**
  * The controller service: runs admission whenever it may start something (SPEC 5.4).
  */
+import type { ClockTimer } from '../clock.js';
 import type { EngineContext, Service } from '../context.js';
 import { CHANNELS } from '../signals.js';
 import { admitJobs, MAX_JOBS_PER_PASS } from './admission.js';
@@ -13,86 +14,119 @@ export interface ControllerOptions {
   safetyIntervalMs?: number;
 }
 
+/** The controller: a {@link Service} that can also be woken directly. */
+export interface Controller extends Service {
+  /** Asks for an admission pass soon (coalesced). */
+  wake(): void;
+}
+
+/** Back-off after `failures` passes failed in a row, in ms: 200, 400 … capped at 5 000. */
+export function admissionBackoffMs(failures: number): number {
+  return Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+}
+
 /**
  * Creates the controller: admission on every `CHANNELS.admission` notification (a job was
  * queued, left `started`, or a setting changed), coalesced over a few ms; once at start; and on a
  * safety-net timer. Passes never overlap inside one process (a wake-up during a pass runs one
  * more pass after it); across processes the advisory lock in {@link admitJobs} serialises them.
- * Errors are logged and retried with a short back-off; the loop never dies.
+ * Errors are logged and retried with a back-off ({@link admissionBackoffMs}); the loop never
+ * dies. Every timer is `ctx.clock`'s.
  */
-export function createController(
-  ctx: EngineContext,
-  options: ControllerOptions = {},
-): Service & {
-  /** Asks for an admission pass soon (coalesced). */
-  wake(): void;
-} {
-  const debounceMs = options.debounceMs ?? 2;
-  const safetyMs = options.safetyIntervalMs ?? 10_000;
-  let running = false;
-  let stopped = true;
-  let again = false;
-  let timer: NodeJS.Timeout | null = null;
-  let safety: NodeJS.Timeout | null = null;
-  let unlisten: (() => Promise<void>) | null = null;
-  let current: Promise<void> = Promise.resolve();
-  let failures = 0;
+export function createController(ctx: EngineContext, options: ControllerOptions = {}): Controller {
+  return new AdmissionLoop(ctx, options.debounceMs ?? 2, options.safetyIntervalMs ?? 10_000);
+}
 
-  const schedule = (delay: number): void => {
-    if (stopped) return;
-    if (running) {
-      again = true;
+/** The state of the controller, one field per concern. */
+class AdmissionLoop implements Controller {
+  readonly name = 'controller';
+  /** Not started, or stopped: nothing is scheduled. */
+  private stopped = true;
+  /** A pass is running. */
+  private running = false;
+  /** A wake-up came during the pass (or the pass was full, or failed): run another after it. */
+  private again = false;
+  /** The timer of the next pass, when one is scheduled. */
+  private next: ClockTimer | null = null;
+  /** The safety-net timer. */
+  private safety: ClockTimer | null = null;
+  private unlisten: (() => Promise<void>) | null = null;
+  /** The pass in flight (or the last one), awaited by `stop()`. */
+  private current: Promise<void> = Promise.resolve();
+  /** Passes failed in a row. */
+  private failures = 0;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly debounceMs: number,
+    private readonly safetyMs: number,
+  ) {}
+
+  wake(): void {
+    this.schedule(this.debounceMs);
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unlisten = await this.ctx.db.listen(CHANNELS.admission, () => this.schedule(this.debounceMs));
+    this.armSafety();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.next?.cancel();
+    this.next = null;
+    this.safety?.cancel();
+    this.safety = null;
+    await this.unlisten?.().catch(() => undefined);
+    this.unlisten = null;
+    await this.current;
+  }
+
+  /** Schedules a pass in `delay` ms, unless one is scheduled already or running (then it runs again after). */
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
       return;
     }
-    if (timer) return;
-    timer = setTimeout(() => {
-      timer = null;
-      current = pass();
+    if (this.next) return;
+    this.next = this.ctx.clock.setTimeout(() => {
+      this.next = null;
+      this.current = this.pass();
     }, delay);
-  };
+  }
 
-  const pass = async (): Promise<void> => {
-    if (stopped) return;
-    running = true;
-    again = false;
-    let delay = debounceMs;
+  /** The safety net: a pass every `safetyMs`, re-armed each time it fires. */
+  private armSafety(): void {
+    this.safety = this.ctx.clock.setTimeout(() => {
+      if (this.stopped) return;
+      this.schedule(0);
+      this.armSafety();
+    }, this.safetyMs);
+  }
+
+  private async pass(): Promise<void> {
+    if (this.stopped) return;
+    this.running = true;
+    this.again = false;
+    let delay = this.debounceMs;
     try {
-      const n = await admitJobs(ctx);
-      failures = 0;
-      if (n >= MAX_JOBS_PER_PASS) again = true;
-      if (n > 0) ctx.logger.debug({ started: n }, 'admission started jobs');
+      const n = await admitJobs(this.ctx);
+      this.failures = 0;
+      if (n >= MAX_JOBS_PER_PASS) this.again = true;
+      if (n > 0) this.ctx.logger.debug({ started: n }, 'admission started jobs');
     } catch (err) {
-      failures++;
-      delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
-      again = true;
-      ctx.logger.error({ err }, 'admission pass failed; retrying');
+      this.failures++;
+      delay = admissionBackoffMs(this.failures);
+      this.again = true;
+      this.ctx.logger.error({ err }, 'admission pass failed; retrying');
     } finally {
-      running = false;
+      this.running = false;
     }
-    if (again) schedule(delay);
-  };
-
-  return {
-    name: 'controller',
-    wake: () => schedule(debounceMs),
-    async start() {
-      if (!stopped) return;
-      stopped = false;
-      unlisten = await ctx.db.listen(CHANNELS.admission, () => schedule(debounceMs));
-      safety = setInterval(() => schedule(0), safetyMs);
-      safety.unref();
-      schedule(0);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      if (safety) clearInterval(safety);
-      safety = null;
-      await unlisten?.().catch(() => undefined);
-      unlisten = null;
-      await current;
-    },
-  };
+    if (this.again) this.schedule(delay);
+  }
 }
