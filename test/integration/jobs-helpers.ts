@@ -4,6 +4,7 @@
  * workflow catalog (the job fixtures copied into a private folder, so other fixtures added to
  * `test/fixtures/workflows` never change these tests), a clock the test moves, and row factories.
  */
+import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { EngineConfig } from '../../src/config/schema.js';
 import { systemClock, type Clock, type ClockTimer } from '../../src/engine/clock.js';
+import { isEngineError } from '../../src/errors/catalogue.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import type { Viewer } from '../../src/engine/jobs/records.js';
 import type { Executor } from '../../src/store/executor.js';
@@ -102,4 +104,15 @@ export async function count(
     params,
   );
   return rows[0]!.n;
+}
+
+/** Asserts that `p` rejects with an EngineError of `code` whose message mentions every one of `parts`. */
+export async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    for (const part of parts)
+      assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
+    return true;
+  });
 }

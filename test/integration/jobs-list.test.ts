@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { getJob, listJobs, submitJob } from '../../src/engine/jobs/service.js';
 import { buildListQuery, parseListQuery } from '../../src/engine/jobs/list.js';
-import { isEngineError } from '../../src/errors/catalogue.js';
 import {
   ACME,
   ADMIN,
@@ -12,17 +11,8 @@ import {
   type JobsTestContext,
   REQUEST,
   setJob,
+  rejects,
 } from './jobs-helpers.js';
-
-async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const part of parts)
-      assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-    return true;
-  });
-}
 
 const ids = (rows: { id: number }[]) => rows.map((r) => r.id);
 

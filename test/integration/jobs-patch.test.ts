@@ -18,17 +18,8 @@ import {
   REQUEST,
   setJob,
   taskRows,
+  rejects,
 } from './jobs-helpers.js';
-
-async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const part of parts)
-      assert.equal(err.message.includes(part), true, `"${err.message}" should mention "${part}"`);
-    return true;
-  });
-}
 
 const CALLBACK = 'http://127.0.0.1:9/callback';
 

@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { getJob, getJobLogs, listJobs, submitJob } from '../../src/engine/jobs/service.js';
 import type { Executor } from '../../src/store/executor.js';
-import { isEngineError } from '../../src/errors/catalogue.js';
 import { CHANNELS } from '../../src/engine/signals.js';
 import { waitFor } from '../helpers/wait-for.js';
 import {
@@ -17,6 +16,7 @@ import {
   type JobsTestContext,
   REQUEST,
   taskRows,
+  rejects,
 } from './jobs-helpers.js';
 
 const hello = (parameters: unknown = { content_id: 'abc-123' }, job: Record<string, unknown> = {}) => ({
@@ -25,16 +25,6 @@ const hello = (parameters: unknown = { content_id: 'abc-123' }, job: Record<stri
 });
 
 /** Asserts that `p` rejects with an EngineError of `code` whose message contains every `parts`. */
-async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const part of parts)
-      assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-    return true;
-  });
-}
-
 forEachStore('jobs: submission', (kind) => {
   let s: TestStore;
   let t: JobsTestContext;
