@@ -1,8 +1,9 @@
 /**
  * State changes a person asks for: break, pause, resume, reschedule (SPEC section 5.3). Each runs
  * inside the caller's transaction, checks the move with {@link assertTransition}, and writes it as
- * one statement of src/store/queries/jobs.ts with the current state in the `WHERE`: zero rows means another writer got there
- * first, which is reported as a 409 after re-reading the state, never silently ignored.
+ * one statement of src/store/queries/jobs.ts with the current state in the `WHERE`: zero rows
+ * means another writer got there first, which is reported as a 409 after re-reading the state,
+ * never silently ignored.
  */
 import type { Queryable } from '../../store/executor.js';
 import {
