@@ -107,6 +107,20 @@ export function embeddedStoreDir(config: Pick<EngineConfig, 'dataDir'>): string 
  * @throws the store's connection error, or the catalog's error naming the bad workflow file.
  */
 export async function createEngine(config: EngineConfig, opts: EngineOptions = {}): Promise<Engine> {
+  const { ctx, ownsDb } = await openEngineContext(config, opts);
+  return new EngineProcess(ctx, opts, ownsDb);
+}
+
+/**
+ * Builds an engine's context: the store (opened from `config` unless given), the catalog, the
+ * logger, the clock and the version.
+ * @returns the context, and whether the engine owns (and so closes) the store.
+ * @throws the store's connection error, or the catalog's error (a store opened here is closed again).
+ */
+async function openEngineContext(
+  config: EngineConfig,
+  opts: EngineOptions,
+): Promise<{ ctx: EngineContext; ownsDb: boolean }> {
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const ownsDb = !opts.db;
   const db =
@@ -130,122 +144,147 @@ export async function createEngine(config: EngineConfig, opts: EngineOptions = {
     catalog,
     version: ENGINE_VERSION,
   };
-  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const heartbeatMs = opts.heartbeatIntervalMs ?? 2_000;
+  return { ctx, ownsDb };
+}
 
-  const services: Service[] = [];
-  let heartbeat: ClockTimer | null = null;
-  let started: Promise<void> | null = null;
-  let stopping: Promise<void> | null = null;
-
-  const taskQueues = (): string[] => [...new Set(config.workerQueues ?? catalog.queues())];
-  let pool: WorkerPool | null = null;
+/** One engine process (see {@link createEngine}): its services, its `workers` row and its heartbeat. */
+class EngineProcess implements Engine {
+  readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly heartbeatMs: number;
+  /** The services of the roles, in start order. */
+  private services: Service[] = [];
+  /** The worker pool, when the process has the worker role. */
+  private pool: WorkerPool | null = null;
   /** The task queues the workers take now (without `callback`). */
-  let servedQueues: string[] = [];
-  let offReload: (() => void) | null = null;
+  private servedQueues: string[] = [];
+  private heartbeat: ClockTimer | null = null;
+  private offReload: (() => void) | null = null;
+  private started: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
 
-  /** After a reload: adds the catalog's new queues to the workers and to the `workers` row. */
-  const takeNewQueues = async (): Promise<void> => {
-    if (!pool || stopping) return;
-    const added = catalog.queues().filter((q) => !servedQueues.includes(q));
-    if (added.length === 0) return;
-    servedQueues = [...servedQueues, ...added];
-    pool.setQueues(servedQueues);
-    logger.info({ added, queues: servedQueues }, 'workers take the new queues of the reloaded workflows');
-    await setWorkerQueues
-      .run(db, { id: workerId, queues: [...servedQueues, 'callback'] })
-      .catch((err: unknown) => logger.warn({ err }, "could not record the workers' new queues"));
-  };
+  constructor(
+    readonly ctx: EngineContext,
+    private readonly opts: EngineOptions,
+    private readonly ownsDb: boolean,
+  ) {
+    this.heartbeatMs = opts.heartbeatIntervalMs ?? 2_000;
+  }
 
-  const start = async (): Promise<void> => {
+  start(): Promise<void> {
+    if (this.stopping) return Promise.reject(new Error('the engine was stopped; create a new one'));
+    this.started ??= this.run();
+    return this.started;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async run(): Promise<void> {
+    const { config, db, logger, clock, catalog } = this.ctx;
     const roles = new Set(config.roles);
     await reapOrphanedChildren({ logger });
     if (db.kind === 'pglite') {
-      await markOtherWorkersStopped.run(db, { id: workerId, now: ctx.clock.now() });
-      const n = await recoverStalledAttempts(ctx, { all: true });
+      await markOtherWorkersStopped.run(db, { id: this.workerId, now: clock.now() });
+      const n = await recoverStalledAttempts(this.ctx, { all: true });
       if (n > 0) logger.warn({ attempts: n }, 'recovered attempts left running by a previous engine process');
     }
+    const queues = this.createServices(roles);
+    await registerWorker.run(db, {
+      id: this.workerId,
+      queues,
+      concurrency: roles.has('worker') ? config.workerConcurrency : 0,
+      host: hostname(),
+      pid: process.pid,
+      roles: [...roles],
+      now: clock.now(),
+    });
+    this.heartbeat = repeatEvery(clock, this.heartbeatMs, () => {
+      touchWorkerHeartbeat
+        .run(db, { id: this.workerId, now: clock.now() })
+        .catch((err: unknown) => logger.warn({ err }, 'worker heartbeat failed'));
+    });
+    for (const s of this.services) await s.start();
+    if (this.pool && !config.workerQueues) {
+      this.offReload = catalog.onReload?.(() => this.takeNewQueues()) ?? null;
+      await this.takeNewQueues(); // a reload that finished while the services started
+    }
+    logger.debug({ workerId: this.workerId, roles: [...roles], queues }, 'engine started');
+  }
+
+  /**
+   * Creates the services of `roles` (not started): workers and the callback dispatcher, the
+   * controller, the scheduler.
+   * @returns the queues this process serves, as its `workers` row lists them.
+   */
+  private createServices(roles: ReadonlySet<string>): string[] {
+    const { ctx, opts } = this;
     const queues: string[] = [];
     if (roles.has('worker')) {
-      servedQueues = taskQueues();
-      queues.push(...servedQueues);
-      pool = createWorkerPool(ctx, {
-        workerId,
-        queues: servedQueues,
-        concurrency: config.workerConcurrency,
-        heartbeatIntervalMs: heartbeatMs,
+      this.servedQueues = [...new Set(ctx.config.workerQueues ?? ctx.catalog.queues())];
+      queues.push(...this.servedQueues);
+      this.pool = createWorkerPool(ctx, {
+        workerId: this.workerId,
+        queues: this.servedQueues,
+        concurrency: ctx.config.workerConcurrency,
+        heartbeatIntervalMs: this.heartbeatMs,
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
         ...(opts.shutdownGraceMs !== undefined ? { shutdownGraceMs: opts.shutdownGraceMs } : {}),
       });
-      services.push(createCallbackDispatcher(ctx), pool);
+      this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');
     }
     if (roles.has('controller'))
-      services.push(
+      this.services.push(
         createController(ctx, {
           ...(opts.admissionSafetyIntervalMs !== undefined
             ? { safetyIntervalMs: opts.admissionSafetyIntervalMs }
             : {}),
         }),
       );
-    if (roles.has('scheduler')) services.push(createSchedulerService(ctx));
+    if (roles.has('scheduler')) this.services.push(createSchedulerService(ctx));
+    return queues;
+  }
 
-    await registerWorker.run(db, {
-      id: workerId,
-      queues,
-      concurrency: roles.has('worker') ? config.workerConcurrency : 0,
-      host: hostname(),
-      pid: process.pid,
-      roles: [...roles],
-      now: ctx.clock.now(),
-    });
-    heartbeat = repeatEvery(ctx.clock, heartbeatMs, () => {
-      touchWorkerHeartbeat
-        .run(db, { id: workerId, now: ctx.clock.now() })
-        .catch((err: unknown) => logger.warn({ err }, 'worker heartbeat failed'));
-    });
-    for (const s of services) await s.start();
-    if (pool && !config.workerQueues) {
-      offReload = catalog.onReload?.(takeNewQueues) ?? null;
-      await takeNewQueues(); // a reload that finished while the services started
-    }
-    logger.debug({ workerId, roles: [...roles], queues }, 'engine started');
-  };
+  /** After a reload: adds the catalog's new queues to the workers and to the `workers` row. */
+  private async takeNewQueues(): Promise<void> {
+    const { pool, ctx } = this;
+    if (!pool || this.stopping) return;
+    const added = ctx.catalog.queues().filter((q) => !this.servedQueues.includes(q));
+    if (added.length === 0) return;
+    this.servedQueues = [...this.servedQueues, ...added];
+    pool.setQueues(this.servedQueues);
+    ctx.logger.info(
+      { added, queues: this.servedQueues },
+      'workers take the new queues of the reloaded workflows',
+    );
+    await setWorkerQueues
+      .run(ctx.db, { id: this.workerId, queues: [...this.servedQueues, 'callback'] })
+      .catch((err: unknown) => ctx.logger.warn({ err }, "could not record the workers' new queues"));
+  }
 
-  const stop = async (): Promise<void> => {
-    if (started) await started.catch(() => undefined);
-    offReload?.();
-    offReload = null;
+  private async shutdown(): Promise<void> {
+    const { db, logger, clock } = this.ctx;
+    if (this.started) await this.started.catch(() => undefined);
+    this.offReload?.();
+    this.offReload = null;
     // Stop in reverse order: the controller and scheduler first, then the workers (which may
     // wait for running attempts), then the dispatcher, so callbacks enqueued by the last
     // results still get their chance in this process.
-    for (const s of [...services].reverse()) {
+    for (const s of [...this.services].reverse()) {
       try {
         await s.stop();
       } catch (err) {
         logger.error({ err, service: s.name }, 'error while stopping a service');
       }
     }
-    heartbeat?.cancel();
-    heartbeat = null;
-    if (started)
+    this.heartbeat?.cancel();
+    this.heartbeat = null;
+    if (this.started)
       await markWorkerStopped
-        .run(db, { id: workerId, now: ctx.clock.now() })
+        .run(db, { id: this.workerId, now: clock.now() })
         .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
-    if (ownsDb) await db.close();
-  };
-
-  return {
-    ctx,
-    workerId,
-    start() {
-      if (stopping) return Promise.reject(new Error('the engine was stopped; create a new one'));
-      started ??= start();
-      return started;
-    },
-    stop() {
-      stopping ??= stop();
-      return stopping;
-    },
-  };
+    if (this.ownsDb) await db.close();
+  }
 }
