@@ -12,6 +12,7 @@ import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callbac
 import { startTestEngine, type TestEngine } from '../helpers/engine.js';
 import { createTestStore, forEachStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { ENGINE_PG_TYPES } from '../../src/store/pg-types.js';
 
 forEachStore('runtime: retries and timeouts', (kind) => {
   let store: TestStore;
@@ -248,7 +249,7 @@ void describe(
         const id = await te.submit('pair', {});
         await waitFor(async () => (await te.tasks(id)).every((t) => t.state === 'ready'));
         // A second connection holds the job row as a pause does (control.ts locks it FOR UPDATE).
-        const other = new pg.Client({ connectionString: store.databaseUrl! });
+        const other = new pg.Client({ connectionString: store.databaseUrl!, types: ENGINE_PG_TYPES });
         await other.connect();
         try {
           await other.query('BEGIN');
@@ -283,7 +284,7 @@ void describe(
 
       // A second connection runs the real claim statement for `b`, with `b` locked first so
       // that the claim commits while the failure of `a` is being written.
-      const other = new pg.Client({ connectionString: store.databaseUrl! });
+      const other = new pg.Client({ connectionString: store.databaseUrl!, types: ENGINE_PG_TYPES });
       await other.connect();
       try {
         await other.query('BEGIN');
