@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { callbackTargets, callbackTargetsSql } from '../../src/engine/callbacks/enqueue.js';
+import { callbackTargets } from '../../src/engine/callbacks/bodies.js';
+import { callbackTargetsSql } from '../../src/engine/callbacks/enqueue.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 
 const CASES: Record<string, unknown>[] = [

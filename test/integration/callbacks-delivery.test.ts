@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, afterEach, before, it } from 'node:test';
 import { createCallbackDispatcher } from '../../src/engine/callbacks/dispatcher.js';
-import { enqueueJobEnd, enqueueTaskEvent } from '../../src/engine/callbacks/enqueue.js';
+import { taskEventBody } from '../../src/engine/callbacks/bodies.js';
+import { enqueueJobEnd } from '../../src/engine/callbacks/enqueue.js';
 import { verifyCallbackSignature } from '../../src/engine/callbacks/signing.js';
 import { ManualClock, type Clock } from '../../src/engine/clock.js';
 import type { Service } from '../../src/engine/context.js';
+import { applyEffects, emptyEffects } from '../../src/engine/controller/advance.js';
 import { SEVERITY } from '../../src/engine/jobs/job-log.js';
 import {
   insertClient,
@@ -86,18 +88,37 @@ forEachStore('callback dispatcher', (kind) => {
     const t0 = clock.now().getTime();
     await start({}, clock);
     await s.db.transaction((tx) =>
-      enqueueTaskEvent(tx, [`${rx.url}/fail2/a`], {
-        job_id: jobId,
-        task_id: 7,
-        task_name: 'hello',
-        workflow: 'demo',
-        event: 'start',
-        content_id: 'c1',
-        message: '',
-        time: new Date().toISOString(),
-        client: 'test-client',
-        attempt: 1,
-      }),
+      applyEffects(
+        tx,
+        {
+          ...emptyEffects(),
+          taskCallbacks: [
+            {
+              jobId,
+              taskId: 7,
+              event: 'start',
+              target: `${rx.url}/fail2/a`,
+              body: JSON.stringify(
+                taskEventBody(
+                  {
+                    id: jobId,
+                    workflow: 'demo',
+                    content_id: 'c1',
+                    client: 'test-client',
+                    resolved_parameters: {},
+                  },
+                  { id: 7, name: 'hello' },
+                  'start',
+                  '',
+                  1,
+                  new Date(),
+                ),
+              ),
+            },
+          ],
+        },
+        new Date(),
+      ),
     );
     // Each failed attempt leaves the dispatcher's timer on the retry's due time: 1 s after the
     // first failure, 2 s after the second. The retry is not sent a millisecond before it.

@@ -2,23 +2,42 @@
  * Advancing a job when its tasks end (SPEC sections 5.3, 6 and 11): waiting tasks whose needs
  * have ended become ready (or skipped when their `if` renders falsy), and when every task has
  * ended the job finishes, gives its slot back and enqueues its job-end callbacks.
+ *
+ * The decisions are pure ({@link planAdvance}, {@link addAdvance}): they turn a job and its tasks
+ * into {@link JobEffects}, which {@link applyEffects} writes in one statement
+ * (`applyJobEffects`). The outcome of an attempt (workers/results.ts) adds its own changes to the
+ * same effects and goes through the same statement.
  */
 import type { Queryable } from '../../store/executor.js';
+import {
+  applyJobEffects,
+  lockJobForAdvance,
+  readJobTasks,
+  type JobTaskRow,
+} from '../../store/queries/job-effects.js';
 import { isTruthy, renderTemplate } from '../../workflows/templates.js';
-import { callbackTargets, type JobEndBody } from '../callbacks/enqueue.js';
+import { callbackTargets, jobEndBody } from '../callbacks/bodies.js';
 import type { EngineContext } from '../context.js';
 import { fitLogMessage, SEVERITY } from '../jobs/job-log.js';
-import { CHANNELS } from '../signals.js';
 import {
-  buildTemplateScope,
-  RUNTIME_JOB_COLUMNS,
-  taskDefinition,
-  type RuntimeJob,
-  type TaskOutputs,
-} from './job-scope.js';
+  conditionErrorLine,
+  jobFailureReason,
+  jobFinishedLine,
+  outputsErrorLine,
+  taskSkippedLine,
+  type SkipReason,
+} from '../jobs/log-messages.js';
+import { ENDED_TASK_STATES, taskEdge, type TaskEdge } from '../jobs/task-transitions.js';
+import { jobEdge } from '../jobs/transitions.js';
+import { CHANNELS } from '../signals.js';
+import { buildTemplateScope, taskDefinition, type RuntimeJob, type TaskOutputs } from './job-scope.js';
 
-/** Task states in which a task has ended for good. */
-export const ENDED_TASK_STATES = ['succeeded', 'failed', 'skipped', 'cancelled'] as const;
+/** A waiting task whose needs ended well (and whose `if` holds) becomes ready. */
+const RELEASE = taskEdge('waiting', 'ready', 'release');
+/** A task skipped: its `if` is false, or a sibling failed the job. */
+const SKIP = taskEdge(['waiting', 'ready'], 'skipped', 'skip');
+/** The job's last task ended. */
+const FINISH = jobEdge('started', 'completed', 'finish');
 
 /** What {@link advanceJob} did. */
 export interface AdvanceResult {
@@ -33,49 +52,66 @@ export interface AdvanceResult {
 }
 
 /**
- * A task row as {@link advanceJob} reads it (`SELECT id, name, queue, state, needs, output, error
- * FROM tasks`, ordered by position), for callers that read them already in the same transaction
- * after locking the job.
+ * A task as advancing reads it (`readJobTasks`, ordered by position). The plans change `state`
+ * (and an outcome `output`/`error`) on these rows as they decide, so a caller's working copy
+ * always shows the tasks as they will be.
  */
-export type AdvanceTaskRow = TaskRow;
+export type AdvanceTaskRow = Omit<JobTaskRow, 'job_id'>;
 
-interface TaskRow {
-  id: number;
-  name: string;
-  queue: string;
-  state: string;
-  needs: string[];
-  output: unknown;
-  error: string | null;
-}
-
-/** A planned change of one job, computed from its tasks in memory. */
-interface Plan {
-  job: RuntimeJob;
-  tasks: TaskRow[];
-  toReady: TaskRow[];
-  toSkip: { task: TaskRow; reason: string }[];
+/** What {@link planAdvance} decided for one job. */
+export interface AdvancePlan {
+  /** Tasks `waiting → ready`. */
+  toReady: AdvanceTaskRow[];
+  /** Tasks `waiting`/`ready` → `skipped`, with why. */
+  toSkip: { task: AdvanceTaskRow; reason: SkipReason }[];
+  /** Conditions that could not be rendered (their task is skipped). */
   warnings: { taskId: number; message: string }[];
-  failedTask: TaskRow | undefined;
+  /** The first task (by position) that failed the job: failed or cancelled without `continue_on_error`. */
+  failedTask: AdvanceTaskRow | undefined;
 }
 
-/** Works out which waiting tasks become ready or skipped (see {@link advanceJob} for the rules). */
-function planAdvance(ctx: EngineContext, job: RuntimeJob, tasks: TaskRow[]): Plan {
+/** Whether `state` is one a task does not leave. */
+export function isEnded(state: string): boolean {
+  return (ENDED_TASK_STATES as readonly string[]).includes(state);
+}
+
+/** Whether task `name` of `job` has `continue_on_error`. */
+function continuesOnError(job: RuntimeJob, name: string): boolean {
+  return taskDefinition(job, name)?.continue_on_error === true;
+}
+
+/**
+ * Whether a task in state `state` fails its job: failed or cancelled without `continue_on_error`.
+ * The one rule of what a failed task means to its job (advance and the retry decision share it).
+ */
+export function failsJob(job: RuntimeJob, task: { name: string; state: string }): boolean {
+  return (task.state === 'failed' || task.state === 'cancelled') && !continuesOnError(job, task.name);
+}
+
+/**
+ * Works out which waiting tasks of `job` become ready or skipped, and marks their new states on
+ * `tasks` (the caller's working copy).
+ * - A `waiting` task becomes `ready` when every task it `needs` has ended well: `succeeded`,
+ *   `skipped`, or `failed` with `continue_on_error`. Its `if` (if any) is rendered over
+ *   `{parameters, job, tasks, storage}`; falsy (or not renderable: a warning) → `skipped`, which
+ *   may in turn release others.
+ * - When a task failed the job ({@link failsJob}), every `waiting`/`ready` task is skipped; tasks
+ *   still `running` are left to end on their own.
+ * @param storageRoot - `config.storageRoot`, for the templates' `storage.root`.
+ */
+export function planAdvance(job: RuntimeJob, tasks: AdvanceTaskRow[], storageRoot: string): AdvancePlan {
   const byName = new Map(tasks.map((t) => [t.name, t]));
-  const continues = (t: TaskRow): boolean => taskDefinition(job, t.name)?.continue_on_error === true;
-  const failsJob = (t: TaskRow): boolean =>
-    (t.state === 'failed' || t.state === 'cancelled') && !continues(t);
-  const endedWell = (t: TaskRow | undefined): boolean =>
+  const endedWell = (t: AdvanceTaskRow | undefined): boolean =>
     t === undefined ||
     t.state === 'succeeded' ||
     t.state === 'skipped' ||
-    (t.state === 'failed' && continues(t));
-  const plan: Plan = { job, tasks, toReady: [], toSkip: [], warnings: [], failedTask: tasks.find(failsJob) };
-  const failedTask = plan.failedTask;
+    (t.state === 'failed' && continuesOnError(job, t.name));
+  const failedTask = tasks.find((t) => failsJob(job, t));
+  const plan: AdvancePlan = { toReady: [], toSkip: [], warnings: [], failedTask };
   if (failedTask) {
     for (const t of tasks)
       if (t.state === 'waiting' || t.state === 'ready') {
-        plan.toSkip.push({ task: t, reason: `skipped: task '${failedTask.name}' failed` });
+        plan.toSkip.push({ task: t, reason: { kind: 'sibling-failed', sibling: failedTask.name } });
         t.state = 'skipped';
       }
     return plan;
@@ -91,16 +127,11 @@ function planAdvance(ctx: EngineContext, job: RuntimeJob, tasks: TaskRow[]): Pla
       let run = true;
       if (cond !== undefined && cond !== null && cond !== '') {
         try {
-          run = isTruthy(
-            renderTemplate(cond, buildTemplateScope(job, outputsOf(tasks), ctx.config.storageRoot)),
-          );
+          run = isTruthy(renderTemplate(cond, buildTemplateScope(job, outputsOf(tasks), storageRoot)));
         } catch (err) {
           // A condition that cannot be rendered is treated as false and said so in the log.
           run = false;
-          plan.warnings.push({
-            taskId: t.id,
-            message: `Task '${t.name}': condition ${JSON.stringify(cond)} could not be evaluated (${errorText(err)}); skipping it`,
-          });
+          plan.warnings.push({ taskId: t.id, message: conditionErrorLine(t.name, cond, errorText(err)) });
         }
       }
       if (run) {
@@ -108,55 +139,12 @@ function planAdvance(ctx: EngineContext, job: RuntimeJob, tasks: TaskRow[]): Pla
         plan.toReady.push(t);
       } else {
         t.state = 'skipped';
-        plan.toSkip.push({ task: t, reason: `skipped: condition ${JSON.stringify(cond)} is false` });
+        plan.toSkip.push({ task: t, reason: { kind: 'condition-false', condition: cond ?? '' } });
         changed = true;
       }
     }
   }
   return plan;
-}
-
-/**
- * Advances job `jobId` inside the caller's transaction `tx`.
- *
- * Locks the job row first (`SELECT … FOR UPDATE`), so every change of one job's tasks and state
- * (worker results, break, pause, stalled-attempt recovery, admission) is serialised per job.
- * Works on `started` jobs, and on `paused` jobs as far as making tasks ready or skipped (a paused
- * job never finishes; it finishes once resumed and admitted again; when nothing of it runs any
- * more, admission is woken since its slot is free).
- *
- * Rules:
- * - A `waiting` task becomes `ready` when every task it `needs` has ended well: `succeeded`,
- *   `skipped`, or `failed` with `continue_on_error`. Its `if` (if any) is rendered over
- *   `{parameters, job, tasks, storage}`; falsy → `skipped`, which may in turn release others.
- * - When a task failed for good without `continue_on_error`, every `waiting`/`ready` task is
- *   skipped; tasks still `running` are left to end on their own (their results are recorded, and
- *   the job finishes once they have), so no half-done side effect is cut off mid-way.
- * - When every task has ended, the job goes `started → completed` with `failed` set when any task
- *   failed without `continue_on_error`; the workflow's `outputs` are rendered and stored in
- *   `jobs.outputs`; job-end callbacks are enqueued once; `CHANNELS.admission` and
- *   `CHANNELS.jobEnded` are notified (delivered on commit).
- *
- * @param triggerTaskId - the task whose end caused this call (used as the log entries' task id).
- * @param lockedJob - the job row when the caller has already locked it in `tx` (saves a round trip).
- * @throws the driver's error; the caller's transaction then rolls back and nothing is half-done.
- */
-export async function advanceJob(
-  tx: Queryable,
-  ctx: EngineContext,
-  jobId: number,
-  triggerTaskId = 0,
-  lockedJob?: RuntimeJob,
-): Promise<AdvanceResult> {
-  const job =
-    lockedJob ??
-    (
-      await tx.query<RuntimeJob>(`SELECT ${RUNTIME_JOB_COLUMNS} FROM jobs j WHERE j.id = $1 FOR UPDATE`, [
-        jobId,
-      ])
-    ).rows[0];
-  if (!job) return { outcome: 'missing', ready: 0, skipped: 0 };
-  return (await advanceLockedJobs(tx, ctx, [job], { trigger: triggerTaskId }))[0]!;
 }
 
 /** A task event callback to enqueue with a job's other changes (see {@link JobEffects}). */
@@ -169,18 +157,37 @@ export interface TaskCallbackRow {
   body: string;
 }
 
+/** The task edge an attempt's outcome takes, with what it writes besides the state. */
+export interface TaskOutcomeRow {
+  taskId: number;
+  attemptId: number;
+  edge: TaskEdge;
+  /** The output as JSON text; null keeps the task's output. */
+  output: string | null;
+  /** The error to store; undefined keeps the task's error. */
+  error?: string | null;
+  /** `run_after = now + delaySeconds`; null keeps it. */
+  delaySeconds: number | null;
+  /** Sets `finished_at`. */
+  finished: boolean;
+}
+
 /**
  * Changes of one or more locked jobs, gathered in memory and written by {@link applyEffects} in
  * a single statement (one round trip however many jobs and kinds of change there are).
  */
 export interface JobEffects {
+  /** Attempts closed (only while still `running`); `keepError`: an error already set stays. */
+  attempts: { attemptId: number; state: string; error: string | null; keepError: boolean }[];
+  /** Task edges of attempt outcomes (only while the task runs that attempt). */
+  outcomes: TaskOutcomeRow[];
   /** Tasks `waiting → ready` (run_after now); the workers of their queues are woken. */
   ready: number[];
   /** Tasks `waiting`/`ready` → `skipped`. */
   skip: number[];
   /**
    * Log lines, written in this order. `ifFinished` (a job id): written only when that job's
-   * finish below really took place.
+   * finish below really took place; `ifSkipped` (a task id): only when that task's skip did.
    */
   logs: {
     jobId: number;
@@ -189,18 +196,16 @@ export interface JobEffects {
     progname: 'worker' | 'controller';
     message: string;
     ifFinished?: number;
-    /** A task id: written only when that task's skip below really took place. */
     ifSkipped?: number;
   }[];
   /** Jobs `started → completed`, with `failed`, the rendered outputs (JSON text) and the reason. */
   finishes: { jobId: number; failed: boolean; outputs: string; error: string | null }[];
   /** Task event callbacks, one row per (event, target). */
   taskCallbacks: TaskCallbackRow[];
-  /**
-   * Job-end callbacks of finishing jobs, one row per target; `body` without `time`, which is
-   * set from the job's `finished_at`. Enqueued once per job and target (unique index).
-   */
+  /** Job-end callbacks of finishing jobs, one row per target (enqueued once per job and target). */
   jobCallbacks: { jobId: number; status: 'completed' | 'failed'; target: string; body: string }[];
+  /** Wake-ups sent whatever happens (a retried task's queue, admission for a paused job). */
+  notices: { channel: string; payload: string }[];
   /** Wake admission even if no job finishes (a paused job's slot came free). */
   wakeAdmission: boolean;
 }
@@ -208,231 +213,106 @@ export interface JobEffects {
 /** An empty {@link JobEffects}. */
 export function emptyEffects(): JobEffects {
   return {
+    attempts: [],
+    outcomes: [],
     ready: [],
     skip: [],
     logs: [],
     finishes: [],
     taskCallbacks: [],
     jobCallbacks: [],
+    notices: [],
     wakeAdmission: false,
   };
 }
 
 function hasEffects(e: JobEffects): boolean {
   return (
+    e.attempts.length > 0 ||
+    e.outcomes.length > 0 ||
     e.ready.length > 0 ||
     e.skip.length > 0 ||
     e.logs.length > 0 ||
     e.finishes.length > 0 ||
     e.taskCallbacks.length > 0 ||
+    e.notices.length > 0 ||
     e.wakeAdmission
   );
 }
 
 /**
- * The one statement of {@link applyEffects}. Every part is driven by arrays, so parts with empty
- * arrays do nothing and the text never changes (prepared once per connection). Finishing is
- * guarded by `queue_state = 'started'` and by every listed skip of that job having taken place: a
- * claim does not lock the job, so a `ready` task read before it was claimed may be `running` by
- * the time it is to be skipped; it is then left to run, and the job finishes when it ends. The
- * finish's log lines, job-end callbacks and wake-ups depend on the finish having happened, and a
- * skip's log line on the skip. `pg_notify` parts are referenced by the final SELECT so
- * that they run; notifications are delivered at commit.
+ * Adds the advance of `job` to `effects` (pure): {@link planAdvance}'s ready tasks, skips and
+ * warnings; for a paused job with nothing running any more, the admission wake-up (its slot is
+ * free); for a started job whose tasks have all ended, its finish ({@link addFinish}). A task
+ * released by an earlier advance in the same effects and skipped now is only skipped.
+ * @param trigger - the task whose end caused this (the finish line's task id), or 0.
+ * @returns the plan, and whether the job is to finish.
  */
-const APPLY_EFFECTS_SQL = `
-WITH r AS (UPDATE tasks SET state = 'ready', run_after = now(), updated_at = now()
-            WHERE id = ANY($1::bigint[]) AND state = 'waiting' RETURNING queue),
-     rn AS (SELECT pg_notify($2, q) FROM (SELECT DISTINCT queue AS q FROM r) AS queues),
-     s AS (UPDATE tasks SET state = 'skipped', finished_at = now(), updated_at = now()
-            WHERE id = ANY($3::bigint[]) AND state IN ('waiting', 'ready') RETURNING id),
-     f AS (UPDATE jobs SET queue_state = 'completed', failed = x.failed, finished_at = now(), updated_at = now(),
-                  outputs = x.outputs::jsonb, error = x.error
-             FROM unnest($4::bigint[], $5::boolean[], $6::text[], $7::text[]) AS x(id, failed, outputs, error)
-            WHERE jobs.id = x.id AND jobs.queue_state = 'started'
-              AND NOT EXISTS (SELECT 1 FROM tasks tt
-                               WHERE tt.job_id = x.id AND tt.id = ANY($3::bigint[])
-                                 AND tt.id NOT IN (SELECT id FROM s))
-           RETURNING jobs.id, jobs.finished_at),
-     l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-           SELECT y.j, y.t, y.s, y.p, y.m, true
-             FROM unnest($8::bigint[], $9::bigint[], $10::smallint[], $11::text[], $12::text[], $13::bigint[],
-                         $27::bigint[])
-                  WITH ORDINALITY AS y(j, t, s, p, m, only_if, only_if_skipped, n)
-            WHERE (y.only_if IS NULL OR y.only_if IN (SELECT id FROM f))
-              AND (y.only_if_skipped IS NULL OR y.only_if_skipped IN (SELECT id FROM s))
-            ORDER BY y.n),
-     tc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-            SELECT c.j, c.t, 'task', c.e, c.u, c.b::jsonb
-              FROM unnest($14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[])
-                   WITH ORDINALITY AS c(j, t, e, u, b, n)
-             ORDER BY c.n
-            RETURNING job_id),
-     jc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-            SELECT c.j, 0, 'job', c.e, c.u,
-                   c.b::jsonb || jsonb_build_object('time',
-                     to_char(f.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-              FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[]) WITH ORDINALITY AS c(j, e, u, b, n)
-              JOIN f ON f.id = c.j
-             ORDER BY c.n
-            ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING
-            RETURNING job_id),
-     cn AS (SELECT pg_notify($23, j::text) FROM (SELECT job_id AS j FROM tc UNION SELECT job_id FROM jc) AS cb),
-     en AS (SELECT pg_notify($24, id::text) FROM f),
-     an AS (SELECT pg_notify($25, 'job finished')
-             WHERE $26::boolean OR EXISTS (SELECT 1 FROM f))
-SELECT f.id,
-       (SELECT count(*) FROM rn) + (SELECT count(*) FROM cn) + (SELECT count(*) FROM en)
-         + (SELECT count(*) FROM an) AS notified
-  FROM (SELECT 1) AS one LEFT JOIN f ON true`;
-
-/**
- * Writes `effects` in one statement inside the caller's transaction (the jobs concerned must be
- * locked by it).
- * @returns the ids of the jobs that were finished (a listed finish of a job no longer `started`
- *   does not happen, nor do its conditional log lines and job-end callbacks).
- * @throws the driver's error; the caller's transaction then rolls back.
- */
-export async function applyEffects(tx: Queryable, effects: JobEffects): Promise<Set<number>> {
-  if (!hasEffects(effects)) return new Set();
-  const e = effects;
-  const logs = e.logs.map((l) => ({ ...l, message: fitLogMessage(l.message) }));
-  const { rows } = await tx.query<{ id: number | null }>(APPLY_EFFECTS_SQL, [
-    e.ready,
-    CHANNELS.tasks,
-    e.skip,
-    e.finishes.map((f) => f.jobId),
-    e.finishes.map((f) => f.failed),
-    e.finishes.map((f) => f.outputs),
-    e.finishes.map((f) => f.error),
-    logs.map((l) => l.jobId),
-    logs.map((l) => l.taskId),
-    logs.map((l) => l.severity),
-    logs.map((l) => l.progname),
-    logs.map((l) => l.message),
-    logs.map((l) => l.ifFinished ?? null),
-    e.taskCallbacks.map((c) => c.jobId),
-    e.taskCallbacks.map((c) => c.taskId),
-    e.taskCallbacks.map((c) => c.event),
-    e.taskCallbacks.map((c) => c.target),
-    e.taskCallbacks.map((c) => c.body),
-    e.jobCallbacks.map((c) => c.jobId),
-    e.jobCallbacks.map((c) => c.status),
-    e.jobCallbacks.map((c) => c.target),
-    e.jobCallbacks.map((c) => c.body),
-    CHANNELS.callbacks,
-    CHANNELS.jobEnded,
-    CHANNELS.admission,
-    e.wakeAdmission,
-    logs.map((l) => l.ifSkipped ?? null),
-  ]);
-  return new Set(rows.flatMap((r) => (r.id === null ? [] : [Number(r.id)])));
-}
-
-/** Options of {@link advanceLockedJobs}. */
-export interface AdvanceOptions {
-  /** The task whose end caused the call (log entries' task id): one for all jobs, or per job id. */
-  trigger?: number | Map<number, number>;
-  /** Task rows already read in this transaction after the jobs were locked, by job id. */
-  preloaded?: Map<number, AdvanceTaskRow[]>;
-  /** Changes gathered by the caller, written in the same statement (before the advance's own). */
-  effects?: JobEffects;
-}
-
-/**
- * Advances several jobs the caller has already locked in `tx` (admission starts many at once;
- * the result writer records many results at once), with at most one read of their tasks and one
- * statement for every change of all of them ({@link applyEffects}).
- * @returns one result per job, in the order given.
- */
-export async function advanceLockedJobs(
-  tx: Queryable,
-  ctx: EngineContext,
-  jobs: RuntimeJob[],
-  options: AdvanceOptions = {},
-): Promise<AdvanceResult[]> {
-  const { preloaded } = options;
-  const effects = options.effects ?? emptyEffects();
-  const triggerOf = (jobId: number): number =>
-    typeof options.trigger === 'number' ? options.trigger : (options.trigger?.get(jobId) ?? 0);
-  const live = jobs.filter((j) => j.queue_state === 'started' || j.queue_state === 'paused');
-  const tasksByJob = new Map<number, TaskRow[]>(live.map((j) => [j.id, preloaded?.get(j.id) ?? []]));
-  const toRead = live.filter((j) => !preloaded?.has(j.id));
-  if (toRead.length > 0) {
-    const { rows } = await tx.query<TaskRow & { job_id: number }>(
-      `SELECT job_id, id, name, queue, state, needs, output, error FROM tasks
-        WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, position, id`,
-      [toRead.map((j) => j.id)],
-    );
-    for (const r of rows) tasksByJob.get(r.job_id)?.push(r);
+export function addAdvance(
+  effects: JobEffects,
+  job: RuntimeJob,
+  tasks: AdvanceTaskRow[],
+  trigger: number,
+  storageRoot: string,
+  now: Date,
+): { plan: AdvancePlan; finishing: boolean } {
+  const plan = planAdvance(job, tasks, storageRoot);
+  effects.ready.push(...plan.toReady.map((t) => t.id));
+  for (const s of plan.toSkip) {
+    const released = effects.ready.indexOf(s.task.id);
+    if (released >= 0) effects.ready.splice(released, 1);
+    effects.skip.push(s.task.id);
   }
-  const plans = live.map((j) => planAdvance(ctx, j, tasksByJob.get(j.id)!));
-
-  for (const p of plans) {
-    effects.ready.push(...p.toReady.map((t) => t.id));
-    effects.skip.push(...p.toSkip.map((s) => s.task.id));
-    for (const w of p.warnings)
-      effects.logs.push({
-        jobId: p.job.id,
-        taskId: w.taskId,
-        severity: SEVERITY.WARN,
-        progname: 'controller',
-        message: w.message,
-      });
-    for (const s of p.toSkip)
-      effects.logs.push({
-        jobId: p.job.id,
-        taskId: s.task.id,
-        severity: SEVERITY.INFO,
-        progname: 'controller',
-        message: `Task '${s.task.name}' ${s.reason}`,
-        ifSkipped: s.task.id,
-      });
+  for (const w of plan.warnings)
+    effects.logs.push({
+      jobId: job.id,
+      taskId: w.taskId,
+      severity: SEVERITY.WARN,
+      progname: 'controller',
+      message: w.message,
+    });
+  for (const s of plan.toSkip)
+    effects.logs.push({
+      jobId: job.id,
+      taskId: s.task.id,
+      severity: SEVERITY.INFO,
+      progname: 'controller',
+      message: taskSkippedLine(s.task.name, s.reason),
+      ifSkipped: s.task.id,
+    });
+  if (job.queue_state === 'paused') {
+    // A paused job holds its slot only while something of it runs: once nothing does, the
+    // slot is free and admission must hear of it.
+    if (!tasks.some((t) => t.state === 'running')) effects.wakeAdmission = true;
+    return { plan, finishing: false };
   }
-
-  const results = new Map<number, AdvanceResult>();
-  const finishing: Plan[] = [];
-  for (const p of plans) {
-    const counts = { ready: p.toReady.length, skipped: p.toSkip.length };
-    results.set(p.job.id, { outcome: 'advanced', ...counts });
-    if (p.job.queue_state === 'paused') {
-      // A paused job holds its slot only while something of it runs: once nothing does, the
-      // slot is free and admission must hear of it.
-      if (!p.tasks.some((t) => t.state === 'running')) effects.wakeAdmission = true;
-      continue;
-    }
-    const allEnded = p.tasks.every((t) => (ENDED_TASK_STATES as readonly string[]).includes(t.state));
-    if (!allEnded) continue;
-    planFinish(ctx, p, triggerOf(p.job.id), effects);
-    finishing.push(p);
-  }
-  const finished = await applyEffects(tx, effects);
-  for (const p of finishing)
-    if (finished.has(p.job.id))
-      results.set(p.job.id, {
-        ...results.get(p.job.id)!,
-        outcome: 'finished',
-        failed: p.failedTask !== undefined,
-      });
-  return jobs.map((j) => results.get(j.id) ?? { outcome: 'idle', ready: 0, skipped: 0 });
+  if (!FINISH.from.includes(job.queue_state as 'started') || !tasks.every((t) => isEnded(t.state)))
+    return { plan, finishing: false };
+  addFinish(effects, job, tasks, plan.failedTask, trigger, storageRoot, now);
+  return { plan, finishing: true };
 }
 
 /**
  * Adds the finish of a started job whose tasks have all ended to `effects`: state `completed`
- * (with `failed` when a task failed without `continue_on_error`), rendered `outputs`, the
- * "job has completed/failed" log line, job-end callbacks and wake-ups.
+ * (with `failed` when a task failed the job), rendered `outputs`, the "job has completed/failed"
+ * log line and the job-end callbacks (all only if the finish takes place).
  */
-function planFinish(ctx: EngineContext, p: Plan, triggerTaskId: number, effects: JobEffects): void {
-  const { job, failedTask } = p;
-  const failed = failedTask !== undefined;
-  const reason = failedTask
-    ? `task '${failedTask.name}' failed${failedTask.error ? `: ${failedTask.error}` : ''}`
-    : null;
+function addFinish(
+  effects: JobEffects,
+  job: RuntimeJob,
+  tasks: AdvanceTaskRow[],
+  failedTask: AdvanceTaskRow | undefined,
+  trigger: number,
+  storageRoot: string,
+  now: Date,
+): void {
+  const reason = failedTask ? jobFailureReason(failedTask.name, failedTask.error) : null;
   let outputs: Record<string, unknown> = {};
   if (job.definition?.outputs) {
     try {
       const rendered = renderTemplate(
         job.definition.outputs,
-        buildTemplateScope(job, outputsOf(p.tasks), ctx.config.storageRoot),
+        buildTemplateScope(job, outputsOf(tasks), storageRoot),
       );
       if (rendered && typeof rendered === 'object' && !Array.isArray(rendered))
         outputs = rendered as Record<string, unknown>;
@@ -442,42 +322,178 @@ function planFinish(ctx: EngineContext, p: Plan, triggerTaskId: number, effects:
         taskId: 0,
         severity: SEVERITY.WARN,
         progname: 'controller',
-        message: `workflow outputs could not be rendered: ${errorText(err)}`,
+        message: outputsErrorLine(errorText(err)),
         ifFinished: job.id,
       });
     }
   }
+  const failed = failedTask !== undefined;
   effects.finishes.push({ jobId: job.id, failed, outputs: JSON.stringify(outputs), error: reason });
   effects.logs.push({
     jobId: job.id,
-    taskId: triggerTaskId,
+    taskId: trigger,
     severity: failed ? SEVERITY.ERROR : SEVERITY.INFO,
     progname: 'controller',
-    message: failed ? `job has failed: ${reason}` : 'job has completed successfully',
+    message: jobFinishedLine(reason),
     ifFinished: job.id,
   });
-  const params = job.resolved_parameters ?? {};
   const status = failed ? 'failed' : 'completed';
-  // `time` is added in SQL from the job's finished_at.
-  const body: Omit<JobEndBody, 'time'> = {
-    ...outputs,
-    job_id: job.id,
-    status,
-    workflow: job.workflow,
-    content_id: job.content_id,
-    custom_data: params.custom_data ?? null,
-    client: job.client,
-  };
-  const text = JSON.stringify(body);
-  for (const target of callbackTargets(params))
-    effects.jobCallbacks.push({ jobId: job.id, status, target, body: text });
+  const body = JSON.stringify(jobEndBody(job, status, now, outputs));
+  for (const target of callbackTargets(job.resolved_parameters))
+    effects.jobCallbacks.push({ jobId: job.id, status, target, body });
 }
 
-function outputsOf(tasks: TaskRow[]): TaskOutputs {
+/**
+ * Writes `effects` in one statement inside the caller's transaction (the jobs concerned must be
+ * locked by it), at time `now`.
+ * @returns the ids of the jobs that were finished (a listed finish of a job no longer `started`,
+ *   or one of whose skips did not take place, does not happen, nor do its conditional log lines
+ *   and job-end callbacks).
+ * @throws the driver's error; the caller's transaction then rolls back.
+ */
+export async function applyEffects(tx: Queryable, effects: JobEffects, now: Date): Promise<Set<number>> {
+  if (!hasEffects(effects)) return new Set();
+  const e = effects;
+  const logs = e.logs.map((l) => ({ ...l, message: fitLogMessage(l.message) }));
+  // A job's lines up to its first conditional one are written early (see applyJobEffects).
+  const late = new Set<number>();
+  const early = logs.map((l) => {
+    if (l.ifFinished !== undefined || l.ifSkipped !== undefined) late.add(l.jobId);
+    return !late.has(l.jobId);
+  });
+  const rows = await applyJobEffects.rows(tx, {
+    now,
+    attemptIds: e.attempts.map((a) => a.attemptId),
+    attemptStates: e.attempts.map((a) => a.state),
+    attemptErrors: e.attempts.map((a) => a.error),
+    attemptKeepErrors: e.attempts.map((a) => a.keepError),
+    outcomeTaskIds: e.outcomes.map((o) => o.taskId),
+    outcomeAttemptIds: e.outcomes.map((o) => o.attemptId),
+    outcomeFrom: e.outcomes.map((o) => o.edge.from[0]!),
+    outcomeTo: e.outcomes.map((o) => o.edge.to),
+    outcomeOutputs: e.outcomes.map((o) => o.output),
+    outcomeSetErrors: e.outcomes.map((o) => o.error !== undefined),
+    outcomeErrors: e.outcomes.map((o) => o.error ?? null),
+    outcomeDelays: e.outcomes.map((o) => o.delaySeconds),
+    outcomeFinished: e.outcomes.map((o) => o.finished),
+    taskCallbackJobIds: e.taskCallbacks.map((c) => c.jobId),
+    taskCallbackTaskIds: e.taskCallbacks.map((c) => c.taskId),
+    taskCallbackEvents: e.taskCallbacks.map((c) => c.event),
+    taskCallbackTargets: e.taskCallbacks.map((c) => c.target),
+    taskCallbackBodies: e.taskCallbacks.map((c) => c.body),
+    ready: e.ready,
+    readyFrom: [...RELEASE.from],
+    tasksChannel: CHANNELS.tasks,
+    skip: e.skip,
+    skipFrom: [...SKIP.from],
+    finishJobIds: e.finishes.map((f) => f.jobId),
+    finishFailed: e.finishes.map((f) => f.failed),
+    finishOutputs: e.finishes.map((f) => f.outputs),
+    finishErrors: e.finishes.map((f) => f.error),
+    finishFrom: [...FINISH.from],
+    finishTo: FINISH.to,
+    logJobIds: logs.map((l) => l.jobId),
+    logTaskIds: logs.map((l) => l.taskId),
+    logSeverities: logs.map((l) => l.severity),
+    logPrognames: logs.map((l) => l.progname),
+    logMessages: logs.map((l) => l.message),
+    logIfFinished: logs.map((l) => l.ifFinished ?? null),
+    logIfSkipped: logs.map((l) => l.ifSkipped ?? null),
+    logEarly: early,
+    jobCallbackJobIds: e.jobCallbacks.map((c) => c.jobId),
+    jobCallbackStatuses: e.jobCallbacks.map((c) => c.status),
+    jobCallbackTargets: e.jobCallbacks.map((c) => c.target),
+    jobCallbackBodies: e.jobCallbacks.map((c) => c.body),
+    noticeChannels: e.notices.map((n) => n.channel),
+    noticePayloads: e.notices.map((n) => n.payload),
+    callbacksChannel: CHANNELS.callbacks,
+    jobEndedChannel: CHANNELS.jobEnded,
+    admissionChannel: CHANNELS.admission,
+    wakeAdmission: e.wakeAdmission,
+  });
+  return new Set(rows.flatMap((r) => (r.id === null ? [] : [Number(r.id)])));
+}
+
+/**
+ * Advances job `jobId` inside the caller's transaction `tx`.
+ *
+ * Locks the job row first (`SELECT … FOR UPDATE`), so every change of one job's tasks and state
+ * (worker results, break, pause, stalled-attempt recovery, admission) is serialised per job.
+ * Works on `started` jobs, and on `paused` jobs as far as making tasks ready or skipped (a paused
+ * job never finishes; it finishes once resumed and admitted again; when nothing of it runs any
+ * more, admission is woken since its slot is free). The rules are {@link planAdvance}'s; when
+ * every task has ended, the job goes `started → completed` with `failed` set when a task failed
+ * it, the workflow's `outputs` are rendered and stored in `jobs.outputs`, job-end callbacks are
+ * enqueued once, and `CHANNELS.admission` and `CHANNELS.jobEnded` are notified (on commit).
+ *
+ * @param triggerTaskId - the task whose end caused this call (used as the log entries' task id).
+ * @param lockedJob - the job row when the caller has already locked it in `tx` (saves a round trip).
+ * @throws the driver's error; the caller's transaction then rolls back and nothing is half-done.
+ */
+export async function advanceJob(
+  tx: Queryable,
+  ctx: EngineContext,
+  jobId: number,
+  triggerTaskId = 0,
+  lockedJob?: RuntimeJob,
+): Promise<AdvanceResult> {
+  const job = lockedJob ?? (await lockJobForAdvance.first(tx, { jobId }));
+  if (!job) return { outcome: 'missing', ready: 0, skipped: 0 };
+  return (await advanceLockedJobs(tx, ctx, [job], { trigger: triggerTaskId }))[0]!;
+}
+
+/** Options of {@link advanceLockedJobs}. */
+export interface AdvanceOptions {
+  /** The task whose end caused the call (log entries' task id): one for all jobs, or per job id. */
+  trigger?: number | Map<number, number>;
+}
+
+/**
+ * Advances several jobs the caller has already locked in `tx` (admission starts many at once),
+ * with one read of their tasks and one statement for every change of all of them
+ * ({@link applyEffects}).
+ * @returns one result per job, in the order given.
+ */
+export async function advanceLockedJobs(
+  tx: Queryable,
+  ctx: EngineContext,
+  jobs: RuntimeJob[],
+  options: AdvanceOptions = {},
+): Promise<AdvanceResult[]> {
+  const now = ctx.clock.now();
+  const effects = emptyEffects();
+  const triggerOf = (jobId: number): number =>
+    typeof options.trigger === 'number' ? options.trigger : (options.trigger?.get(jobId) ?? 0);
+  const live = jobs.filter((j) => j.queue_state === 'started' || j.queue_state === 'paused');
+  const tasksByJob = new Map<number, AdvanceTaskRow[]>(live.map((j) => [j.id, []]));
+  if (live.length > 0)
+    for (const { job_id, ...t } of await readJobTasks.rows(tx, { jobIds: live.map((j) => j.id) }))
+      tasksByJob.get(Number(job_id))?.push(t);
+  const results = new Map<number, AdvanceResult>();
+  const finishing: { jobId: number; failed: boolean }[] = [];
+  for (const j of live) {
+    const tasks = tasksByJob.get(j.id)!;
+    const { plan, finishing: f } = addAdvance(
+      effects,
+      j,
+      tasks,
+      triggerOf(j.id),
+      ctx.config.storageRoot,
+      now,
+    );
+    results.set(j.id, { outcome: 'advanced', ready: plan.toReady.length, skipped: plan.toSkip.length });
+    if (f) finishing.push({ jobId: j.id, failed: plan.failedTask !== undefined });
+  }
+  const finished = await applyEffects(tx, effects, now);
+  for (const f of finishing)
+    if (finished.has(f.jobId))
+      results.set(f.jobId, { ...results.get(f.jobId)!, outcome: 'finished', failed: f.failed });
+  return jobs.map((j) => results.get(j.id) ?? { outcome: 'idle', ready: 0, skipped: 0 });
+}
+
+function outputsOf(tasks: AdvanceTaskRow[]): TaskOutputs {
   const out: TaskOutputs = {};
-  for (const t of tasks)
-    if ((ENDED_TASK_STATES as readonly string[]).includes(t.state))
-      out[t.name] = { output: t.output ?? null, state: t.state };
+  for (const t of tasks) if (isEnded(t.state)) out[t.name] = { output: t.output ?? null, state: t.state };
   return out;
 }
 

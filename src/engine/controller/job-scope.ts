@@ -3,23 +3,11 @@
  * Shared by the controller (conditions, outputs) and the workers (task inputs).
  */
 import path from 'node:path';
-import type { TaskDefinition, WorkflowDefinition } from '../../workflows/types.js';
+import type { RuntimeJobRow } from '../../store/queries/job-effects.js';
+import type { TaskDefinition } from '../../workflows/types.js';
 
-/** The columns of a job that the runtime needs, as read from `jobs`. */
-export interface RuntimeJob {
-  id: number;
-  client: string;
-  workflow: string;
-  priority: number;
-  queue_state: string;
-  content_id: string | null;
-  /** Parameters with defaults applied (`jobs.resolved_parameters`). */
-  resolved_parameters: Record<string, unknown>;
-  /** The frozen workflow definition (`jobs.definition`). */
-  definition: WorkflowDefinition;
-  /** `common` or `client` (`jobs.definition_source`). */
-  definition_source: string;
-}
+/** The columns of a job that the runtime needs, as read from `jobs` (see `RuntimeJobRow`). */
+export type RuntimeJob = RuntimeJobRow;
 
 /** Outputs and states of a job's ended tasks, by task name. */
 export type TaskOutputs = Record<string, { output: unknown; state: string }>;
@@ -51,6 +39,8 @@ export function taskDefinition(job: RuntimeJob, name: string): TaskDefinition | 
   return job.definition?.tasks?.find((t) => t.name === name);
 }
 
-/** Columns selected for a {@link RuntimeJob} (prefix `j.`). */
-export const RUNTIME_JOB_COLUMNS =
-  'j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters, j.definition, j.definition_source';
+/**
+ * Columns selected for a {@link RuntimeJob} (prefix `j.`). Lives in the store with the statements
+ * that use it; exported here for the statements not yet moved there (admission).
+ */
+export { RUNTIME_JOB_COLUMNS } from '../../store/queries/job-effects.js';

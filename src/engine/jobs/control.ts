@@ -18,7 +18,8 @@ import {
 } from '../../store/queries/jobs.js';
 import type { Query } from '../../store/queries/define-query.js';
 import { EngineError } from '../../errors/catalogue.js';
-import { callbackTargets, enqueueJobEnd } from '../callbacks/enqueue.js';
+import { callbackTargets, jobEndBody } from '../callbacks/bodies.js';
+import { enqueueJobEnd } from '../callbacks/enqueue.js';
 import { CHANNELS, notify } from '../signals.js';
 import { appendLog, type Progname } from './job-log.js';
 import { taskEdge } from './task-transitions.js';
@@ -138,16 +139,11 @@ export async function breakJob(
   let jobEndEnqueued = false;
   const hadStarted = from === 'started' || (from === 'paused' && job.started_at !== null);
   if (hadStarted) {
-    const params = job.resolved_parameters ?? {};
-    const n = await enqueueJobEnd(tx, callbackTargets(params), {
-      job_id: jobId,
-      status: 'failed',
-      workflow: job.workflow,
-      content_id: job.content_id,
-      custom_data: params.custom_data ?? null,
-      time: now.toISOString(),
-      client: job.client,
-    });
+    const n = await enqueueJobEnd(
+      tx,
+      callbackTargets(job.resolved_parameters),
+      jobEndBody(job, 'failed', now),
+    );
     jobEndEnqueued = n > 0;
     await notify(tx, CHANNELS.admission, 'job_broken');
   }

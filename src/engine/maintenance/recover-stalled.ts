@@ -2,9 +2,10 @@
  * Recovering attempts whose worker died (SPEC section 6, schedule `recover_stalled_tasks`).
  */
 import { reapOrphanedChildren } from '../../process/child-registry.js';
+import { findStalledAttempts } from '../../store/queries/attempts.js';
 import type { EngineContext } from '../context.js';
 import { readSettings } from '../settings.js';
-import { recordFailure } from '../workers/results.js';
+import { MAX_DELAY_SECONDS, recordFailure } from '../workers/results.js';
 
 /** Options of {@link recoverStalledAttempts}. */
 export interface RecoverStalledOptions {
@@ -19,8 +20,9 @@ export interface RecoverStalledOptions {
 
 /**
  * Finds attempts still `running` whose heartbeat is older than the `stall_timeout` setting (or
- * whose worker registered a clean stop), marks each `stalled` and treats it as a failed attempt
- * through the same code path as a handler failure ({@link recordFailure}): retried after
+ * whose worker registered a clean stop; `findStalledAttempts`, at `ctx.clock`'s time), marks each
+ * `stalled` and treats it as a failed attempt through the same path as a handler failure
+ * ({@link recordFailure}: plan, then one statement of effects): retried after
  * `retry_delay` while retries remain, else the task fails and the job advances. Each attempt is
  * its own transaction guarded by `state = 'running'`, so a worker that was only slow and answers
  * late finds its result dropped, and two engines recovering at once never double-count.
@@ -35,24 +37,12 @@ export async function recoverStalledAttempts(
 ): Promise<number> {
   await reapOrphanedChildren({ logger: ctx.logger });
   const { known } = await readSettings(ctx.db);
-  const { rows } = await ctx.db.query<{
-    id: number;
-    task_id: number;
-    job_id: number;
-    worker_id: string | null;
-    age: number;
-  }>(
-    `SELECT a.id, a.task_id, a.job_id, a.worker_id,
-            extract(epoch FROM (now() - a.heartbeat_at))::float8 AS age
-       FROM attempts a LEFT JOIN workers w ON w.id = a.worker_id
-      WHERE a.state = 'running'
-        AND ($1::boolean
-             OR a.heartbeat_at < now() - make_interval(secs => $2::double precision)
-             OR w.stopped_at IS NOT NULL)
-      ORDER BY a.id
-      LIMIT $3`,
-    [options.all === true, Math.min(known.stall_timeout, 365 * 24 * 3600), options.limit ?? 1_000],
-  );
+  const rows = await findStalledAttempts.rows(ctx.db, {
+    all: options.all === true,
+    stallSeconds: Math.min(known.stall_timeout, MAX_DELAY_SECONDS),
+    limit: options.limit ?? 1_000,
+    now: ctx.clock.now(),
+  });
   let recovered = 0;
   for (const a of rows) {
     const reason = options.all

@@ -1,15 +1,25 @@
 /**
  * Group commit of attempt results. Results that finish close together are written in one
  * transaction, which turns many commits (each a disk flush on the server) and many round trips
- * into a few: the jobs of the whole batch are locked by one statement, its successes are recorded
- * by two more however many there are ({@link writeSuccesses}), and only failures and hand-backs
- * are applied one by one. A few batches may be in flight at once (one per connection), so a slow
- * batch does not hold the others back.
+ * into a few: the jobs of the whole batch are locked by one statement, and its outcomes —
+ * successes, failures and hand-backs alike — are recorded by two more however many there are
+ * ({@link writeOutcomes}; one more to read the retry settings when a failure is among them).
+ * Results queued with `write` (a function of the transaction) run after them, one by one. A few
+ * batches may be in flight at once (one per connection), so a slow batch does not hold the
+ * others back.
  */
 import type { Queryable } from '../../store/executor.js';
 import type { EngineContext } from '../context.js';
 import { createGroupCommit } from '../group-commit.js';
-import { lockJobs, writeSuccesses, type SuccessResult } from './results.js';
+import {
+  lockJobs,
+  writeOutcomes,
+  type AttemptFailure,
+  type AttemptOutcome,
+  type AttemptRef,
+  type FailureOutcome,
+  type SuccessResult,
+} from './results.js';
 
 /** Writes results, batched. */
 export interface ResultWriter {
@@ -19,6 +29,17 @@ export interface ResultWriter {
    * @throws the commit's error (when the result, written alone, still fails).
    */
   success(result: SuccessResult): Promise<'recorded' | 'stale'>;
+  /**
+   * Queues a failed (or stalled) attempt for the next batch, recorded with the batch's other
+   * outcomes (see `writeFailure` for what it does), and resolves once the batch has committed.
+   * @throws the commit's error (when the result, written alone, still fails).
+   */
+  failure(ref: AttemptRef, failure: AttemptFailure): Promise<FailureOutcome>;
+  /**
+   * Queues the hand-back of a running attempt at shutdown (see `writeHandBack`) for the next batch.
+   * @throws the commit's error (when the result, written alone, still fails).
+   */
+  handBack(ref: AttemptRef, reason?: string): Promise<'handed-back' | 'stale'>;
   /**
    * Queues `apply` (one other result — a failure, a hand-back — for job `jobId`) for the next
    * batch and resolves with its outcome once the batch has committed. The job is already locked
@@ -31,7 +52,7 @@ export interface ResultWriter {
 }
 
 type Item =
-  | { kind: 'success'; jobId: number; result: SuccessResult }
+  | { kind: 'outcome'; jobId: number; outcome: AttemptOutcome }
   | { kind: 'apply'; jobId: number; apply: (tx: Queryable) => Promise<unknown> };
 
 /**
@@ -59,15 +80,15 @@ export function createResultWriter(
       batch.map((i) => i.jobId).sort((a, b) => a - b),
     );
     const out: unknown[] = new Array(batch.length);
-    const successes = batch.flatMap((item, i) => (item.kind === 'success' ? [{ item, i }] : []));
-    if (successes.length > 0) {
-      const outcomes = await writeSuccesses(
+    const outcomes = batch.flatMap((item, i) => (item.kind === 'outcome' ? [{ item, i }] : []));
+    if (outcomes.length > 0) {
+      const results = await writeOutcomes(
         tx,
         ctx,
-        successes.map((s) => s.item.result),
+        outcomes.map((o) => o.item.outcome),
         locked,
       );
-      successes.forEach((s, k) => (out[s.i] = outcomes[k]));
+      outcomes.forEach((o, k) => (out[o.i] = results[k]));
     }
     for (let i = 0; i < batch.length; i++) {
       const item = batch[i]!;
@@ -85,8 +106,24 @@ export function createResultWriter(
   });
 
   return {
-    success: (result) =>
-      group.write({ kind: 'success', jobId: result.jobId, result }) as Promise<'recorded' | 'stale'>,
+    success: ({ outputJson, ...ref }) =>
+      group.write({
+        kind: 'outcome',
+        jobId: ref.jobId,
+        outcome: { kind: 'success', ref, outputJson },
+      }) as Promise<'recorded' | 'stale'>,
+    failure: (ref, failure) =>
+      group.write({
+        kind: 'outcome',
+        jobId: ref.jobId,
+        outcome: { kind: 'failure', ref, failure },
+      }) as Promise<FailureOutcome>,
+    handBack: (ref, reason = 'worker shutdown') =>
+      group.write({
+        kind: 'outcome',
+        jobId: ref.jobId,
+        outcome: { kind: 'hand_back', ref, reason },
+      }) as Promise<'handed-back' | 'stale'>,
     write: <T>(jobId: number, fn: (tx: Queryable) => Promise<T>) =>
       group.write({ kind: 'apply', jobId, apply: fn }) as Promise<T>,
     drain: () => group.drain(),
