@@ -31,7 +31,6 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'a body must be sent as application/json',
   },
-  STALE_ATTEMPT: { status: 409, retryable: false, summary: 'a newer attempt of the task has taken over' },
   STORE_UNAVAILABLE: { status: 503, retryable: true, summary: 'the database cannot be reached' },
   INTERNAL: { status: 500, retryable: true, summary: 'an unexpected fault; the log has the request id' },
 } as const;
