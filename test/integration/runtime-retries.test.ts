@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { ManualClock } from '../../src/engine/clock.js';
 import { recoverStalledAttempts } from '../../src/engine/maintenance/recover-stalled.js';
 import { claimTasks } from '../../src/engine/workers/claim.js';
 import { recordFailure, recordSuccess } from '../../src/engine/workers/results.js';
@@ -340,3 +341,68 @@ void describe(
     });
   },
 );
+
+forEachStore('runtime: attempt outcomes take their time from the engine clock', (kind) => {
+  let store: TestStore;
+  let te: TestEngine;
+  const clock = new ManualClock(Date.UTC(2031, 4, 6, 7, 8, 9, 123));
+
+  before(async () => {
+    store = await createTestStore(kind);
+    // Controller only: the test claims the tasks and records their outcomes itself.
+    te = await startTestEngine(store, {
+      roles: ['controller'],
+      settings: { max_jobs: 10 },
+      workflows: {
+        once: {
+          parameters: { type: 'object', properties: { rest_endpoints: { type: 'array' } } },
+          tasks: [{ name: 'only', run: 'fail', with: { message: 'x' }, retry_limit: 1, retry_delay: 7 }],
+        },
+      },
+    });
+  });
+  after(async () => {
+    await te?.stop();
+    await store?.dispose();
+  });
+
+  const claimOnly = async (id: number) => {
+    await waitFor(async () => (await te.tasks(id))[0]?.state === 'ready');
+    const [claimed] = await claimTasks(store.db, ['work'], 1, 'test-worker');
+    assert.ok(claimed);
+    return { attemptId: claimed.attemptId, taskId: claimed.taskId, jobId: id };
+  };
+
+  it('a retry is due retry_delay after the clock’s now; a final failure finishes the job at it', async () => {
+    const ctx = { ...te.engine.ctx, clock };
+    const id = await te.submit('once', { rest_endpoints: ['http://127.0.0.1:9/hook'] });
+    const first = await claimOnly(id);
+    assert.equal(await recordFailure(ctx, first, { error: 'exit 1' }), 'retry');
+    const [attempt] = await te.attempts(id, 'only');
+    assert.equal(attempt!.finished_at!.getTime(), clock.now().getTime());
+    const { rows } = await store.db.query<{ run_after: Date }>(`SELECT run_after FROM tasks WHERE id = $1`, [
+      first.taskId,
+    ]);
+    assert.equal(rows[0]!.run_after.getTime(), clock.now().getTime() + 7_000);
+
+    // Due now for the claim (which still reads the database's time).
+    await store.db.query(`UPDATE tasks SET run_after = now() WHERE id = $1`, [first.taskId]);
+    const second = await claimOnly(id);
+    await clock.advance(60_000);
+    assert.equal(await recordFailure(ctx, second, { error: 'exit 1' }), 'failed');
+    const job = await te.job(id);
+    assert.equal(job.queue_state, 'completed');
+    assert.equal(job.finished_at!.getTime(), clock.now().getTime());
+    const { rows: cbs } = await store.db.query<{ kind: string; body: { time: string } }>(
+      `SELECT kind, body FROM callback_deliveries WHERE job_id = $1 AND (kind = 'job' OR event = 'fail') ORDER BY id`,
+      [id],
+    );
+    assert.deepEqual(
+      cbs.map((c) => [c.kind, c.body.time]),
+      [
+        ['task', clock.now().toISOString()],
+        ['job', clock.now().toISOString()],
+      ],
+    );
+  });
+});
