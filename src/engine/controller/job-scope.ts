@@ -38,9 +38,3 @@ export function buildTemplateScope(
 export function taskDefinition(job: RuntimeJob, name: string): TaskDefinition | undefined {
   return job.definition?.tasks?.find((t) => t.name === name);
 }
-
-/**
- * Columns selected for a {@link RuntimeJob} (prefix `j.`). Lives in the store with the statements
- * that use it; exported here for the statements not yet moved there (admission).
- */
-export { RUNTIME_JOB_COLUMNS } from '../../store/queries/job-effects.js';

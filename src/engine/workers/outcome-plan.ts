@@ -74,40 +74,90 @@ export const SUPERSEDED_RESULT = 'result arrived after the attempt was supersede
  * @returns the effects to apply and each item's result, in batch order.
  */
 export function planOutcomes(batch: OutcomeBatch): { effects: JobEffects; results: OutcomeResult[] } {
-  const { items, jobs, tasks, now, storageRoot } = batch;
-  const effects = emptyEffects();
-  const results: OutcomeResult[] = new Array<OutcomeResult>(items.length).fill('stale');
-  const closed = new Set<number>();
-  const closeAttempt = (attemptId: number, state: string, error: string | null, keepError: boolean): void => {
-    if (closed.has(attemptId)) return;
-    closed.add(attemptId);
-    effects.attempts.push({ attemptId, state, error, keepError });
+  const p: Planning = {
+    batch,
+    effects: emptyEffects(),
+    results: new Array<OutcomeResult>(batch.items.length).fill('stale'),
+    closed: new Set(),
   };
-  const taskOf = (ref: AttemptRef): AdvanceTaskRow | undefined =>
-    tasks.get(ref.jobId)?.find((t) => t.id === ref.taskId);
-  const advances = (job: RuntimeJob): boolean =>
-    job.queue_state === 'started' || job.queue_state === 'paused';
+  planSuccesses(p);
+  // Failures and hand-backs, one by one in batch order.
+  batch.items.forEach((item, i) => {
+    const { outcome, live } = item;
+    if (outcome.kind === 'success') return;
+    const { ref } = outcome;
+    const job = batch.jobs.get(ref.jobId);
+    const task = taskOf(batch, ref);
+    if (live === null || !job || task?.state !== 'running' || p.closed.has(ref.attemptId)) {
+      const closeAs =
+        outcome.kind === 'failure' && outcome.failure.attemptState === 'stalled' ? 'stalled' : 'cancelled';
+      closeAttempt(
+        p,
+        ref.attemptId,
+        closeAs,
+        outcome.kind === 'failure' ? outcome.failure.error : outcome.reason,
+        true,
+      );
+    } else if (outcome.kind === 'hand_back') p.results[i] = planHandBack(p, outcome, job, task);
+    else p.results[i] = planFailure(p, outcome, live, job, task);
+  });
+  return { effects: p.effects, results: p.results };
+}
 
-  // Successes, with their log lines by job and task id and their callbacks by job and position.
-  const lateSuccesses: number[] = [];
-  const succeeded = new Map<number, { item: PlannedOutcome & { outcome: { kind: 'success' } }; i: number }>();
-  items.forEach((item, i) => {
-    const { outcome } = item;
+/** The state of one {@link planOutcomes} call. */
+interface Planning {
+  batch: OutcomeBatch;
+  effects: JobEffects;
+  results: OutcomeResult[];
+  /** Attempts already closed by the plan (each is closed once). */
+  closed: Set<number>;
+}
+
+function closeAttempt(
+  p: Planning,
+  attemptId: number,
+  state: string,
+  error: string | null,
+  keepError: boolean,
+): void {
+  if (p.closed.has(attemptId)) return;
+  p.closed.add(attemptId);
+  p.effects.attempts.push({ attemptId, state, error, keepError });
+}
+
+function taskOf(batch: OutcomeBatch, ref: AttemptRef): AdvanceTaskRow | undefined {
+  return batch.tasks.get(ref.jobId)?.find((t) => t.id === ref.taskId);
+}
+
+/** Whether a job's tasks move on when one ends: started, or paused (which never finishes). */
+function advances(job: RuntimeJob): boolean {
+  return job.queue_state === 'started' || job.queue_state === 'paused';
+}
+
+/**
+ * The batch's successes: their log lines by job and task id, their callbacks by job and task
+ * position (the order one statement wrote them in before), then one advance of each job.
+ */
+function planSuccesses(p: Planning): void {
+  const { batch, effects } = p;
+  const late: number[] = [];
+  const succeeded = new Map<number, { outcome: SuccessOutcome; attemptNumber: number }>();
+  batch.items.forEach(({ outcome, live }, i) => {
     if (outcome.kind !== 'success') return;
-    if (item.live && !succeeded.has(outcome.ref.taskId) && taskOf(outcome.ref)) {
-      succeeded.set(outcome.ref.taskId, { item: item as typeof item & { outcome: typeof outcome }, i });
-      results[i] = 'recorded';
-    } else lateSuccesses.push(outcome.ref.attemptId);
+    if (live && !succeeded.has(outcome.ref.taskId) && taskOf(batch, outcome.ref)) {
+      succeeded.set(outcome.ref.taskId, { outcome, attemptNumber: live.attemptNumber });
+      p.results[i] = 'recorded';
+    } else late.push(outcome.ref.attemptId);
   });
   const trigger = new Map<number, number>();
-  const successLogs: JobEffects['logs'] = [];
-  for (const jobId of [...tasks.keys()].sort((a, b) => a - b)) {
-    const job = jobs.get(jobId);
-    for (const t of tasks.get(jobId)!) {
+  const logs: JobEffects['logs'] = [];
+  for (const jobId of [...batch.tasks.keys()].sort((a, b) => a - b)) {
+    const job = batch.jobs.get(jobId);
+    for (const t of batch.tasks.get(jobId)!) {
       const s = succeeded.get(t.id);
       if (!s) continue;
-      const { ref, outputJson } = s.item.outcome;
-      closeAttempt(ref.attemptId, 'succeeded', null, true);
+      const { ref, outputJson } = s.outcome;
+      closeAttempt(p, ref.attemptId, 'succeeded', null, true);
       effects.outcomes.push({
         taskId: t.id,
         attemptId: ref.attemptId,
@@ -122,123 +172,119 @@ export function planOutcomes(batch: OutcomeBatch): { effects: JobEffects; result
       t.error = null;
       trigger.set(jobId, t.id);
       const message = taskCompletedLine(t.name);
-      successLogs.push({ jobId, taskId: t.id, severity: SEVERITY.INFO, progname: 'worker', message });
-      if (!job) continue;
-      const body = JSON.stringify(
-        taskEventBody(job, t, 'complete', message, s.item.live!.attemptNumber, now),
-      );
-      for (const target of callbackTargets(job.resolved_parameters))
-        effects.taskCallbacks.push({ jobId, taskId: t.id, event: 'complete', target, body });
+      logs.push({ jobId, taskId: t.id, severity: SEVERITY.INFO, progname: 'worker', message });
+      if (job) addTaskCallbacks(effects, job, t, 'complete', message, s.attemptNumber, batch.now);
     }
   }
-  for (const attemptId of lateSuccesses) closeAttempt(attemptId, 'cancelled', SUPERSEDED_RESULT, true);
-  successLogs.sort((a, b) => a.jobId - b.jobId || a.taskId - b.taskId);
-  effects.logs.push(...successLogs);
+  for (const attemptId of late) closeAttempt(p, attemptId, 'cancelled', SUPERSEDED_RESULT, true);
+  logs.sort((a, b) => a.jobId - b.jobId || a.taskId - b.taskId);
+  effects.logs.push(...logs);
   for (const [jobId, taskId] of trigger) {
-    const job = jobs.get(jobId);
-    if (job && advances(job)) addAdvance(effects, job, tasks.get(jobId)!, taskId, storageRoot, now);
+    const job = batch.jobs.get(jobId);
+    if (job && advances(job))
+      addAdvance(effects, job, batch.tasks.get(jobId)!, taskId, batch.storageRoot, batch.now);
   }
+}
 
-  // Failures and hand-backs, one by one in batch order.
-  items.forEach((item, i) => {
-    const { outcome, live } = item;
-    if (outcome.kind === 'success') return;
-    const { ref } = outcome;
-    const job = jobs.get(ref.jobId);
-    const task = taskOf(ref);
-    const isLive =
-      live !== null &&
-      job !== undefined &&
-      task !== undefined &&
-      task.state === 'running' &&
-      !closed.has(ref.attemptId);
-    if (outcome.kind === 'hand_back') {
-      if (!isLive) return closeAttempt(ref.attemptId, 'cancelled', outcome.reason, true);
-      closeAttempt(ref.attemptId, 'cancelled', outcome.reason, false);
-      effects.outcomes.push({
-        taskId: task.id,
-        attemptId: ref.attemptId,
-        edge: HAND_BACK,
-        output: null,
-        delaySeconds: 0,
-        finished: false,
-      });
-      task.state = 'ready';
-      effects.logs.push({
-        jobId: job.id,
-        taskId: task.id,
-        severity: SEVERITY.WARN,
-        progname: 'worker',
-        message: taskHandedBackLine(task.name, outcome.reason),
-      });
-      effects.notices.push({ channel: CHANNELS.tasks, payload: task.queue });
-      if (job.queue_state === 'paused')
-        effects.notices.push({ channel: CHANNELS.admission, payload: 'paused job task handed back' });
-      results[i] = 'handed-back';
-      return;
-    }
-    const { failure } = outcome;
-    const attemptState = failure.attemptState ?? 'failed';
-    if (!isLive)
-      return closeAttempt(
-        ref.attemptId,
-        attemptState === 'stalled' ? 'stalled' : 'cancelled',
-        failure.error,
-        true,
-      );
-    const def = taskDefinition(job, task.name);
-    const siblings = tasks.get(job.id)!;
-    const decision = decideFailure({
-      task: task.name,
-      failure,
-      failedAttempts: live.earlierFailures + 1,
-      retryLimit: def?.retry_limit ?? batch.settings!.retry_limit,
-      retryDelay: def?.retry_delay ?? batch.settings!.retry_delay,
-      continues: def?.continue_on_error === true,
-      failedBy: siblings.find((t) => t.id !== task.id && failsJob(job, t))?.name,
-    });
-    closeAttempt(ref.attemptId, attemptState, failure.error, false);
-    effects.logs.push({
-      jobId: job.id,
-      taskId: task.id,
-      severity: decision.severity,
-      progname: 'worker',
-      message: decision.message,
-    });
-    task.error = failure.error;
-    if (decision.retry) {
-      effects.outcomes.push({
-        taskId: task.id,
-        attemptId: ref.attemptId,
-        edge: RETRY,
-        output: null,
-        error: failure.error,
-        delaySeconds: decision.delaySeconds,
-        finished: false,
-      });
-      task.state = 'ready';
-      // `<queue> retry` tells workers to re-read the earliest due time.
-      effects.notices.push({ channel: CHANNELS.tasks, payload: `${task.queue} retry` });
-      if (job.queue_state === 'paused')
-        effects.notices.push({ channel: CHANNELS.admission, payload: 'paused job task ended' });
-      results[i] = 'retry';
-      return;
-    }
-    effects.outcomes.push({
-      taskId: task.id,
-      attemptId: ref.attemptId,
-      edge: FAIL,
-      output: null,
-      error: failure.error,
-      delaySeconds: null,
-      finished: true,
-    });
-    task.state = 'failed';
-    const body = JSON.stringify(taskEventBody(job, task, 'fail', decision.message, live.attemptNumber, now));
-    for (const target of callbackTargets(job.resolved_parameters))
-      effects.taskCallbacks.push({ jobId: job.id, taskId: task.id, event: 'fail', target, body });
-    if (advances(job)) addAdvance(effects, job, siblings, task.id, storageRoot, now);
-    results[i] = 'failed';
+type SuccessOutcome = Extract<AttemptOutcome, { kind: 'success' }>;
+
+function addTaskCallbacks(
+  effects: JobEffects,
+  job: RuntimeJob,
+  task: AdvanceTaskRow,
+  event: 'complete' | 'fail',
+  message: string,
+  attempt: number,
+  now: Date,
+): void {
+  const body = JSON.stringify(taskEventBody(job, task, event, message, attempt, now));
+  for (const target of callbackTargets(job.resolved_parameters))
+    effects.taskCallbacks.push({ jobId: job.id, taskId: task.id, event, target, body });
+}
+
+/** A live attempt given back at shutdown: the task is ready again at once, the job does not advance. */
+function planHandBack(
+  p: Planning,
+  outcome: Extract<AttemptOutcome, { kind: 'hand_back' }>,
+  job: RuntimeJob,
+  task: AdvanceTaskRow,
+): OutcomeResult {
+  const { effects } = p;
+  closeAttempt(p, outcome.ref.attemptId, 'cancelled', outcome.reason, false);
+  effects.outcomes.push({
+    taskId: task.id,
+    attemptId: outcome.ref.attemptId,
+    edge: HAND_BACK,
+    output: null,
+    delaySeconds: 0,
+    finished: false,
   });
-  return { effects, results };
+  task.state = 'ready';
+  effects.logs.push({
+    jobId: job.id,
+    taskId: task.id,
+    severity: SEVERITY.WARN,
+    progname: 'worker',
+    message: taskHandedBackLine(task.name, outcome.reason),
+  });
+  effects.notices.push({ channel: CHANNELS.tasks, payload: task.queue });
+  if (job.queue_state === 'paused')
+    effects.notices.push({ channel: CHANNELS.admission, payload: 'paused job task handed back' });
+  return 'handed-back';
+}
+
+/**
+ * A live attempt that failed or stalled: {@link decideFailure} says retry (the task is ready
+ * again after the delay) or fail for good (`fail` callbacks, then the job's advance).
+ */
+function planFailure(
+  p: Planning,
+  outcome: Extract<AttemptOutcome, { kind: 'failure' }>,
+  live: NonNullable<PlannedOutcome['live']>,
+  job: RuntimeJob,
+  task: AdvanceTaskRow,
+): OutcomeResult {
+  const { batch, effects } = p;
+  const { ref, failure } = outcome;
+  const def = taskDefinition(job, task.name);
+  const siblings = batch.tasks.get(job.id)!;
+  const decision = decideFailure({
+    task: task.name,
+    failure,
+    failedAttempts: live.earlierFailures + 1,
+    retryLimit: def?.retry_limit ?? batch.settings!.retry_limit,
+    retryDelay: def?.retry_delay ?? batch.settings!.retry_delay,
+    continues: def?.continue_on_error === true,
+    failedBy: siblings.find((t) => t.id !== task.id && failsJob(job, t))?.name,
+  });
+  closeAttempt(p, ref.attemptId, failure.attemptState ?? 'failed', failure.error, false);
+  effects.logs.push({
+    jobId: job.id,
+    taskId: task.id,
+    severity: decision.severity,
+    progname: 'worker',
+    message: decision.message,
+  });
+  task.error = failure.error;
+  effects.outcomes.push({
+    taskId: task.id,
+    attemptId: ref.attemptId,
+    edge: decision.retry ? RETRY : FAIL,
+    output: null,
+    error: failure.error,
+    delaySeconds: decision.retry ? decision.delaySeconds : null,
+    finished: !decision.retry,
+  });
+  if (decision.retry) {
+    task.state = 'ready';
+    // `<queue> retry` tells workers to re-read the earliest due time.
+    effects.notices.push({ channel: CHANNELS.tasks, payload: `${task.queue} retry` });
+    if (job.queue_state === 'paused')
+      effects.notices.push({ channel: CHANNELS.admission, payload: 'paused job task ended' });
+    return 'retry';
+  }
+  task.state = 'failed';
+  addTaskCallbacks(effects, job, task, 'fail', decision.message, live.attemptNumber, batch.now);
+  if (advances(job)) addAdvance(effects, job, siblings, task.id, batch.storageRoot, batch.now);
+  return 'failed';
 }

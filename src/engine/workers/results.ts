@@ -114,40 +114,10 @@ export async function writeOutcomes(
 }
 
 /**
- * Records successful attempts in `tx` (see {@link writeOutcomes}): each live attempt's task
- * becomes `succeeded` with its output, "'<task>' completed successfully" is logged, `complete`
- * callbacks are enqueued, and the jobs advance.
- * @returns per result, in the order given: `recorded` or `stale`.
- */
-export async function writeSuccesses(
-  tx: Queryable,
-  ctx: OutcomeContext,
-  results: SuccessResult[],
-  locked?: Map<number, RuntimeJob>,
-): Promise<('recorded' | 'stale')[]> {
-  const outcomes = results.map(({ outputJson, ...ref }): AttemptOutcome => ({
-    kind: 'success',
-    ref,
-    outputJson,
-  }));
-  return (await writeOutcomes(tx, ctx, outcomes, locked)) as ('recorded' | 'stale')[];
-}
-
-/**
- * Records one successful attempt in `tx` (see {@link writeSuccesses}).
- * @param outputJson - the output as JSON text.
- */
-export async function writeSuccess(
-  tx: Queryable,
-  ctx: OutcomeContext,
-  ref: AttemptRef,
-  outputJson: string,
-): Promise<'recorded' | 'stale'> {
-  return (await writeSuccesses(tx, ctx, [{ ...ref, outputJson }]))[0]!;
-}
-
-/**
- * Records a successful attempt in its own transaction (see {@link writeSuccess}).
+ * Records a successful attempt in its own transaction (see {@link writeOutcomes}): a live
+ * attempt's task becomes `succeeded` with its output, "'<task>' completed successfully" is
+ * logged, `complete` callbacks are enqueued, and the job advances.
+ * @returns `recorded`, or `stale` when the attempt is no longer the task's running attempt.
  * @throws the driver's error (nothing is written then; the caller may retry).
  */
 export async function recordSuccess(
@@ -156,7 +126,10 @@ export async function recordSuccess(
   output: unknown,
 ): Promise<'recorded' | 'stale'> {
   const json = JSON.stringify(output === undefined ? null : output);
-  return ctx.db.transaction((tx) => writeSuccess(tx, ctx, ref, json));
+  const outcome: AttemptOutcome = { kind: 'success', ref, outputJson: json };
+  return ctx.db.transaction(
+    async (tx) => (await writeOutcomes(tx, ctx, [outcome]))[0] as 'recorded' | 'stale',
+  );
 }
 
 /**
