@@ -1,11 +1,12 @@
 /**
- * The claim statement builds `start` callbacks in SQL (callbackTargetsSql); every other event
- * uses callbackTargets in TypeScript. Both must pick the same targets in the same order.
+ * The claim statement picks the targets of its `start` callbacks in SQL; every other event uses
+ * callbackTargets in TypeScript. Both must pick the same targets in the same order.
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { callbackTargets } from '../../src/engine/callbacks/bodies.js';
-import { callbackTargetsSql } from '../../src/engine/callbacks/enqueue.js';
+import { claimTasks } from '../../src/engine/workers/claim.js';
+import { insertJob } from '../helpers/factories.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 
 const CASES: Record<string, unknown>[] = [
@@ -39,9 +40,16 @@ forEachStore('callback targets in SQL and TypeScript', (kind) => {
 
   it('choose the same targets in the same order for every shape of rest_endpoints', async () => {
     for (const parameters of CASES) {
+      const jobId = await insertJob(store.db, { queue_state: 'started', parameters });
+      await store.db.query(
+        `INSERT INTO tasks (job_id, name, position, queue, state) VALUES ($1, 'only', 0, 'targets', 'ready')`,
+        [jobId],
+      );
+      const [claimed] = await claimTasks(store.db, ['targets'], 1, 'test-worker');
+      assert.equal(claimed?.job.id, jobId);
       const { rows } = await store.db.query<{ url: string }>(
-        `SELECT url FROM ${callbackTargetsSql('$1::jsonb')} AS t ORDER BY n`,
-        [JSON.stringify(parameters)],
+        `SELECT target_url AS url FROM callback_deliveries WHERE job_id = $1 AND event = 'start' ORDER BY id`,
+        [jobId],
       );
       assert.deepEqual(
         rows.map((r) => r.url),

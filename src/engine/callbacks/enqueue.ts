@@ -11,25 +11,6 @@ import { CHANNELS } from '../signals.js';
 import type { JobEndBody } from './bodies.js';
 
 /**
- * SQL form of `callbackTargets` (bodies.ts), still used by the claim statement to build `start`
- * callbacks in SQL: a subquery of columns `url` and `n` (its first position; order by `n` for the
- * targets' order) over the jsonb expression `parameters` (fixed SQL text from this codebase, never
- * request input). To be removed once the claim takes its targets and bodies as parameters; until
- * then callback-targets.test.ts checks that both pick the same targets.
- * @deprecated compute targets with `callbackTargets` and pass them as parameters.
- */
-export function callbackTargetsSql(parameters: string): string {
-  return `(SELECT e.url, e.n FROM (
-             SELECT x.v #>> '{}' AS url, min(x.n) AS n
-               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(${parameters} -> 'rest_endpoints') = 'array'
-                                              THEN ${parameters} -> 'rest_endpoints' ELSE '[]'::jsonb END)
-                    WITH ORDINALITY AS x(v, n)
-              WHERE jsonb_typeof(x.v) = 'string' AND (x.v #>> '{}') ~* '^https?://'
-              GROUP BY 1) AS e
-          ORDER BY e.n)`;
-}
-
-/**
  * Enqueues the job-end callback for every target, once per job and target (a unique index makes a
  * second call a no-op, so a replayed finish can never send it twice), with the dispatchers'
  * wake-up in the same round trip.
