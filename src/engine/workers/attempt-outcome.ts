@@ -3,14 +3,13 @@
  * timeout, cancel, hand-back at shutdown, superseded), and writing it, with a few retries when
  * the database cannot be reached.
  */
-import type { Queryable } from '../../store/executor.js';
 import { sleep } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { errorText } from '../controller/advance.js';
 import { PermanentSetupError, type AbortReason } from './attempt-errors.js';
 import type { ClaimedTask } from './claim.js';
 import type { ResultWriter } from './result-writer.js';
-import { closeLostAttempt, writeFailure, writeHandBack, type AttemptRef } from './results.js';
+import { closeLostAttempt, type AttemptRef } from './results.js';
 
 /** What a handler did: returned `output`, or threw `error`. */
 export type HandlerOutcome = { ok: true; output: unknown } | { ok: false; error: unknown };
@@ -75,37 +74,36 @@ export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): 
           return;
         }
         const failure = { error: `the handler's output is not JSON: ${json.problem}`, permanent: true };
-        await writeWithRetries(ended, () =>
-          writer.write(ref.jobId, (tx) => writeFailure(tx, ctx, ref, failure)),
-        );
+        await writeWithRetries(ended, () => writer.failure(ref, failure));
         return;
       }
-      const apply = applyFor(ctx, ended);
-      await writeWithRetries(ended, () => writer.write(ref.jobId, apply));
+      await writeWithRetries(ended, writeFor(ctx, writer, ended));
     },
     drain: () => writer.drain(),
   };
 }
 
-/** The write of an aborted attempt or a handler's failure (everything but a success). */
-function applyFor(ctx: EngineContext, ended: EndedAttempt): (tx: Queryable) => Promise<string> {
+/**
+ * The write of an aborted attempt or a handler's failure (everything but a success), batched
+ * with the writer's other outcomes.
+ */
+function writeFor(ctx: EngineContext, writer: ResultWriter, ended: EndedAttempt): () => Promise<string> {
   const { ref, reason, outcome } = ended;
   switch (reason) {
     case 'shutdown':
-      return (tx) => writeHandBack(tx, ref);
+      return () => writer.handBack(ref);
     case 'lost':
-      return async (tx) => {
-        await closeLostAttempt(tx, ref.attemptId, 'attempt superseded');
-        return 'stale';
-      };
+      return () =>
+        writer.write(ref.jobId, async (tx) => {
+          await closeLostAttempt(tx, ref.attemptId, 'attempt superseded', ctx.clock.now());
+          return 'stale';
+        });
     case 'timeout':
-      return (tx) => writeFailure(tx, ctx, ref, { error: `timed out after ${ended.timeoutSeconds ?? '?'}s` });
+      return () => writer.failure(ref, { error: `timed out after ${ended.timeoutSeconds ?? '?'}s` });
     case 'cancel':
-      return (tx) => writeFailure(tx, ctx, ref, { error: 'attempt cancelled' });
-    case null: {
-      const failure = describeFailure(outcome.ok ? undefined : outcome.error);
-      return (tx) => writeFailure(tx, ctx, ref, failure);
-    }
+      return () => writer.failure(ref, { error: 'attempt cancelled' });
+    case null:
+      return () => writer.failure(ref, describeFailure(outcome.ok ? undefined : outcome.error));
   }
 }
 

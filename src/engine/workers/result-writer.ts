@@ -36,7 +36,8 @@ export interface ResultWriter {
    */
   failure(ref: AttemptRef, failure: AttemptFailure): Promise<FailureOutcome>;
   /**
-   * Queues the hand-back of a running attempt at shutdown (see `writeHandBack`) for the next batch.
+   * Queues the hand-back of a running attempt at shutdown for the next batch: attempt
+   * `cancelled`, task back to `ready` at once without using a retry (see `planOutcomes`).
    * @throws the commit's error (when the result, written alone, still fails).
    */
   handBack(ref: AttemptRef, reason?: string): Promise<'handed-back' | 'stale'>;

@@ -9,7 +9,7 @@
 import type { Queryable } from '../../store/executor.js';
 import { cancelRunningAttempt, readOutcomeTasks } from '../../store/queries/attempts.js';
 import { lockJobsForResults } from '../../store/queries/job-effects.js';
-import { systemClock, type Clock } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { applyEffects, type AdvanceTaskRow } from '../controller/advance.js';
 import type { RuntimeJob } from '../controller/job-scope.js';
@@ -161,32 +161,15 @@ export async function recordFailure(
 }
 
 /**
- * Gives a running attempt back at worker shutdown, in `tx` (see {@link writeOutcomes}): attempt
- * `cancelled` ("worker shutdown"), task back to `ready` at once, without using a retry (cancelled
- * attempts are not counted).
- * @param ctx - the engine's clock and config; the system clock when not given (callers that
- *   have a context should pass it, or use the result writer's `handBack`).
- * @returns `handed-back`, or `stale` when the attempt had already ended.
- */
-export async function writeHandBack(
-  tx: Queryable,
-  ref: AttemptRef,
-  reason = 'worker shutdown',
-  ctx: OutcomeContext = { clock: systemClock, config: { storageRoot: '' } },
-): Promise<'handed-back' | 'stale'> {
-  return (await writeOutcomes(tx, ctx, [{ kind: 'hand_back', ref, reason }]))[0] as 'handed-back' | 'stale';
-}
-
-/**
  * Closes an attempt that this worker found superseded (its task moved on without it): state
  * `cancelled` if it is somehow still `running`. Touches nothing else.
- * @param now - when it ended; the system clock's time when not given.
+ * @param now - when it ended (`ctx.clock.now()`).
  */
 export async function closeLostAttempt(
   q: Queryable,
   attemptId: number,
   reason: string,
-  now: Date = systemClock.now(),
+  now: Date,
 ): Promise<void> {
   await cancelRunningAttempt.run(q, { attemptId, reason, now });
 }
