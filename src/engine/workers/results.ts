@@ -91,7 +91,7 @@ export async function writeOutcomes(
     const jobId = Number(job_id);
     let forJob = tasks.get(jobId);
     if (!forJob) tasks.set(jobId, (forJob = []));
-    forJob.push(t);
+    forJob.push({ ...t, id: Number(t.id) });
     if (live_attempt !== null)
       live.set(Number(live_attempt), {
         attemptNumber: Number(attempt_number),
