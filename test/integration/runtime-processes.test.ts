@@ -84,8 +84,20 @@ void describe(
       // Kill it once its `start` callback is delivered: a delivery in flight at the kill would hold
       // the later callbacks of this target until its lease (30 s) runs out, which is the callback
       // dispatcher's business, not what this test is about.
+      // "Delivered" is what the database says, not the receiver: under load the engine may take
+      // longer than any fixed pause to record the answer it got.
       await receiver.waitForCount(1, (r) => r.body?.job_id === id && r.body?.event === 'start', 10_000);
-      await new Promise((r) => setTimeout(r, 100));
+      await waitFor(
+        async () =>
+          (
+            await store.db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM callback_deliveries
+                WHERE job_id = $1 AND event = 'start' AND state = 'delivered'`,
+              [id],
+            )
+          ).rows[0]!.n === 1,
+        { timeoutMs: 10_000, what: 'the start callback to be recorded as delivered' },
+      );
       await a.kill();
 
       const b = await spawn();
