@@ -6,12 +6,14 @@
  * - `schedule-runner.ts` — the four schedules of `schedules.ts`: planning, arming, running,
  *   re-planning when `schedule_interval` changes;
  * - `due-timer.ts` — the run_at timer that moves a scheduled job on at its `run_at`;
- * - `semaphore-loop.ts` — the checks of pending jobs' semaphores every 5 s, with backoff.
+ * - `semaphore-loop.ts` — the checks of pending jobs' semaphores every 5 s, with backoff;
+ * - `cron-runner.ts` — the user schedules (`POST /schedules`), fired at their cron slots.
  *
  * This file wires them together and to `CHANNELS.scheduler`: a job id as payload (a job's run_at
  * or semaphore changed, or a job was submitted scheduled or pending) pokes the run_at timer and
  * the semaphore loop; a schedule name or an empty payload (`PUT /scheduler`, `POST /settings`)
- * re-reads the schedules. All time comes from `ctx.clock`.
+ * re-reads the schedules; `cron:<name>` (a user schedule changed) wakes the cron runner. All time
+ * comes from `ctx.clock`.
  */
 import type { EngineContext, Service } from '../context.js';
 import { admitJobs } from '../controller/admission.js';
@@ -19,6 +21,8 @@ import { cleanupJobs } from '../maintenance/cleanup.js';
 import { recoverStalledAttempts } from '../maintenance/recover-stalled.js';
 import { readSettings } from '../settings.js';
 import { CHANNELS } from '../signals.js';
+import { createCronRunner } from './cron-runner.js';
+import { CRON_NOTIFY_PREFIX } from './cron-schedules.js';
 import { createDueTimer } from './due-timer.js';
 import { moveDueJobs } from './due-jobs.js';
 import { createLeaderElection } from './leader-election.js';
@@ -85,9 +89,13 @@ export function createSchedulerService(
 
   const election = createLeaderElection(ctx, log, {
     retryMs: options.leaderRetryMs ?? 2_000,
-    onElected: () => runner.start(),
+    onElected: async () => {
+      await runner.start();
+      await cron.start();
+    },
     onLost: () => {
       runner.cancel();
+      cron.cancel();
       dueTimer.cancel();
       semaphores.cancel();
     },
@@ -117,6 +125,8 @@ export function createSchedulerService(
     },
   });
 
+  const cron = createCronRunner(ctx, log, { isLeader: () => election.isLeader });
+
   const onNotify = (payload: string): void => {
     if (!election.isLeader) return;
     if (/^\d+$/.test(payload)) {
@@ -126,7 +136,8 @@ export function createSchedulerService(
       semaphores.poke(0);
       return;
     }
-    if (payload === '' || isScheduleName(payload)) runner.refresh();
+    if (payload.startsWith(CRON_NOTIFY_PREFIX)) cron.poke();
+    else if (payload === '' || isScheduleName(payload)) runner.refresh();
   };
 
   return {
@@ -148,7 +159,7 @@ export function createSchedulerService(
       await election.halt();
       if (unlisten) await unlisten().catch(() => undefined);
       unlisten = null;
-      await Promise.all([runner.stop(), dueTimer.stop(), semaphores.stop()]);
+      await Promise.all([runner.stop(), dueTimer.stop(), semaphores.stop(), cron.stop()]);
       await election.stop();
     },
   };

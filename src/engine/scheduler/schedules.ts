@@ -182,7 +182,11 @@ export async function setSchedule(
   });
 }
 
-function parseActive(value: unknown): boolean {
+/**
+ * Reads the `active` of `PUT /scheduler`: a boolean, or the string "true" / "false".
+ * @throws {EngineError} `VALIDATION_FAILED` (400) saying what is accepted.
+ */
+export function parseActive(value: unknown): boolean {
   if (typeof value === 'boolean') return value;
   if (typeof value === 'string') {
     const v = value.trim().toLowerCase();
