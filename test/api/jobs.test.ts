@@ -97,7 +97,7 @@ forEachStore('API jobs', (kind) => {
       const res = await h.call(h.acme, 'GET', `/jobs/${jobId}`);
       assert.equal(res.statusCode, 200);
       const job = json<Record<string, unknown>>(res);
-      assert.deepEqual(Object.keys(job).sort(), [...JOB_FIELDS, 'tasks'].sort());
+      assert.deepEqual(Object.keys(job).sort(), [...JOB_FIELDS, 'schedule', 'scheduled_for', 'tasks'].sort());
       assert.equal(job.id, jobId);
       assert.equal(job.client, 'acme');
       assert.equal(job.workflow, 'greet');

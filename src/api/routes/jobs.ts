@@ -144,7 +144,12 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
         response: {
           200: {
             type: 'object',
-            properties: { ...jobSchema.properties, tasks: { type: 'array', items: taskSchema } },
+            properties: {
+              ...jobSchema.properties,
+              schedule: { type: ['string', 'null'], description: 'the user schedule that submitted the job' },
+              scheduled_for: { type: ['string', 'null'], format: 'date-time', description: 'its slot' },
+              tasks: { type: 'array', items: taskSchema },
+            },
           },
           400: errorSchema,
           ...authErrors,

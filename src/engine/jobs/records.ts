@@ -174,6 +174,9 @@ export type VisibleJobRow = JobRow & {
   content_id: string | null;
   definition_source: string;
   rerun_of: number | null;
+  /** The user schedule that submitted the job, and the slot it was for (migration 0005). */
+  schedule: string | null;
+  scheduled_for: Date | null;
 };
 
 /** Maps a `tasks` row to a {@link TaskRecord}. */

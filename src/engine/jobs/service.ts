@@ -47,7 +47,7 @@ import {
   submissionLogMessage,
   submissionWriter,
 } from './submit.js';
-import { describe, parseTimestampIn } from './time.js';
+import { describe, formatTimestamp, parseTimestampIn } from './time.js';
 import { assertTransition, FINAL_STATES, JOB_STATES, type JobState, TRANSITIONS } from './transitions.js';
 
 export { breakJob, pauseJob } from './control.js';
@@ -136,12 +136,18 @@ export async function getJob(
   ctx: EngineContext,
   viewer: Viewer,
   idText: string,
-): Promise<JobRecord & { tasks: TaskRecord[] }> {
+): Promise<JobRecord & { schedule: string | null; scheduled_for: string | null; tasks: TaskRecord[] }> {
   const id = parseJobId(idText);
   const row = await findVisibleJob(ctx.db, viewer, id);
   const positions = await computePositions(ctx.db, [row]);
   const tasks = await readJobTasks.rows(ctx.db, { jobId: id });
-  return { ...toJobRecord(row, positions.get(id) ?? 1), tasks: tasks.map(toTaskRecord) };
+  const { schedule, scheduled_for } = row;
+  return {
+    ...toJobRecord(row, positions.get(id) ?? 1),
+    schedule,
+    scheduled_for: formatTimestamp(scheduled_for),
+    tasks: tasks.map(toTaskRecord),
+  };
 }
 
 /** Fields `PATCH /jobs/<id>` accepts (`sempahore_url` is the seed's spelling of `semaphore_url`). */

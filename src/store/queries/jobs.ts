@@ -293,7 +293,7 @@ export const rankJobsInStates = defineQuery<
 
 /** Columns of a job read by {@link readVisibleJob}: a job record plus what a rerun needs. */
 const VISIBLE_JOB_SELECT = `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id,
-       j.definition_source, j.rerun_of
+       j.definition_source, j.rerun_of, j.schedule, j.scheduled_for
    FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`;
 
 /** Reads job `id` if the viewer (`admin`, or the owner `client`) may see it. No locks. */
