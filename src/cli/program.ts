@@ -11,6 +11,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerSchedulesCommand } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSubmitCommand } from './commands/submit.js';
 import { registerWorkerCommand } from './commands/worker.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerSubmitCommand(program, io);
   registerJobsCommand(program, io);
   registerLogsCommand(program, io);
+  registerSchedulesCommand(program, io);
   registerDemoCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program;
