@@ -97,7 +97,16 @@ void describe(
           l.message,
           `submitted by schedule every-second for slot ${l.scheduled_for.toISOString()}`,
         );
-      process.stderr.write(`cron across processes: ${rows.length} slots, takeover in ${takeoverMs} ms\n`);
+      // How late each job was submitted after its slot (the slots caught up after the kill included).
+      const { rows: lateness } = await store.db.query<{ ms: number }>(
+        `SELECT (extract(epoch FROM created_at - scheduled_for) * 1000)::int AS ms
+         FROM jobs WHERE schedule = 'every-second' ORDER BY ms`,
+      );
+      const ms = lateness.map((r) => r.ms);
+      process.stderr.write(
+        `cron across processes: ${rows.length} slots, takeover in ${takeoverMs} ms, ` +
+          `submitted after the slot: median ${ms[Math.floor(ms.length / 2)]} ms, max ${ms.at(-1)} ms\n`,
+      );
     });
   },
 );
