@@ -2,8 +2,8 @@
  * The HTTP API (seed `task-engine-api.txt`, SPEC section 4) as a Fastify instance. It never
  * listens: `startTaskEngine` (src/server.ts) does, and tests call `app.inject()`.
  *
- * Every reply is JSON. Bodies must be `application/json` (415 otherwise), valid JSON (400) and at
- * most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
+ * Every reply is JSON. Bodies must be `application/json` (415 otherwise), valid JSON (400) without
+ * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -13,7 +13,7 @@ import type { EngineContext } from '../engine/context.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerAuth } from './plugins/auth.js';
 import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
-import { answerClientError, registerInputGuard } from './plugins/input-guard.js';
+import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
@@ -77,7 +77,17 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
       done(null, undefined);
       return;
     }
-    void parseJson(request, text, done);
+    void parseJson(request, text, (err, value) => {
+      if (err) {
+        done(err);
+        return;
+      }
+      // After JSON.parse accepted the text: refuse what it would silently change (a repeated
+      // key, an integer literal beyond 2^53 - 1).
+      const problem = scanJsonText(text);
+      if (problem) done(jsonTextError(problem));
+      else done(null, value);
+    });
   });
 
   // Response schemas document the replies; they must never drop or reshape a field.

@@ -7,6 +7,7 @@ import {
   type SettingRow,
 } from '../store/queries/settings.js';
 import { EngineError } from '../errors/catalogue.js';
+import { readNumericString } from '../workflows/numeric-string.js';
 import type { Clock } from './clock.js';
 import { CHANNELS, notify } from './signals.js';
 
@@ -106,12 +107,8 @@ export function validateSetting(name: string, value: unknown, current: EngineSet
       return String(value);
     throw new EngineError('VALIDATION_FAILED', `setting "${name}" takes a string, number or boolean value`);
   }
-  const n =
-    typeof value === 'number'
-      ? value
-      : typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)
-        ? Number(value)
-        : NaN;
+  const read = typeof value === 'string' ? readNumericString(value) : null;
+  const n = typeof value === 'number' ? value : read?.ok ? read.value : NaN;
   if (!Number.isInteger(n))
     throw new EngineError(
       'VALIDATION_FAILED',

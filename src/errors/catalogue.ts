@@ -17,7 +17,7 @@ export const ERROR_CATALOGUE = {
   INVALID_JSON: {
     status: 400,
     retryable: false,
-    summary: 'the body is not valid JSON, or its bytes are not UTF-8',
+    summary: 'the body is not valid JSON, its bytes are not UTF-8, or an object in it repeats a key',
   },
   UNAUTHORIZED: { status: 401, retryable: false, summary: 'missing or wrong client / api-key headers' },
   FORBIDDEN: { status: 403, retryable: false, summary: 'authenticated, but this client may not do that' },

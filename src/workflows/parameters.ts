@@ -3,8 +3,11 @@
  * with defaults applied, defaults that refer to other parameters, and the `storage-path` format.
  *
  * Schemas are JSON Schema draft 2020-12 as Ajv implements it, in strict mode (an unknown keyword
- * or format is a definition error), with the ajv-formats formats plus `storage-path`. Types are
- * never coerced: `"5"` is not a number.
+ * or format is a definition error), with the ajv-formats formats plus `storage-path`. The one
+ * coercion is SPEC section 4's rule for numbers: where the schema takes a `number` or an `integer`
+ * and not a string, a numeric string (see `numeric-string.ts`) is read as that number in the
+ * resolved parameters (`"5"` → 5; `"2.5"` is still no integer). Nothing else is coerced: `"true"`
+ * is not a boolean.
  *
  * Reference defaults (from the original product's manual, e.g. `mp4_filename` defaults to
  * `{content_id}.mp4` and `output_folder` to `{source_folder}`): a string `default` of a top-level
@@ -12,13 +15,16 @@
  * not submitted, its default is filled from the other parameter's resolved value, in dependency
  * order: a default that is exactly `"{name}"` takes the value with its type (`create_dref`
  * defaults to `{generate_vod}`, a boolean); otherwise the references are interpolated into the
- * string. When a referenced parameter has no value, the default is left out. A reference to an
- * undeclared parameter, or a cycle of references, is a definition error found at load.
+ * string. When a referenced parameter has no value (not submitted, no default), the default
+ * cannot be built and the submission is refused, naming both parameters: a task would otherwise
+ * fail at run time for want of the value. A reference to an undeclared parameter, or a cycle of
+ * references, is a definition error found at load.
  */
 import { posix } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { readNumericString } from './numeric-string.js';
 import type { ParameterValidation, WorkflowDefinition } from './types.js';
 
 const addFormats = addFormatsModule.default;
@@ -246,9 +252,14 @@ function describeError(e: ErrorObject): string {
     case 'required':
       return `${paramPath(e.instancePath, String(params.missingProperty))} is required`;
     case 'type': {
-      const t = params.type;
-      const types = Array.isArray(t) ? t.join(' or ') : String(t);
-      return `${p} must be ${types} (got ${typeOf(e.data)})`;
+      const types = expectedTypes(e);
+      if (typeof e.data === 'string' && takesNumber(types)) {
+        const read = readNumericString(e.data);
+        if (!read.ok && read.reason === 'unsafe-integer')
+          return `${p} is ${JSON.stringify(e.data)}, a whole number beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1) that a number cannot hold exactly; send a smaller number (a workflow that needs such ids declares the parameter as a string)`;
+        return `${p} must be ${types.join(' or ')} (got string ${quoteShort(e.data)}; a number or a numeric string such as "5" is accepted)`;
+      }
+      return `${p} must be ${types.join(' or ')} (got ${typeOf(e.data)})`;
     }
     case 'additionalProperties': {
       const extra = String(params.additionalProperty);
@@ -268,6 +279,49 @@ function describeError(e: ErrorObject): string {
   }
 }
 
+/** The types a `type` error expected. */
+function expectedTypes(e: ErrorObject): string[] {
+  const t = (e.params as Record<string, unknown>).type;
+  return Array.isArray(t) ? t.map(String) : String(t).split(',');
+}
+
+/** True when a value of `types` may be a number but not a string: where numeric strings are read as numbers. */
+function takesNumber(types: readonly string[]): boolean {
+  return (types.includes('number') || types.includes('integer')) && !types.includes('string');
+}
+
+function quoteShort(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
+/**
+ * Replaces, in `resolved`, each string that a `type` error says should be a number or an integer
+ * by the number it spells (SPEC section 4), where it does spell one of the expected type.
+ * @returns true when anything was replaced (the caller validates again).
+ */
+function coerceNumericStrings(resolved: Record<string, unknown>, errors: readonly ErrorObject[]): boolean {
+  let changed = false;
+  for (const e of errors) {
+    if (e.keyword !== 'type' || typeof e.data !== 'string' || e.instancePath === '') continue;
+    const types = expectedTypes(e);
+    if (!takesNumber(types)) continue;
+    const read = readNumericString(e.data);
+    if (!read.ok || (!types.includes('number') && !Number.isInteger(read.value))) continue;
+    const steps = e.instancePath
+      .slice(1)
+      .split('/')
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    let parent: unknown = resolved;
+    for (const step of steps.slice(0, -1)) parent = (parent as Record<string, unknown>)[step];
+    const last = steps[steps.length - 1]!;
+    if (parent === null || typeof parent !== 'object' || (parent as Record<string, unknown>)[last] !== e.data)
+      continue;
+    (parent as Record<string, unknown>)[last] = read.value;
+    changed = true;
+  }
+  return changed;
+}
+
 function problemsOf(validate: ValidateFunction): string[] {
   const seen = new Set<string>();
   for (const e of validate.errors ?? []) seen.add(describeError(e));
@@ -275,9 +329,7 @@ function problemsOf(validate: ValidateFunction): string[] {
 }
 
 function fillReferenceDefault(ref: ReferenceDefault, resolved: Record<string, unknown>): unknown {
-  const values = ref.refs.map((r) => resolved[r]);
-  if (values.some((v) => v === undefined)) return undefined;
-  if (ref.whole) return structuredClone(values[0]);
+  if (ref.whole) return structuredClone(resolved[ref.refs[0]!]);
   return ref.text.replace(REFERENCE, (_m, name: string) => {
     const v = resolved[name];
     if (v === null) return '';
@@ -360,15 +412,28 @@ export function validateParameters(def: WorkflowDefinition, params: unknown): Pa
   if (unstorable.length > 0) return { ok: false, problems: unstorable };
   const compiled = compiledFor(def);
   const resolved = structuredClone(input);
-  if (!compiled.validate(resolved)) return { ok: false, problems: problemsOf(compiled.validate) };
+  let valid = compiled.validate(resolved);
+  // Numeric strings where a number is expected: read them as numbers, then check again (the
+  // number may still break `minimum`, or an `anyOf` branch may now match).
+  if (!valid && coerceNumericStrings(resolved, compiled.validate.errors ?? []))
+    valid = compiled.validate(resolved);
+  if (!valid) return { ok: false, problems: problemsOf(compiled.validate) };
   let filled = false;
+  const unbuilt: string[] = [];
   for (const name of compiled.order) {
     if (resolved[name] !== undefined) continue;
-    const value = fillReferenceDefault(compiled.referenceDefaults.get(name)!, resolved);
-    if (value === undefined) continue;
-    resolved[name] = value;
+    const ref = compiled.referenceDefaults.get(name)!;
+    const missing = [...new Set(ref.refs.filter((r) => resolved[r] === undefined))];
+    if (missing.length > 0) {
+      unbuilt.push(
+        `parameters.${name} has no value: its default ${JSON.stringify(ref.text)} is built from ${missing.map((m) => `parameters.${m}`).join(' and ')}, which ${missing.length > 1 ? 'were' : 'was'} not given; give ${missing.join(', ')} or ${name}`,
+      );
+      continue;
+    }
+    resolved[name] = fillReferenceDefault(ref, resolved);
     filled = true;
   }
+  if (unbuilt.length > 0) return { ok: false, problems: unbuilt };
   // A filled value must satisfy its own property schema too (e.g. a number referred into a string).
   if (filled && !compiled.validate(resolved)) return { ok: false, problems: problemsOf(compiled.validate) };
   return { ok: true, resolved };

@@ -70,7 +70,7 @@ describe('validateParameters', () => {
 
   it('lists every problem, naming each parameter and what is accepted', () => {
     const r = validateParameters(media, {
-      seconds: '5',
+      seconds: 'five',
       drm: ['playready'],
       extra: 1,
       rest_endpoints: ['ftp://x'],
@@ -81,19 +81,78 @@ describe('validateParameters', () => {
       'parameters.drm[0] must be one of: "clear", "aes"',
       'parameters.extra is not accepted (accepted: content_id, source_folder, output_folder, mp4_filename, generate_vod, create_dref, label, seconds, drm, rest_endpoints, custom_data)',
       'parameters.rest_endpoints[0] must match pattern "^https?://"',
-      'parameters.seconds must be number (got string)',
+      'parameters.seconds must be number (got string "five"; a number or a numeric string such as "5" is accepted)',
       'parameters.source_folder is required',
     ]);
   });
 
-  it('does not coerce types', () => {
+  it('coerces nothing but numbers: "true" is not a boolean', () => {
     const d = definition({ type: 'object', properties: { n: { type: 'integer' }, b: { type: 'boolean' } } });
     const r = validateParameters(d, { n: '3', b: 'true' });
     assert.ok(!r.ok);
-    assert.deepEqual(r.problems, [
-      'parameters.n must be integer (got string)',
-      'parameters.b must be boolean (got string)',
-    ]);
+    assert.deepEqual(r.problems, ['parameters.b must be boolean (got string)']);
+  });
+
+  void describe('numeric strings (SPEC section 4, the rule priority follows)', () => {
+    const d = definition({
+      type: 'object',
+      properties: {
+        n: { type: 'number', minimum: 0 },
+        i: { type: 'integer' },
+        s: { type: 'string' },
+        ns: { type: ['number', 'string'] },
+        list: { type: 'array', items: { type: 'integer' } },
+        nested: { type: 'object', properties: { x: { type: 'number' } } },
+        either: { anyOf: [{ type: 'integer' }, { type: 'boolean' }] },
+        d: { type: 'integer', default: 4 },
+      },
+    });
+
+    it('reads a numeric string as the number where the schema takes a number, at any depth', () => {
+      const submitted = {
+        n: ' 2.5 ',
+        i: '+3',
+        list: ['1', 2, '3e2'],
+        nested: { x: '-0.5' },
+        either: '7',
+        s: '5',
+        ns: '6',
+      };
+      const r = validateParameters(d, submitted);
+      assert.deepEqual(r, {
+        ok: true,
+        resolved: { n: 2.5, i: 3, list: [1, 2, 300], nested: { x: -0.5 }, either: 7, s: '5', ns: '6', d: 4 },
+      });
+      assert.equal(submitted.n, ' 2.5 ', 'the submitted object is left as sent');
+    });
+
+    it('checks the number read against the schema, and names what is accepted', () => {
+      const r = validateParameters(d, { n: '-1', i: '2.5', list: ['x'] });
+      assert.ok(!r.ok);
+      assert.deepEqual(r.problems.sort(), [
+        'parameters.i must be integer (got string "2.5"; a number or a numeric string such as "5" is accepted)',
+        'parameters.list[0] must be integer (got string "x"; a number or a numeric string such as "5" is accepted)',
+        'parameters.n must be >= 0',
+      ]);
+      for (const text of ['', '0x10', 'Infinity', '.5', '1,5', '2 kg', '1e999']) {
+        const bad = validateParameters(d, { n: text });
+        assert.equal(bad.ok, false, JSON.stringify(text));
+      }
+    });
+
+    it('refuses a whole number beyond 2^53 - 1 instead of rounding its digits', () => {
+      const r = validateParameters(d, { i: '3544790567247868102', s: '3544790567247868102' });
+      assert.ok(!r.ok);
+      assert.equal(r.problems.length, 1);
+      assert.match(
+        r.problems[0]!,
+        /^parameters\.i is "3544790567247868102", a whole number beyond ±9007199254740991/,
+      );
+      assert.deepEqual(validateParameters(d, { s: '3544790567247868102' }), {
+        ok: true,
+        resolved: { s: '3544790567247868102', d: 4 },
+      });
+    });
   });
 
   it('treats missing parameters as {} and rejects non-objects', () => {
@@ -109,12 +168,33 @@ describe('validateParameters', () => {
     });
   });
 
-  it('leaves a reference default out when the parameter it refers to has no value', () => {
+  it('refuses a reference default that cannot be built, naming the parameter and what it needs', () => {
     const d = definition({
       type: 'object',
-      properties: { a: { type: 'string' }, b: { type: 'string', default: '{a}.txt' } },
+      properties: {
+        a: { type: 'string' },
+        b: { type: 'string', default: '{a}.txt' },
+        c: { type: 'string', default: '{a}-{a}' },
+        e: { type: 'string', default: 'x' },
+        f: { type: 'string', default: '{e}/{a}' },
+      },
     });
-    assert.deepEqual(validateParameters(d, {}), { ok: true, resolved: {} });
+    assert.deepEqual(validateParameters(d, {}), {
+      ok: false,
+      problems: [
+        'parameters.b has no value: its default "{a}.txt" is built from parameters.a, which was not given; give a or b',
+        'parameters.c has no value: its default "{a}-{a}" is built from parameters.a, which was not given; give a or c',
+        'parameters.f has no value: its default "{e}/{a}" is built from parameters.a, which was not given; give a or f',
+      ],
+    });
+    assert.deepEqual(validateParameters(d, { b: 'b', c: 'c', f: 'f' }), {
+      ok: true,
+      resolved: { b: 'b', c: 'c', e: 'x', f: 'f' },
+    });
+    assert.deepEqual(validateParameters(d, { a: 'q' }), {
+      ok: true,
+      resolved: { a: 'q', b: 'q.txt', c: 'q-q', e: 'x', f: 'x/q' },
+    });
   });
 
   it('checks a filled reference default against its own schema', () => {

@@ -1,10 +1,19 @@
 /**
  * Client management for admins (SPEC section 4): `POST /clients`, `GET /clients`,
- * `DELETE /clients/<name>`. Keys and signing secrets are shown once, in the reply to POST.
+ * `DELETE /clients/<name>`, and the rotation of a client's callback signing secret:
+ * `POST /clients/<name>/signing-secret`, `DELETE /clients/<name>/signing-secret/previous`.
+ * Keys and signing secrets are shown once, in the reply that creates them.
  */
 import type { FastifyInstance } from 'fastify';
 import type { EngineContext } from '../../engine/context.js';
-import { CLIENT_NAME_RULE, createClient, listClients, revokeClient } from '../../engine/clients/clients.js';
+import {
+  CLIENT_NAME_RULE,
+  createClient,
+  endSigningSecretOverlap,
+  listClients,
+  revokeClient,
+  rotateSigningSecret,
+} from '../../engine/clients/clients.js';
 import { authErrors, errorSchema } from '../schemas.js';
 
 const clientSchema = {
@@ -46,7 +55,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
               api_key: { type: 'string', description: 'send as the api-key header; shown only here' },
               signing_secret: {
                 type: 'string',
-                description: 'verifies X-Task-Engine-Signature on callbacks',
+                description: 'verifies the webhook-signature header of callbacks',
               },
             },
           },
@@ -61,6 +70,77 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
       const created = await createClient(ctx.db, { name: body.name, admin: body.admin === true }, ctx.clock);
       request.log.info({ client: created.name, admin: created.admin }, 'client added');
       return reply.code(201).send(created);
+    },
+  );
+
+  app.post(
+    '/clients/:name/signing-secret',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: "Rotate a client's callback signing secret (admin); the new secret is shown once",
+        description:
+          'The new secret becomes current. With keep_previous (default true) the old one stays valid: callbacks carry a webhook-signature entry for each until DELETE /clients/<name>/signing-secret/previous or the next rotation.',
+        tags: ['clients'],
+        params: { type: 'object', properties: { name: { type: 'string' } } },
+        // No `type`: the body may be left out altogether.
+        body: { properties: { keep_previous: { type: 'boolean', default: true } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              name: { type: 'string' },
+              signing_secret: { type: 'string', description: 'the new secret; shown only here' },
+              previous_valid: { type: 'boolean', description: 'whether the old secret still signs' },
+            },
+          },
+          400: errorSchema,
+          ...authErrors,
+          404: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const body = (request.body ?? {}) as { keep_previous?: boolean };
+      const rotated = await rotateSigningSecret(
+        ctx.db,
+        name,
+        { keepPrevious: body.keep_previous },
+        ctx.clock,
+      );
+      request.log.info({ client: name, previous_valid: rotated.previous_valid }, 'signing secret rotated');
+      return rotated;
+    },
+  );
+
+  app.delete(
+    '/clients/:name/signing-secret/previous',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: "End a rotation: the client's previous signing secret stops signing callbacks (admin)",
+        tags: ['clients'],
+        params: { type: 'object', properties: { name: { type: 'string' } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              result: { type: 'string', enum: ['ok'] },
+              dropped: { type: 'boolean', description: 'false when no previous secret was valid' },
+            },
+          },
+          400: errorSchema,
+          ...authErrors,
+          404: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const dropped = await endSigningSecretOverlap(ctx.db, name, ctx.clock);
+      request.log.info({ client: name, dropped }, 'previous signing secret dropped');
+      return { result: 'ok', dropped };
     },
   );
 

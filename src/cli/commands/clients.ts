@@ -1,5 +1,6 @@
 /**
- * `task-engine clients add <name> [--admin] | list | revoke <name>`.
+ * `task-engine clients add <name> [--admin] | list | revoke <name> | rotate-secret <name>
+ * [--no-keep-previous] | end-rotation <name>`.
  *
  * Without `--url` the command opens the database itself (PostgreSQL with DATABASE_URL, else the
  * embedded data folder — refused while a running engine holds that folder). With `--url` it asks a
@@ -9,8 +10,10 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.js';
 import {
   createClient,
+  endSigningSecretOverlap,
   listClients,
   revokeClient,
+  rotateSigningSecret,
   type ClientRecord,
   type CreatedClient,
 } from '../../engine/clients/clients.js';
@@ -70,7 +73,9 @@ function printCreated(io: CliIO, c: CreatedClient, json: boolean | undefined): v
 
 /** Registers `clients` and its sub-commands. */
 export function registerClientsCommand(program: Command, io: CliIO): void {
-  const clients = program.command('clients').description('manage API clients (add, list, revoke)');
+  const clients = program
+    .command('clients')
+    .description('manage API clients (add, list, revoke, rotate-secret, end-rotation)');
 
   addConnectionOptions(
     clients
@@ -129,5 +134,61 @@ export function registerClientsCommand(program: Command, io: CliIO): void {
         ).client
       : await withStore(io, 'task-engine clients revoke', (db) => revokeClient(db, name));
     io.out(opts.json ? JSON.stringify(row) : `client "${row.name}" revoked at ${iso(row.revoked_at)}`);
+  });
+
+  addConnectionOptions(
+    clients
+      .command('rotate-secret <name>')
+      .description(
+        "give a client a new callback signing secret (printed once); the old one keeps signing until 'end-rotation'",
+      )
+      .option('--no-keep-previous', 'drop the old secret at once (a leaked secret)')
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, opts: ClientsOptions & { keepPrevious: boolean }) => {
+    const rotated = opts.url
+      ? await callApi<{ name: string; signing_secret: string; previous_valid: boolean }>(
+          await resolveConnection(io, opts),
+          'POST',
+          `/clients/${encodeURIComponent(name)}/signing-secret`,
+          { keep_previous: opts.keepPrevious },
+        )
+      : await withStore(io, 'task-engine clients rotate-secret', (db) =>
+          rotateSigningSecret(db, name, { keepPrevious: opts.keepPrevious }),
+        );
+    if (opts.json) {
+      io.out(JSON.stringify(rotated));
+      return;
+    }
+    io.out(`client "${rotated.name}" has a new signing secret. It is shown only once:`);
+    io.out(`  signing_secret: ${rotated.signing_secret}`);
+    io.out(
+      rotated.previous_valid
+        ? `Callbacks are signed with the new and the previous secret until: task-engine clients end-rotation ${rotated.name}`
+        : 'The previous secret no longer signs callbacks.',
+    );
+  });
+
+  addConnectionOptions(
+    clients
+      .command('end-rotation <name>')
+      .description("stop signing a client's callbacks with its previous secret")
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, opts: ClientsOptions) => {
+    const dropped = opts.url
+      ? (
+          await callApi<{ dropped: boolean }>(
+            await resolveConnection(io, opts),
+            'DELETE',
+            `/clients/${encodeURIComponent(name)}/signing-secret/previous`,
+          )
+        ).dropped
+      : await withStore(io, 'task-engine clients end-rotation', (db) => endSigningSecretOverlap(db, name));
+    io.out(
+      opts.json
+        ? JSON.stringify({ result: 'ok', dropped })
+        : dropped
+          ? `client "${name}": the previous signing secret no longer signs callbacks`
+          : `client "${name}" had no previous signing secret`,
+    );
   });
 }

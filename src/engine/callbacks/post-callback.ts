@@ -5,13 +5,7 @@
 import type { ClaimedDeliveryRow } from '../../store/queries/callbacks.js';
 import type { Clock } from '../clock.js';
 import { formatSeconds } from './describe.js';
-import {
-  ATTEMPT_HEADER,
-  DELIVERY_HEADER,
-  SIGNATURE_HEADER,
-  TIMESTAMP_HEADER,
-  signCallbackBody,
-} from './signing.js';
+import { ATTEMPT_HEADER, DELIVERY_HEADER, TIMESTAMP_HEADER, signingHeaders } from './signing.js';
 
 /** How one HTTP attempt ended. */
 export interface AttemptOutcome {
@@ -27,7 +21,7 @@ export interface AttemptOutcome {
 export interface PostCallbackOptions {
   /** The engine's version, for `User-Agent`. */
   version: string;
-  /** Source of the `X-Task-Engine-Timestamp` send time. */
+  /** Source of the send time (`webhook-timestamp`, `X-Task-Engine-Timestamp`). */
   clock: Clock;
   /** Timeout of the request, in milliseconds of real time. */
   timeoutMs: number;
@@ -36,8 +30,10 @@ export interface PostCallbackOptions {
 }
 
 /**
- * POSTs the delivery's body as JSON to its target, signed with the client's secret when it has
- * one (`X-Task-Engine-Signature`), with the delivery id and attempt number in headers. A redirect
+ * POSTs the delivery's body as JSON to its target, with the Standard Webhooks headers
+ * (`webhook-id` = the delivery id, `webhook-timestamp` = now, and `webhook-signature` signed with
+ * the client's current and, during a rotation, previous secret; see `signing.ts`), the deprecated
+ * `X-Task-Engine-Signature`, and the delivery id and attempt number. A redirect
  * is not followed: its 3xx status is the outcome (and counts as a failure).
  * @returns the outcome; never throws.
  */
@@ -46,14 +42,17 @@ export async function postCallback(
   options: PostCallbackOptions,
 ): Promise<AttemptOutcome> {
   const raw = JSON.stringify(row.body);
+  const timestamp = Math.floor(options.clock.now().getTime() / 1000);
+  // Current secret first, then the previous one while a rotation overlaps.
+  const secrets = [row.signing_secret, row.previous_signing_secret].filter((s): s is string => !!s);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'user-agent': `task-engine/${options.version}`,
-    [TIMESTAMP_HEADER]: String(Math.floor(options.clock.now().getTime() / 1000)),
+    ...signingHeaders(secrets, String(row.id), timestamp, raw),
+    [TIMESTAMP_HEADER]: String(timestamp),
     [DELIVERY_HEADER]: String(row.id),
     [ATTEMPT_HEADER]: String(row.attempts),
   };
-  if (row.signing_secret) headers[SIGNATURE_HEADER] = signCallbackBody(row.signing_secret, raw);
   // The timeout and the duration are about I/O with the receiver, so they stay on real time
   // (performance.now and AbortSignal.timeout), not on the engine's clock: a test's fake clock must
   // not cut a request that is still on the wire, and the duration logged is what the receiver took.

@@ -10,12 +10,14 @@ import { EngineError } from '../../errors/catalogue.js';
 import type { Executor, Queryable } from '../../store/executor.js';
 import {
   activeAdminExists,
+  dropPreviousSigningSecret,
   insertOrReactivateClient,
   listClientRows,
   lockActiveAdmins,
   lockClient,
   readClientKey,
   revokeClientRow,
+  rotateClientSigningSecret,
   upsertAdminClient,
 } from '../../store/queries/clients.js';
 import { type Clock, systemClock } from '../clock.js';
@@ -109,6 +111,49 @@ export async function createClient(
     );
   await announceClientChange(db, input.name);
   return { name: input.name, admin, api_key: apiKey, signing_secret: signingSecret };
+}
+
+/**
+ * Rotates a client's callback signing secret (SPEC section 7, Standard Webhooks rotation): a new
+ * secret becomes current; with `keepPrevious` (the default) the old one stays valid and every
+ * callback carries a signature with each, so receivers can switch at their own pace, until
+ * {@link endSigningSecretOverlap} or the next rotation (which keeps only the one it replaces).
+ * @returns the new secret (shown once).
+ * @throws {EngineError} `VALIDATION_FAILED` for a bad name; `NOT_FOUND` for an unknown or revoked client.
+ */
+export async function rotateSigningSecret(
+  db: Queryable,
+  name: string,
+  options: { keepPrevious?: boolean } = {},
+  clock: Clock = systemClock,
+): Promise<{ name: string; signing_secret: string; previous_valid: boolean }> {
+  assertClientName(name);
+  const signingSecret = generateSecret();
+  const keepPrevious = options.keepPrevious !== false;
+  const row = await rotateClientSigningSecret.first(db, {
+    name,
+    signingSecret,
+    keepPrevious,
+    now: clock.now(),
+  });
+  if (!row) throw new EngineError('NOT_FOUND', `no active client named "${name}"`);
+  return { name, signing_secret: signingSecret, previous_valid: keepPrevious };
+}
+
+/**
+ * Ends a rotation's overlap: the client's previous signing secret stops being used.
+ * @returns whether there was one.
+ * @throws {EngineError} `VALIDATION_FAILED` for a bad name; `NOT_FOUND` for an unknown or revoked client.
+ */
+export async function endSigningSecretOverlap(
+  db: Queryable,
+  name: string,
+  clock: Clock = systemClock,
+): Promise<boolean> {
+  assertClientName(name);
+  const row = await dropPreviousSigningSecret.first(db, { name, now: clock.now() });
+  if (!row) throw new EngineError('NOT_FOUND', `no active client named "${name}"`);
+  return row.dropped;
 }
 
 /** Every client, active and revoked, ordered by name. No secrets. */

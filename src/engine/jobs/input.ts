@@ -4,6 +4,7 @@
  * value and says what is accepted (SPEC section 4: "Messages say what was wrong and what is accepted").
  */
 import { EngineError } from '../../errors/catalogue.js';
+import { readNumericString } from '../../workflows/numeric-string.js';
 import { describe } from './time.js';
 
 /** True for a JSON object (not null, not an array). */
@@ -30,13 +31,17 @@ export function parseJobId(idText: string): number {
 }
 
 /**
- * Reads a whole number given as a JSON number or a numeric string (`"2"` → 2), within bounds.
+ * Reads a whole number given as a JSON number or a numeric string (`"2"` → 2; the rule of
+ * `workflows/numeric-string.ts`, which workflow parameters follow too), within bounds.
  * @throws {EngineError} `VALIDATION_FAILED` naming `field` and the accepted range.
  */
 export function parseInteger(field: string, value: unknown, min: number, max: number): number {
   let n = NaN;
   if (typeof value === 'number') n = value;
-  else if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) n = Number(value);
+  else if (typeof value === 'string') {
+    const read = readNumericString(value);
+    if (read.ok) n = read.value;
+  }
   if (!Number.isSafeInteger(n) || n < min || n > max)
     throw new EngineError(
       'VALIDATION_FAILED',

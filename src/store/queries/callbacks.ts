@@ -48,6 +48,8 @@ export interface ClaimedDeliveryRow {
   attempts: number;
   client: string;
   signing_secret: string | null;
+  /** The client's previous signing secret while a rotation overlaps, else null. */
+  previous_signing_secret: string | null;
   definition_source: string;
 }
 
@@ -110,7 +112,7 @@ JOIN jobs j ON j.id = due.job_id
 LEFT JOIN clients cl ON cl.name = j.client
 WHERE c.id = due.id
 RETURNING c.id, c.job_id, c.task_id, c.kind, c.event, c.target_url, c.body, c.attempts,
-          j.client, cl.signing_secret, j.definition_source`,
+          j.client, cl.signing_secret, cl.previous_signing_secret, j.definition_source`,
 );
 
 /**

@@ -57,6 +57,39 @@ export const upsertAdminClient = defineQuery<Omit<NewClientParams, 'admin'> & { 
          revoked_at = NULL, updated_at = $now`,
 );
 
+/**
+ * Gives active client `name` a new signing secret; the old one becomes `previous_signing_secret`
+ * when `keepPrevious` (callbacks are then signed with both), else it is dropped. No row back when
+ * the client is unknown or revoked. Row lock on the client.
+ */
+export const rotateClientSigningSecret = defineQuery<
+  { name: string; signingSecret: string; keepPrevious: boolean; now: Date },
+  { name: string }
+>(
+  'rotate-client-signing-secret',
+  `UPDATE clients
+      SET previous_signing_secret = CASE WHEN $keepPrevious::boolean THEN signing_secret END,
+          signing_secret = $signingSecret, updated_at = $now
+    WHERE name = $name AND revoked_at IS NULL
+   RETURNING name`,
+);
+
+/**
+ * Ends the overlap of a rotation: drops active client `name`'s previous signing secret. Answers
+ * whether one was dropped; no row back when the client is unknown or revoked. Row lock on the client.
+ */
+export const dropPreviousSigningSecret = defineQuery<
+  { name: string; now: Date },
+  { name: string; dropped: boolean }
+>(
+  'drop-previous-signing-secret',
+  `UPDATE clients c
+      SET previous_signing_secret = NULL, updated_at = $now
+     FROM (SELECT name, previous_signing_secret IS NOT NULL AS had FROM clients WHERE name = $name FOR UPDATE) o
+    WHERE c.name = o.name AND c.revoked_at IS NULL
+   RETURNING c.name, o.had AS dropped`,
+);
+
 /** Every client, active and revoked, ordered by name. No locks. */
 export const listClientRows = defineQuery<Record<string, never>, ClientRow>(
   'list-client-rows',
