@@ -298,7 +298,10 @@ export async function insertJobs(q: Queryable, items: readonly JobToInsert[]): P
     const row = bySlot[slot]!;
     const id = Number(row.id);
     if (row.created && sent[slot] === item) return { created: true, id, state: states[slot]! };
-    return { created: false, id, sameContent: item.job.idempotency?.fingerprint === row.key_fingerprint };
+    // A duplicate: of a key held before this batch (the holder's fingerprint comes back), or of
+    // the submission sent for it in this batch, which now holds the key.
+    const holder = row.created ? sent[slot]!.job.idempotency?.fingerprint : row.key_fingerprint;
+    return { created: false, id, sameContent: item.job.idempotency?.fingerprint === holder };
   });
 }
 

@@ -71,7 +71,7 @@ export interface InsertJobsRow {
   id: number;
   /** False when the key was already taken within the window: nothing was written for this job. */
   created: boolean;
-  /** The fingerprint now stored with the job's key (the holder's when not created); null without a key. */
+  /** When not created: the fingerprint stored with the key by the job that holds it. Else null. */
   key_fingerprint: string | null;
 }
 
@@ -128,9 +128,11 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
     created_at = CASE WHEN x.created_at <= EXCLUDED.created_at - (SELECT keep_for FROM retention)
                       THEN EXCLUDED.created_at ELSE x.created_at END
   RETURNING x.client, x.idempotency_key, x.job_id, x.fingerprint
-), n AS (
-  -- The jobs to write: those without a key, and those whose key is now theirs.
-  SELECT u.* FROM u WHERE u.idempotency_key IS NULL OR u.id IN (SELECT job_id FROM k)
+), held AS (
+  -- Submissions whose key another job holds: nothing is written for them. Empty without keys.
+  SELECT u.ord, k.job_id, k.fingerprint
+  FROM u JOIN k ON k.client = u.client AND k.idempotency_key = u.idempotency_key
+  WHERE k.job_id <> u.id
 ), j AS (
   INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                     definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
@@ -138,29 +140,29 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
          definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
          created_at, created_at, top_of_queue, idempotency_key
-  FROM n ORDER BY n.ord
+  FROM u WHERE u.ord NOT IN (SELECT ord FROM held) ORDER BY u.ord
   RETURNING id, content_id, parameters
 ), s AS (
   INSERT INTO job_search (job_id, content_id, parameters_text)
   SELECT id, content_id, parameters::text FROM j
 ), t AS (
   INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
-  SELECT n.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
-         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), n.created_at, n.created_at
-  FROM n, jsonb_array_elements(n.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
-  ORDER BY n.ord, x.ord
+  SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
+  FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
+  WHERE u.ord NOT IN (SELECT ord FROM held)
+  ORDER BY u.ord, x.ord
 ), l AS (
   INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-  SELECT n.id, 0, 1, 'api', m.message, true
+  SELECT u.id, 0, 1, 'api', m.message, true
   FROM unnest($logJobs::int[], $logMessages::text[]) WITH ORDINALITY AS m(job, message, ord)
-  JOIN n ON n.ord = m.job
+  JOIN u ON u.ord = m.job
+  WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY m.ord
 )
-SELECT u.ord, COALESCE(k.job_id, u.id) AS id, n.id IS NOT NULL AS created, k.fingerprint AS key_fingerprint,
-       CASE WHEN n.id IS NOT NULL THEN pg_notify(n.notify_channel, COALESCE(n.notify_payload, n.id::text)) END
-FROM u
-LEFT JOIN k ON k.client = u.client AND k.idempotency_key = u.idempotency_key
-LEFT JOIN n ON n.ord = u.ord
+SELECT u.ord, COALESCE(h.job_id, u.id) AS id, h.ord IS NULL AS created, h.fingerprint AS key_fingerprint,
+       CASE WHEN h.ord IS NULL THEN pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) END
+FROM u LEFT JOIN held h ON h.ord = u.ord
 ORDER BY u.ord`,
 );
 
