@@ -48,6 +48,12 @@ const jobFields = {
   failed: { type: 'boolean' },
   run_at: nullableTimestamp,
   persist: { type: 'boolean' },
+  rerun_of: { type: ['integer', 'null'], description: 'the job this one reruns' },
+  rerun_by: {
+    type: ['integer', 'null'],
+    description: 'the newest job that reran this one (this one is then broken)',
+  },
+  idempotency_key: { type: ['string', 'null'], description: 'the job.idempotency_key it was submitted with' },
   started_at: nullableTimestamp,
   finished_at: nullableTimestamp,
   semaphore_url: { type: ['string', 'null'] },

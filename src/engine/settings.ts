@@ -25,6 +25,8 @@ export const SETTING_DEFAULTS = {
   retention_days: 30,
   callback_retry_limit: 5,
   stall_timeout: 30,
+  /** Seconds a `job.idempotency_key` answers with its job (24 h). */
+  idempotency_retention: 86_400,
 } as const;
 
 export type KnownSetting = keyof typeof SETTING_DEFAULTS;
@@ -42,6 +44,7 @@ const MINIMUMS: Record<KnownSetting, number> = {
   retention_days: 1,
   callback_retry_limit: 0,
   stall_timeout: 1,
+  idempotency_retention: 1,
 };
 
 /**
@@ -58,6 +61,7 @@ const MAXIMUMS: Record<KnownSetting, number> = {
   retention_days: 36_500,
   callback_retry_limit: 100,
   stall_timeout: 86_400,
+  idempotency_retention: 31_536_000,
 };
 
 /** Whether `name` is a known setting. */

@@ -100,6 +100,8 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
       started: 2,
       scheduled: 1,
       paused: 1,
+      superseded: 0,
+      superseded_failed: 0,
       max_jobs: 2,
       priority_slots: 0,
     });
@@ -226,7 +228,8 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
     assert.equal(list.settings.retention_days, 30);
     assert.equal(list.settings.stall_timeout, 30);
     assert.equal(list.settings.max_jobs, 5);
+    assert.equal(list.settings.idempotency_retention, 86_400);
     assert.equal(list.settings.night_mode, 'on');
-    assert.equal(Object.keys(list.settings).length, 10);
+    assert.equal(Object.keys(list.settings).length, 11);
   });
 });

@@ -34,6 +34,13 @@ const submitBody = {
         },
         persist: { type: 'boolean', description: 'keep the job and its logs out of the clean-up' },
         top_of_queue: { type: 'boolean', description: 'admit before every other queued job' },
+        idempotency_key: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 255,
+          description:
+            "1 to 255 characters: a second submission with this client's key within the idempotency_retention setting (default 24 h) answers the first job's id and creates nothing; with different content it is a 409",
+        },
       },
     },
     parameters: { type: 'object', description: "validated against the workflow's parameter schema" },
@@ -101,10 +108,17 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
       schema: {
         summary: 'Submit a job',
         description:
-          'Only `job.workflow` is required. Parameters are validated against the workflow (every problem is listed) and stored as submitted. Unknown top-level fields are ignored; unknown fields inside `job` are a 400.',
+          'Only `job.workflow` is required. Parameters are validated against the workflow (every problem is listed) and stored as submitted. Unknown top-level fields are ignored; unknown fields inside `job` are a 400. With `job.idempotency_key`, a repeat of the same submission answers the first job and creates nothing.',
         tags: ['jobs'],
         body: submitBody,
-        response: { 200: acceptedReply, 400: errorSchema, ...authErrors, 413: errorSchema, 415: errorSchema },
+        response: {
+          200: acceptedReply,
+          400: errorSchema,
+          ...authErrors,
+          409: { description: 'the idempotency key was used with different content', ...errorSchema },
+          413: errorSchema,
+          415: errorSchema,
+        },
       },
     },
     async (request) => {
@@ -196,12 +210,13 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
       schema: {
         summary: 'Run a job again as a new job',
         description:
-          'Creates a new job with the same workflow, priority and submitted parameters, and sets the original to broken (breaking it if it still runs). Replies with the new id.',
+          'Creates a new job with the same workflow, priority and submitted parameters, and sets the original to broken (breaking it if it still runs); the new job has `rerun_of`, the original `rerun_by`. No body, or only `client`: any other field (e.g. `parameters`) is a 400. Replies with the new id.',
         tags: ['jobs'],
         params: jobIdParams,
+        // No body schema: the body is optional, and a schema would mark it required in OpenAPI.
         response: { 200: acceptedReply, 400: errorSchema, ...authErrors, 404: errorSchema, 409: errorSchema },
       },
     },
-    async (request) => rerunJob(ctx, viewerOf(request), (request.params as { id: string }).id),
+    async (request) => rerunJob(ctx, viewerOf(request), (request.params as { id: string }).id, request.body),
   );
 }

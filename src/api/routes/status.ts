@@ -65,6 +65,8 @@ export function registerStatusRoutes(app: FastifyInstance, ctx: EngineContext): 
                     'started',
                     'scheduled',
                     'paused',
+                    'superseded',
+                    'superseded_failed',
                     'max_jobs',
                     'priority_slots',
                   ].map((k) => [k, { type: 'integer' }]),

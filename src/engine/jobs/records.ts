@@ -33,6 +33,12 @@ export interface JobRecord {
   failed: boolean;
   run_at: string | null;
   persist: boolean;
+  /** The job this one reruns (`POST /jobs/<id>/rerun`), or null. */
+  rerun_of: number | null;
+  /** The newest job that reran this one (which made this one broken), or null. */
+  rerun_by: number | null;
+  /** The `job.idempotency_key` it was submitted with, or null. */
+  idempotency_key: string | null;
   started_at: string | null;
   finished_at: string | null;
   semaphore_url: string | null;
@@ -84,6 +90,9 @@ export interface JobRow {
   failed: boolean;
   run_at: Date | null;
   persist: boolean;
+  rerun_of: number | null;
+  rerun_by: number | null;
+  idempotency_key: string | null;
   started_at: Date | null;
   finished_at: Date | null;
   semaphore_url: string | null;
@@ -128,6 +137,9 @@ export function toJobRecord(row: JobRow, position = 1): JobRecord {
     failed: row.failed,
     run_at: formatTimestamp(row.run_at),
     persist: row.persist,
+    rerun_of: row.rerun_of === null ? null : Number(row.rerun_of),
+    rerun_by: row.rerun_by === null ? null : Number(row.rerun_by),
+    idempotency_key: row.idempotency_key,
     started_at: formatTimestamp(row.started_at),
     finished_at: formatTimestamp(row.finished_at),
     semaphore_url: row.semaphore_url,
@@ -173,7 +185,6 @@ export type VisibleJobRow = JobRow & {
   resolved_parameters: Record<string, unknown>;
   content_id: string | null;
   definition_source: string;
-  rerun_of: number | null;
   /** The user schedule that submitted the job, and the slot it was for (migration 0005). */
   schedule: string | null;
   scheduled_for: Date | null;

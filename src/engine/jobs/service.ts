@@ -13,6 +13,7 @@ import {
   readJobLogs,
   readJobTasks,
   rescheduleJobState,
+  setJobRerunBy,
   setJobPersist,
   setJobPriority,
   setJobTopOfQueue,
@@ -43,6 +44,7 @@ import {
   initialState,
   insertJob,
   readSubmission,
+  submissionFingerprint,
   type SubmissionRequest,
   submissionLogMessage,
   submissionWriter,
@@ -61,9 +63,14 @@ export type { Viewer, JobRecord, TaskRecord, LogRecord, DashboardJobRecord } fro
  * tasks, its first log entries, and the wake-up for admission or the scheduler (see
  * {@link insertJob}); submissions that arrive together share that statement (see
  * {@link submissionWriter}). Nothing is written when anything fails.
- * @returns the new job's id.
+ *
+ * With `job.idempotency_key`, a key this client used within the `idempotency_retention` window
+ * (setting, seconds) answers the job it made and writes nothing, however many submissions of it
+ * arrive at once, on one engine or several (docs/api.md, "Idempotent submission").
+ * @returns the job's id: new, or the one the idempotency key already answers with.
  * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad body or parameters; `UNKNOWN_WORKFLOW`
- * (400) listing the workflows the client may submit.
+ * (400) listing the workflows the client may submit; `CONFLICT` (409, with the holder's id) when
+ * the idempotency key answers a job submitted with different content.
  */
 export async function submitJob(
   ctx: EngineContext,
@@ -91,7 +98,7 @@ export async function submitJob(
       { details: validation.problems },
     );
   const now = ctx.clock.now();
-  const { id } = await submissionWriter(ctx.db).write({
+  const outcome = await submissionWriter(ctx.db).write({
     job: {
       client: viewer.client,
       workflow: resolved.definition.name,
@@ -105,11 +112,23 @@ export async function submitJob(
       definition: resolved.definition,
       definitionSource: resolved.source,
       rerunOf: null,
+      idempotency:
+        input.idempotencyKey === null
+          ? null
+          : { key: input.idempotencyKey, fingerprint: submissionFingerprint(input) },
     },
     now,
     firstLog: submissionLogMessage(request, body),
   });
-  return { id };
+  if (!outcome.created && !outcome.sameContent)
+    throw new EngineError(
+      'CONFLICT',
+      `job.idempotency_key ${JSON.stringify(input.idempotencyKey)} was already used for job ${outcome.id} ` +
+        'with different content (workflow, priority, run_at, semaphore_url, persist, top_of_queue or parameters); ' +
+        `send the same submission again to get job ${outcome.id}, or use a new key for a new job`,
+      { jobId: outcome.id },
+    );
+  return { id: outcome.id };
 }
 
 /**
@@ -324,21 +343,63 @@ export async function patchJob(
   return { id, result: `Performed updates: ${patch.fields.join(', ')}` };
 }
 
+/** Body fields a rerun accepts: none but the optional `client` (seed: "Body Params: None"). */
+export const RERUN_FIELDS = ['client'] as const;
+
+/**
+ * Reads a rerun body: none, `{}`, or `{"client": <the authenticated client>}`. A rerun repeats
+ * the original's parameters (seed: "rerun a job with exactly the same parameters"), so any other
+ * field (`parameters`, `priority` …) is refused rather than silently ignored.
+ * @throws {EngineError} `VALIDATION_FAILED` naming the fields.
+ */
+function readRerunBody(viewer: Viewer, body: unknown): void {
+  if (body === undefined || body === null) return;
+  if (!isPlainObject(body))
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `the body of POST /jobs/<id>/rerun must be empty or a JSON object; got ${describe(body)}`,
+    );
+  const unknown = Object.keys(body).filter((k) => !(RERUN_FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `POST /jobs/<id>/rerun takes no ${unknown.map((k) => JSON.stringify(k)).join(', ')}: a rerun runs the ` +
+        'original job again with exactly the same workflow, priority and parameters; send no body ' +
+        '(or only "client"), or submit a new job with POST /job to change them',
+    );
+  if (body.client !== undefined && body.client !== null && body.client !== viewer.client)
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `body client ${describe(body.client)} does not match the authenticated client "${viewer.client}"`,
+    );
+}
+
 /**
  * Reruns a job (`POST /jobs/<id>/rerun`): a new job with the same workflow, priority, persist flag
  * and submitted parameters, using the original's frozen definition and resolved parameters, fresh
- * state (queued now, no run_at wait, no semaphore). The original becomes broken: a live one is
+ * state (queued now, no run_at wait, no semaphore), `rerun_of` = the original. The original
+ * becomes broken (seed: "the original job's queue state will be set to broken"): a live one is
  * broken as by PATCH (attempts cancelled, job-end callback if it had started); a completed one is
- * marked broken (its content is superseded); a broken one stays broken. One transaction.
+ * marked broken (its content is superseded) and keeps its `failed` flag; a broken one stays
+ * broken. Its `rerun_by` becomes the new job. One transaction.
+ * @param body - the request body: none, or only `client` (see {@link readRerunBody}).
  * @returns the NEW job's id.
- * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad id; `JOB_NOT_FOUND` (404).
+ * @throws {EngineError} `VALIDATION_FAILED` (400) for a bad id or any body field but `client`;
+ * `JOB_NOT_FOUND` (404).
  */
 export async function rerunJob(
   ctx: EngineContext,
   viewer: Viewer,
   idText: string,
+  body?: unknown,
 ): Promise<{ id: number; result: 'accepted' }> {
   const id = parseJobId(idText);
+  try {
+    readRerunBody(viewer, body);
+  } catch (err) {
+    if (err instanceof EngineError) throw new EngineError(err.code, err.message, { jobId: id });
+    throw err;
+  }
   const now = ctx.clock.now();
   const newId = await ctx.db.transaction(async (tx) => {
     const orig = await findVisibleJob(tx, viewer, id, { forUpdate: true });
@@ -374,6 +435,7 @@ export async function rerunJob(
         message: `Job rerun as job ${created.id}; it stays broken`,
       });
     else await breakJob(tx, id, reason, { now, cause: orig.queue_state === 'completed' ? 'rerun' : 'break' });
+    await setJobRerunBy.run(tx, { id, rerunBy: created.id, now });
     return created.id;
   });
   return { id: newId, result: 'accepted' };

@@ -3,11 +3,13 @@
  * validating parameters, and writing the job with its tasks and first log entries in one
  * transaction.
  */
+import { createHash } from 'node:crypto';
 import type { Executor, Queryable } from '../../store/executor.js';
 import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { createGroupCommit } from '../group-commit.js';
+import { SETTING_DEFAULTS } from '../settings.js';
 import { CHANNELS } from '../signals.js';
 import { isPlainObject, parseFlag, parseHttpUrl, parseInteger, rejectUnknownFields } from './input.js';
 import { fitLogMessage } from './job-log.js';
@@ -23,7 +25,14 @@ export const JOB_FIELDS = [
   'semaphore_url',
   'persist',
   'top_of_queue',
+  'idempotency_key',
 ] as const;
+
+/** Longest `job.idempotency_key` accepted, in characters. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+/** The setting that holds how long a `job.idempotency_key` answers with its job, in seconds. */
+export const IDEMPOTENCY_RETENTION_SETTING = 'idempotency_retention';
 
 /** Default priority (SPEC 5.4). */
 export const DEFAULT_PRIORITY = 5;
@@ -39,6 +48,32 @@ export interface SubmissionInput {
   /** Admit before every other queued job (SPEC 5.4). */
   topOfQueue: boolean;
   parameters: Record<string, unknown>;
+  /** `job.idempotency_key`, or null. */
+  idempotencyKey: string | null;
+}
+
+/**
+ * Reads `job.idempotency_key`: a string of 1 to {@link MAX_IDEMPOTENCY_KEY_LENGTH} characters
+ * (code points), no control characters, taken exactly as given (no trimming: `"a "` and `"a"`
+ * are two keys).
+ * @throws {EngineError} `VALIDATION_FAILED` naming the field and what is accepted.
+ */
+export function parseIdempotencyKey(value: unknown): string {
+  const accepted = `a string of 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters without control characters, e.g. a UUID`;
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    Array.from(value).length > MAX_IDEMPOTENCY_KEY_LENGTH ||
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f]/.test(value) ||
+    // A lone surrogate (`"\ud800"` in the JSON) would reach the database as U+FFFD, so two keys would meet.
+    /\p{Cs}/u.test(value)
+  )
+    throw new EngineError(
+      'VALIDATION_FAILED',
+      `job.idempotency_key must be ${accepted}; got ${describe(value)}`,
+    );
+  return value;
 }
 
 /**
@@ -81,7 +116,40 @@ export function readSubmission(viewer: Viewer, body: unknown): SubmissionInput {
     persist: present(job.persist) ? parseFlag('job.persist', job.persist) : false,
     topOfQueue: present(job.top_of_queue) ? parseFlag('job.top_of_queue', job.top_of_queue) : false,
     parameters,
+    idempotencyKey: present(job.idempotency_key) ? parseIdempotencyKey(job.idempotency_key) : null,
   };
+}
+
+/** JSON text with object keys sorted at every level, so equal content gives equal text. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * The fingerprint of a submission's content, stored with its idempotency key: sha-256 (hex) of
+ * the values read from the body — workflow, priority, run_at (null when not given), semaphore_url,
+ * persist, top_of_queue and the parameters as submitted, key order not mattering. Two submissions
+ * that say the same thing (`"priority": "2"` and `2`, `run_at` with or without `Z`) have the same
+ * fingerprint; the key itself and the body's `client` are not part of it. Pure.
+ */
+export function submissionFingerprint(input: SubmissionInput): string {
+  const content = canonicalJson({
+    workflow: input.workflow,
+    priority: input.priority,
+    run_at: input.runAt?.toISOString() ?? null,
+    semaphore_url: input.semaphoreUrl,
+    persist: input.persist,
+    top_of_queue: input.topOfQueue,
+    parameters: input.parameters,
+  });
+  return createHash('sha256').update(content).digest('hex');
 }
 
 /** Header names whose values are masked in the job log (keys, tokens, credentials). */
@@ -147,6 +215,8 @@ export interface NewJob {
   definition: WorkflowDefinition;
   definitionSource: 'client' | 'common';
   rerunOf: number | null;
+  /** `job.idempotency_key` and the fingerprint of the submission ({@link submissionFingerprint}); none when absent. */
+  idempotency?: { key: string; fingerprint: string } | null;
 }
 
 /** `content_id` of a job: the resolved parameter when it is a string or number, else null. */
@@ -182,19 +252,61 @@ export interface JobToInsert {
   firstLog: string;
 }
 
+/** What writing one submission did. */
+export type InsertOutcome =
+  /** A new job, in its first state. */
+  | { created: true; id: number; state: JobState }
+  /**
+   * Nothing written: its idempotency key already answers with job `id` (taken within the
+   * retention window, by an earlier submission or by one before it in the same batch).
+   * `sameContent` tells whether that job was submitted with the same content (fingerprint).
+   */
+  | { created: false; id: number; sameContent: boolean };
+
 /**
  * Writes new jobs in ONE statement, `insertJobs` of src/store/queries/jobs.ts (see {@link insertJob}
- * for what each gets). All or nothing:
- * when the statement fails, none of them is written.
- * @returns per job, in the order given, the new id and its first state.
+ * for what each gets). All or nothing: when the statement fails, none of them is written.
+ * A job with an idempotency key is written only if its key is free (never taken, or taken longer
+ * ago than the `idempotency_retention` setting); otherwise its outcome names the job that holds
+ * the key. Two jobs of one call with the same client and key are sent once: the later ones get
+ * the first one's outcome (as a duplicate), exactly as if they had come in a later batch.
+ * @returns per job, in the order given, what was written.
  * @throws the driver's error when the statement fails.
  */
-export async function insertJobs(
-  q: Queryable,
-  items: readonly JobToInsert[],
-): Promise<{ id: number; state: JobState }[]> {
-  const n = items.length;
-  if (n === 0) return [];
+export async function insertJobs(q: Queryable, items: readonly JobToInsert[]): Promise<InsertOutcome[]> {
+  if (items.length === 0) return [];
+  // Per item, the index of the submission sent for it; a key seen earlier in this call is not sent again.
+  const sent: JobToInsert[] = [];
+  const sentFor = new Array<number>(items.length);
+  const firstWithKey = new Map<string, number>();
+  items.forEach((item, i) => {
+    const key = item.job.idempotency?.key;
+    const slot = key === undefined ? undefined : firstWithKey.get(`${item.job.client}\u0000${key}`);
+    if (slot !== undefined) sentFor[i] = slot;
+    else {
+      const index = sent.push(item) - 1;
+      sentFor[i] = index;
+      if (key !== undefined) firstWithKey.set(`${item.job.client}\u0000${key}`, index);
+    }
+  });
+  const { params, states } = insertParams(sent);
+  const rows = await insertJobsQuery.rows(q, params);
+  const bySlot = new Array<(typeof rows)[number]>(sent.length);
+  for (const r of rows) bySlot[Number(r.ord) - 1] = r;
+  return items.map((item, i): InsertOutcome => {
+    const slot = sentFor[i]!;
+    const row = bySlot[slot]!;
+    const id = Number(row.id);
+    if (row.created && sent[slot] === item) return { created: true, id, state: states[slot]! };
+    // A duplicate: of a key held before this batch (the holder's fingerprint comes back), or of
+    // the submission sent for it in this batch, which now holds the key.
+    const holder = row.created ? sent[slot]!.job.idempotency?.fingerprint : row.key_fingerprint;
+    return { created: false, id, sameContent: item.job.idempotency?.fingerprint === holder };
+  });
+}
+
+/** The arrays of the `insertJobs` statement for `items` (no two with one client and key), and each job's first state. */
+function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams; states: JobState[] } {
   const p: InsertJobsParams = {
     clients: [],
     workflows: [],
@@ -217,9 +329,15 @@ export async function insertJobs(
     tasks: [],
     logJobs: [],
     logMessages: [],
+    idempotencyKeys: [],
+    fingerprints: [],
+    retentionSetting: IDEMPOTENCY_RETENTION_SETTING,
+    defaultRetentionSeconds: SETTING_DEFAULTS.idempotency_retention,
   };
+  const states: JobState[] = [];
   items.forEach(({ job, now, firstLog }, i) => {
     const state = initialState(job.runAt, job.semaphoreUrl, now);
+    states.push(state);
     p.clients.push(job.client);
     p.workflows.push(job.workflow);
     p.priorities.push(job.priority);
@@ -239,6 +357,8 @@ export async function insertJobs(
     p.notifyChannels.push(state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler);
     p.notifyPayloads.push(state === 'queued' ? 'job_queued' : null);
     p.tasks.push(tasksText(job.definition));
+    p.idempotencyKeys.push(job.idempotency?.key ?? null);
+    p.fingerprints.push(job.idempotency?.fingerprint ?? null);
     const messages = [
       fitLogMessage(firstLog),
       job.definitionSource === 'client'
@@ -253,10 +373,7 @@ export async function insertJobs(
       p.logMessages.push(m);
     }
   });
-  const rows = await insertJobsQuery.rows(q, p);
-  const ids = new Array<number>(n);
-  for (const r of rows) ids[Number(r.ord) - 1] = Number(r.id);
-  return p.states.map((state, i) => ({ id: ids[i]!, state: state as JobState }));
+  return { params: p, states };
 }
 
 /**
@@ -265,7 +382,8 @@ export async function insertJobs(
  * pending, the run-at or semaphore line — and the wake-up of admission (queued) or the scheduler
  * (scheduled, pending). Atomic on its own; runs equally inside the caller's transaction.
  * @param firstLog - the message of the first log entry (cut like every log message when too long).
- * @returns the new id and its state.
+ * @returns what was written: the new id and its state, or (a job with an idempotency key that is
+ * taken) the id of the job holding the key.
  * @throws the driver's error when the statement fails (nothing is written then).
  */
 export async function insertJob(
@@ -273,9 +391,9 @@ export async function insertJob(
   job: NewJob,
   now: Date,
   firstLog: string,
-): Promise<{ id: number; state: JobState }> {
-  const [created] = await insertJobs(q, [{ job, now, firstLog }]);
-  return created!;
+): Promise<InsertOutcome> {
+  const [outcome] = await insertJobs(q, [{ job, now, firstLog }]);
+  return outcome!;
 }
 
 // A definition object is shared by every submission of its workflow until the catalog reloads:
@@ -305,10 +423,10 @@ function tasksText(def: WorkflowDefinition): string {
 export interface SubmissionWriter {
   /**
    * Queues a submission for the next batch and resolves once the batch has committed.
-   * @returns the new id and its first state.
+   * @returns what was written (see {@link InsertOutcome}).
    * @throws the driver's error when the submission, written alone, still fails.
    */
-  write(item: JobToInsert): Promise<{ id: number; state: JobState }>;
+  write(item: JobToInsert): Promise<InsertOutcome>;
 }
 
 /** Most submissions written by one statement. */

@@ -39,6 +39,10 @@ export interface HealthReport {
     started: number;
     scheduled: number;
     paused: number;
+    /** Broken jobs that a rerun replaced (`rerun_by` set); counted in `broken` too. */
+    superseded: number;
+    /** Of those, the ones whose own run had completed failed (`failed: true`): failures since rerun. */
+    superseded_failed: number;
     max_jobs: number;
     priority_slots: number;
   };
@@ -56,7 +60,9 @@ export const WORKER_ALIVE_SECONDS = 30;
  * - tasks: `failed` = failed tasks, `pending` = ready tasks, `processed` = tasks that ran to an end
  *   (succeeded or failed).
  * - jobs: counts per state, with `completed` = completed and not failed, `failed` = completed with
- *   `failed`; `max_jobs` and `priority_slots` are the current settings.
+ *   `failed`; `broken` counts every broken job, among them `superseded` (replaced by a rerun), of
+ *   which `superseded_failed` had failed: a failure that was rerun leaves `failed` for `broken`
+ *   but stays counted there; `max_jobs` and `priority_slots` are the current settings.
  * An admin sees counts over every client; any other client sees task and job counts of its own
  * jobs (queue blocks describe the shared engine and are the same for everyone).
  * @throws {EngineError} `STORE_UNAVAILABLE` (503) when the database does not answer.
@@ -102,11 +108,14 @@ export async function getHealth(ctx: EngineContext, viewer: Viewer): Promise<Hea
   };
 }
 
-/** Job counts per state, `completed` split into completed and failed. Pure. */
-function jobsByState(
-  counts: readonly { queue_state: string; failed: boolean; n: number }[],
+/**
+ * Job counts per state, `completed` split into completed and failed, and the broken jobs a rerun
+ * superseded (with those of them that had failed). Pure; exported for its unit test.
+ */
+export function jobsByState(
+  counts: readonly { queue_state: string; failed: boolean; superseded: boolean; n: number }[],
 ): Omit<HealthReport['jobs'], 'max_jobs' | 'priority_slots'> {
-  const jobs = {
+  const states = {
     completed: 0,
     failed: 0,
     pending: 0,
@@ -116,13 +125,19 @@ function jobsByState(
     scheduled: 0,
     paused: 0,
   };
+  let superseded = 0;
+  let supersededFailed = 0;
   for (const r of counts) {
     if (r.queue_state === 'completed') {
-      if (r.failed) jobs.failed += r.n;
-      else jobs.completed += r.n;
-    } else if (r.queue_state in jobs) jobs[r.queue_state as keyof typeof jobs] += r.n;
+      if (r.failed) states.failed += r.n;
+      else states.completed += r.n;
+    } else if (r.queue_state in states) states[r.queue_state as keyof typeof states] += r.n;
+    if (r.queue_state === 'broken' && r.superseded) {
+      superseded += r.n;
+      if (r.failed) supersededFailed += r.n;
+    }
   }
-  return jobs;
+  return { ...states, superseded, superseded_failed: supersededFailed };
 }
 
 /** The queue blocks of the report (see {@link getHealth}). Pure. */

@@ -10,7 +10,8 @@ import { defineQuery } from './define-query.js';
 /** Columns behind a job record (`JobRow` in src/engine/jobs/records.ts), qualified with `j`. */
 export const JOB_COLUMNS =
   'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
-  'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at';
+  'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at, ' +
+  'j.rerun_of, j.rerun_by, j.idempotency_key';
 
 /**
  * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in
@@ -53,6 +54,25 @@ export interface InsertJobsParams {
   /** Per log line, in writing order: the 1-based position of its job in the arrays, and its message. */
   logJobs: number[];
   logMessages: string[];
+  /** `job.idempotency_key` per job (null: none). No two jobs of one call may share a client and key. */
+  idempotencyKeys: (string | null)[];
+  /** Per job with a key, the fingerprint of its content (null without a key). */
+  fingerprints: (string | null)[];
+  /** Name of the setting that holds the key retention window in seconds, and its default. */
+  retentionSetting: string;
+  defaultRetentionSeconds: number;
+}
+
+/** One answer row of {@link insertJobs}, per job given. */
+export interface InsertJobsRow {
+  /** 1-based position of the job in the arrays. */
+  ord: number;
+  /** The new job's id, or for a key already taken within the window, the id of the job that holds it. */
+  id: number;
+  /** False when the key was already taken within the window: nothing was written for this job. */
+  created: boolean;
+  /** When not created: the fingerprint stored with the key by the job that holds it. Else null. */
+  key_fingerprint: string | null;
 }
 
 /**
@@ -61,9 +81,21 @@ export interface InsertJobsParams {
  * (content_id and the parameters' text, for the `search` filter), its tasks (all `waiting`,
  * definition order), its log lines, and the wake-up of admission or the scheduler (at commit).
  * Ids are drawn first, in array order, so each answer row (`ord`, 1-based) names its submission.
- * No locks beyond the new rows. No transition: a job is born in its first state.
+ *
+ * A job with an idempotency key first takes its key in `job_idempotency_keys` (`ON CONFLICT` on
+ * the (client, key) primary key). A key another job took less than the retention window ago
+ * (setting `retentionSetting`, in seconds, compared on `created_at`) stays with that job: this job
+ * is not written, and its answer row carries the holder's id and fingerprint. An older key is
+ * taken over. The conflict branch always updates (to the same values when the key is kept), so it
+ * waits for a concurrent submission of the same key to commit and then returns that row: two
+ * engines submitting one key at once make one job. A key can appear only once per call (`DO
+ * UPDATE` may not touch a row twice): the caller answers duplicates inside a batch itself.
+ * The retention setting is read here, in the statement, so a keyed batch stays one round trip; a
+ * stored value that is not a whole number counts as the default, as `parseSettings` reads it.
+ * Locks: the new rows, and the key rows of the keyed jobs (row lock, until commit).
+ * No transition: a job is born in its first state.
  */
-export const insertJobs = defineQuery<InsertJobsParams, { ord: number; id: number }>(
+export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   'insert-jobs',
   `WITH u AS (
   SELECT u.*, nextval('jobs_id_seq') AS id
@@ -72,19 +104,43 @@ export const insertJobs = defineQuery<InsertJobsParams, { ord: number; id: numbe
               $definitions::text[], $definitionSources::text[], $contentIds::text[],
               $runAts::timestamptz[], $semaphoreUrls::text[], $queuedAts::timestamptz[],
               $rerunOfs::bigint[], $createdAts::timestamptz[], $topOfQueues::boolean[],
-              $notifyChannels::text[], $notifyPayloads::text[], $tasks::text[])
+              $notifyChannels::text[], $notifyPayloads::text[], $tasks::text[],
+              $idempotencyKeys::text[], $fingerprints::text[])
        WITH ORDINALITY AS u(client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                             definition, definition_source, content_id, run_at, semaphore_url, queued_at,
-                            rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks, ord)
+                            rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks,
+                            idempotency_key, fingerprint, ord)
   ORDER BY u.ord
+), retention AS (
+  SELECT make_interval(secs => COALESCE(
+           (SELECT CASE WHEN s.value ~ '^-?[0-9]{1,15}$' THEN s.value::bigint END
+              FROM settings s WHERE s.name = $retentionSetting),
+           $defaultRetentionSeconds::bigint)) AS keep_for
+), k AS (
+  INSERT INTO job_idempotency_keys AS x (client, idempotency_key, job_id, fingerprint, created_at)
+  SELECT client, idempotency_key, id, fingerprint, created_at FROM u
+  WHERE idempotency_key IS NOT NULL ORDER BY u.ord
+  ON CONFLICT (client, idempotency_key) DO UPDATE SET
+    job_id = CASE WHEN x.created_at <= EXCLUDED.created_at - (SELECT keep_for FROM retention)
+                  THEN EXCLUDED.job_id ELSE x.job_id END,
+    fingerprint = CASE WHEN x.created_at <= EXCLUDED.created_at - (SELECT keep_for FROM retention)
+                       THEN EXCLUDED.fingerprint ELSE x.fingerprint END,
+    created_at = CASE WHEN x.created_at <= EXCLUDED.created_at - (SELECT keep_for FROM retention)
+                      THEN EXCLUDED.created_at ELSE x.created_at END
+  RETURNING x.client, x.idempotency_key, x.job_id, x.fingerprint
+), held AS (
+  -- Submissions whose key another job holds: nothing is written for them. Empty without keys.
+  SELECT u.ord, k.job_id, k.fingerprint
+  FROM u JOIN k ON k.client = u.client AND k.idempotency_key = u.idempotency_key
+  WHERE k.job_id <> u.id
 ), j AS (
   INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                     definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-                    created_at, updated_at, top_of_queue)
+                    created_at, updated_at, top_of_queue, idempotency_key)
   SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
          definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-         created_at, created_at, top_of_queue
-  FROM u ORDER BY u.ord
+         created_at, created_at, top_of_queue, idempotency_key
+  FROM u WHERE u.ord NOT IN (SELECT ord FROM held) ORDER BY u.ord
   RETURNING id, content_id, parameters
 ), s AS (
   INSERT INTO job_search (job_id, content_id, parameters_text)
@@ -94,15 +150,29 @@ export const insertJobs = defineQuery<InsertJobsParams, { ord: number; id: numbe
   SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
          ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
   FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
+  WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY u.ord, x.ord
 ), l AS (
   INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
   SELECT u.id, 0, 1, 'api', m.message, true
   FROM unnest($logJobs::int[], $logMessages::text[]) WITH ORDINALITY AS m(job, message, ord)
   JOIN u ON u.ord = m.job
+  WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY m.ord
 )
-SELECT u.ord, u.id, pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) FROM u ORDER BY u.ord`,
+SELECT u.ord, COALESCE(h.job_id, u.id) AS id, h.ord IS NULL AS created, h.fingerprint AS key_fingerprint,
+       CASE WHEN h.ord IS NULL THEN pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) END
+FROM u LEFT JOIN held h ON h.ord = u.ord
+ORDER BY u.ord`,
+);
+
+/**
+ * Records on job `id` the newest job that reran it (`rerun_by`), at `now`. Row lock on the job
+ * (the rerun holds it already). No transition.
+ */
+export const setJobRerunBy = defineQuery<{ id: number; rerunBy: number; now: Date }>(
+  'set-job-rerun-by',
+  'UPDATE jobs SET rerun_by = $rerunBy, updated_at = $now WHERE id = $id',
 );
 
 /** The job row that the state-change helpers need. */
@@ -293,7 +363,7 @@ export const rankJobsInStates = defineQuery<
 
 /** Columns of a job read by {@link readVisibleJob}: a job record plus what a rerun needs. */
 const VISIBLE_JOB_SELECT = `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id,
-       j.definition_source, j.rerun_of, j.schedule, j.scheduled_for
+       j.definition_source, j.schedule, j.scheduled_for
    FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`;
 
 /** Reads job `id` if the viewer (`admin`, or the owner `client`) may see it. No locks. */

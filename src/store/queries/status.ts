@@ -21,14 +21,17 @@ export const listDashboardJobs = defineQuery<{ state: string; client: string | n
 /** Checks that the database answers. */
 export const pingDatabase = defineQuery('ping-database', 'SELECT 1');
 
-/** Counts jobs per state and `failed` (of `client` only, unless null). No locks. */
+/**
+ * Counts jobs per state, `failed`, and `superseded` (a rerun replaced it: `rerun_by` is set), of
+ * `client` only unless null. No locks.
+ */
 export const countJobsByState = defineQuery<
   { client: string | null },
-  { queue_state: string; failed: boolean; n: number }
+  { queue_state: string; failed: boolean; superseded: boolean; n: number }
 >(
   'count-jobs-by-state',
-  `SELECT queue_state, failed, count(*)::int AS n FROM jobs
-     WHERE ($client::text IS NULL OR client = $client) GROUP BY queue_state, failed`,
+  `SELECT queue_state, failed, rerun_by IS NOT NULL AS superseded, count(*)::int AS n FROM jobs
+     WHERE ($client::text IS NULL OR client = $client) GROUP BY 1, 2, 3`,
 );
 
 /** Counts failed, ready and succeeded tasks (of `client`'s jobs only, unless null). No locks. */
