@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON replies of the API are read loosely here */
 /**
  * The bundled media workflows end to end: jobs submitted through the real HTTP API of a real
  * engine (PGlite store), FFmpeg doing the work, outputs checked with ffprobe, callbacks received
@@ -16,7 +15,11 @@ import { pino } from 'pino';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
-import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
+import {
+  startCallbackReceiver,
+  type CallbackReceiver,
+  type ReceivedCallback,
+} from '../helpers/callback-receiver.js';
 import { testConfig, writeSettings } from '../helpers/engine.js';
 import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -33,6 +36,15 @@ interface TaskReply {
   state: string;
   error: string | null;
 }
+/** The job callback (`status` present) or a task event callback, as this file reads them. */
+interface CallbackBody {
+  job_id?: number;
+  event?: string;
+  status?: string;
+  message: string;
+  metadata: { duration: number; active?: string };
+  files: string[];
+}
 interface JobReply {
   id: number;
   queue_state: string;
@@ -47,7 +59,11 @@ describe('media workflows through the API [pglite]', () => {
   let clientRoot: string;
   let hls: { base: string; close(): Promise<void> };
 
-  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> => {
+  const api = async <T = unknown>(
+    method: string,
+    p: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${running.url}${p}`, {
       method,
       headers: {
@@ -57,23 +73,23 @@ describe('media workflows through the API [pglite]', () => {
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as T };
   };
 
   const submit = async (workflow: string, parameters: Record<string, unknown>): Promise<number> => {
-    const r = await api('POST', '/job', {
+    const r = await api<{ id: number }>('POST', '/job', {
       job: { workflow },
       parameters: { rest_endpoints: [receiver.url(`/cb/${workflow}`)], ...parameters },
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.id as number;
+    return r.body.id;
   };
 
   const finish = async (id: number, timeoutMs = 90_000): Promise<JobReply> =>
     waitFor(
       async () => {
-        const r = await api('GET', `/jobs/${id}`);
-        return ['completed', 'broken'].includes(r.body.queue_state) ? (r.body as JobReply) : null;
+        const r = await api<JobReply>('GET', `/jobs/${id}`);
+        return ['completed', 'broken'].includes(r.body.queue_state) ? r.body : null;
       },
       { timeoutMs, intervalMs: 100, what: `job ${id} to finish` },
     );
@@ -92,8 +108,12 @@ describe('media workflows through the API [pglite]', () => {
       .map((l) => l.message)
       .join('\n');
 
-  const jobEnd = async (id: number): Promise<any> =>
-    (await receiver.waitForCount(1, (r) => r.body?.job_id === id && 'status' in r.body, 15_000))[0]!.body;
+  const bodyOf = (r: ReceivedCallback): CallbackBody | undefined => r.body as CallbackBody | undefined;
+
+  const jobEnd = async (id: number): Promise<CallbackBody> =>
+    bodyOf(
+      (await receiver.waitForCount(1, (r) => bodyOf(r)?.job_id === id && 'status' in bodyOf(r)!, 15_000))[0]!,
+    )!;
 
   const abs = (rel: string): string => path.join(clientRoot, rel);
 
@@ -417,7 +437,7 @@ describe('media workflows through the API [pglite]', () => {
         /clips\[0\]\.source/,
       ],
     ] as const) {
-      const r = await api('POST', '/job', { job: { workflow }, parameters });
+      const r = await api<{ error: string }>('POST', '/job', { job: { workflow }, parameters });
       assert.equal(r.status, 400, `${workflow} ${JSON.stringify(parameters)}: ${JSON.stringify(r.body)}`);
       assert.match(r.body.error, pattern);
     }
@@ -455,10 +475,10 @@ describe('media workflows through the API [pglite]', () => {
       assert.match(await logsOf(id), cases[i]![2]);
       const fail = await receiver.waitForCount(
         1,
-        (r) => r.body?.job_id === id && r.body?.event === 'fail',
+        (r) => bodyOf(r)?.job_id === id && bodyOf(r)?.event === 'fail',
         15_000,
       );
-      assert.match(fail[0]!.body.message, cases[i]![2]);
+      assert.match(bodyOf(fail[0]!)!.message, cases[i]![2]);
       assert.equal((await jobEnd(id)).status, 'failed');
     }
   });
