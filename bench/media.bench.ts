@@ -16,7 +16,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { locateFfmpeg, locateFfprobe } from '../src/media/ffmpeg.js';
 import { startTaskEngine } from '../src/server.js';
-import { makeDemoVideo } from '../src/cli/commands/demo.js';
+import { makeDemoVideo } from '../src/cli/commands/demo/index.js';
 import { testConfig } from '../test/helpers/engine.js';
 
 const seconds = Number(process.env.MEDIA_BENCH_SECONDS ?? 30);
