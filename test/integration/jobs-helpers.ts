@@ -4,7 +4,6 @@
  * workflow catalog (the job fixtures copied into a private folder, so other fixtures added to
  * `test/fixtures/workflows` never change these tests), a clock the test moves, and row factories.
  */
-import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { EngineConfig } from '../../src/config/schema.js';
 import { systemClock, type Clock, type ClockTimer } from '../../src/engine/clock.js';
-import { isEngineError } from '../../src/errors/catalogue.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import type { Viewer } from '../../src/engine/jobs/records.js';
 import type { Executor } from '../../src/store/executor.js';
@@ -106,13 +104,5 @@ export async function count(
   return rows[0]!.n;
 }
 
-/** Asserts that `p` rejects with an EngineError of `code` whose message mentions every one of `parts`. */
-export async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const part of parts)
-      assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-    return true;
-  });
-}
+/** Shared by every test file; re-exported for the jobs tests, which take their helpers from here. */
+export { rejects } from '../helpers/assertions.js';

@@ -24,7 +24,6 @@ const hello = (parameters: unknown = { content_id: 'abc-123' }, job: Record<stri
   parameters,
 });
 
-/** Asserts that `p` rejects with an EngineError of `code` whose message contains every `parts`. */
 forEachStore('jobs: submission', (kind) => {
   let s: TestStore;
   let t: JobsTestContext;
