@@ -1,7 +1,10 @@
 /**
  * The bundled media workflows end to end: jobs submitted through the real HTTP API of a real
  * engine (PGlite store), FFmpeg doing the work, outputs checked with ffprobe, callbacks received
- * on 127.0.0.1. Media runs on PGlite only: store behaviour is covered by the store suites.
+ * on 127.0.0.1. PGlite only, on purpose: what is tested here is FFmpeg's work and the media
+ * handlers, which never touch the store; the engine paths these jobs take (submit, claim, results,
+ * callbacks) run on both stores in test/integration/, and a second pass would add minutes of
+ * encoding and prove nothing more.
  */
 import assert from 'node:assert/strict';
 import { createDecipheriv } from 'node:crypto';
