@@ -26,8 +26,11 @@ export default tseslint.config(
     },
     plugins: { 'import-x': importX },
     settings: {
-      // Sources import `./x.js` for `./x.ts` (NodeNext); without this alias import-x resolves
-      // nothing, and no-cycle and no-restricted-paths silently pass.
+      // Sources import `./x.js` for `./x.ts` (NodeNext), and import-x parses only the extensions
+      // and parsers named here: without both it resolves and reads nothing, and no-cycle and
+      // no-restricted-paths silently pass.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
       'import-x/resolver-next': [
         createNodeResolver({ extensions: ['.ts', '.js'], extensionAlias: { '.js': ['.ts', '.js'] } }),
       ],
