@@ -85,12 +85,6 @@ export default tseslint.config(
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'src/**/*.test.ts'],
     rules: {
-      // Tests index into rows and fixtures they have just created; a failed `!` throws at once,
-      // which is the failure the test would report anyway.
-      '@typescript-eslint/no-non-null-assertion': 'off',
-      // node:test's assert methods and test helpers are passed around detached from their
-      // objects on purpose (`assert.rejects`, `te.stop`); none of them uses `this`.
-      '@typescript-eslint/unbound-method': 'off',
       // node:test's describe/it return promises that the runner itself awaits.
       '@typescript-eslint/no-floating-promises': [
         'error',

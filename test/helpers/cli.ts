@@ -32,8 +32,8 @@ export interface CliRun {
 /** A CLI process that is running: its output so far, and a promise of its exit code. */
 export interface CliProcess {
   child: ChildProcessWithoutNullStreams;
-  stdout(): string;
-  stderr(): string;
+  stdout: () => string;
+  stderr: () => string;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
 }

@@ -372,19 +372,19 @@ export type EngineProcessOptions = Parameters<typeof spawnEngineProcess>[0];
  * sends SIGKILL to every one still running. `procs` lists them in spawn order.
  */
 export function engineProcessSpawner(options: () => EngineProcessOptions): {
-  spawn(): Promise<EngineProcess>;
+  spawn: () => Promise<EngineProcess>;
   procs: EngineProcess[];
-  killAll(): Promise<void>;
+  killAll: () => Promise<void>;
 } {
   const procs: EngineProcess[] = [];
   return {
     procs,
-    async spawn() {
+    spawn: async () => {
       const p = await spawnEngineProcess(options());
       procs.push(p);
       return p;
     },
-    async killAll() {
+    killAll: async () => {
       for (const p of procs) await p.kill();
     },
   };

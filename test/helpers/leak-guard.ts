@@ -27,7 +27,7 @@ interface Running {
   /** The process id, for processes (so the /proc scan does not count it twice). */
   pid?: number;
   /** Stops it after the leak was reported (best effort, bounded). */
-  stop(): Promise<void> | void;
+  stop: () => Promise<void> | void;
 }
 
 interface Guard {
