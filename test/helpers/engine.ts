@@ -82,12 +82,24 @@ export interface JobRow {
   finished_at: Date | null;
   priority: number;
 }
+/** A task's output as tests read it: the exec handler's fields typed, anything else `unknown`. */
+export interface TaskOutput {
+  exit_code?: number;
+  stdout?: string;
+  stderr?: string;
+  json?: unknown;
+  [field: string]: unknown;
+}
 export interface TaskRow {
   id: number;
   name: string;
   state: string;
   attempts: number;
-  output: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /**
+   * What the handler returned (exec: `exit_code`, `stdout`, `stderr`, `json`). Null in the database
+   * until the task has an output; typed as present because tests read it once it has.
+   */
+  output: TaskOutput;
   error: string | null;
   started_at: Date | null;
   finished_at: Date | null;

@@ -20,6 +20,7 @@ import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
 import {
   startCallbackReceiver,
+  type CallbackBody,
   type CallbackReceiver,
   type ReceivedCallback,
 } from '../helpers/callback-receiver.js';
@@ -39,11 +40,8 @@ interface TaskReply {
   state: string;
   error: string | null;
 }
-/** The job callback (`status` present) or a task event callback, as this file reads them. */
-interface CallbackBody {
-  job_id?: number;
-  event?: string;
-  status?: string;
+/** The job callback (`status` present) or a task event callback, with the fields this file reads. */
+interface MediaCallback extends CallbackBody {
   message: string;
   metadata: { duration: number; active?: string };
   files: string[];
@@ -111,12 +109,10 @@ describe('media workflows through the API [pglite]', () => {
       .map((l) => l.message)
       .join('\n');
 
-  const bodyOf = (r: ReceivedCallback): CallbackBody | undefined => r.body as CallbackBody | undefined;
+  const bodyOf = (r: ReceivedCallback): MediaCallback => r.body as MediaCallback;
 
-  const jobEnd = async (id: number): Promise<CallbackBody> =>
-    bodyOf(
-      (await receiver.waitForCount(1, (r) => bodyOf(r)?.job_id === id && 'status' in bodyOf(r)!, 15_000))[0]!,
-    )!;
+  const jobEnd = async (id: number): Promise<MediaCallback> =>
+    bodyOf((await receiver.waitForCount(1, (r) => r.body.job_id === id && 'status' in r.body, 15_000))[0]!);
 
   const abs = (rel: string): string => path.join(clientRoot, rel);
 
@@ -478,10 +474,10 @@ describe('media workflows through the API [pglite]', () => {
       assert.match(await logsOf(id), cases[i]![2]);
       const fail = await receiver.waitForCount(
         1,
-        (r) => bodyOf(r)?.job_id === id && bodyOf(r)?.event === 'fail',
+        (r) => r.body.job_id === id && r.body.event === 'fail',
         15_000,
       );
-      assert.match(bodyOf(fail[0]!)!.message, cases[i]![2]);
+      assert.match(bodyOf(fail[0]!).message, cases[i]![2]);
       assert.equal((await jobEnd(id)).status, 'failed');
     }
   });
