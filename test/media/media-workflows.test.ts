@@ -25,6 +25,7 @@ import {
   type ReceivedCallback,
 } from '../helpers/callback-receiver.js';
 import { testConfig, writeSettings } from '../helpers/engine.js';
+import { trackRunning } from '../helpers/leak-guard.js';
 import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { makeTestVideo } from './media-helpers.js';
@@ -56,6 +57,7 @@ interface JobReply {
 describe('media workflows through the API [pglite]', () => {
   let store: TestStore;
   let running: RunningTaskEngine;
+  let untrackEngine: (() => void) | undefined;
   let receiver: CallbackReceiver;
   let clientRoot: string;
   let hls: { base: string; close(): Promise<void> };
@@ -134,6 +136,9 @@ describe('media workflows through the API [pglite]', () => {
       workerConcurrency: 4,
     });
     running = await startTaskEngine(config, { db: store.db, logger: pino({ level: 'silent' }) });
+    untrackEngine = trackRunning('engine', 'of startTaskEngine (API, controller, worker)', () =>
+      running.stop(),
+    );
     clientRoot = path.join(config.storageRoot, CLIENT);
     await makeTestVideo(abs('in/clip/source.mp4'), { seconds: SECONDS });
     await mkdir(abs('in/notvideo'), { recursive: true });
@@ -145,6 +150,7 @@ describe('media workflows through the API [pglite]', () => {
 
   after(async () => {
     await running?.stop();
+    untrackEngine?.();
     await receiver?.close();
     await hls?.close();
     await store?.dispose();
