@@ -40,15 +40,13 @@ export default tseslint.config(
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-explicit-any': 'error',
-      // Still off while the files that break them are being refactored; the next step turns
-      // them on with `error` once those files are typed.
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-return': 'off',
-      '@typescript-eslint/no-unsafe-call': 'off',
-      '@typescript-eslint/restrict-template-expressions': 'off',
-      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'error',
+      '@typescript-eslint/no-unsafe-member-access': 'error',
+      '@typescript-eslint/no-unsafe-argument': 'error',
+      '@typescript-eslint/no-unsafe-return': 'error',
+      '@typescript-eslint/no-unsafe-call': 'error',
+      '@typescript-eslint/restrict-template-expressions': 'error',
+      '@typescript-eslint/require-await': 'error',
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       'import-x/no-restricted-paths': [
         'error',
@@ -68,6 +66,13 @@ export default tseslint.config(
   {
     files: ['src/store/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
+  },
+  {
+    // Fastify tells promise-style hooks, handlers and plugins from callback-style ones by their
+    // being async: a non-async hook must call `done()`, so `async` without an `await` is the
+    // documented form of a hook or handler that finishes at once.
+    files: ['src/api/**/*.ts', 'test/api/**/*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
   },
   {
     // Creating and dropping whole databases (a template, one per suite or benchmark run) needs an
