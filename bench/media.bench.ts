@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON replies of the API are read loosely here */
 /**
  * `npm run bench media`: a vodstream job end to end through the API of an embedded engine, against
  * the same FFmpeg commands run one after another from a shell script on the same input, in one run.
@@ -16,7 +15,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { locateFfmpeg, locateFfprobe } from '../src/media/ffmpeg.js';
 import { startTaskEngine } from '../src/server.js';
-import { makeDemoVideo } from '../src/cli/commands/demo.js';
+import { makeDemoVideo } from '../src/cli/commands/demo/index.js';
 import { testConfig } from '../test/helpers/engine.js';
 
 const seconds = Number(process.env.MEDIA_BENCH_SECONDS ?? 30);
@@ -65,16 +64,22 @@ const scriptMs = Date.now() - t;
 
 // 2. The job through the API (engine already started: start-up is not part of a job's time).
 const running = await startTaskEngine(config, { logger: pino({ level: 'silent' }) });
-const api = async (method: string, p: string, body?: unknown): Promise<any> => {
+/** A job as `GET /jobs/<id>` returns it, with the fields read here. */
+interface JobReply {
+  queue_state: string;
+  failed: boolean;
+  tasks: { name: string; state: string }[];
+}
+const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
   const res = await fetch(`${running.url}${p}`, {
     method,
     headers: { client: CLIENT, 'api-key': KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
-  return res.json();
+  return (await res.json()) as T;
 };
 t = Date.now();
-const { id } = await api('POST', '/job', {
+const { id } = await api<{ id: number }>('POST', '/job', {
   job: { workflow: 'vodstream' },
   parameters: {
     content_id: 'bench',
@@ -86,9 +91,9 @@ const { id } = await api('POST', '/job', {
     segment_duration: 4,
   },
 });
-let job: any;
+let job: JobReply;
 for (;;) {
-  job = await api('GET', `/jobs/${id}`);
+  job = await api<JobReply>('GET', `/jobs/${id}`);
   if (['completed', 'broken'].includes(job.queue_state)) break;
   await new Promise((r) => setTimeout(r, 20));
 }
@@ -99,9 +104,7 @@ if (job.failed) {
   console.error('the job failed:', JSON.stringify(job.tasks));
   process.exit(1);
 }
-const renditions = job.tasks.filter(
-  (x: any) => x.name.startsWith('rendition_') && x.state === 'succeeded',
-).length;
+const renditions = job.tasks.filter((x) => x.name.startsWith('rendition_') && x.state === 'succeeded').length;
 const overhead = ((jobMs - scriptMs) / scriptMs) * 100;
 console.log(`input: ${seconds} s ${width}x${height} H.264/AAC; renditions encoded by the job: ${renditions}`);
 console.log(`shell script (same FFmpeg commands, one rendition): ${(scriptMs / 1000).toFixed(2)} s`);

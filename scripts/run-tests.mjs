@@ -1,8 +1,13 @@
 // Finds every *.test.ts under src/ and test/ and runs them with node's test runner through tsx.
 // Extra arguments narrow the run: `npm test -- test/api` runs only files under that path.
+// Every file also loads test/helpers/leak-guard.ts, which fails a file whose tests leave an engine,
+// an engine process or a child process running.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const leakGuard = fileURLToPath(new URL('../test/helpers/leak-guard.ts', import.meta.url));
 
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['src', 'test'];
 const files = [];
@@ -22,7 +27,7 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--import', leakGuard, '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit' },
 );
 process.exit(res.status ?? 1);

@@ -7,7 +7,7 @@ import { ConfigError } from '../config/load-config.js';
 import { DataDirInUseError } from '../data-dir-lock.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerClientsCommand } from './commands/clients.js';
-import { registerDemoCommand } from './commands/demo.js';
+import { registerDemoCommand } from './commands/demo/index.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerMigrateCommand } from './commands/migrate.js';

@@ -78,16 +78,17 @@ export async function createPgliteExecutor(options: PgliteExecutorOptions = {}):
         if (!closed) await unsub();
       };
     },
-    async tryLock(): Promise<SessionLock> {
+    tryLock(): Promise<SessionLock> {
       let held = true;
-      return {
+      return Promise.resolve({
         get held() {
           return held && !closed;
         },
-        async release() {
+        release() {
           held = false;
+          return Promise.resolve();
         },
-      };
+      });
     },
     async close() {
       if (closed) return;

@@ -11,6 +11,7 @@ import type { EngineConfig } from '../../src/config/schema.js';
 import { createClient } from '../../src/engine/clients/clients.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
 import { loadCatalog } from '../../src/workflows/catalog.js';
+import { guardEngine } from '../helpers/engine.js';
 import { createTestStore, type StoreKind, type TestStore } from '../helpers/stores.js';
 
 /** The fixture workflows: common `greet`, and `private` for acme only. */
@@ -52,7 +53,10 @@ export async function createApiHarness(kind: StoreKind, roles = 'api'): Promise<
     TASK_ENGINE_LOG_LEVEL: 'silent',
   });
   const catalog = await loadCatalog(FIXTURE_WORKFLOWS);
-  const engine = await createEngine(config, { db: store.db, catalog, logger: pino({ level: 'silent' }) });
+  const engine = guardEngine(
+    await createEngine(config, { db: store.db, catalog, logger: pino({ level: 'silent' }) }),
+    `API harness on ${kind}`,
+  );
   const app = buildServer(engine.ctx);
   await app.ready();
   const make = async (name: string, admin: boolean): Promise<TestClient> => {

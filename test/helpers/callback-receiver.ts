@@ -5,6 +5,25 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from './wait-for.js';
 
+/**
+ * A callback body as the engine sends it (SPEC section 8): the fields tests read, typed; any other
+ * field as `unknown`.
+ */
+export interface CallbackBody {
+  job_id?: number;
+  task_id?: number;
+  task_name?: string;
+  /** Task events: `start`, `success`, `fail` … */
+  event?: string;
+  /** The job-end callback: `completed` or `failed`. */
+  status?: string;
+  message?: string;
+  content_id?: string;
+  files?: string[];
+  metadata?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
 /** One received request. */
 export interface ReceivedCallback {
   method: string;
@@ -13,8 +32,8 @@ export interface ReceivedCallback {
   headers: IncomingHttpHeaders;
   /** The raw body as text. */
   raw: string;
-  /** The body parsed as JSON, or undefined when it is not JSON. */
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The body parsed as JSON; `{}` when it is not a JSON object (read `raw` then). */
+  body: CallbackBody;
   /** `Date.now()` when the body was complete. */
   receivedAt: number;
 }
@@ -52,11 +71,12 @@ export async function startCallbackReceiver(): Promise<CallbackReceiver> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
-      let body: unknown;
+      let body: CallbackBody = {};
       try {
-        body = raw ? JSON.parse(raw) : undefined;
+        const parsed: unknown = raw ? JSON.parse(raw) : undefined;
+        if (typeof parsed === 'object' && parsed !== null) body = parsed as CallbackBody;
       } catch {
-        body = undefined;
+        // not JSON: `raw` has it
       }
       const r: ReceivedCallback = {
         method: req.method ?? 'GET',

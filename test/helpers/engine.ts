@@ -15,6 +15,7 @@ import { CHANNELS, notify } from '../../src/engine/signals.js';
 import type { Executor } from '../../src/store/executor.js';
 import type { WorkflowCatalog } from '../../src/workflows/types.js';
 import { createFixtureCatalog, type FixtureWorkflow } from './fixture-catalog.js';
+import { trackRunning } from './leak-guard.js';
 import type { TestStore } from './stores.js';
 import { waitFor } from './wait-for.js';
 
@@ -81,12 +82,24 @@ export interface JobRow {
   finished_at: Date | null;
   priority: number;
 }
+/** A task's output as tests read it: the exec handler's fields typed, anything else `unknown`. */
+export interface TaskOutput {
+  exit_code?: number;
+  stdout?: string;
+  stderr?: string;
+  json?: unknown;
+  [field: string]: unknown;
+}
 export interface TaskRow {
   id: number;
   name: string;
   state: string;
   attempts: number;
-  output: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /**
+   * What the handler returned (exec: `exit_code`, `stdout`, `stderr`, `json`). Null in the database
+   * until the task has an output; typed as present because tests read it once it has.
+   */
+  output: TaskOutput;
   error: string | null;
   started_at: Date | null;
   finished_at: Date | null;
@@ -155,8 +168,45 @@ export async function startTestEngine(
     shutdownGraceMs: 2_000,
     ...options.engine,
   });
+  guardEngine(engine, `on ${store.kind}`);
   if (options.start !== false) await engine.start();
   return testEngineOver(engine, store.db, catalog);
+}
+
+/**
+ * An engine on `store` that is never started: it submits jobs and runs recovery passes, as an API
+ * node would, next to engine processes. Should a test start it, the leak guard watches it.
+ */
+export async function createIdleEngine(store: TestStore, catalog: WorkflowCatalog): Promise<Engine> {
+  const engine = await createEngine(
+    testConfig({ databaseUrl: store.databaseUrl, workflowsDir: catalog.dir }),
+    {
+      db: store.db,
+      catalog,
+      logger: pino({ level: 'silent' }),
+    },
+  );
+  return guardEngine(engine, `(idle) on ${store.kind}`);
+}
+
+/**
+ * Registers `engine` with the leak guard from `start()` until `stop()` has returned, so a test file
+ * that leaves it running fails (see `leak-guard.ts`).
+ */
+export function guardEngine(engine: Engine, label: string): Engine {
+  const start = engine.start.bind(engine);
+  const stop = engine.stop.bind(engine);
+  let untrack: (() => void) | null = null;
+  engine.start = async () => {
+    untrack ??= trackRunning('engine', `${engine.workerId} ${label}`, stop);
+    await start();
+  };
+  engine.stop = async () => {
+    await stop();
+    untrack?.();
+    untrack = null;
+  };
+  return engine;
 }
 
 /** Shortcuts over any engine and store. */
@@ -276,7 +326,20 @@ export async function spawnEngineProcess(options: {
     },
   );
   let out = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const untrack = trackRunning(
+    'engine process',
+    `pid ${child.pid} (${(options.roles ?? ['controller', 'worker']).join(',')})`,
+    () => {
+      child.kill('SIGKILL');
+    },
+    child.pid,
+  );
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      untrack();
+      resolve(code);
+    }),
+  );
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -308,6 +371,33 @@ export async function spawnEngineProcess(options: {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGKILL');
       await exited;
+    },
+  };
+}
+
+/** Options of {@link spawnEngineProcess}. */
+export type EngineProcessOptions = Parameters<typeof spawnEngineProcess>[0];
+
+/**
+ * The engine processes of one suite: `spawn()` starts one with the options `options()` gives at
+ * that moment (so they may name a store created in `before`); `killAll()` (call it in `after`)
+ * sends SIGKILL to every one still running. `procs` lists them in spawn order.
+ */
+export function engineProcessSpawner(options: () => EngineProcessOptions): {
+  spawn: () => Promise<EngineProcess>;
+  procs: EngineProcess[];
+  killAll: () => Promise<void>;
+} {
+  const procs: EngineProcess[] = [];
+  return {
+    procs,
+    spawn: async () => {
+      const p = await spawnEngineProcess(options());
+      procs.push(p);
+      return p;
+    },
+    killAll: async () => {
+      for (const p of procs) await p.kill();
     },
   };
 }

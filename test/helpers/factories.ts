@@ -144,7 +144,7 @@ export const EMPTY_CATALOG: WorkflowCatalog = {
   resolve: () => null,
   list: () => [],
   queues: () => ['work'],
-  reload: async () => undefined,
+  reload: () => Promise.resolve(),
   dir: os.tmpdir(),
 };
 

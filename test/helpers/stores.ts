@@ -67,8 +67,9 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
 }
 
 /**
- * Declares `describe(`${title} [${kind}]`)` for each store kind. `body` receives a getter for the
- * suite's store, created in `before` and disposed in `after` by the caller's hooks via {@link useStore}.
+ * Declares `describe(`${title} [${kind}]`)` for each store kind of this run ({@link storeKinds}).
+ * `body` receives the kind; it creates its store in its own `before` hook
+ * (`createTestStore(kind)`) and disposes it in `after`.
  */
 export function forEachStore(title: string, body: (kind: StoreKind) => void): void {
   const kinds = storeKinds();
@@ -107,20 +108,19 @@ async function ensureTemplate(baseUrl: string): Promise<string> {
     .digest('hex')
     .slice(0, 12);
   const name = `te_template_${hash}`;
-  const exists = await withAdmin(baseUrl, async (c) => {
+  await withAdmin(baseUrl, async (c) => {
     // Serialise template creation between test processes.
     await c.query('SELECT pg_advisory_lock(7310099)');
     try {
       const r = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-      if (r.rowCount) return true;
+      if (r.rowCount) return;
+      // Opening the store migrates it; a failure here throws out of ensureTemplate.
       await c.query(`CREATE DATABASE ${name}`);
       const db = await openStore({ databaseUrl: withDatabase(baseUrl, name) });
       await db.close();
-      return true;
     } finally {
       await c.query('SELECT pg_advisory_unlock(7310099)');
     }
   });
-  if (!exists) throw new Error('template not created');
   return name;
 }

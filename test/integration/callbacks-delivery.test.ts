@@ -203,7 +203,9 @@ forEachStore('callback dispatcher', (kind) => {
     await waitFor(() => rx.on('/ok/fast').length === 1, { timeoutMs: 5_000, what: 'fast delivery' });
     // Well under the 10 s request timeout the hanging target's requests are waiting out.
     assert.ok(Date.now() - t0 < 5_000, `fast target served in ${Date.now() - t0} ms`);
-    assert.deepEqual(JSON.parse(rx.on('/ok/fast')[0]!.raw).custom_data, { a: 1 });
+    assert.deepEqual((JSON.parse(rx.on('/ok/fast')[0]!.raw) as { custom_data: unknown }).custom_data, {
+      a: 1,
+    });
     // At most two requests in flight to the hanging target from this process.
     assert.equal(rx.on('/hang/x').length, 2);
     assert.equal((await deliveryRow(s, hung)).state, 'delivering');
@@ -280,7 +282,7 @@ forEachStore('callback dispatcher', (kind) => {
     const ts = Number(req.headers['x-task-engine-timestamp']);
     assert.ok(Math.abs(ts - Date.now() / 1000) < 5, 'timestamp is the send time in Unix seconds');
     assert.equal(req.headers['content-type'], 'application/json');
-    assert.equal(JSON.parse(req.raw).msg, 'héllo');
+    assert.equal((JSON.parse(req.raw) as { msg: string }).msg, 'héllo');
     const plain = rx.on('/ok/plain')[0]!;
     assert.equal(plain.headers['x-task-engine-signature'], undefined);
     assert.ok(plain.headers['x-task-engine-timestamp']);

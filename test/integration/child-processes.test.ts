@@ -1,24 +1,18 @@
 /**
  * Programs started by tasks do not outlive an engine process killed with SIGKILL: the next engine
  * process on the host (at start), or the next stalled-attempt recovery, kills them before the
- * attempt is retried, so two copies never run at once. Real engine processes on PostgreSQL.
+ * attempt is retried, so two copies never run at once. Real engine processes on PostgreSQL, on
+ * purpose: several processes share the database, and an embedded one belongs to one process.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
+import type { Engine } from '../../src/engine/engine.js';
 import { recoverStalledAttempts } from '../../src/engine/maintenance/recover-stalled.js';
 import { configureChildRegistry, readProcessStat } from '../../src/process/child-registry.js';
-import {
-  spawnEngineProcess,
-  submitAs,
-  testConfig,
-  writeSettings,
-  type EngineProcess,
-} from '../helpers/engine.js';
+import { createIdleEngine, engineProcessSpawner, submitAs, writeSettings } from '../helpers/engine.js';
 import { createFixtureCatalog } from '../helpers/fixture-catalog.js';
 import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -54,7 +48,11 @@ void describe(
     let root: string;
     let pidsDir: string;
     let registryDir: string;
-    const procs: EngineProcess[] = [];
+    const { spawn, killAll } = engineProcessSpawner(() => ({
+      databaseUrl: store.databaseUrl!,
+      workflowsDir: catalog.dir,
+      env: { TE_HEARTBEAT_MS: '500', TMPDIR: root },
+    }));
     const strays: number[] = [];
     let catalog: ReturnType<typeof createFixtureCatalog>;
 
@@ -80,15 +78,11 @@ void describe(
       mkdirSync(pidsDir);
       store = await createTestStore('postgres');
       // Not started: submits jobs and runs recovery passes, as an API node would.
-      local = await createEngine(testConfig({ databaseUrl: store.databaseUrl, workflowsDir: catalog.dir }), {
-        db: store.db,
-        catalog,
-        logger: pino({ level: 'silent' }),
-      });
+      local = await createIdleEngine(store, catalog);
       await writeSettings(store.db, { max_jobs: 5, stall_timeout: 2 });
     });
     after(async () => {
-      for (const p of procs) await p.kill();
+      await killAll();
       for (const pid of strays)
         for (const target of [-pid, pid])
           try {
@@ -100,16 +94,6 @@ void describe(
       await store?.dispose();
       rmSync(root, { recursive: true, force: true });
     });
-
-    const spawn = async (): Promise<EngineProcess> => {
-      const p = await spawnEngineProcess({
-        databaseUrl: store.databaseUrl!,
-        workflowsDir: catalog.dir,
-        env: { TE_HEARTBEAT_MS: '500', TMPDIR: root },
-      });
-      procs.push(p);
-      return p;
-    };
 
     /** Waits for the first attempt of job `id` to report its pids: [program, sleep]. */
     const firstAttemptPids = async (id: number): Promise<number[]> => {

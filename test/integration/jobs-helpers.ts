@@ -1,10 +1,8 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- stored rows are read loosely in assertions */
 /**
  * Shared set-up of the job service tests: an engine context over a real test store and a real
  * workflow catalog (the job fixtures copied into a private folder, so other fixtures added to
  * `test/fixtures/workflows` never change these tests), a clock the test moves, and row factories.
  */
-import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { EngineConfig } from '../../src/config/schema.js';
 import { systemClock, type Clock, type ClockTimer } from '../../src/engine/clock.js';
-import { isEngineError } from '../../src/errors/catalogue.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import type { Viewer } from '../../src/engine/jobs/records.js';
 import type { Executor } from '../../src/store/executor.js';
@@ -72,16 +69,42 @@ export const REQUEST = {
   headers: { 'content-type': 'application/json', client: 'demo-client', 'api-key': 'k'.repeat(28) + '3e2d' },
 };
 
+/**
+ * A job row as the jobs tests read it: the columns they read typed, any other `unknown`. The
+ * timestamps are typed as set: tests read them after the step that sets them.
+ */
+export interface StoredJob {
+  [column: string]: unknown;
+  definition: { name: string; tasks: unknown[] };
+  queued_at: Date;
+  run_at: Date;
+  finished_at: Date;
+  updated_at: Date;
+}
+
+/** A task row as the jobs tests read it. */
+export interface StoredTask {
+  [column: string]: unknown;
+  name: string;
+  state: string;
+  queue: string;
+  needs: string[];
+  position: number;
+  error: string | null;
+}
+
 /** The row of a job as stored. */
-export async function jobRow(db: Executor, id: number): Promise<Record<string, any>> {
-  const { rows } = await db.query('SELECT * FROM jobs WHERE id = $1', [id]);
-  return rows[0] as Record<string, any>;
+export async function jobRow(db: Executor, id: number): Promise<StoredJob> {
+  const { rows } = await db.query<StoredJob>('SELECT * FROM jobs WHERE id = $1', [id]);
+  return rows[0]!;
 }
 
 /** The tasks of a job, in definition order. */
-export async function taskRows(db: Executor, id: number): Promise<Record<string, any>[]> {
-  const { rows } = await db.query('SELECT * FROM tasks WHERE job_id = $1 ORDER BY position', [id]);
-  return rows as Record<string, any>[];
+export async function taskRows(db: Executor, id: number): Promise<StoredTask[]> {
+  const { rows } = await db.query<StoredTask>('SELECT * FROM tasks WHERE job_id = $1 ORDER BY position', [
+    id,
+  ]);
+  return rows;
 }
 
 /** Sets columns of a job directly (a factory for states the API cannot reach by itself). */
@@ -106,13 +129,5 @@ export async function count(
   return rows[0]!.n;
 }
 
-/** Asserts that `p` rejects with an EngineError of `code` whose message mentions every one of `parts`. */
-export async function rejects(p: Promise<unknown>, code: string, ...parts: string[]): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isEngineError(err), `expected an EngineError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const part of parts)
-      assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-    return true;
-  });
-}
+/** Shared by every test file; re-exported for the jobs tests, which take their helpers from here. */
+export { rejects } from '../helpers/assertions.js';

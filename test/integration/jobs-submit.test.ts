@@ -24,7 +24,6 @@ const hello = (parameters: unknown = { content_id: 'abc-123' }, job: Record<stri
   parameters,
 });
 
-/** Asserts that `p` rejects with an EngineError of `code` whose message contains every `parts`. */
 forEachStore('jobs: submission', (kind) => {
   let s: TestStore;
   let t: JobsTestContext;
@@ -106,7 +105,13 @@ forEachStore('jobs: submission', (kind) => {
     assert.equal(first.severity_description, 'INFO');
     assert.equal(first.task_id, 0);
     assert.equal(first.visible, true);
-    const msg = JSON.parse(first.message);
+    const msg = JSON.parse(first.message) as {
+      path: string;
+      remote_addr: string;
+      payload: string;
+      parameters: unknown;
+      headers: Record<string, string>;
+    };
     assert.equal(msg.path, 'POST /job');
     assert.equal(msg.remote_addr, '99.80.104.160');
     assert.equal(msg.payload, 'job_created');
@@ -302,7 +307,9 @@ forEachStore('jobs: submission', (kind) => {
       const logs = await getJobLogs(t.ctx, DEMO, String(id), { showAll: true });
       assert.deepEqual(
         logs.map((l) =>
-          l.message.startsWith('{') ? JSON.parse(l.message).parameters.parameters : l.message,
+          l.message.startsWith('{')
+            ? (JSON.parse(l.message) as { parameters: { parameters: unknown } }).parameters.parameters
+            : l.message,
         ),
         [{ content_id: contentId }, 'No client definitions. Using common definitions.'],
       );

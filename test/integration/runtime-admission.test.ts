@@ -7,6 +7,7 @@ import { after, afterEach, before, it } from 'node:test';
 import { patchJob } from '../../src/engine/jobs/service.js';
 import { startTestEngine, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
+import { sampleMaxStarted } from '../helpers/sample-started.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const admin = { client: TEST_CLIENT, admin: true };
@@ -50,22 +51,7 @@ forEachStore('runtime: admission', (kind) => {
     await te.setSetting('priority_slots', 0);
     const ids: number[] = [];
     for (let i = 0; i < 10; i++) ids.push(await te.submit('hold', { seconds: 1 }));
-    let max = 0;
-    let samples = 0;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const { rows } = await store.db.query<{ started: number; done: number }>(
-        `SELECT count(*) FILTER (WHERE queue_state = 'started') AS started,
-                count(*) FILTER (WHERE queue_state = 'completed') AS done
-           FROM jobs WHERE id = ANY($1::bigint[])`,
-        [ids],
-      );
-      samples++;
-      max = Math.max(max, rows[0]!.started);
-      if (rows[0]!.done === 10) break;
-      assert.ok(Date.now() < deadline, 'ten jobs did not complete within 30 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { max, samples } = await sampleMaxStarted(store.db, ids, { intervalMs: 50, timeoutMs: 30_000 });
     assert.equal(max, 2, `at most 2 started at once (max seen ${max} over ${samples} samples)`);
     for (const id of ids) assert.equal((await te.job(id)).failed, false);
   });

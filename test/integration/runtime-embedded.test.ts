@@ -1,6 +1,8 @@
 /**
  * Embedded mode (PGlite): an engine that starts on a database whose previous owner died recovers
- * the attempts it left running at once, without waiting for `stall_timeout`.
+ * the attempts it left running at once, without waiting for `stall_timeout`. PGlite only, on
+ * purpose: this start-up recovery exists in embedded mode only (one process owns an embedded
+ * database; on PostgreSQL other engine processes may still be alive and are left to the stall check).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -5,18 +5,12 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { createEngine, type Engine } from '../../src/engine/engine.js';
+import type { Engine } from '../../src/engine/engine.js';
 import { recoverStalledAttempts } from '../../src/engine/maintenance/recover-stalled.js';
 import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
-import {
-  spawnEngineProcess,
-  submitAs,
-  testConfig,
-  writeSettings,
-  type EngineProcess,
-} from '../helpers/engine.js';
+import { createIdleEngine, engineProcessSpawner, submitAs, writeSettings } from '../helpers/engine.js';
 import { createFixtureCatalog } from '../helpers/fixture-catalog.js';
+import { sampleMaxStarted } from '../helpers/sample-started.js';
 import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -29,7 +23,11 @@ void describe(
     let store: TestStore;
     let receiver: CallbackReceiver;
     let local: Engine;
-    const procs: EngineProcess[] = [];
+    const { spawn, procs, killAll } = engineProcessSpawner(() => ({
+      databaseUrl: store.databaseUrl!,
+      workflowsDir: catalog.dir,
+      env: { TE_HEARTBEAT_MS: '500' },
+    }));
     const catalog = createFixtureCatalog({
       slow: {
         parameters: { type: 'object', properties: { rest_endpoints: { type: 'array' } } },
@@ -44,27 +42,13 @@ void describe(
       store = await createTestStore('postgres');
       receiver = await startCallbackReceiver();
       // Not started: used to submit jobs and to run recovery passes, as an API node would.
-      local = await createEngine(testConfig({ databaseUrl: store.databaseUrl, workflowsDir: catalog.dir }), {
-        db: store.db,
-        catalog,
-        logger: pino({ level: 'silent' }),
-      });
+      local = await createIdleEngine(store, catalog);
     });
     after(async () => {
-      for (const p of procs) await p.kill();
+      await killAll();
       await receiver?.close();
       await store?.dispose();
     });
-
-    const spawn = async (): Promise<EngineProcess> => {
-      const p = await spawnEngineProcess({
-        databaseUrl: store.databaseUrl!,
-        workflowsDir: catalog.dir,
-        env: { TE_HEARTBEAT_MS: '500' },
-      });
-      procs.push(p);
-      return p;
-    };
 
     it('retries a task whose engine was killed with SIGKILL, completes the job and sends exactly one job-end callback', async () => {
       await writeSettings(store.db, { max_jobs: 5, stall_timeout: 2 });
@@ -142,22 +126,7 @@ void describe(
       const [p1, p2] = await Promise.all([spawn(), spawn()]);
       const ids: number[] = [];
       for (let i = 0; i < 200; i++) ids.push(await submitAs(local, 'quick'));
-      let max = 0;
-      let samples = 0;
-      const deadline = Date.now() + 50_000;
-      for (;;) {
-        const { rows } = await store.db.query<{ started: number; done: number }>(
-          `SELECT count(*) FILTER (WHERE queue_state = 'started') AS started,
-                count(*) FILTER (WHERE queue_state = 'completed') AS done
-           FROM jobs WHERE id = ANY($1::bigint[])`,
-          [ids],
-        );
-        samples++;
-        max = Math.max(max, rows[0]!.started);
-        if (rows[0]!.done === ids.length) break;
-        assert.ok(Date.now() < deadline, `only ${rows[0]!.done} of 200 jobs completed in time`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      const { max, samples } = await sampleMaxStarted(store.db, ids, { intervalMs: 5, timeoutMs: 50_000 });
       assert.ok(max <= 3, `${max} jobs were started at once (${samples} samples)`);
       assert.equal(max, 3, `the cap was reached (${samples} samples)`);
       const workers = await store.db.query<{ n: number }>(

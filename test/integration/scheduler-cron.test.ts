@@ -31,7 +31,7 @@ import { createFixtureCatalog } from '../helpers/fixture-catalog.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const noop = async () => 0;
+const noop = () => Promise.resolve(0);
 const MIN = 60_000;
 const SIX_HOURS = 6 * 60 * MIN;
 const admin = { client: 'ops', admin: true };

@@ -11,7 +11,7 @@ import { testContext } from '../helpers/factories.js';
 import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const noop = async () => 0;
+const noop = () => Promise.resolve(0);
 
 /** `db`, counting the leadership attempts (`tryLock` calls) made through it in `attempts.n`. */
 function countingAttempts(db: Executor, attempts: { n: number }): Executor {
@@ -54,9 +54,9 @@ for (const kind of kinds) {
           queue_scheduled_jobs: noop,
           recover_stalled_tasks: noop,
           cleanup_jobs: noop,
-          push_jobs: async () => {
+          push_jobs: () => {
             runs.n++;
-            return 0;
+            return Promise.resolve(0);
           },
         },
         timing: { push_jobs: { everySeconds: 0.2, firstInSeconds: 0.05 } },

@@ -15,7 +15,7 @@ import { insertDelivery, insertJob, putSetting, testContext } from '../helpers/f
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const noop = async () => 0;
+const noop = () => Promise.resolve(0);
 const DAY = 86_400_000;
 
 forEachStore('scheduler schedules', (kind) => {
@@ -31,9 +31,9 @@ forEachStore('scheduler schedules', (kind) => {
   let beats = 0;
   const heartbeat = {
     handlers: {
-      recover_stalled_tasks: async () => {
+      recover_stalled_tasks: () => {
         beats++;
-        return 0;
+        return Promise.resolve(0);
       },
     },
     timing: { recover_stalled_tasks: { everySeconds: 0.1, firstInSeconds: 0.1 } },
@@ -174,9 +174,9 @@ forEachStore('scheduler schedules', (kind) => {
     await startService({
       handlers: {
         ...heartbeat.handlers,
-        push_jobs: async () => {
+        push_jobs: () => {
           runs++;
-          return 0;
+          return Promise.resolve(0);
         },
       },
       timing: { ...heartbeat.timing, push_jobs: { everySeconds: 0.3, firstInSeconds: 0.1 } },

@@ -12,7 +12,7 @@ import { startReceiver, type Receiver } from '../helpers/http-receiver.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const noop = async () => 0;
+const noop = () => Promise.resolve(0);
 
 async function jobRow(s: TestStore, id: number) {
   const { rows } = await s.db.query<{ queue_state: string; queued_at: Date | null; updated_at: Date }>(

@@ -1,8 +1,10 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON replies of the API are read loosely here */
 /**
  * The bundled media workflows end to end: jobs submitted through the real HTTP API of a real
  * engine (PGlite store), FFmpeg doing the work, outputs checked with ffprobe, callbacks received
- * on 127.0.0.1. Media runs on PGlite only: store behaviour is covered by the store suites.
+ * on 127.0.0.1. PGlite only, on purpose: what is tested here is FFmpeg's work and the media
+ * handlers, which never touch the store; the engine paths these jobs take (submit, claim, results,
+ * callbacks) run on both stores in test/integration/, and a second pass would add minutes of
+ * encoding and prove nothing more.
  */
 import assert from 'node:assert/strict';
 import { createDecipheriv } from 'node:crypto';
@@ -16,8 +18,14 @@ import { pino } from 'pino';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
-import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
+import {
+  startCallbackReceiver,
+  type CallbackBody,
+  type CallbackReceiver,
+  type ReceivedCallback,
+} from '../helpers/callback-receiver.js';
 import { testConfig, writeSettings } from '../helpers/engine.js';
+import { trackRunning } from '../helpers/leak-guard.js';
 import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { makeTestVideo } from './media-helpers.js';
@@ -33,6 +41,12 @@ interface TaskReply {
   state: string;
   error: string | null;
 }
+/** The job callback (`status` present) or a task event callback, with the fields this file reads. */
+interface MediaCallback extends CallbackBody {
+  message: string;
+  metadata: { duration: number; active?: string };
+  files: string[];
+}
 interface JobReply {
   id: number;
   queue_state: string;
@@ -43,11 +57,16 @@ interface JobReply {
 describe('media workflows through the API [pglite]', () => {
   let store: TestStore;
   let running: RunningTaskEngine;
+  let untrackEngine: (() => void) | undefined;
   let receiver: CallbackReceiver;
   let clientRoot: string;
   let hls: { base: string; close(): Promise<void> };
 
-  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> => {
+  const api = async <T = unknown>(
+    method: string,
+    p: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${running.url}${p}`, {
       method,
       headers: {
@@ -57,23 +76,23 @@ describe('media workflows through the API [pglite]', () => {
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as T };
   };
 
   const submit = async (workflow: string, parameters: Record<string, unknown>): Promise<number> => {
-    const r = await api('POST', '/job', {
+    const r = await api<{ id: number }>('POST', '/job', {
       job: { workflow },
       parameters: { rest_endpoints: [receiver.url(`/cb/${workflow}`)], ...parameters },
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.id as number;
+    return r.body.id;
   };
 
   const finish = async (id: number, timeoutMs = 90_000): Promise<JobReply> =>
     waitFor(
       async () => {
-        const r = await api('GET', `/jobs/${id}`);
-        return ['completed', 'broken'].includes(r.body.queue_state) ? (r.body as JobReply) : null;
+        const r = await api<JobReply>('GET', `/jobs/${id}`);
+        return ['completed', 'broken'].includes(r.body.queue_state) ? r.body : null;
       },
       { timeoutMs, intervalMs: 100, what: `job ${id} to finish` },
     );
@@ -92,8 +111,10 @@ describe('media workflows through the API [pglite]', () => {
       .map((l) => l.message)
       .join('\n');
 
-  const jobEnd = async (id: number): Promise<any> =>
-    (await receiver.waitForCount(1, (r) => r.body?.job_id === id && 'status' in r.body, 15_000))[0]!.body;
+  const bodyOf = (r: ReceivedCallback): MediaCallback => r.body as MediaCallback;
+
+  const jobEnd = async (id: number): Promise<MediaCallback> =>
+    bodyOf((await receiver.waitForCount(1, (r) => r.body.job_id === id && 'status' in r.body, 15_000))[0]!);
 
   const abs = (rel: string): string => path.join(clientRoot, rel);
 
@@ -115,6 +136,9 @@ describe('media workflows through the API [pglite]', () => {
       workerConcurrency: 4,
     });
     running = await startTaskEngine(config, { db: store.db, logger: pino({ level: 'silent' }) });
+    untrackEngine = trackRunning('engine', 'of startTaskEngine (API, controller, worker)', () =>
+      running.stop(),
+    );
     clientRoot = path.join(config.storageRoot, CLIENT);
     await makeTestVideo(abs('in/clip/source.mp4'), { seconds: SECONDS });
     await mkdir(abs('in/notvideo'), { recursive: true });
@@ -126,6 +150,7 @@ describe('media workflows through the API [pglite]', () => {
 
   after(async () => {
     await running?.stop();
+    untrackEngine?.();
     await receiver?.close();
     await hls?.close();
     await store?.dispose();
@@ -417,7 +442,7 @@ describe('media workflows through the API [pglite]', () => {
         /clips\[0\]\.source/,
       ],
     ] as const) {
-      const r = await api('POST', '/job', { job: { workflow }, parameters });
+      const r = await api<{ error: string }>('POST', '/job', { job: { workflow }, parameters });
       assert.equal(r.status, 400, `${workflow} ${JSON.stringify(parameters)}: ${JSON.stringify(r.body)}`);
       assert.match(r.body.error, pattern);
     }
@@ -455,10 +480,10 @@ describe('media workflows through the API [pglite]', () => {
       assert.match(await logsOf(id), cases[i]![2]);
       const fail = await receiver.waitForCount(
         1,
-        (r) => r.body?.job_id === id && r.body?.event === 'fail',
+        (r) => r.body.job_id === id && r.body.event === 'fail',
         15_000,
       );
-      assert.match(fail[0]!.body.message, cases[i]![2]);
+      assert.match(bodyOf(fail[0]!).message, cases[i]![2]);
       assert.equal((await jobEnd(id)).status, 'failed');
     }
   });

@@ -1,16 +1,18 @@
 /**
  * Regression tests for input that once answered 500 (NUL characters, unpaired surrogates, parser
- * errors, prototype keys) or a setting that stopped admission. Each request must be a 4xx.
+ * errors, prototype keys) or a setting that stopped admission. Each request must be a 4xx, on
+ * both stores (a NUL that PostgreSQL refuses must be caught before it reaches either).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createApiHarness, type ApiHarness } from '../api/harness.js';
+import { forEachStore } from '../helpers/stores.js';
 import { validateSetting, SETTING_DEFAULTS, type EngineSettings } from '../../src/engine/settings.js';
 
-describe('QA: bad input must never be a 500', () => {
+forEachStore('QA: bad input must never be a 500', (kind) => {
   let h: ApiHarness;
   before(async () => {
-    h = await createApiHarness('pglite');
+    h = await createApiHarness(kind);
   });
   after(() => h.close());
 

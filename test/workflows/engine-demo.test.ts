@@ -48,9 +48,11 @@ forEachStore('workflows: bundled demo and module handlers in the engine', (kind)
         ['report', 'succeeded'],
       ],
     );
-    assert.equal(tasks[0]!.output.stdout, 'hello clip-7');
-    assert.deepEqual(tasks[2]!.output.json.wait, { slept_seconds: 0.1 });
-    assert.equal(tasks[2]!.output.json.job.id, id);
+    const hello = tasks[0]!.output as { stdout: string };
+    const report = tasks[2]!.output as { json: { wait: unknown; job: { id: number } } };
+    assert.equal(hello.stdout, 'hello clip-7');
+    assert.deepEqual(report.json.wait, { slept_seconds: 0.1 });
+    assert.equal(report.json.job.id, id);
     assert.equal(job.outputs?.message, 'hello clip-7');
     const logs = await te.logs(id);
     assert.ok(

@@ -44,11 +44,11 @@ export async function makeHandlerContext(
     workdir,
     storage: {
       root,
-      resolve: async (relative: string) => {
+      resolve: (relative: string) => {
         const p = resolvePath(root, relative);
         if (!p.startsWith(root + '/'))
-          throw new PermanentTaskError(`path ${relative} leaves the storage root`);
-        return p;
+          return Promise.reject(new PermanentTaskError(`path ${relative} leaves the storage root`));
+        return Promise.resolve(p);
       },
     },
     tasks: {},

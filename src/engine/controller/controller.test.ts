@@ -12,15 +12,17 @@ import { admissionBackoffMs, createController } from './controller.js';
 function fakeContext(clock: ManualClock, outcome: () => number) {
   const calls = { passes: 0, listener: null as (() => void) | null };
   const db = {
+    // eslint-disable-next-line @typescript-eslint/require-await -- async like a real transaction: a throw of outcome() rejects
     transaction: async () => {
       calls.passes++;
       return outcome();
     },
-    listen: async (_channel: string, fn: () => void) => {
+    listen: (_channel: string, fn: () => void) => {
       calls.listener = fn;
-      return async () => {
+      return Promise.resolve(() => {
         calls.listener = null;
-      };
+        return Promise.resolve();
+      });
     },
   };
   const ctx = { db, clock, logger: pino({ level: 'silent' }) } as unknown as EngineContext;

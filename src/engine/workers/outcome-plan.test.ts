@@ -129,7 +129,10 @@ describe('planOutcomes', () => {
       { attemptId: 100, state: 'failed', error: 'exit 1', keepError: false },
     ]);
     assert.deepEqual(
-      effects.taskCallbacks.map((c) => [c.event, JSON.parse(c.body).message, JSON.parse(c.body).attempt]),
+      effects.taskCallbacks.map((c) => {
+        const body = JSON.parse(c.body) as { message: string; attempt: number };
+        return [c.event, body.message, body.attempt];
+      }),
       [['fail', "'a' failed: exit 1 (after 2 attempts)", 2]],
     );
     assert.deepEqual(effects.skip, [12]);

@@ -8,11 +8,11 @@ function recorder(): Queryable & { sent: { sql: string; params: readonly unknown
   const sent: { sql: string; params: readonly unknown[] | undefined }[] = [];
   return {
     sent,
-    query: async <R>(sql: string, params?: readonly unknown[]) => {
+    query: <R>(sql: string, params?: readonly unknown[]) => {
       sent.push({ sql, params });
-      return { rows: [] as R[], rowCount: 0 };
+      return Promise.resolve({ rows: [] as R[], rowCount: 0 });
     },
-    exec: async () => undefined,
+    exec: () => Promise.resolve(),
   };
 }
 

@@ -13,6 +13,7 @@ export const FAIL_INPUTS = ['message', 'permanent'] as const;
  * `inputs.permanent: true` the error is a {@link PermanentTaskError}, so no retry is made.
  * @throws Error or PermanentTaskError, always.
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so that its throw rejects the promise, as every handler's does
 export async function failHandler(ctx: HandlerContext): Promise<never> {
   const raw = ctx.inputs.message;
   const message =
