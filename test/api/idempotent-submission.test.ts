@@ -103,7 +103,7 @@ forEachStore('API idempotent submission', (kind) => {
     const [id] = [...ids];
     const job = JSON.parse(
       (await app.inject({ method: 'GET', url: `/jobs/${id}`, headers: headers.acme })).body,
-    );
+    ) as { idempotency_key: string | null; queue_state: string };
     assert.equal(job.idempotency_key, 'order-50');
     assert.equal(job.queue_state, 'queued');
   });
