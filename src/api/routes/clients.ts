@@ -73,6 +73,53 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
     },
   );
 
+  registerSigningSecretRoutes(app, ctx);
+
+  app.get(
+    '/clients',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: 'Every client, without secrets (admin)',
+        tags: ['clients'],
+        response: { 200: { type: 'array', items: clientSchema }, ...authErrors },
+      },
+    },
+    async () => listClients(ctx.db),
+  );
+
+  app.delete(
+    '/clients/:name',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        summary: 'Revoke a client (admin); its key stops working at once, its jobs stay',
+        description:
+          'Revoking a revoked client changes nothing. The last active admin client cannot be revoked (409).',
+        tags: ['clients'],
+        params: { type: 'object', properties: { name: { type: 'string' } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: { result: { type: 'string', enum: ['ok'] }, client: clientSchema },
+          },
+          400: errorSchema,
+          ...authErrors,
+          404: errorSchema,
+          409: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const revoked = await revokeClient(ctx.db, (request.params as { name: string }).name, ctx.clock);
+      request.log.info({ client: revoked.name }, 'client revoked');
+      return { result: 'ok', client: revoked };
+    },
+  );
+}
+
+/** The signing-secret rotation routes of a client (admin-only): rotate, and end the overlap. */
+function registerSigningSecretRoutes(app: FastifyInstance, ctx: EngineContext): void {
   app.post(
     '/clients/:name/signing-secret',
     {
@@ -141,48 +188,6 @@ export function registerClientRoutes(app: FastifyInstance, ctx: EngineContext): 
       const dropped = await endSigningSecretOverlap(ctx.db, name, ctx.clock);
       request.log.info({ client: name, dropped }, 'previous signing secret dropped');
       return { result: 'ok', dropped };
-    },
-  );
-
-  app.get(
-    '/clients',
-    {
-      config: { auth: 'admin' },
-      schema: {
-        summary: 'Every client, without secrets (admin)',
-        tags: ['clients'],
-        response: { 200: { type: 'array', items: clientSchema }, ...authErrors },
-      },
-    },
-    async () => listClients(ctx.db),
-  );
-
-  app.delete(
-    '/clients/:name',
-    {
-      config: { auth: 'admin' },
-      schema: {
-        summary: 'Revoke a client (admin); its key stops working at once, its jobs stay',
-        description:
-          'Revoking a revoked client changes nothing. The last active admin client cannot be revoked (409).',
-        tags: ['clients'],
-        params: { type: 'object', properties: { name: { type: 'string' } } },
-        response: {
-          200: {
-            type: 'object',
-            properties: { result: { type: 'string', enum: ['ok'] }, client: clientSchema },
-          },
-          400: errorSchema,
-          ...authErrors,
-          404: errorSchema,
-          409: errorSchema,
-        },
-      },
-    },
-    async (request) => {
-      const revoked = await revokeClient(ctx.db, (request.params as { name: string }).name, ctx.clock);
-      request.log.info({ client: revoked.name }, 'client revoked');
-      return { result: 'ok', client: revoked };
     },
   );
 }
