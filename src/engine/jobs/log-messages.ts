@@ -23,6 +23,20 @@ export function definitionsLine(
   return 'Using client definitions.';
 }
 
+/**
+ * A task's attempt started (its log line). The claim statement writes this line itself, in SQL,
+ * in the same round trip as the claim (`claimReadyTasks`); this is its TypeScript statement, which
+ * `test/integration/callback-targets.test.ts` holds the SQL to.
+ */
+export function taskStartedLine(task: string, attempt: number): string {
+  return attempt > 1 ? `Task '${task}' started (attempt ${attempt})` : taskStartedMessage(task);
+}
+
+/** The `message` of a task's `start` callback (the claim builds it in SQL, like {@link taskStartedLine}). */
+export function taskStartedMessage(task: string): string {
+  return `Task '${task}' started`;
+}
+
 /** A task's attempt succeeded. */
 export function taskCompletedLine(task: string): string {
   return `'${task}' completed successfully`;
