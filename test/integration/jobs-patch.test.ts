@@ -404,8 +404,21 @@ forEachStore('jobs: patch, pause, break, resume, rerun', (kind) => {
 
   it('shows hidden (DEBUG) log entries only with showAll, with severity descriptions', async () => {
     const id = await submit();
-    await appendLog(s.db, { jobId: id, progname: 'worker', severity: 0, message: 'debug detail', taskId: 5 });
-    await appendLog(s.db, { jobId: id, progname: 'worker', severity: 3, message: 'an error' });
+    await appendLog(s.db, {
+      jobId: id,
+      progname: 'worker',
+      severity: 0,
+      message: 'debug detail',
+      taskId: 5,
+      now: t.clock.now(),
+    });
+    await appendLog(s.db, {
+      jobId: id,
+      progname: 'worker',
+      severity: 3,
+      message: 'an error',
+      now: t.clock.now(),
+    });
     const shown = await getJobLogs(t.ctx, DEMO, String(id), { showAll: false });
     const all = await getJobLogs(t.ctx, DEMO, String(id), { showAll: true });
     assert.equal(all.length, shown.length + 1);

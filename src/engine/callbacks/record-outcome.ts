@@ -131,6 +131,7 @@ export async function recordDeliveryOutcome(
   }
   if (row.attempts === 1) {
     await appendLog(tx, {
+      now,
       jobId: row.job_id,
       taskId: row.task_id,
       progname: 'callback',
@@ -141,6 +142,7 @@ export async function recordDeliveryOutcome(
     });
   }
   await appendLog(tx, {
+    now,
     jobId: row.job_id,
     taskId: row.task_id,
     progname: 'callback',

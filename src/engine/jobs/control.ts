@@ -126,6 +126,7 @@ export async function breakJob(
     'broken',
   );
   await appendLog(tx, {
+    now,
     jobId,
     progname: opts.progname ?? 'api',
     message: `Job broken (was ${from}): ${reason}`,
@@ -165,6 +166,7 @@ export async function pauseJob(tx: Queryable, jobId: number, opts: ChangeOptions
   assertTransition(jobId, job.queue_state, 'paused', 'pause');
   await writeTransition(tx, moveJobState, { id: jobId, from: job.queue_state, to: 'paused', now }, 'paused');
   await appendLog(tx, {
+    now,
     jobId,
     progname: opts.progname ?? 'api',
     message: `Job paused (was ${job.queue_state})`,
@@ -191,7 +193,7 @@ export async function queueJobNow(tx: Queryable, jobId: number, opts: ChangeOpti
     from === 'paused'
       ? 'Job resumed: queued again'
       : `Job queued now by request (was ${from}; run_at and semaphore no longer waited for)`;
-  await appendLog(tx, { jobId, progname: opts.progname ?? 'api', message });
+  await appendLog(tx, { jobId, progname: opts.progname ?? 'api', message, now });
   await notify(tx, CHANNELS.admission, 'job_queued');
   return from;
 }

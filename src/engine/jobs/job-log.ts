@@ -20,6 +20,8 @@ export interface LogEntryInput {
   severity?: number;
   progname: Progname;
   message: string;
+  /** When the entry is written: the engine clock's time (`ctx.clock.now()`). */
+  now: Date;
 }
 
 /** Longest message stored; longer ones are cut with a note (keeps one bad task from filling the table). */
@@ -45,5 +47,6 @@ export async function appendLog(q: Queryable, e: LogEntryInput): Promise<void> {
     progname: e.progname,
     message,
     visible: severity > SEVERITY.DEBUG,
+    now: e.now,
   });
 }

@@ -278,7 +278,7 @@ export async function patchJob(
   await ctx.db.transaction(async (tx) => {
     const job = await findVisibleJob(tx, viewer, id, { forUpdate: true });
     const state = job.queue_state;
-    const log = (message: string) => appendLog(tx, { jobId: id, progname: 'api', message });
+    const log = (message: string) => appendLog(tx, { jobId: id, progname: 'api', message, now });
     const ended = FINAL_STATES.includes(state);
     let reorder = false;
 
@@ -430,6 +430,7 @@ export async function rerunJob(
     const reason = `superseded by rerun as job ${created.id}`;
     if (orig.queue_state === 'broken')
       await appendLog(tx, {
+        now,
         jobId: id,
         progname: 'api',
         message: `Job rerun as job ${created.id}; it stays broken`,

@@ -52,7 +52,7 @@ export async function moveDueJobs(ctx: EngineContext): Promise<DueJobsResult> {
     const batch = await ctx.db.transaction(async (tx) => {
       const rows = await moveDueScheduledJobs.rows(tx, { now, limit: DUE_BATCH_SIZE });
       for (const r of rows)
-        await appendLog(tx, { jobId: r.id, progname: 'scheduler', message: dueLogMessage(r) });
+        await appendLog(tx, { jobId: r.id, progname: 'scheduler', message: dueLogMessage(r), now });
       if (rows.some((r) => r.queue_state === 'queued'))
         await notify(tx, CHANNELS.admission, 'scheduled jobs due');
       return rows;

@@ -170,6 +170,7 @@ export class SemaphoreChecker {
         const res = await queueJobOnSemaphore.run(tx, { id: jobId, now, url });
         if (res.rowCount === 0) return false; // paused, broken or re-pointed meanwhile
         await appendLog(tx, {
+          now,
           jobId,
           progname: 'scheduler',
           message: url
@@ -196,6 +197,7 @@ export class SemaphoreChecker {
     // Log the first "not yet" and every change of answer, not every check.
     if (!prev || prev.lastResult !== result) {
       await appendLog(this.ctx.db, {
+        now: this.ctx.clock.now(),
         jobId,
         progname: 'scheduler',
         severity: SEVERITY.INFO,

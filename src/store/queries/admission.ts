@@ -92,7 +92,7 @@ export const startAdmittedJobs = defineQuery<
       WHERE j.id = ANY($ids::bigint[]) AND j.queue_state = ANY($from::text[])
       RETURNING j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id,
                 j.resolved_parameters, j.definition, j.definition_source),
-   l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-         SELECT id, 0, 1, 'controller', 'job started', true FROM s)
+   l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
+         SELECT id, 0, 1, 'controller', 'job started', true, $now, $now FROM s)
    SELECT * FROM s`,
 );

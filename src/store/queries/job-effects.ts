@@ -161,8 +161,9 @@ WITH y AS (SELECT * FROM unnest($logJobIds::bigint[], $logTaskIds::bigint[], $lo
                                  $logPrognames::text[], $logMessages::text[], $logIfFinished::bigint[],
                                  $logIfSkipped::bigint[], $logEarly::boolean[])
                  WITH ORDINALITY AS y(j, t, s, p, m, only_if, only_if_skipped, early, n)),
-     le AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-            SELECT y.j, y.t, y.s, y.p, y.m, true FROM y WHERE y.early ORDER BY y.n
+     le AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
+            SELECT y.j, y.t, y.s, y.p, y.m, true, $now::timestamptz, $now::timestamptz
+              FROM y WHERE y.early ORDER BY y.n
             RETURNING job_id),
      tc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
             SELECT c.j, c.t, 'task', c.e, c.u, c.b::jsonb
@@ -206,8 +207,8 @@ WITH y AS (SELECT * FROM unnest($logJobIds::bigint[], $logTaskIds::bigint[], $lo
                                WHERE tt.job_id = x.id AND tt.id = ANY($skip::bigint[])
                                  AND tt.id NOT IN (SELECT id FROM s))
            RETURNING jobs.id),
-     l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-           SELECT y.j, y.t, y.s, y.p, y.m, true FROM y
+     l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
+           SELECT y.j, y.t, y.s, y.p, y.m, true, $now::timestamptz, $now::timestamptz FROM y
             WHERE NOT y.early AND (SELECT count(*) FROM le) >= 0
               AND (y.only_if IS NULL OR y.only_if IN (SELECT id FROM f))
               AND (y.only_if_skipped IS NULL OR y.only_if_skipped IN (SELECT id FROM s))

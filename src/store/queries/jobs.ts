@@ -153,8 +153,8 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY u.ord, x.ord
 ), l AS (
-  INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-  SELECT u.id, 0, 1, 'api', m.message, true
+  INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
+  SELECT u.id, 0, 1, 'api', m.message, true, u.created_at, u.created_at
   FROM unnest($logJobs::int[], $logMessages::text[]) WITH ORDINALITY AS m(job, message, ord)
   JOIN u ON u.ord = m.job
   WHERE u.ord NOT IN (SELECT ord FROM held)
@@ -301,10 +301,11 @@ export const appendJobLog = defineQuery<{
   progname: string;
   message: string;
   visible: boolean;
+  now: Date;
 }>(
   'append-job-log',
-  `INSERT INTO logs (job_id, task_id, severity, progname, message, visible)
-   VALUES ($jobId, $taskId, $severity, $progname, $message, $visible)`,
+  `INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
+   VALUES ($jobId, $taskId, $severity, $progname, $message, $visible, $now::timestamptz, $now::timestamptz)`,
 );
 
 /** A `logs` row as `GET /logs/<id>` shows it. */
