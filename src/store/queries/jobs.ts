@@ -11,7 +11,7 @@ import { defineQuery } from './define-query.js';
 export const JOB_COLUMNS =
   'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
   'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at, ' +
-  'j.rerun_of, j.rerun_by, j.idempotency_key';
+  'j.rerun_of, j.rerun_by, j.idempotency_key, j.run, j.retried_at';
 
 /**
  * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in

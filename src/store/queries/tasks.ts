@@ -102,8 +102,9 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
      FROM c WHERE t.id = c.id
    RETURNING t.id, t.job_id, t.name, t.queue, t.attempts, t.current_attempt_id
  ), ins AS (
-   INSERT INTO attempts (id, task_id, job_id, number, worker_id, started_at, heartbeat_at)
-   SELECT current_attempt_id, id, job_id, attempts, $workerId::text, $now::timestamptz, $now::timestamptz FROM up
+   INSERT INTO attempts (id, task_id, job_id, number, worker_id, started_at, heartbeat_at, run)
+   SELECT up.current_attempt_id, up.id, up.job_id, up.attempts, $workerId::text, $now::timestamptz, $now::timestamptz,
+          jr.run FROM up JOIN jobs jr ON jr.id = up.job_id
    RETURNING id, started_at
  ), logged AS (
    INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
