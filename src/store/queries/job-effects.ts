@@ -129,6 +129,8 @@ export interface ApplyJobEffectsParams {
   jobCallbackStatuses: string[];
   jobCallbackTargets: string[];
   jobCallbackBodies: string[];
+  /** Enqueued whether or not its job finishes here (a broken job whose cleanup tasks ended). */
+  jobCallbackAlways: boolean[];
   /** Wake-ups sent whatever else happens. */
   noticeChannels: string[];
   noticePayloads: string[];
@@ -219,8 +221,8 @@ WITH y AS (SELECT * FROM unnest($logJobIds::bigint[], $logTaskIds::bigint[], $lo
      jc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body, run)
             SELECT c.j, 0, 'job', c.e, c.u, c.b::jsonb, (SELECT jr.run FROM jobs jr WHERE jr.id = c.j)
               FROM unnest($jobCallbackJobIds::bigint[], $jobCallbackStatuses::text[], $jobCallbackTargets::text[],
-                          $jobCallbackBodies::text[]) WITH ORDINALITY AS c(j, e, u, b, n)
-              JOIN f ON f.id = c.j
+                          $jobCallbackBodies::text[], $jobCallbackAlways::boolean[]) WITH ORDINALITY AS c(j, e, u, b, a, n)
+             WHERE c.a OR c.j IN (SELECT id FROM f)
              ORDER BY c.n
             ON CONFLICT (job_id, run, target_url) WHERE kind = 'job' DO NOTHING
             RETURNING job_id),

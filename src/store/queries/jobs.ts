@@ -261,18 +261,21 @@ export const cancelRunningAttemptsOfJob = defineQuery<{ jobId: number; now: Date
 );
 
 /**
- * Fails the tasks of job `id` that are in one of `from` (unfinished), at `now` with `error`; row
- * locks on them. Edge: waiting, ready, running → failed (break).
+ * Fails the tasks of job `id` that are in one of `from` (unfinished), at `now` with `error`, except
+ * the `keepUnstarted` ones still waiting or ready; row locks on them. Edge: waiting, ready, running → failed (break).
  */
 export const failUnfinishedTasksOfJob = defineQuery<{
   jobId: number;
   from: readonly string[];
   now: Date;
   error: string;
+  /** Tasks left alone while `waiting` or `ready` (the cleanup tasks that run after the break). */
+  keepUnstarted: string[];
 }>(
   'fail-unfinished-tasks-of-job',
   `UPDATE tasks SET state = 'failed', error = $error, finished_at = $now, updated_at = $now
-   WHERE job_id = $jobId AND state = ANY($from::text[])`,
+   WHERE job_id = $jobId AND state = ANY($from::text[])
+     AND NOT (state IN ('waiting', 'ready') AND name = ANY($keepUnstarted::text[]))`,
 );
 
 /** Sets `persist` of job `id` at `now`. Row lock on the job. */
