@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
+import { retryJob } from '../../src/engine/jobs/retry.js';
 import { patchJob } from '../../src/engine/jobs/service.js';
 import { createFixtureCatalog } from '../helpers/fixture-catalog.js';
 import { startTestEngine, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
@@ -92,6 +93,24 @@ forEachStore('runtime: cleanup tasks', (kind) => {
     const cleanupEnd = logs.findIndex((m) => /'always' completed/.test(m));
     const finished = logs.findIndex((m) => /job has failed/i.test(m));
     assert.ok(cleanupEnd >= 0 && finished > cleanupEnd, logs.join('\n'));
+  });
+
+  it('a retry runs the cleanup tasks again for the new run, with its outcome', async () => {
+    const id = await te.submit('clean', { code: 3, rest_endpoints: [TARGET] });
+    assert.equal((await te.waitForState(id, 'completed')).failed, true);
+    await retryJob(te.engine.ctx, admin, String(id), { parameters: { code: 0 } });
+    await waitFor(async () => ((await jobEnds(id)).length === 2 ? true : null), {
+      what: 'the second job end',
+    });
+    assert.equal((await te.job(id)).failed, false);
+    assert.deepEqual(await summary(id), [
+      ['work', 'succeeded', ''],
+      ['after_work', 'succeeded', null],
+      ['on_failure', 'skipped', null],
+      ['always', 'succeeded', 'succeeded'],
+    ]);
+    assert.deepEqual(await jobEnds(id), ['failed', 'completed']);
+    assert.ok((await te.logs(id)).some((l) => l.message.startsWith('Job retried from task work ')));
   });
 
   it('after a break: the job stays broken, both run and see "broken", then one job-end', async () => {

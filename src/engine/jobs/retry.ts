@@ -25,6 +25,8 @@ import { jobEdge, type JobState } from './transitions.js';
 const RETRY_JOB = jobEdge(['completed', 'broken'], 'queued', 'retry');
 /** The tasks' edge: what did not succeed waits again. */
 const RETRY_TASKS = taskEdge(['failed', 'cancelled', 'skipped'], 'waiting', 'retry_job');
+/** A cleanup task (`when`) runs again in each run, also when it succeeded in the earlier one. */
+const RETRY_CLEANUP_TASKS = taskEdge(['succeeded', 'failed', 'cancelled', 'skipped'], 'waiting', 'retry_job');
 
 /** Fields the body of `POST /jobs/<id>/retry` accepts. */
 export const RETRY_FIELDS = ['parameters'] as const;
@@ -94,9 +96,11 @@ export async function retryJob(
         { jobId: id, details: validation.problems },
       );
     const tasks = await readJobTasks.rows(tx, { jobId: id });
+    const isCleanup = (name: string) =>
+      definition.tasks?.some((t) => t.name === name && t.when !== undefined);
     const from =
-      tasks.find((t) => t.state === 'failed' || t.state === 'cancelled') ??
-      tasks.find((t) => t.state !== 'succeeded');
+      tasks.find((t) => (t.state === 'failed' || t.state === 'cancelled') && !isCleanup(t.name)) ??
+      tasks.find((t) => t.state !== 'succeeded' && !isCleanup(t.name));
     const retriedFrom = from?.name ?? null;
     const moved = await retryJobState.first(tx, {
       id,
@@ -111,7 +115,14 @@ export async function retryJob(
       throw new EngineError('STATE_CONFLICT', `job ${id} changed meanwhile; it was not retried`, {
         jobId: id,
       });
-    const reset = await resetTasksForRetry.rows(tx, { jobId: id, from: RETRY_TASKS.from, now });
+    const cleanup = (definition.tasks ?? []).filter((t) => t.when !== undefined).map((t) => t.name);
+    const reset = await resetTasksForRetry.rows(tx, {
+      jobId: id,
+      from: RETRY_TASKS.from,
+      cleanup,
+      cleanupFrom: RETRY_CLEANUP_TASKS.from,
+      now,
+    });
     const changed = Object.keys(changes);
     await appendLog(tx, {
       jobId: id,

@@ -22,7 +22,7 @@ export const TASK_STATES = [
 export type TaskState = (typeof TASK_STATES)[number];
 
 /** States a task does not leave within one run of its job (only a retry of the job, `retry_job`, sends
- * a failed, skipped or cancelled task back to waiting; a succeeded task never leaves). */
+ * a failed, skipped or cancelled task back to waiting, and a succeeded one only if it is a cleanup task). */
 export const ENDED_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'skipped', 'cancelled'];
 
 /** Why a task changes state. */
@@ -48,7 +48,7 @@ export const TASK_TRANSITIONS: Readonly<
     ready: ['retry', 'hand_back'],
     failed: ['fail', 'break'],
   },
-  succeeded: {},
+  succeeded: { waiting: ['retry_job'] }, // only a cleanup task (`when`): it runs again in each run
   failed: { waiting: ['retry_job'] },
   skipped: { waiting: ['retry_job'] },
   cancelled: { waiting: ['retry_job'] },

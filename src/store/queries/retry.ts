@@ -40,20 +40,22 @@ export const retryJobState = defineQuery<RetryJobStateParams, { run: number }>(
 );
 
 /**
- * Sends the tasks of job `jobId` that are in one of `from` (failed, cancelled, skipped) back to
- * `waiting` for a new run: error, output and `finished_at` cleared, `run_after` now; `attempts`
- * is kept, so attempt numbers go on from the earlier ones. Admission then releases those whose
- * needs ended well, as for any started job. Row locks on those tasks.
- * Edges: failed, cancelled, skipped → waiting (retry_job).
+ * Sends the tasks of job `jobId` that are in one of `from` (failed, cancelled, skipped), and its
+ * cleanup tasks `cleanup` in any of `cleanupFrom` (also succeeded: they run again in each run),
+ * back to `waiting` for a new run: error, output and `finished_at` cleared, `run_after` now;
+ * `attempts` is kept, so attempt numbers go on from the earlier ones. Admission then releases
+ * those whose needs ended well, as for any started job. Row locks on those tasks.
+ * Edges: failed, cancelled, skipped (and succeeded, cleanup tasks only) → waiting (retry_job).
  * @returns the tasks sent back.
  */
 export const resetTasksForRetry = defineQuery<
-  { jobId: number; from: readonly string[]; now: Date },
+  { jobId: number; from: readonly string[]; cleanup: string[]; cleanupFrom: readonly string[]; now: Date },
   { id: number; name: string }
 >(
   'reset-tasks-for-retry',
   `UPDATE tasks SET state = 'waiting', error = NULL, output = NULL, finished_at = NULL,
                     run_after = $now::timestamptz, updated_at = $now::timestamptz
-    WHERE job_id = $jobId AND state = ANY($from::text[])
+    WHERE job_id = $jobId
+      AND (state = ANY($from::text[]) OR (name = ANY($cleanup::text[]) AND state = ANY($cleanupFrom::text[])))
    RETURNING id, name`,
 );
