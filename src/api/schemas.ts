@@ -57,6 +57,8 @@ const jobFields = {
   started_at: nullableTimestamp,
   finished_at: nullableTimestamp,
   semaphore_url: { type: ['string', 'null'] },
+  run: { type: 'integer', description: '1 for the first run, +1 for each retry (POST /jobs/<id>/retry)' },
+  retried_at: { ...nullableTimestamp, description: 'when the last retry was asked for' },
 } as const;
 
 /** A job as `/dashboard` lists it (no parameters). */

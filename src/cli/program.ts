@@ -11,6 +11,7 @@ import { registerDemoCommand } from './commands/demo/index.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerRetryCommand } from './commands/retry.js';
 import { registerSchedulesCommand } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSubmitCommand } from './commands/submit.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerClientsCommand(program, io);
   registerSubmitCommand(program, io);
   registerJobsCommand(program, io);
+  registerRetryCommand(program, io);
   registerLogsCommand(program, io);
   registerSchedulesCommand(program, io);
   registerDemoCommand(program, io);

@@ -259,6 +259,7 @@ export async function loadDefinitionFile(
     if (typeof t.retry_limit === 'number') task.retry_limit = t.retry_limit;
     if (typeof t.retry_delay === 'number') task.retry_delay = t.retry_delay;
     if (typeof t.continue_on_error === 'boolean') task.continue_on_error = t.continue_on_error;
+    if (t.when === 'always' || t.when === 'failed') task.when = t.when;
     return task;
   });
 

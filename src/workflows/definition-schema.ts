@@ -43,6 +43,11 @@ const taskSchema = {
     retry_limit: { type: 'integer', minimum: 0 },
     retry_delay: { type: 'number', minimum: 0 },
     continue_on_error: { type: 'boolean' },
+    when: {
+      enum: ['always', 'failed'],
+      description:
+        'a cleanup task: runs after every other task ended, whatever the outcome (always) or only after a failure or break (failed)',
+    },
   },
 } as const;
 

@@ -28,6 +28,12 @@ export interface TaskDefinition {
   retry_delay?: number;
   /** When true, a final failure of this task does not fail the job; dependants still run. */
   continue_on_error?: boolean;
+  /**
+   * A cleanup task: it waits until every task without `when` has ended, and its own `needs`
+   * have ended in any state; then `always` runs whatever the outcome, `failed` only when the job
+   * failed or was broken (else it is skipped). Its own failure never changes the job's outcome.
+   */
+  when?: 'always' | 'failed';
 }
 
 /** A whole workflow definition, as validated from `<dir>/<common|client>/<name>.yaml|json`. */

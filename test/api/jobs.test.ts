@@ -23,6 +23,8 @@ const JOB_FIELDS = [
   'queue_state',
   'rerun_by',
   'rerun_of',
+  'retried_at',
+  'run',
   'run_at',
   'semaphore_url',
   'started_at',

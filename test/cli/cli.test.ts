@@ -89,6 +89,49 @@ void describe('task-engine command line', () => {
     assert.equal(((await jobs.json()) as { queue_state: string }).queue_state, 'completed');
   });
 
+  void test('retry resumes a broken job with a changed parameter and refuses a job that succeeded', async () => {
+    const key = /shown only this once:\s+(\S+)/.exec(server!.stdout())![1]!;
+    const env = {
+      TASK_ENGINE_DATA_DIR: dataDir,
+      TASK_ENGINE_CLIENT: 'demo-client',
+      TASK_ENGINE_API_KEY: key,
+    };
+    const headers = { client: 'demo-client', 'api-key': key, 'content-type': 'application/json' };
+    const submitted = await runCli(
+      ['submit', 'demo', '--param', 'content_id=to-retry', '--param', 'seconds:=600'],
+      env,
+    );
+    const id = /^job (\d+) accepted$/m.exec(submitted.stdout)![1]!;
+    await waitFor(
+      async () => {
+        const res = await fetch(`${url}/jobs/${id}`, { headers });
+        const job = (await res.json()) as { tasks: { name: string; state: string }[] };
+        return job.tasks.find((t) => t.name === 'wait')?.state === 'running';
+      },
+      { timeoutMs: 30_000, what: 'the wait task to run' },
+    );
+    const broken = await fetch(`${url}/jobs/${id}`, {
+      method: 'PATCH',
+      headers,
+      body: JSON.stringify({ queue_state: 'broken' }),
+    });
+    assert.equal(broken.status, 200);
+    const run = await runCli(['retry', id, '--param', 'seconds:=0', '--follow'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`^job ${id} accepted for retry$`, 'm'));
+    assert.match(
+      run.stdout,
+      /Job retried from task wait \(was broken; 2 tasks to run again; parameters changed: seconds\)/,
+    );
+    assert.match(run.stdout, new RegExp(`job ${id} completed \\(succeeded\\)`));
+    const again = await runCli(['retry', id], env);
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /\(409\).*only failed \(completed with failed: true\) or broken jobs can be retried/,
+    );
+  });
+
   void test('clients add refuses cleanly while the server holds the data folder', async () => {
     assert.ok(server && server.child.exitCode === null, 'the server runs');
     const run = await runCli(['clients', 'add', 'intruder'], { TASK_ENGINE_DATA_DIR: dataDir });

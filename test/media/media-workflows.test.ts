@@ -180,6 +180,7 @@ describe('media workflows through the API [pglite]', () => {
       package_aes: 'succeeded',
       mp4: 'succeeded',
       finalize: 'succeeded',
+      remove_staging: 'skipped', // cleanup after a failure only
     });
 
     const out = abs('out/asset1');
@@ -486,6 +487,27 @@ describe('media workflows through the API [pglite]', () => {
       assert.match(bodyOf(fail[0]!).message, cases[i]![2]);
       assert.equal((await jobEnd(id)).status, 'failed');
     }
+  });
+
+  it('a vodstream that fails after encoding leaves no staging folder (cleanup task remove_staging)', async () => {
+    // A folder where finalize must write the active master playlist: finalize fails for good,
+    // after the renditions were encoded into the job's staging folder.
+    await mkdir(abs('out/forced/forced.m3u8'), { recursive: true });
+    const { id, job } = await run('vodstream', {
+      content_id: 'forced',
+      source_folder: 'in/clip',
+      output_folder: 'out/forced',
+      create_thumbnail: false,
+    });
+    assert.equal(job.failed, true, JSON.stringify(job.tasks));
+    const byName = new Map(job.tasks.map((t) => [t.name, t]));
+    assert.equal(byName.get('finalize')?.state, 'failed');
+    assert.equal(byName.get('rendition_360')?.state, 'succeeded');
+    assert.equal(byName.get('remove_staging')?.state, 'succeeded');
+    assert.match(await logsOf(id), new RegExp(`removed out/forced/\\.staging-${id}`));
+    const left = (await readdir(abs('out/forced'))).filter((f) => f.startsWith('.staging-'));
+    assert.deepEqual(left, []);
+    assert.equal((await jobEnd(id)).status, 'failed');
   });
 
   it('a symlink leading out of the client root fails the task', async () => {

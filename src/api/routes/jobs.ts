@@ -1,10 +1,11 @@
 /**
  * Job routes (seed "Job Endpoints", SPEC section 5): `POST /job`, `GET /jobs`, `GET /jobs/<id>`,
- * `PATCH /jobs/<id>`, `POST /jobs/<id>/rerun`. The job service validates every input and owns
+ * `PATCH /jobs/<id>`, `POST /jobs/<id>/rerun`, `POST /jobs/<id>/retry`. The job service validates every input and owns
  * every message; these routes hand it the request and the viewer.
  */
 import type { FastifyInstance } from 'fastify';
 import type { EngineContext } from '../../engine/context.js';
+import { retryJob } from '../../engine/jobs/retry.js';
 import { getJob, listJobs, patchJob, rerunJob, submitJob } from '../../engine/jobs/service.js';
 import { viewerOf } from '../plugins/auth.js';
 import { authErrors, describeOnly, errorSchema, jobIdParams, jobSchema, taskSchema } from '../schemas.js';
@@ -221,5 +222,26 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
       },
     },
     async (request) => rerunJob(ctx, viewerOf(request), (request.params as { id: string }).id, request.body),
+  );
+
+  app.post(
+    '/jobs/:id/retry',
+    {
+      ...describeOnly,
+      schema: {
+        summary: 'Retry a failed or broken job from the tasks that did not succeed',
+        description:
+          'Runs the same job again: succeeded tasks keep their outputs and do not run again; failed, cancelled and skipped tasks run again as the graph allows, once the job is admitted. Optional body {"parameters": {...}} changes parameters (merged over the submitted ones, validated against the job\'s workflow). 409 unless the job is completed with failed: true, or broken.',
+        tags: ['jobs'],
+        params: jobIdParams,
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { parameters: { type: 'object', description: 'parameters to change' } },
+        },
+        response: { 200: acceptedReply, 400: errorSchema, ...authErrors, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (request) => retryJob(ctx, viewerOf(request), (request.params as { id: string }).id, request.body),
   );
 }

@@ -11,6 +11,10 @@ export interface CallbackJob {
   content_id: string | null;
   client: string;
   resolved_parameters: Record<string, unknown> | null;
+  /** The run of the job (1 + its retries); a job-end body of a retried run says so. */
+  run?: number;
+  /** The task a retry resumed from. */
+  retried_from?: string | null;
 }
 
 /** The targets of a job: every distinct string URL (http or https) in `parameters.rest_endpoints`, first position first. */
@@ -43,6 +47,10 @@ export interface JobEndBody {
   custom_data: unknown;
   time: string;
   client: string;
+  /** Only on a retried run: its number (2 for the first retry) … */
+  run?: number;
+  /** … and `retried from task <name>`. */
+  retried_from?: string;
   [output: string]: unknown;
 }
 
@@ -71,7 +79,8 @@ export function taskEventBody(
 
 /**
  * The body of `job`'s end callback at `time`: the workflow's rendered `outputs` first, then the
- * fixed fields (which win over an output of the same name).
+ * fixed fields (which win over an output of the same name); a retried run adds `run` and
+ * `retried_from`.
  */
 export function jobEndBody(
   job: CallbackJob,
@@ -88,5 +97,13 @@ export function jobEndBody(
     custom_data: job.resolved_parameters?.custom_data ?? null,
     time: time.toISOString(),
     client: job.client,
+    ...(job.run !== undefined && job.run > 1
+      ? { run: job.run, retried_from: retriedFromLine(job.retried_from ?? null) }
+      : {}),
   };
+}
+
+/** `retried from task <name>`: the words of a retried run in its log and job-end callback. */
+export function retriedFromLine(task: string | null): string {
+  return task ? `retried from task ${task}` : 'retried';
 }

@@ -30,7 +30,13 @@ import {
 import { ENDED_TASK_STATES, taskEdge, type TaskEdge } from '../jobs/task-transitions.js';
 import { jobEdge } from '../jobs/transitions.js';
 import { CHANNELS } from '../signals.js';
-import { buildTemplateScope, taskDefinition, type RuntimeJob, type TaskOutputs } from './job-scope.js';
+import {
+  buildTemplateScope,
+  isCleanupTask,
+  taskDefinition,
+  type RuntimeJob,
+  type TaskOutputs,
+} from './job-scope.js';
 
 /** A waiting task whose needs ended well (and whose `if` holds) becomes ready. */
 const RELEASE = taskEdge('waiting', 'ready', 'release');
@@ -38,6 +44,12 @@ const RELEASE = taskEdge('waiting', 'ready', 'release');
 const SKIP = taskEdge(['waiting', 'ready'], 'skipped', 'skip');
 /** The job's last task ended. */
 const FINISH = jobEdge('started', 'completed', 'finish');
+
+/**
+ * States whose jobs' tasks move on: started; paused (which never finishes); broken, whose cleanup
+ * tasks (`when`) run after the break.
+ */
+export const ADVANCING_STATES: readonly string[] = ['started', 'paused', 'broken'];
 
 /** What {@link advanceJob} did. */
 export interface AdvanceResult {
@@ -85,7 +97,11 @@ function continuesOnError(job: RuntimeJob, name: string): boolean {
  * The one rule of what a failed task means to its job (advance and the retry decision share it).
  */
 export function failsJob(job: RuntimeJob, task: { name: string; state: string }): boolean {
-  return (task.state === 'failed' || task.state === 'cancelled') && !continuesOnError(job, task.name);
+  return (
+    (task.state === 'failed' || task.state === 'cancelled') &&
+    !continuesOnError(job, task.name) &&
+    !isCleanupTask(job, task.name)
+  );
 }
 
 /**
@@ -108,40 +124,62 @@ export function planAdvance(job: RuntimeJob, tasks: AdvanceTaskRow[], storageRoo
     (t.state === 'failed' && continuesOnError(job, t.name));
   const failedTask = tasks.find((t) => failsJob(job, t));
   const plan: AdvancePlan = { toReady: [], toSkip: [], warnings: [], failedTask };
+  const cleanup = (t: AdvanceTaskRow): boolean => isCleanupTask(job, t.name);
+  /** Renders `t`'s `if` (true when it has none); a condition that cannot be rendered is false. */
+  const conditionHolds = (t: AdvanceTaskRow): { run: boolean; cond: string } => {
+    const cond = taskDefinition(job, t.name)?.if;
+    if (cond === undefined || cond === null || cond === '') return { run: true, cond: '' };
+    try {
+      return {
+        run: isTruthy(renderTemplate(cond, buildTemplateScope(job, outputsOf(tasks), storageRoot))),
+        cond: String(cond),
+      };
+    } catch (err) {
+      plan.warnings.push({ taskId: t.id, message: conditionErrorLine(t.name, cond, errorText(err)) });
+      return { run: false, cond: String(cond) };
+    }
+  };
+  const release = (t: AdvanceTaskRow, reasonIfFalse: SkipReason | null): boolean => {
+    const { run, cond } = reasonIfFalse ? { run: false, cond: '' } : conditionHolds(t);
+    if (run) {
+      t.state = 'ready';
+      plan.toReady.push(t);
+      return false;
+    }
+    t.state = 'skipped';
+    plan.toSkip.push({ task: t, reason: reasonIfFalse ?? { kind: 'condition-false', condition: cond } });
+    return true;
+  };
   if (failedTask) {
     for (const t of tasks)
-      if (t.state === 'waiting' || t.state === 'ready') {
+      if ((t.state === 'waiting' || t.state === 'ready') && !cleanup(t)) {
         plan.toSkip.push({ task: t, reason: { kind: 'sibling-failed', sibling: failedTask.name } });
         t.state = 'skipped';
       }
-    return plan;
+  } else if (job.queue_state !== 'broken') {
+    // Repeat until nothing changes: a skipped task may release the tasks that need it.
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const t of tasks) {
+        if (t.state !== 'waiting' || cleanup(t)) continue;
+        if (!t.needs.every((n) => endedWell(byName.get(n)))) continue;
+        if (release(t, null)) changed = true;
+      }
+    }
   }
-  // Repeat until nothing changes: a skipped task may release the tasks that need it.
+  // Cleanup tasks (`when`) wait for every other task to end, then for their own needs to end in
+  // any state; `when: failed` is skipped when the job succeeded.
+  if (!tasks.every((t) => cleanup(t) || isEnded(t.state))) return plan;
+  const failed = failedTask !== undefined || job.queue_state === 'broken';
   let changed = true;
   while (changed) {
     changed = false;
     for (const t of tasks) {
-      if (t.state !== 'waiting') continue;
-      if (!t.needs.every((n) => endedWell(byName.get(n)))) continue;
-      const cond = taskDefinition(job, t.name)?.if;
-      let run = true;
-      if (cond !== undefined && cond !== null && cond !== '') {
-        try {
-          run = isTruthy(renderTemplate(cond, buildTemplateScope(job, outputsOf(tasks), storageRoot)));
-        } catch (err) {
-          // A condition that cannot be rendered is treated as false and said so in the log.
-          run = false;
-          plan.warnings.push({ taskId: t.id, message: conditionErrorLine(t.name, cond, errorText(err)) });
-        }
-      }
-      if (run) {
-        t.state = 'ready';
-        plan.toReady.push(t);
-      } else {
-        t.state = 'skipped';
-        plan.toSkip.push({ task: t, reason: { kind: 'condition-false', condition: cond ?? '' } });
-        changed = true;
-      }
+      if (t.state !== 'waiting' || !cleanup(t)) continue;
+      if (!t.needs.every((n) => isEnded(byName.get(n)?.state ?? 'succeeded'))) continue;
+      const onlyOnFailure = taskDefinition(job, t.name)?.when === 'failed';
+      if (release(t, onlyOnFailure && !failed ? { kind: 'not-failed' } : null)) changed = true;
     }
   }
   return plan;
@@ -203,7 +241,14 @@ export interface JobEffects {
   /** Task event callbacks, one row per (event, target). */
   taskCallbacks: TaskCallbackRow[];
   /** Job-end callbacks of finishing jobs, one row per target (enqueued once per job and target). */
-  jobCallbacks: { jobId: number; status: 'completed' | 'failed'; target: string; body: string }[];
+  jobCallbacks: {
+    jobId: number;
+    status: 'completed' | 'failed';
+    target: string;
+    body: string;
+    /** Enqueue it even though no finish of the job is listed (a broken job's cleanup ended). */
+    always?: boolean;
+  }[];
   /** Wake-ups sent whatever happens (a retried task's queue, admission for a paused job). */
   notices: { channel: string; payload: string }[];
   /** Wake admission even if no job finishes (a paused job's slot came free). */
@@ -280,6 +325,16 @@ export function addAdvance(
       message: taskSkippedLine(s.task.name, s.reason),
       ifSkipped: s.task.id,
     });
+  if (job.queue_state === 'broken') {
+    // A broken job that had started runs its cleanup tasks after the break (see breakJob); its
+    // job-end callback waits for them and is enqueued once they have all ended.
+    if (tasks.some((t) => isCleanupTask(job, t.name)) && tasks.every((t) => isEnded(t.state))) {
+      const body = JSON.stringify(jobEndBody(job, 'failed', now));
+      for (const target of callbackTargets(job.resolved_parameters))
+        effects.jobCallbacks.push({ jobId: job.id, status: 'failed', target, body, always: true });
+    }
+    return { plan, finishing: false };
+  }
   if (job.queue_state === 'paused') {
     // A paused job holds its slot only while something of it runs: once nothing does, the
     // slot is free and admission must hear of it.
@@ -404,6 +459,7 @@ export async function applyEffects(tx: Queryable, effects: JobEffects, now: Date
     jobCallbackStatuses: e.jobCallbacks.map((c) => c.status),
     jobCallbackTargets: e.jobCallbacks.map((c) => c.target),
     jobCallbackBodies: e.jobCallbacks.map((c) => c.body),
+    jobCallbackAlways: e.jobCallbacks.map((c) => c.always === true),
     noticeChannels: e.notices.map((n) => n.channel),
     noticePayloads: e.notices.map((n) => n.payload),
     callbacksChannel: CHANNELS.callbacks,
@@ -464,7 +520,7 @@ export async function advanceLockedJobs(
   const effects = emptyEffects();
   const triggerOf = (jobId: number): number =>
     typeof options.trigger === 'number' ? options.trigger : (options.trigger?.get(jobId) ?? 0);
-  const live = jobs.filter((j) => j.queue_state === 'started' || j.queue_state === 'paused');
+  const live = jobs.filter((j) => ADVANCING_STATES.includes(j.queue_state));
   const tasksByJob = new Map<number, AdvanceTaskRow[]>(live.map((j) => [j.id, []]));
   if (live.length > 0)
     for (const { job_id, ...t } of await readJobTasks.rows(tx, { jobIds: live.map((j) => j.id) }))

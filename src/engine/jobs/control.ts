@@ -21,6 +21,9 @@ import { EngineError } from '../../errors/catalogue.js';
 import { callbackTargets, jobEndBody } from '../callbacks/bodies.js';
 import { enqueueJobEnd } from '../callbacks/enqueue.js';
 import { CHANNELS, notify } from '../signals.js';
+import type { EngineContext } from '../context.js';
+import { advanceJob } from '../controller/advance.js';
+import { lockJobForAdvance } from '../../store/queries/job-effects.js';
 import { appendLog, type Progname } from './job-log.js';
 import { taskEdge } from './task-transitions.js';
 import { assertTransition, type JobState, type TransitionCause } from './transitions.js';
@@ -102,6 +105,9 @@ export interface BreakResult {
  * so workers abort those attempts. When the job had started (started, or paused after starting)
  * it held or may hold a slot and its client has seen task callbacks: the job-end callback is
  * enqueued with status `failed` (outputs are not rendered on a break) and admission is woken.
+ * Cleanup tasks (`when: always|failed`) of a job that had started are not failed when they have
+ * not started yet: the job stays `broken` and they run after the break (claims take ready tasks
+ * of broken jobs, outside the slot count); the job-end callback is enqueued when they have ended.
  * @param reason - written to the job log.
  * @param opts.cause - `break` (default); `rerun` also lets a completed job become broken.
  * @throws {EngineError} `STATE_CONFLICT` (409) when the job's state does not allow it (e.g. already broken);
@@ -111,7 +117,11 @@ export async function breakJob(
   tx: Queryable,
   jobId: number,
   reason: string,
-  opts: ChangeOptions & { cause?: Extract<TransitionCause, 'break' | 'rerun'> },
+  opts: ChangeOptions & {
+    cause?: Extract<TransitionCause, 'break' | 'rerun'>;
+    /** The engine, to run the job's cleanup tasks after the break; without it they fail too. */
+    ctx?: EngineContext;
+  },
 ): Promise<BreakResult> {
   const now = opts.now;
   const job = await lockJob(tx, jobId);
@@ -134,12 +144,25 @@ export async function breakJob(
   if (from === 'completed') return { from, jobEndEnqueued: false, cancelledAttempts: 0 };
 
   const cancelled = await cancelRunningAttemptsOfJob.run(tx, { jobId, now, error: JOB_BROKEN_ERROR });
-  await failUnfinishedTasksOfJob.run(tx, { jobId, from: BREAK_TASKS.from, now, error: JOB_BROKEN_ERROR });
+  const hadStarted = from === 'started' || (from === 'paused' && job.started_at !== null);
+  // A job that had started keeps its cleanup tasks (`when`) that have not started: they run
+  // after the break, and its job-end callback waits for them (advance enqueues it).
+  const runtime = hadStarted && opts.ctx ? await lockJobForAdvance.first(tx, { jobId }) : null;
+  const cleanup = (runtime?.definition.tasks ?? []).filter((t) => t.when !== undefined).map((t) => t.name);
+  await failUnfinishedTasksOfJob.run(tx, {
+    jobId,
+    from: BREAK_TASKS.from,
+    now,
+    error: JOB_BROKEN_ERROR,
+    keepUnstarted: cleanup,
+  });
   await notify(tx, CHANNELS.cancel, jobId);
 
   let jobEndEnqueued = false;
-  const hadStarted = from === 'started' || (from === 'paused' && job.started_at !== null);
-  if (hadStarted) {
+  if (runtime && opts.ctx && cleanup.length > 0) {
+    await advanceJob(tx, opts.ctx, jobId, 0, runtime);
+    await notify(tx, CHANNELS.admission, 'job_broken');
+  } else if (hadStarted) {
     const n = await enqueueJobEnd(
       tx,
       callbackTargets(job.resolved_parameters),

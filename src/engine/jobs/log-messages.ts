@@ -89,10 +89,14 @@ export function taskHandedBackLine(task: string, reason: string): string {
 
 /** Why the controller skips a task. */
 export type SkipReason =
-  { kind: 'sibling-failed'; sibling: string } | { kind: 'condition-false'; condition: string };
+  | { kind: 'sibling-failed'; sibling: string }
+  | { kind: 'condition-false'; condition: string }
+  | { kind: 'not-failed' };
 
 /** A task is skipped. */
 export function taskSkippedLine(task: string, reason: SkipReason): string {
+  if (reason.kind === 'not-failed')
+    return `Task '${task}' skipped: it runs only when the job fails (when: failed)`;
   return reason.kind === 'sibling-failed'
     ? `Task '${task}' skipped: task '${reason.sibling}' failed`
     : `Task '${task}' skipped: condition ${JSON.stringify(reason.condition)} is false`;

@@ -42,6 +42,10 @@ export interface JobRecord {
   started_at: string | null;
   finished_at: string | null;
   semaphore_url: string | null;
+  /** 1 for the first run of the job, +1 for each retry (`POST /jobs/<id>/retry`). */
+  run: number;
+  /** When the last retry was asked for, or null. */
+  retried_at: string | null;
 }
 
 /** A job row in `/dashboard` lists: the record without `parameters`. */
@@ -97,6 +101,8 @@ export interface JobRow {
   finished_at: Date | null;
   semaphore_url: string | null;
   queued_at: Date | null;
+  run: number;
+  retried_at: Date | null;
 }
 
 /** States whose jobs get a computed `position`; completed and broken jobs answer 1. */
@@ -143,6 +149,8 @@ export function toJobRecord(row: JobRow, position = 1): JobRecord {
     started_at: formatTimestamp(row.started_at),
     finished_at: formatTimestamp(row.finished_at),
     semaphore_url: row.semaphore_url,
+    run: row.run,
+    retried_at: formatTimestamp(row.retried_at),
   };
 }
 

@@ -335,7 +335,7 @@ export async function patchJob(
 
     if (patch.queueState === 'paused') await pauseJob(tx, id, { now });
     else if (patch.queueState === 'broken')
-      await breakJob(tx, id, 'broken by request (PATCH queue_state)', { now });
+      await breakJob(tx, id, 'broken by request (PATCH queue_state)', { now, ctx });
     else if (patch.queueState === 'queued') await queueJobNow(tx, id, { now });
 
     if (reorder) await notify(tx, CHANNELS.admission, 'job_queued');
@@ -435,7 +435,12 @@ export async function rerunJob(
         progname: 'api',
         message: `Job rerun as job ${created.id}; it stays broken`,
       });
-    else await breakJob(tx, id, reason, { now, cause: orig.queue_state === 'completed' ? 'rerun' : 'break' });
+    else
+      await breakJob(tx, id, reason, {
+        now,
+        ctx,
+        cause: orig.queue_state === 'completed' ? 'rerun' : 'break',
+      });
     await setJobRerunBy.run(tx, { id, rerunBy: created.id, now });
     return created.id;
   });

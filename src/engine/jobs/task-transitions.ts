@@ -21,7 +21,8 @@ export const TASK_STATES = [
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-/** States a task does not leave within one run of its job. */
+/** States a task does not leave within one run of its job (only a retry of the job, `retry_job`, sends
+ * a failed, skipped or cancelled task back to waiting, and a succeeded one only if it is a cleanup task). */
 export const ENDED_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'skipped', 'cancelled'];
 
 /** Why a task changes state. */
@@ -33,7 +34,8 @@ export type TaskTransitionCause =
   | 'retry' // worker or stall recovery: the attempt failed and retries remain (back to ready, with a delay)
   | 'fail' // worker or stall recovery: the attempt failed for good
   | 'hand_back' // worker shutdown: the attempt is given back unfinished, without using a retry
-  | 'break'; // PATCH queue_state=broken: every unfinished task fails with "job broken"
+  | 'break' // PATCH queue_state=broken: every unfinished task fails with "job broken"
+  | 'retry_job'; // POST /jobs/<id>/retry: a task that did not succeed waits again for the job's new run
 
 /** The allowed edges: from → to → the causes that may take it. */
 export const TASK_TRANSITIONS: Readonly<
@@ -46,10 +48,10 @@ export const TASK_TRANSITIONS: Readonly<
     ready: ['retry', 'hand_back'],
     failed: ['fail', 'break'],
   },
-  succeeded: {},
-  failed: {},
-  skipped: {},
-  cancelled: {},
+  succeeded: { waiting: ['retry_job'] }, // only a cleanup task (`when`): it runs again in each run
+  failed: { waiting: ['retry_job'] },
+  skipped: { waiting: ['retry_job'] },
+  cancelled: { waiting: ['retry_job'] },
 };
 
 /** Whether `from → to` is an edge for `cause`. */

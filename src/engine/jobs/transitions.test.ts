@@ -17,7 +17,7 @@ it('lets a rerun mark only a completed job broken; a break needs a live job', ()
   ]);
 });
 
-it('never moves a job out of completed or broken other than by a rerun', () => {
+it('never moves a job out of completed or broken other than by a rerun or a retry', () => {
   for (const to of JOB_STATES)
     for (const cause of [
       'submit',
@@ -33,6 +33,7 @@ it('never moves a job out of completed or broken other than by a rerun', () => {
       assert.equal(canTransition('completed', to, cause), false, `completed → ${to} by ${cause}`);
       assert.equal(canTransition('broken', to, cause), false, `broken → ${to} by ${cause}`);
     }
+  assert.deepEqual(statesAllowing('queued', 'retry'), ['completed', 'broken']);
 });
 
 it('explains a refused transition with the states that allow it', () => {

@@ -27,8 +27,9 @@ export const JOB_STATES = [
 export type JobState = (typeof JOB_STATES)[number];
 
 /**
- * Final states: nothing moves a job out of them (rerun makes a new job), except that a rerun
- * marks the completed original broken (cause `rerun`).
+ * Final states: a run of the job has ended. Only two things move a job out of them: a rerun marks
+ * the completed original broken (cause `rerun`; the rerun is a new job), and a retry queues a
+ * completed-failed or broken job for a new run of the same job (cause `retry`).
  */
 export const FINAL_STATES: readonly JobState[] = ['completed', 'broken'];
 
@@ -43,7 +44,8 @@ export type TransitionCause =
   | 'break' // PATCH queue_state=broken, or rerun of the job
   | 'resume' // PATCH queue_state=queued
   | 'reschedule' // PATCH run_at / semaphore_url on a waiting job
-  | 'rerun'; // POST /jobs/<id>/rerun of a completed job: the original's content is superseded
+  | 'rerun' // POST /jobs/<id>/rerun of a completed job: the original's content is superseded
+  | 'retry'; // POST /jobs/<id>/retry of a completed-failed or broken job: a new run of the same job
 
 /** The allowed transitions: from → to → the causes that may take it. */
 export const TRANSITIONS: Readonly<Record<JobState, Partial<Record<JobState, readonly TransitionCause[]>>>> =
@@ -80,8 +82,11 @@ export const TRANSITIONS: Readonly<Record<JobState, Partial<Record<JobState, rea
     },
     completed: {
       broken: ['rerun'],
+      queued: ['retry'],
     },
-    broken: {},
+    broken: {
+      queued: ['retry'],
+    },
   };
 
 /** States a job may be in for a person to ask for `target` through PATCH. */
@@ -138,6 +143,7 @@ const VERBS: Partial<Record<TransitionCause, string>> = {
   admit: 'started',
   finish: 'completed',
   rerun: 'broken by a rerun',
+  retry: 'retried',
 };
 
 function listOr(items: readonly string[]): string {

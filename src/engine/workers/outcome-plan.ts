@@ -6,13 +6,14 @@
  */
 import { callbackTargets, taskEventBody } from '../callbacks/bodies.js';
 import {
+  ADVANCING_STATES,
   addAdvance,
   failsJob,
   type AdvanceTaskRow,
   type JobEffects,
   emptyEffects,
 } from '../controller/advance.js';
-import { taskDefinition, type RuntimeJob } from '../controller/job-scope.js';
+import { isCleanupTask, taskDefinition, type RuntimeJob } from '../controller/job-scope.js';
 import { SEVERITY } from '../jobs/job-log.js';
 import { taskCompletedLine, taskHandedBackLine } from '../jobs/log-messages.js';
 import { taskEdge } from '../jobs/task-transitions.js';
@@ -129,9 +130,9 @@ function taskOf(batch: OutcomeBatch, ref: AttemptRef): AdvanceTaskRow | undefine
   return batch.tasks.get(ref.jobId)?.find((t) => t.id === ref.taskId);
 }
 
-/** Whether a job's tasks move on when one ends: started, or paused (which never finishes). */
+/** Whether a job's tasks move on when one ends: started, paused (never finishes), broken (cleanup). */
 function advances(job: RuntimeJob): boolean {
-  return job.queue_state === 'started' || job.queue_state === 'paused';
+  return ADVANCING_STATES.includes(job.queue_state);
 }
 
 /**
@@ -255,7 +256,10 @@ function planFailure(
     retryLimit: def?.retry_limit ?? batch.settings!.retry_limit,
     retryDelay: def?.retry_delay ?? batch.settings!.retry_delay,
     continues: def?.continue_on_error === true,
-    failedBy: siblings.find((t) => t.id !== task.id && failsJob(job, t))?.name,
+    // A cleanup task runs because the job failed: that does not stop its own retries.
+    failedBy: isCleanupTask(job, task.name)
+      ? undefined
+      : siblings.find((t) => t.id !== task.id && failsJob(job, t))?.name,
   });
   closeAttempt(p, ref.attemptId, failure.attemptState ?? 'failed', failure.error, false);
   effects.logs.push({

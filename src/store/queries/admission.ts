@@ -74,6 +74,8 @@ export interface StartedJobRow {
   resolved_parameters: Record<string, unknown>;
   definition: WorkflowDefinition;
   definition_source: string;
+  run: number;
+  retried_from: string | null;
 }
 
 /**
@@ -91,7 +93,7 @@ export const startAdmittedJobs = defineQuery<
      UPDATE jobs AS j SET queue_state = 'started', started_at = $now, updated_at = $now
       WHERE j.id = ANY($ids::bigint[]) AND j.queue_state = ANY($from::text[])
       RETURNING j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id,
-                j.resolved_parameters, j.definition, j.definition_source),
+                j.resolved_parameters, j.definition, j.definition_source, j.run, j.retried_from),
    l AS (INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
          SELECT id, 0, 1, 'controller', 'job started', true, $now, $now FROM s)
    SELECT * FROM s`,

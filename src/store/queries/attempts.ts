@@ -29,7 +29,8 @@ export interface OutcomeTaskRow {
  * batch's live attempt of each: an attempt is live when its task is `running` with
  * `current_attempt_id` = the attempt and the attempt is still `running`. For the items with
  * `countFailures`, also counts the task's earlier failed or stalled attempts (for the retry
- * decision). Reads in a snapshot taken after the job locks were granted, so it sees what the
+ * decision; only those of the attempt's run, so a retried job's task has its whole
+ * budget again). Reads in a snapshot taken after the job locks were granted, so it sees what the
  * previous holder of a lock committed. No lock of its own, no state edge.
  */
 export const readOutcomeTasks = defineQuery<
@@ -43,7 +44,8 @@ export const readOutcomeTasks = defineQuery<
           a.id AS live_attempt, a.number AS attempt_number,
           CASE WHEN a.id IS NOT NULL AND i.count_failures
                THEN (SELECT count(*)::int FROM attempts p
-                      WHERE p.task_id = t.id AND p.id <> a.id AND p.state IN ('failed', 'stalled')) END
+                      WHERE p.task_id = t.id AND p.id <> a.id AND p.run = a.run
+                        AND p.state IN ('failed', 'stalled')) END
             AS earlier_failures
      FROM tasks t
      LEFT JOIN i ON i.task_id = t.id AND i.job_id = t.job_id AND i.attempt_id = t.current_attempt_id

@@ -21,6 +21,10 @@ export interface RuntimeJobRow {
   definition: WorkflowDefinition;
   /** `common` or `client` (`jobs.definition_source`). */
   definition_source: string;
+  /** 1 for the first run, +1 for each retry (`jobs.run`); read where a job-end body may be built. */
+  run?: number;
+  /** The task the last retry resumed from, or null (`jobs.retried_from`); as `run`. */
+  retried_from?: string | null;
 }
 
 /**
@@ -28,7 +32,7 @@ export interface RuntimeJobRow {
  * of the store that return runtime jobs.
  */
 export const RUNTIME_JOB_COLUMNS =
-  'j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters, j.definition, j.definition_source';
+  'j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters, j.definition, j.definition_source, j.run, j.retried_from';
 
 /**
  * Locks the jobs `jobIds` `FOR NO KEY UPDATE` in id order (the order every batch of results takes
@@ -120,11 +124,13 @@ export interface ApplyJobEffectsParams {
   logIfFinished: (number | null)[];
   logIfSkipped: (number | null)[];
   logEarly: boolean[];
-  /** Job-end callbacks of finishing jobs (bodies complete, JSON text); once per job and target. */
+  /** Job-end callbacks of finishing jobs (bodies complete, JSON text); once per run of a job and target. */
   jobCallbackJobIds: number[];
   jobCallbackStatuses: string[];
   jobCallbackTargets: string[];
   jobCallbackBodies: string[];
+  /** Enqueued whether or not its job finishes here (a broken job whose cleanup tasks ended). */
+  jobCallbackAlways: boolean[];
   /** Wake-ups sent whatever else happens. */
   noticeChannels: string[];
   noticePayloads: string[];
@@ -149,7 +155,7 @@ export interface ApplyJobEffectsParams {
  * - finishes (job edge `finishFrom → finishTo`), only when every listed skip of that job took
  *   place, so a job never finishes while a task it meant to skip runs;
  * - the other log lines, after the early ones (a finish's or a skip's lines only when it took
- *   place), job-end callbacks (once per job and target: unique index), and the wake-ups
+ *   place), job-end callbacks (once per run of a job and target: unique index), and the wake-ups
  *   (delivered at commit).
  * Locks: the task, attempt and job rows it changes. Edges: those passed in.
  * @returns one row per finished job (`id` null when none finished).
@@ -213,13 +219,13 @@ WITH y AS (SELECT * FROM unnest($logJobIds::bigint[], $logTaskIds::bigint[], $lo
               AND (y.only_if IS NULL OR y.only_if IN (SELECT id FROM f))
               AND (y.only_if_skipped IS NULL OR y.only_if_skipped IN (SELECT id FROM s))
             ORDER BY y.n),
-     jc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-            SELECT c.j, 0, 'job', c.e, c.u, c.b::jsonb
+     jc AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body, run)
+            SELECT c.j, 0, 'job', c.e, c.u, c.b::jsonb, (SELECT jr.run FROM jobs jr WHERE jr.id = c.j)
               FROM unnest($jobCallbackJobIds::bigint[], $jobCallbackStatuses::text[], $jobCallbackTargets::text[],
-                          $jobCallbackBodies::text[]) WITH ORDINALITY AS c(j, e, u, b, n)
-              JOIN f ON f.id = c.j
+                          $jobCallbackBodies::text[], $jobCallbackAlways::boolean[]) WITH ORDINALITY AS c(j, e, u, b, a, n)
+             WHERE c.a OR c.j IN (SELECT id FROM f)
              ORDER BY c.n
-            ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING
+            ON CONFLICT (job_id, run, target_url) WHERE kind = 'job' DO NOTHING
             RETURNING job_id),
      nn AS (SELECT pg_notify(w.c, w.p) FROM unnest($noticeChannels::text[], $noticePayloads::text[]) AS w(c, p)),
      cn AS (SELECT pg_notify($callbacksChannel, j::text)
@@ -234,7 +240,7 @@ SELECT f.id,
 );
 
 /**
- * Enqueues a job-end callback for every target, once per job and target (a unique index makes a
+ * Enqueues a job-end callback for every target, once per run of the job and target (a unique index makes a
  * second call a no-op), and wakes the dispatchers when one was new. No lock beyond the inserted
  * rows, no state edge.
  */
@@ -243,9 +249,10 @@ export const insertJobEndCallbacks = defineQuery<
   { n: number; notified: number }
 >(
   'insert-job-end-callbacks',
-  `WITH i AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body)
-              SELECT $jobId, 0, 'job', $status, t, $body::jsonb FROM unnest($targets::text[]) AS t
-              ON CONFLICT (job_id, target_url) WHERE kind = 'job' DO NOTHING
+  `WITH i AS (INSERT INTO callback_deliveries (job_id, task_id, kind, event, target_url, body, run)
+              SELECT $jobId, 0, 'job', $status, t, $body::jsonb, (SELECT jr.run FROM jobs jr WHERE jr.id = $jobId)
+                FROM unnest($targets::text[]) AS t
+              ON CONFLICT (job_id, run, target_url) WHERE kind = 'job' DO NOTHING
               RETURNING 1),
         n AS (SELECT pg_notify($callbacksChannel, $jobId::text) FROM (SELECT 1 FROM i LIMIT 1) AS any_row)
    SELECT (SELECT count(*) FROM i)::int AS n, (SELECT count(*) FROM n) AS notified`,

@@ -11,7 +11,7 @@ import { defineQuery } from './define-query.js';
 export const JOB_COLUMNS =
   'j.id, j.client, j.workflow, j.priority, j.top_of_queue, j.parameters, j.created_at, j.updated_at, ' +
   'j.queue_state, j.failed, j.run_at, j.persist, j.started_at, j.finished_at, j.semaphore_url, j.queued_at, ' +
-  'j.rerun_of, j.rerun_by, j.idempotency_key';
+  'j.rerun_of, j.rerun_by, j.idempotency_key, j.run, j.retried_at';
 
 /**
  * The order of each state's list, shared by `/dashboard` and `position`: queued jobs in
@@ -261,18 +261,21 @@ export const cancelRunningAttemptsOfJob = defineQuery<{ jobId: number; now: Date
 );
 
 /**
- * Fails the tasks of job `id` that are in one of `from` (unfinished), at `now` with `error`; row
- * locks on them. Edge: waiting, ready, running → failed (break).
+ * Fails the tasks of job `id` that are in one of `from` (unfinished), at `now` with `error`, except
+ * the `keepUnstarted` ones still waiting or ready; row locks on them. Edge: waiting, ready, running → failed (break).
  */
 export const failUnfinishedTasksOfJob = defineQuery<{
   jobId: number;
   from: readonly string[];
   now: Date;
   error: string;
+  /** Tasks left alone while `waiting` or `ready` (the cleanup tasks that run after the break). */
+  keepUnstarted: string[];
 }>(
   'fail-unfinished-tasks-of-job',
   `UPDATE tasks SET state = 'failed', error = $error, finished_at = $now, updated_at = $now
-   WHERE job_id = $jobId AND state = ANY($from::text[])`,
+   WHERE job_id = $jobId AND state = ANY($from::text[])
+     AND NOT (state IN ('waiting', 'ready') AND name = ANY($keepUnstarted::text[]))`,
 );
 
 /** Sets `persist` of job `id` at `now`. Row lock on the job. */

@@ -71,6 +71,13 @@ const CLAIM_CALLBACK_TARGETS = `(SELECT e.url, e.n FROM (
           ORDER BY e.n)`;
 
 /**
+ * Whether task `t` of job `j` is a cleanup task (`when` in its frozen definition): of a broken
+ * job, only those are claimed (they run after the break). A fixed fragment of the claim statements.
+ */
+const CLEANUP_TASK_OF_BROKEN_JOB = `EXISTS (SELECT 1 FROM jsonb_array_elements(j.definition->'tasks') AS d
+                 WHERE d->>'name' = t.name AND d ? 'when')`;
+
+/**
  * Claims up to `$limit` ready tasks on `$queues` and starts an attempt for each, in one
  * statement (one round trip, atomic without an explicit transaction).
  *
@@ -91,7 +98,7 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
   `WITH c AS (
    SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
     WHERE t.state = '${CLAIM_TASK_EDGE.from}' AND t.queue = ANY($queues::text[]) AND t.run_after <= $now::timestamptz
-      AND j.queue_state = 'started'
+      AND (j.queue_state = 'started' OR (j.queue_state = 'broken' AND ${CLEANUP_TASK_OF_BROKEN_JOB}))
     ORDER BY j.priority, t.id
     LIMIT $limit
     FOR UPDATE OF t SKIP LOCKED FOR KEY SHARE OF j SKIP LOCKED
@@ -102,8 +109,9 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
      FROM c WHERE t.id = c.id
    RETURNING t.id, t.job_id, t.name, t.queue, t.attempts, t.current_attempt_id
  ), ins AS (
-   INSERT INTO attempts (id, task_id, job_id, number, worker_id, started_at, heartbeat_at)
-   SELECT current_attempt_id, id, job_id, attempts, $workerId::text, $now::timestamptz, $now::timestamptz FROM up
+   INSERT INTO attempts (id, task_id, job_id, number, worker_id, started_at, heartbeat_at, run)
+   SELECT up.current_attempt_id, up.id, up.job_id, up.attempts, $workerId::text, $now::timestamptz, $now::timestamptz,
+          jr.run FROM up JOIN jobs jr ON jr.id = up.job_id
    RETURNING id, started_at
  ), logged AS (
    INSERT INTO logs (job_id, task_id, severity, progname, message, visible, created_at, updated_at)
@@ -151,5 +159,5 @@ export const readMsUntilNextDue = defineQuery<{ queues: string[]; now: Date }, {
   `SELECT (extract(epoch FROM (min(t.run_after) - $now::timestamptz)) * 1000)::float8 AS ms
      FROM tasks t JOIN jobs j ON j.id = t.job_id
     WHERE t.state = 'ready' AND t.queue = ANY($queues::text[]) AND t.run_after > $now::timestamptz
-      AND j.queue_state = 'started'`,
+      AND (j.queue_state = 'started' OR (j.queue_state = 'broken' AND ${CLEANUP_TASK_OF_BROKEN_JOB}))`,
 );
