@@ -274,6 +274,16 @@ export async function loadDefinitionFile(
     }
   const cycle = findCycle(tasks);
   if (cycle) problems.push(`tasks' needs form a cycle: ${cycle.join(' -> ')}`);
+  // A cleanup task runs only after every other task has ended, so an ordinary task that needs one
+  // would wait for ever.
+  const cleanup = new Set(tasks.filter((t) => t.when !== undefined).map((t) => t.name));
+  for (const task of tasks)
+    if (task.when === undefined)
+      for (const need of task.needs)
+        if (cleanup.has(need))
+          problems.push(
+            `tasks.${task.name}.needs names "${need}", a cleanup task (when: ${tasks.find((t) => t.name === need)?.when}), which runs only after every other task has ended; only another cleanup task may need it`,
+          );
 
   for (const task of tasks) {
     const where = `tasks.${task.name}`;

@@ -112,6 +112,11 @@ describe('loadCatalog', () => {
     ],
     ['no tasks', 'name: bad\ntasks: []\n', /tasks must NOT have fewer than 1 items/],
     [
+      'an ordinary task that needs a cleanup task',
+      `name: bad\ntasks:\n  - name: clean\n    run: sleep\n    when: always\n  - name: after\n    run: sleep\n    needs: [clean]\n`,
+      /tasks\.after\.needs names "clean", a cleanup task \(when: always\), which runs only after every other task has ended/,
+    ],
+    [
       'unknown top-level field',
       `name: bad\nsteps: 1\ntasks:\n${task('')}`,
       /steps is not a known field \(accepted: name, description, parameters, tasks, outputs\)/,
