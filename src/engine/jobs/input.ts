@@ -6,6 +6,7 @@
 import { EngineError } from '../../errors/catalogue.js';
 import { readNumericString } from '../../workflows/numeric-string.js';
 import { describe } from './time.js';
+import type { ResolvedWorkflow, WorkflowCatalog } from '../../workflows/types.js';
 
 /** True for a JSON object (not null, not an array). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -116,4 +117,36 @@ export function rejectUnknownFields(
     'VALIDATION_FAILED',
     `${where}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; accepted: ${allowed.join(', ')}`,
   );
+}
+
+/**
+ * The workflow `name` as client `client` sees it (its own copy first, then the common one).
+ * @throws {EngineError} `UNKNOWN_WORKFLOW` (400) naming the workflows the client has.
+ */
+export function resolveWorkflow(catalog: WorkflowCatalog, client: string, name: string): ResolvedWorkflow {
+  const resolved = catalog.resolve(client, name);
+  if (resolved) return resolved;
+  const names = catalog
+    .list(client)
+    .map((w) => w.definition.name)
+    .sort();
+  throw new EngineError(
+    'UNKNOWN_WORKFLOW',
+    `workflow "${name}" does not exist for client "${client}"; available: ${names.length ? names.join(', ') : 'none'}`,
+  );
+}
+
+/**
+ * Runs `read` (the reading of a request about job `jobId`) and gives an {@link EngineError} it
+ * throws the job's id, so the error reply names the job.
+ * @throws what `read` throws, an EngineError with `jobId` added.
+ */
+export function withJobId<T>(jobId: number, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof EngineError)
+      throw new EngineError(err.code, err.message, { jobId, details: err.details });
+    throw err;
+  }
 }

@@ -14,7 +14,7 @@ import type { WorkflowDefinition } from '../../workflows/types.js';
 import { retriedFromLine } from '../callbacks/bodies.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS, notify } from '../signals.js';
-import { isPlainObject, parseJobId, rejectUnknownFields } from './input.js';
+import { isPlainObject, parseJobId, rejectUnknownFields, withJobId } from './input.js';
 import { appendLog } from './job-log.js';
 import { findVisibleJob, type Viewer } from './records.js';
 import { taskEdge } from './task-transitions.js';
@@ -68,14 +68,7 @@ export async function retryJob(
   body: unknown,
 ): Promise<{ id: number; result: 'accepted' }> {
   const id = parseJobId(idText);
-  let changes: Record<string, unknown>;
-  try {
-    changes = readRetryBody(body);
-  } catch (err) {
-    if (err instanceof EngineError)
-      throw new EngineError(err.code, err.message, { jobId: id, details: err.details });
-    throw err;
-  }
+  const changes = withJobId(id, () => readRetryBody(body));
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {
     const job = await findVisibleJob(tx, viewer, id, { forUpdate: true });

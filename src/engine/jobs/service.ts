@@ -26,6 +26,8 @@ import {
   parseInteger,
   parseJobId,
   rejectUnknownFields,
+  resolveWorkflow,
+  withJobId,
 } from './input.js';
 import { appendLog } from './job-log.js';
 import { parseListQuery, runListQuery } from './list.js';
@@ -79,17 +81,7 @@ export async function submitJob(
   request: SubmissionRequest,
 ): Promise<{ id: number }> {
   const input = readSubmission(viewer, body);
-  const resolved = ctx.catalog.resolve(viewer.client, input.workflow);
-  if (!resolved) {
-    const names = ctx.catalog
-      .list(viewer.client)
-      .map((w) => w.definition.name)
-      .sort();
-    throw new EngineError(
-      'UNKNOWN_WORKFLOW',
-      `workflow "${input.workflow}" does not exist for client "${viewer.client}"; available: ${names.length ? names.join(', ') : 'none'}`,
-    );
-  }
+  const resolved = resolveWorkflow(ctx.catalog, viewer.client, input.workflow);
   const validation = validateParameters(resolved.definition, input.parameters);
   if (!validation.ok)
     throw new EngineError(
@@ -266,14 +258,7 @@ export async function patchJob(
   body: unknown,
 ): Promise<{ id: number; result: string }> {
   const id = parseJobId(idText);
-  let patch: PatchInput;
-  try {
-    patch = readPatch(viewer, body);
-  } catch (err) {
-    if (err instanceof EngineError)
-      throw new EngineError(err.code, err.message, { jobId: id, details: err.details });
-    throw err;
-  }
+  const patch = withJobId(id, () => readPatch(viewer, body));
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {
     const job = await findVisibleJob(tx, viewer, id, { forUpdate: true });

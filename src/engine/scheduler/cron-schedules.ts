@@ -15,7 +15,7 @@ import {
 } from '../../store/queries/cron-schedules.js';
 import { validateParameters } from '../../workflows/parameters.js';
 import type { EngineContext } from '../context.js';
-import { parseInteger } from '../jobs/input.js';
+import { parseInteger, resolveWorkflow } from '../jobs/input.js';
 import type { Viewer } from '../jobs/records.js';
 import { DEFAULT_PRIORITY } from '../jobs/submit.js';
 import { CHANNELS, notify } from '../signals.js';
@@ -157,17 +157,7 @@ export async function createCronSchedule(
   const now = ctx.clock.now();
   const next = slots.next(now);
   if (!next) throw new EngineError('VALIDATION_FAILED', `cron ${JSON.stringify(input.cron)} never fires`);
-  const resolved = ctx.catalog.resolve(viewer.client, input.workflow);
-  if (!resolved) {
-    const names = ctx.catalog
-      .list(viewer.client)
-      .map((w) => w.definition.name)
-      .sort();
-    throw new EngineError(
-      'UNKNOWN_WORKFLOW',
-      `workflow "${input.workflow}" does not exist for client "${viewer.client}"; available: ${names.length ? names.join(', ') : 'none'}`,
-    );
-  }
+  const resolved = resolveWorkflow(ctx.catalog, viewer.client, input.workflow);
   const parameters = input.parameters ?? {};
   const validation = validateParameters(resolved.definition, parameters);
   if (!validation.ok)
