@@ -88,6 +88,8 @@ forEachStore('jobs: listing', (kind) => {
       'queue_state',
       'rerun_by',
       'rerun_of',
+      'retried_at',
+      'run',
       'run_at',
       'semaphore_url',
       'started_at',
