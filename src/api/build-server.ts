@@ -12,7 +12,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { EngineContext } from '../engine/context.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerAuth } from './plugins/auth.js';
-import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
+import {
+  answerFrameworkError,
+  BODY_LIMIT_BYTES,
+  MAX_PATH_SEGMENT,
+  registerErrorHandling,
+} from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -39,6 +44,8 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     requestIdHeader: false,
     ajv: { customOptions: { allErrors: true } },
     clientErrorHandler: answerClientError,
+    maxParamLength: MAX_PATH_SEGMENT,
+    frameworkErrors: answerFrameworkError,
     // One line per request at debug level instead of Fastify's two at info: the console stays readable.
     logController: new LogController({ disableRequestLogging: true }),
   });

@@ -97,6 +97,38 @@ function isStoreUnavailable(err: unknown): boolean {
   return typeof code === 'string' && STORE_UNAVAILABLE_CODES.has(code);
 }
 
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a path that is not valid
+ * percent-encoding, a path segment over the router's length limit) answered in the engine's error
+ * shape instead of Fastify's `{"error": "Bad Request", "code", "message", "statusCode"}`.
+ */
+export function answerFrameworkError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const path = (request.url.split('?')[0] ?? '').slice(0, 200);
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply
+      .code(414)
+      .type('application/json')
+      .send({
+        error: `a segment of the path ${path} is longer than ${MAX_PATH_SEGMENT} characters; job ids, client and schedule names are shorter`,
+      });
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply
+      .code(400)
+      .type('application/json')
+      .send({
+        error: `the path ${path} is not valid percent-encoding (a "%" must start an escape of UTF-8 bytes such as %C3%A9); encode path segments with encodeURIComponent`,
+      });
+    return;
+  }
+  request.log.error({ err, request_id: request.id }, 'unhandled router error');
+  void reply.code(500).type('application/json').send({ error: 'internal error', request_id: request.id });
+}
+
+/** Longest path segment the router accepts (Fastify's `maxParamLength`, default 100). */
+export const MAX_PATH_SEGMENT = 100;
+
 /** Installs the error handler and the JSON 404 handler on `app`. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
