@@ -16,6 +16,8 @@ const strictAjv = new Ajv({
   removeAdditional: false,
   coerceTypes: false,
   useDefaults: false,
+  // Bodies that may be left out have no `type`, and `priority` takes a number or a string.
+  strictTypes: false,
 });
 export const strictValidator = ({ schema }: { schema: object }) => strictAjv.compile(schema);
 
