@@ -53,6 +53,10 @@ export function describeValidationError(err: FastifyError): string {
   return `invalid ${context}: ${parts.join('; ')}`;
 }
 
+/** The refusal of a body that holds a `__proto__` or `constructor.prototype` key. */
+export const PROTOTYPE_KEY_MESSAGE =
+  'the body holds a "__proto__" or "constructor.prototype" key, which is not accepted; rename that field';
+
 /** Maps Fastify's own client errors (body parsing, content type, size) to clear messages. */
 function describeFastifyClientError(err: FastifyError, request: FastifyRequest): string {
   switch (err.code) {
@@ -69,8 +73,7 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Content-Length does not match the body that was sent';
     default:
-      if (/prototype property/i.test(err.message))
-        return 'the body holds a "__proto__" or "constructor.prototype" key, which is not accepted; rename that field';
+      if (/prototype property/i.test(err.message)) return PROTOTYPE_KEY_MESSAGE;
       if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
         return `the body is not valid JSON (${err.message}); send a JSON object with Content-Type: application/json`;
       return err.message;
