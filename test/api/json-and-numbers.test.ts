@@ -75,6 +75,18 @@ forEachStore('API: JSON edge cases and numeric strings', (kind) => {
     );
   });
 
+  void test('a body nested deeper than 100 levels is a 400 that says so, without the advice about NUL', async () => {
+    const error = await refused(
+      thumbs(`{"content_id":"c1","source":"in/a.mp4","custom_data":${'['.repeat(150)}${']'.repeat(150)}}`),
+      /is nested deeper than 100 levels; send objects and arrays at most 100 levels deep$/,
+    );
+    assert.doesNotMatch(error, /NUL/);
+    await refused(
+      thumbs('{"content_id":"c\\u0000","source":"in/a.mp4"}'),
+      /NUL character.*; send valid UTF-8 text without NUL$/,
+    );
+  });
+
   void test('a repeated key is refused on every route with a body, not only POST /job', async () => {
     const res = await post('/settings', '{"name":"max_jobs","setting":"3","setting":"1"}');
     assert.equal(res.statusCode, 400, res.body);
