@@ -87,6 +87,14 @@ forEachStore('API: JSON edge cases and numeric strings', (kind) => {
     );
   });
 
+  void test('a number literal beyond the range of a double (1e400) is named as such, not as null', async () => {
+    const error = await refused(
+      thumbs('{"content_id":"c1","source":"in/a.mp4"}', '{"workflow":"build_thumbnails","priority":1e400}'),
+      /job\.priority must be a whole number from 1 to 10 .*got Infinity \(a number literal beyond the range of a double/,
+    );
+    assert.doesNotMatch(error, /got null/);
+  });
+
   void test('a repeated key is refused on every route with a body, not only POST /job', async () => {
     const res = await post('/settings', '{"name":"max_jobs","setting":"3","setting":"1"}');
     assert.equal(res.statusCode, 400, res.body);
