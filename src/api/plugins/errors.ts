@@ -141,7 +141,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       if (err.status >= 500) {
         request.log.error({ err, request_id: request.id }, 'engine error');
         body.request_id = request.id;
-      } else request.log.info({ code: err.code, status: err.status, msg: err.message }, 'request refused');
+      } else request.log.info({ code: err.code, status: err.status, reason: err.message }, 'request refused');
       return reply.code(err.status).type('application/json').send(body);
     }
     if (err.validation) {
