@@ -12,7 +12,13 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { EngineContext } from '../engine/context.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerAuth } from './plugins/auth.js';
-import { BODY_LIMIT_BYTES, registerErrorHandling } from './plugins/errors.js';
+import {
+  answerFrameworkError,
+  BODY_LIMIT_BYTES,
+  MAX_PATH_SEGMENT,
+  PROTOTYPE_KEY_MESSAGE,
+  registerErrorHandling,
+} from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -24,6 +30,16 @@ import { registerWorkflowRoutes } from './routes/workflows.js';
 
 /** Decodes request bodies, throwing on bytes that are not UTF-8. */
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether `text` is JSON that `JSON.parse` reads. */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Builds the API server over an engine context. Routes are ready once the returned instance's
@@ -42,6 +58,8 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     requestIdHeader: false,
     ajv: { customOptions: { allErrors: true } },
     clientErrorHandler: answerClientError,
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
+    frameworkErrors: answerFrameworkError,
     // One line per request at debug level instead of Fastify's two at info: the console stays readable.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -82,7 +100,9 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     }
     void parseJson(request, text, (err, value) => {
       if (err) {
-        done(err);
+        // Fastify's parser reports a forbidden "__proto__" / "constructor.prototype" key as
+        // "not valid JSON" and drops the reason; text that JSON.parse reads was refused for that key.
+        done(isJson(text) ? new EngineError('INVALID_JSON', PROTOTYPE_KEY_MESSAGE) : err);
         return;
       }
       // After JSON.parse accepted the text: refuse what it would silently change (a repeated

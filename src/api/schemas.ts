@@ -5,6 +5,22 @@
  * with {@link describeOnly} so that one module owns each rule and its message.
  */
 
+import { Ajv } from 'ajv';
+
+/**
+ * Validator for a route whose body is refused, not repaired: Fastify's own validator drops unknown
+ * fields and coerces types (`null` to `false`, `"1"` to `true`), which would change the request.
+ */
+const strictAjv = new Ajv({
+  allErrors: true,
+  removeAdditional: false,
+  coerceTypes: false,
+  useDefaults: false,
+  // Bodies that may be left out have no `type`, and `priority` takes a number or a string.
+  strictTypes: false,
+});
+export const strictValidator = ({ schema }: { schema: object }) => strictAjv.compile(schema);
+
 /** Route option that keeps a request schema for the documentation but validates nothing. */
 export const describeOnly = { validatorCompiler: () => () => true } as const;
 

@@ -199,6 +199,10 @@ forEachStore('API idempotent submission', (kind) => {
       { a: 1 },
       'x'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1),
       'tab\there',
+      'del\u007fhere',
+      // C1 control characters (U+0080 to U+009F) are control characters too: NEL, CSI.
+      'nel\u0085here',
+      'csi\u009bhere',
       '\ud800',
     ]) {
       const before = await totals();

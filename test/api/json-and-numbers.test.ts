@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import { buildServer } from '../../src/api/build-server.js';
+import { scanJsonText } from '../../src/api/plugins/input-guard.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createClient } from '../../src/engine/clients/clients.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
@@ -73,6 +74,26 @@ forEachStore('API: JSON edge cases and numeric strings', (kind) => {
       thumbs('{"content_id":"c1","\\u0063ontent_id":"c2","source":"in/a.mp4"}'),
       /repeats the key "content_id"/,
     );
+  });
+
+  void test('a body nested deeper than 100 levels is a 400 that says so, without the advice about NUL', async () => {
+    const error = await refused(
+      thumbs(`{"content_id":"c1","source":"in/a.mp4","custom_data":${'['.repeat(150)}${']'.repeat(150)}}`),
+      /is nested deeper than 100 levels; send objects and arrays at most 100 levels deep$/,
+    );
+    assert.doesNotMatch(error, /NUL/);
+    await refused(
+      thumbs('{"content_id":"c\\u0000","source":"in/a.mp4"}'),
+      /NUL character.*; send valid UTF-8 text without NUL$/,
+    );
+  });
+
+  void test('a number literal beyond the range of a double (1e400) is named as such, not as null', async () => {
+    const error = await refused(
+      thumbs('{"content_id":"c1","source":"in/a.mp4"}', '{"workflow":"build_thumbnails","priority":1e400}'),
+      /job\.priority must be a whole number from 1 to 10 .*got Infinity \(a number literal beyond the range of a double/,
+    );
+    assert.doesNotMatch(error, /got null/);
   });
 
   void test('a repeated key is refused on every route with a body, not only POST /job', async () => {
@@ -174,5 +195,28 @@ forEachStore('API: JSON edge cases and numeric strings', (kind) => {
       thumbs('{"content_id":"c1","source":"in/a.mp4","thumbnail_width":"3544790567247868102"}'),
       /thumbnail_width is "3544790567247868102", a whole number beyond/,
     );
+  });
+  void test('a refused request is logged as one JSON line without a repeated key', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const config = loadConfig({ TASK_ENGINE_ROLES: 'api', TASK_ENGINE_LOG_LEVEL: 'info' });
+    const logged = await createEngine(config, {
+      db: store.db,
+      catalog: await loadCatalog(config.workflowsDir),
+      logger,
+    });
+    const server = buildServer(logged.ctx);
+    try {
+      await server.ready();
+      const res = await server.inject({ method: 'POST', url: '/job', headers, payload: '{"job":{}}' });
+      assert.equal(res.statusCode, 400, res.body);
+      const refusal = lines.find((l) => l.includes('request refused'));
+      assert.ok(refusal, lines.join(''));
+      assert.equal(scanJsonText(refusal), null, refusal);
+      assert.equal((JSON.parse(refusal) as { msg: string }).msg, 'request refused');
+    } finally {
+      await server.close();
+      await logged.stop();
+    }
   });
 });

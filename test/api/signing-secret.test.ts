@@ -72,4 +72,21 @@ forEachStore('API signing-secret rotation', (kind) => {
     assert.equal(bad.statusCode, 400, bad.body);
     assert.deepEqual(await secrets('other'), before, 'nothing changed');
   });
+
+  void test('a body with an unknown field or that is not an object is a 400 and rotates nothing', async () => {
+    const before = await secrets('other');
+    for (const body of [
+      { keep_previou: false },
+      { keep_previous: null },
+      { keep_previous: 'false' },
+      { keep_previous: false, extra: 1 },
+      [],
+      [{ keep_previous: false }],
+    ]) {
+      const res = await h.call(h.root, 'POST', '/clients/other/signing-secret', body);
+      assert.equal(res.statusCode, 400, `${JSON.stringify(body)}: ${res.body}`);
+      assert.ok(typeof json<{ error: string }>(res).error === 'string');
+    }
+    assert.deepEqual(await secrets('other'), before, 'nothing changed');
+  });
 });

@@ -165,6 +165,21 @@ forEachStore('API status and authentication', (kind) => {
     assert.match(json<{ error: string }>(res).error, /no route GET \/no\/such\/route/);
   });
 
+  void test('a path that is not valid percent-encoding, or has an over-long segment, answers a JSON error in the usual shape', async () => {
+    for (const [method, url, status, pattern] of [
+      ['GET', '/jobs/%ZZ', 400, /not valid percent-encoding/],
+      ['DELETE', '/schedules/%ff', 400, /not valid percent-encoding/],
+      ['GET', `/jobs/${'1'.repeat(300)}`, 414, /longer than 100 characters/],
+      ['DELETE', `/schedules/${'a'.repeat(300)}`, 414, /longer than 100 characters/],
+    ] as const) {
+      const res = await h.call(h.acme, method, url);
+      assert.equal(res.statusCode, status, `${method} ${url}: ${res.body}`);
+      const body = json<Record<string, unknown>>(res);
+      assert.deepEqual(Object.keys(body), ['error'], res.body);
+      assert.match(String(body.error), pattern);
+    }
+  });
+
   void test('the OpenAPI document is public and describes every route with a summary', async () => {
     const res = await h.call(null, 'GET', '/openapi.json');
     assert.equal(res.statusCode, 200);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createApiHarness, type ApiHarness } from '../api/harness.js';
+import { createApiHarness, json, type ApiHarness } from '../api/harness.js';
 import { forEachStore } from '../helpers/stores.js';
 import { validateSetting, SETTING_DEFAULTS, type EngineSettings } from '../../src/engine/settings.js';
 
@@ -100,6 +100,23 @@ forEachStore('QA: bad input must never be a 500', (kind) => {
       JSON.parse('{"name":"x","setting":1,"__proto__":{"a":1}}'),
     );
     assert.equal(res.statusCode, 400, res.body);
+    assert.match(json<{ error: string }>(res).error, /holds a "__proto__" or "constructor\.prototype" key/);
+    const nested = await h.call(h.root, 'POST', '/job', undefined, {
+      payload:
+        '{"job":{"workflow":"greet"},"parameters":{"content_id":"x","custom_data":{"constructor":{"prototype":{}}}}}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(nested.statusCode, 400, nested.body);
+    assert.match(
+      json<{ error: string }>(nested).error,
+      /holds a "__proto__" or "constructor\.prototype" key/,
+    );
+    // Text that is not JSON at all is still called so.
+    const broken = await h.call(h.root, 'POST', '/job', undefined, {
+      payload: '{"__proto__": ',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.match(json<{ error: string }>(broken).error, /not valid JSON/);
   });
 });
 

@@ -53,6 +53,10 @@ export function describeValidationError(err: FastifyError): string {
   return `invalid ${context}: ${parts.join('; ')}`;
 }
 
+/** The refusal of a body that holds a `__proto__` or `constructor.prototype` key. */
+export const PROTOTYPE_KEY_MESSAGE =
+  'the body holds a "__proto__" or "constructor.prototype" key, which is not accepted; rename that field';
+
 /** Maps Fastify's own client errors (body parsing, content type, size) to clear messages. */
 function describeFastifyClientError(err: FastifyError, request: FastifyRequest): string {
   switch (err.code) {
@@ -69,8 +73,7 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Content-Length does not match the body that was sent';
     default:
-      if (/prototype property/i.test(err.message))
-        return 'the body holds a "__proto__" or "constructor.prototype" key, which is not accepted; rename that field';
+      if (/prototype property/i.test(err.message)) return PROTOTYPE_KEY_MESSAGE;
       if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
         return `the body is not valid JSON (${err.message}); send a JSON object with Content-Type: application/json`;
       return err.message;
@@ -97,6 +100,38 @@ function isStoreUnavailable(err: unknown): boolean {
   return typeof code === 'string' && STORE_UNAVAILABLE_CODES.has(code);
 }
 
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a path that is not valid
+ * percent-encoding, a path segment over the router's length limit) answered in the engine's error
+ * shape instead of Fastify's `{"error": "Bad Request", "code", "message", "statusCode"}`.
+ */
+export function answerFrameworkError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const path = (request.url.split('?')[0] ?? '').slice(0, 200);
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply
+      .code(414)
+      .type('application/json')
+      .send({
+        error: `a segment of the path ${path} is longer than ${MAX_PATH_SEGMENT} characters; job ids, client and schedule names are shorter`,
+      });
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply
+      .code(400)
+      .type('application/json')
+      .send({
+        error: `the path ${path} is not valid percent-encoding (a "%" must start an escape of UTF-8 bytes such as %C3%A9); encode path segments with encodeURIComponent`,
+      });
+    return;
+  }
+  request.log.error({ err, request_id: request.id }, 'unhandled router error');
+  void reply.code(500).type('application/json').send({ error: 'internal error', request_id: request.id });
+}
+
+/** Longest path segment the router accepts (Fastify's `maxParamLength`, default 100). */
+export const MAX_PATH_SEGMENT = 100;
+
 /** Installs the error handler and the JSON 404 handler on `app`. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
@@ -106,7 +141,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       if (err.status >= 500) {
         request.log.error({ err, request_id: request.id }, 'engine error');
         body.request_id = request.id;
-      } else request.log.info({ code: err.code, status: err.status, msg: err.message }, 'request refused');
+      } else request.log.info({ code: err.code, status: err.status, reason: err.message }, 'request refused');
       return reply.code(err.status).type('application/json').send(body);
     }
     if (err.validation) {

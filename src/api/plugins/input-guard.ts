@@ -14,6 +14,9 @@ export const MAX_BODY_DEPTH = 100;
 // eslint-disable-next-line no-control-regex -- finding NUL is the point of this pattern
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** What an unstorable-text refusal asks for instead. */
+const STORABLE = 'send valid UTF-8 text without NUL';
+
 /** Describes the first unstorable piece of text in `value`, or null when there is none. */
 export function findUnstorableText(value: unknown, root: string): string | null {
   // Iterative walk: a deeply nested body must not exhaust the stack.
@@ -22,13 +25,15 @@ export function findUnstorableText(value: unknown, root: string): string | null 
     const { v, path, depth } = stack.pop()!;
     if (typeof v === 'string') {
       if (UNSTORABLE.test(v))
-        return `${path} contains a NUL character or an unpaired surrogate, which cannot be stored`;
+        return `${path} contains a NUL character or an unpaired surrogate, which cannot be stored; ${STORABLE}`;
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    if (depth >= MAX_BODY_DEPTH) return `${path} is nested deeper than ${MAX_BODY_DEPTH} levels`;
+    if (depth >= MAX_BODY_DEPTH)
+      return `${path} is nested deeper than ${MAX_BODY_DEPTH} levels; send objects and arrays at most ${MAX_BODY_DEPTH} levels deep`;
     for (const [k, child] of Object.entries(v as Record<string, unknown>)) {
-      if (UNSTORABLE.test(k)) return `${path} has a key with a NUL character or an unpaired surrogate`;
+      if (UNSTORABLE.test(k))
+        return `${path} has a key with a NUL character or an unpaired surrogate; ${STORABLE}`;
       stack.push({ v: child, path: Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`, depth: depth + 1 });
     }
   }
@@ -190,7 +195,7 @@ export function registerInputGuard(app: FastifyInstance): void {
       findUnstorableText(request.query, 'query') ??
       findUnstorableText(request.params, 'path') ??
       findUnstorableText(request.body, 'body');
-    if (problem) throw new EngineError('VALIDATION_FAILED', `${problem}; send valid UTF-8 text without NUL`);
+    if (problem) throw new EngineError('VALIDATION_FAILED', problem);
   });
 }
 

@@ -14,7 +14,9 @@ import {
   revokeClient,
   rotateSigningSecret,
 } from '../../engine/clients/clients.js';
-import { authErrors, errorSchema } from '../schemas.js';
+import { describe } from '../../engine/jobs/time.js';
+import { EngineError } from '../../errors/catalogue.js';
+import { authErrors, errorSchema, strictValidator } from '../schemas.js';
 
 const clientSchema = {
   type: 'object',
@@ -124,14 +126,20 @@ function registerSigningSecretRoutes(app: FastifyInstance, ctx: EngineContext): 
     '/clients/:name/signing-secret',
     {
       config: { auth: 'admin' },
+      validatorCompiler: strictValidator,
       schema: {
         summary: "Rotate a client's callback signing secret (admin); the new secret is shown once",
         description:
           'The new secret becomes current. With keep_previous (default true) the old one stays valid: callbacks carry a webhook-signature entry for each until DELETE /clients/<name>/signing-secret/previous or the next rotation.',
         tags: ['clients'],
         params: { type: 'object', properties: { name: { type: 'string' } } },
-        // No `type`: the body may be left out altogether.
-        body: { properties: { keep_previous: { type: 'boolean', default: true } } },
+        // No `type`: the body may be left out altogether (an array or other non-object is refused
+        // in the handler). An unknown field is refused: a misspelt `keep_previous: false` must not
+        // leave a leaked secret valid.
+        body: {
+          properties: { keep_previous: { type: 'boolean', description: 'default true' } },
+          additionalProperties: false,
+        },
         response: {
           200: {
             type: 'object',
@@ -149,7 +157,13 @@ function registerSigningSecretRoutes(app: FastifyInstance, ctx: EngineContext): 
     },
     async (request) => {
       const { name } = request.params as { name: string };
-      const body = (request.body ?? {}) as { keep_previous?: boolean };
+      const raw: unknown = request.body ?? {};
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw new EngineError(
+          'VALIDATION_FAILED',
+          `the body of POST /clients/<name>/signing-secret must be empty or a JSON object like {"keep_previous": false}; got ${describe(raw)}`,
+        );
+      const body = raw as { keep_previous?: boolean };
       const rotated = await rotateSigningSecret(
         ctx.db,
         name,

@@ -4,7 +4,6 @@
  * of `POST /schedules` is checked by its schema here (fields, types, allowed values, no unknown
  * field), then by the schedule service (cron expression, time zone, workflow, parameters, name).
  */
-import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import type { EngineContext } from '../../engine/context.js';
 import { CATCH_UP_MODES, OVERLAP_MODES } from '../../engine/scheduler/cron-plan.js';
@@ -19,7 +18,7 @@ import {
   type CronScheduleInput,
 } from '../../engine/scheduler/cron-schedules.js';
 import { viewerOf } from '../plugins/auth.js';
-import { authErrors, describeOnly, errorSchema } from '../schemas.js';
+import { authErrors, describeOnly, errorSchema, strictValidator } from '../schemas.js';
 
 const timestampOrNull = { type: ['string', 'null'], format: 'date-time' };
 
@@ -99,19 +98,6 @@ const createBody = {
     client: { type: 'string', description: 'optional; must equal the client header' },
   },
 } as const;
-
-// Fastify's own validator drops unknown fields and coerces types; this body is refused instead.
-// Union types (`priority` as integer or numeric string) are meant; strictTypes would only print
-// warnings at every start about schemas this file owns and its tests exercise.
-const strictAjv = new Ajv({
-  allErrors: true,
-  allowUnionTypes: true,
-  strictTypes: false,
-  removeAdditional: false,
-  coerceTypes: false,
-  useDefaults: false,
-});
-const strictValidator = ({ schema }: { schema: object }) => strictAjv.compile(schema);
 
 /** Registers the schedule routes. */
 export function registerScheduleRoutes(app: FastifyInstance, ctx: EngineContext): void {

@@ -64,8 +64,8 @@ export function parseIdempotencyKey(value: unknown): string {
     typeof value !== 'string' ||
     value.length === 0 ||
     Array.from(value).length > MAX_IDEMPOTENCY_KEY_LENGTH ||
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f\u007f]/.test(value) ||
+    // Every control character: C0, DEL and C1 (U+0080 to U+009F, such as NEL and CSI).
+    /\p{Cc}/u.test(value) ||
     // A lone surrogate (`"\ud800"` in the JSON) would reach the database as U+FFFD, so two keys would meet.
     /\p{Cs}/u.test(value)
   )

@@ -98,6 +98,9 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
+  // A literal such as 1e400 reads as ±Infinity, which JSON.stringify would show as null.
+  if (typeof value === 'number' && !Number.isFinite(value))
+    return `${String(value)} (a number literal beyond the range of a double, such as 1e400)`;
   const text = JSON.stringify(value) ?? typeof value;
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
