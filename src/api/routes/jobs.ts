@@ -100,10 +100,7 @@ const acceptedReply = {
   properties: { id: { type: 'integer' }, result: { type: 'string', enum: ['accepted'] } },
 } as const;
 
-/**
- * Registers the job routes. (About 120 lines: one declaration per route with its schema, each
- * handler a call into the job service; splitting it would only scatter the route list.)
- */
+/** Registers the job routes: submit, list, read and change (below), rerun and retry ({@link registerRunRoutes}). */
 export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): void {
   app.post(
     '/job',
@@ -207,6 +204,11 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
     async (request) => patchJob(ctx, viewerOf(request), (request.params as { id: string }).id, request.body),
   );
 
+  registerRunRoutes(app, ctx);
+}
+
+/** The routes that run a job again: rerun (a new job) and retry (the same job, from its failed tasks). */
+function registerRunRoutes(app: FastifyInstance, ctx: EngineContext): void {
   app.post(
     '/jobs/:id/rerun',
     {
