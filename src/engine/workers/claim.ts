@@ -5,7 +5,6 @@
  */
 import type { Queryable } from '../../store/executor.js';
 import { CLAIM_TASK_EDGE, claimReadyTasks, readMsUntilNextDue } from '../../store/queries/tasks.js';
-import type { WorkflowDefinition } from '../../workflows/types.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { RuntimeJob, TaskOutputs } from '../controller/job-scope.js';
 import { SEVERITY } from '../jobs/job-log.js';
@@ -80,7 +79,7 @@ export async function claimTasks(
       queue_state: r.queue_state,
       content_id: r.content_id,
       resolved_parameters: r.resolved_parameters,
-      definition: r.definition as WorkflowDefinition,
+      definition: r.definition,
       definition_source: r.definition_source,
     },
   }));

@@ -3,8 +3,8 @@
  * and moving the chosen jobs `queued → started`. The choice between them is the engine's
  * (`chooseJobs` in src/engine/controller/admission.ts).
  */
-import type { WorkflowDefinition } from '../../workflows/types.js';
 import { defineQuery } from './define-query.js';
+import type { RuntimeJobRow } from './job-effects.js';
 
 /**
  * Takes the transaction-level advisory lock that serialises admission across every engine
@@ -63,20 +63,8 @@ export const readAdmissionCandidates = defineQuery<
      ORDER BY top_of_queue DESC, priority, queued_at NULLS LAST, id LIMIT $limit)`,
 );
 
-/** A started job, with the columns the runtime needs (the engine's `RuntimeJob`). */
-export interface StartedJobRow {
-  id: number;
-  client: string;
-  workflow: string;
-  priority: number;
-  queue_state: string;
-  content_id: string | null;
-  resolved_parameters: Record<string, unknown>;
-  definition: WorkflowDefinition;
-  definition_source: string;
-  run: number;
-  retried_from: string | null;
-}
+/** A started job, with the columns the runtime needs (the engine's `RuntimeJob`), `run` included. */
+export type StartedJobRow = RuntimeJobRow & { run: number; retried_from: string | null };
 
 /**
  * Starts the jobs `ids` that are still in one of the states `from` (the admit edge, `queued`), at

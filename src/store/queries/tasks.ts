@@ -4,6 +4,7 @@
  * the `$now` parameter (the engine's clock), never SQL `now()`.
  */
 import { defineQuery } from './define-query.js';
+import type { RuntimeJobRow } from './job-effects.js';
 
 /**
  * The task edge {@link claimReadyTasks} takes, in the words of the engine's task transition table
@@ -34,23 +35,13 @@ export interface ClaimReadyTasksParams {
 }
 
 /** A row of {@link claimReadyTasks}: the task, its new attempt and its job's runtime columns. */
-export interface ClaimReadyTasksRow {
+export interface ClaimReadyTasksRow extends RuntimeJobRow {
   task_id: number;
   name: string;
   queue: string;
   /** 1-based attempt number. */
   number: number;
   attempt_id: number;
-  id: number;
-  client: string;
-  workflow: string;
-  priority: number;
-  queue_state: string;
-  content_id: string | null;
-  resolved_parameters: Record<string, unknown>;
-  /** The frozen workflow definition (`jobs.definition`). */
-  definition: unknown;
-  definition_source: string;
   /** Output and state of the job's ended tasks, by task name; null when none has ended. */
   outputs: Record<string, { output: unknown; state: string }> | null;
 }
