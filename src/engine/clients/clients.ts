@@ -19,6 +19,7 @@ import {
   revokeClientRow,
   rotateClientSigningSecret,
   upsertAdminClient,
+  type ClientRow,
 } from '../../store/queries/clients.js';
 import { type Clock, systemClock } from '../clock.js';
 import { CHANNELS, notify } from '../signals.js';
@@ -40,17 +41,8 @@ export const CLIENT_NAME_RULE =
 /** Name of the admin client created on the first embedded start when none is configured. */
 export const DEMO_CLIENT_NAME = 'demo-client';
 
-/** A client as listed (no secrets). Timestamps are Dates (the API serialises them as ISO UTC). */
-export interface ClientRecord {
-  name: string;
-  admin: boolean;
-  /** Last 4 characters of the current API key, to tell keys apart. */
-  api_key_last4: string;
-  created_at: Date;
-  updated_at: Date;
-  /** When the client was revoked; null while active. */
-  revoked_at: Date | null;
-}
+/** A client as listed (no secrets): the store's row as it is. Timestamps are Dates (the API serialises them as ISO UTC). */
+export type ClientRecord = ClientRow;
 
 /** A newly created client with its secrets (shown once). */
 export interface CreatedClient {

@@ -3,7 +3,12 @@
  * reads them, and the `position` of a job in its state's list.
  */
 import type { Queryable } from '../../store/executor.js';
-import { lockVisibleJob, rankJobsInStates, readVisibleJob } from '../../store/queries/jobs.js';
+import {
+  lockVisibleJob,
+  rankJobsInStates,
+  readVisibleJob,
+  type JobLogRow,
+} from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { SEVERITY_NAMES } from './job-log.js';
 import { formatTimestamp } from './time.js';
@@ -222,17 +227,7 @@ export function toTaskRecord(row: {
 }
 
 /** Maps a `logs` row to a {@link LogRecord}. */
-export function toLogRecord(row: {
-  id: number;
-  job_id: number;
-  severity: number;
-  progname: string;
-  message: string;
-  created_at: Date;
-  updated_at: Date;
-  task_id: number;
-  visible: boolean;
-}): LogRecord {
+export function toLogRecord(row: JobLogRow): LogRecord {
   return {
     id: Number(row.id),
     job_id: Number(row.job_id),

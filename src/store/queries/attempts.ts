@@ -5,17 +5,10 @@
  * changes.
  */
 import { defineQuery } from './define-query.js';
+import type { JobTaskRow } from './job-effects.js';
 
 /** A task of a job with results in the batch, and the live attempt (if any) that ends it. */
-export interface OutcomeTaskRow {
-  job_id: number;
-  id: number;
-  name: string;
-  queue: string;
-  state: string;
-  needs: string[];
-  output: unknown;
-  error: string | null;
+export interface OutcomeTaskRow extends JobTaskRow {
   /** The attempt of the batch that this task runs now (task `running` with it, attempt `running`), else null. */
   live_attempt: number | null;
   /** That attempt's 1-based number. */

@@ -9,9 +9,11 @@ import { defineQuery } from './define-query.js';
 export interface ClientRow {
   name: string;
   admin: boolean;
+  /** Last 4 characters of the current API key, to tell keys apart. */
   api_key_last4: string;
   created_at: Date;
   updated_at: Date;
+  /** When the client was revoked; null while active. */
   revoked_at: Date | null;
 }
 
