@@ -101,6 +101,19 @@ export const taskSchema = {
     started_at: nullableTimestamp,
     finished_at: nullableTimestamp,
     error: { type: ['string', 'null'] },
+    needs: { type: 'array', items: { type: 'string' }, description: 'tasks it waits for' },
+    output: { description: 'what its handler returned once it succeeded; null before' },
+    progress: { type: ['number', 'null'], minimum: 0, maximum: 1, description: 'fraction done' },
+    progress_message: { type: ['string', 'null'] },
+    progress_detail: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: 'details of the last progress report, e.g. fps, speed, eta_seconds',
+    },
+    progress_at: nullableTimestamp,
+    run_after: { type: 'string', format: 'date-time', description: 'earliest start of its next attempt' },
+    created_at: { type: 'string', format: 'date-time' },
+    duration_ms: { type: ['integer', 'null'], description: 'start to end, or to now while it runs' },
   },
 } as const;
 

@@ -20,6 +20,11 @@ export const CHANNELS = {
   jobEnded: 'te_job_ended',
   /** A client's key or status changed: forget verified keys. Payload: the client name. */
   clients: 'te_clients',
+  /**
+   * Rows were added to `events` (sent by the triggers of migration 0009, once per statement).
+   * Payload: empty. Read by the `/events` hub.
+   */
+  events: 'te_events',
 } as const;
 
 export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];

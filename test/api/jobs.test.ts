@@ -102,7 +102,10 @@ forEachStore('API jobs', (kind) => {
       const res = await h.call(h.acme, 'GET', `/jobs/${jobId}`);
       assert.equal(res.statusCode, 200);
       const job = json<Record<string, unknown>>(res);
-      assert.deepEqual(Object.keys(job).sort(), [...JOB_FIELDS, 'schedule', 'scheduled_for', 'tasks'].sort());
+      assert.deepEqual(
+        Object.keys(job).sort(),
+        [...JOB_FIELDS, 'schedule', 'scheduled_for', 'outputs', 'error', 'tasks'].sort(),
+      );
       assert.equal(job.id, jobId);
       assert.equal(job.client, 'acme');
       assert.equal(job.workflow, 'greet');
@@ -116,8 +119,20 @@ forEachStore('API jobs', (kind) => {
       assert.equal(job.started_at, null);
       assert.equal(job.finished_at, null);
       assert.equal(job.semaphore_url, null);
+      assert.equal(job.outputs, null, 'no outputs before the job ends');
+      assert.equal(job.error, null);
       for (const k of ['created_at', 'updated_at', 'run_at']) assert.match(String(job[k]), ISO_MS_Z, k);
       const tasks = job.tasks as Record<string, unknown>[];
+      for (const t of tasks) {
+        assert.deepEqual(
+          [t.output, t.progress, t.progress_message, t.progress_detail, t.progress_at, t.duration_ms],
+          [null, null, null, null, null, null],
+          'a task that has not started has no output, progress or duration',
+        );
+        assert.match(String(t.run_after), ISO_MS_Z);
+        assert.match(String(t.created_at), ISO_MS_Z);
+      }
+      assert.deepEqual(tasks[1]!.needs, ['hello']);
       assert.deepEqual(
         tasks.map((t) => [t.name, t.queue, t.state, t.attempts, t.started_at, t.finished_at, t.error]),
         [

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
-import { startTestEngine, type TestEngine } from '../helpers/engine.js';
+import { getJob } from '../../src/engine/jobs/service.js';
+import { startTestEngine, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 
 forEachStore('runtime: job flow', (kind) => {
@@ -133,6 +134,40 @@ forEachStore('runtime: job flow', (kind) => {
       'report:start',
       'report:complete',
     ]);
+  });
+
+  it('shows the results on GET /jobs/<id> and records each change as an event row, in order', async () => {
+    const id = await te.submit('three', { content_id: 'res' });
+    await te.waitForState(id, 'completed');
+    const detail = await getJob(te.engine.ctx, { client: TEST_CLIENT, admin: true }, String(id));
+    assert.deepEqual(detail.outputs, { message: 'hello res\n', job_id: id });
+    assert.equal(detail.error, null);
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.needs, t.state]),
+      [
+        ['hello', [], 'succeeded'],
+        ['pause', ['hello'], 'succeeded'],
+        ['report', ['pause'], 'succeeded'],
+      ],
+    );
+    const hello = detail.tasks[0]!;
+    assert.equal((hello.output as { stdout: string }).stdout, 'hello res\n');
+    assert.ok(hello.duration_ms !== null && hello.duration_ms >= 0);
+    assert.equal(hello.progress, null, 'exec without progress lines reports none');
+
+    const events = await te.db.query<{
+      kind: string;
+      data: Record<string, unknown> | null;
+      log_id: number | null;
+    }>('SELECT kind, data, log_id FROM events WHERE job_id = $1 ORDER BY id', [id]);
+    const jobStates = events.rows.filter((e) => e.kind === 'job').map((e) => e.data!.queue_state);
+    assert.deepEqual(jobStates, ['queued', 'started', 'completed']);
+    const helloStates = events.rows
+      .filter((e) => e.kind === 'task' && e.data!.name === 'hello')
+      .map((e) => e.data!.state);
+    assert.deepEqual(helloStates, ['ready', 'running', 'succeeded']);
+    const logCount = (await te.logs(id)).length;
+    assert.equal(events.rows.filter((e) => e.kind === 'log' && e.log_id !== null).length, logCount);
   });
 
   it('fans out and in, and skips a task whose `if` is false together with what only it released', async () => {

@@ -163,6 +163,12 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
               ...jobSchema.properties,
               schedule: { type: ['string', 'null'], description: 'the user schedule that submitted the job' },
               scheduled_for: { type: ['string', 'null'], format: 'date-time', description: 'its slot' },
+              outputs: {
+                type: ['object', 'null'],
+                additionalProperties: true,
+                description: "what the workflow's outputs rendered when the job ended; null before",
+              },
+              error: { type: ['string', 'null'], description: 'why it failed or was broken' },
               tasks: { type: 'array', items: taskSchema },
             },
           },

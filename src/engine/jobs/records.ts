@@ -8,6 +8,7 @@ import {
   rankJobsInStates,
   readVisibleJob,
   type JobLogRow,
+  type JobTaskRow,
 } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { SEVERITY_NAMES } from './job-log.js';
@@ -67,6 +68,23 @@ export interface TaskRecord {
   started_at: string | null;
   finished_at: string | null;
   error: string | null;
+  /** Names of the tasks it waits for: the edges of the job's task graph. */
+  needs: string[];
+  /** What its handler returned once it succeeded (`tasks.<name>.output` in templates); else null. */
+  output: unknown;
+  /** Fraction done, 0..1, as the running handler last reported it; null before it starts. */
+  progress: number | null;
+  /** The handler's last progress message (e.g. `frame 1200 of 2400`), or null. */
+  progress_message: string | null;
+  /** Details of the last progress report (FFmpeg: `fps`, `speed`, `eta_seconds`), or null. */
+  progress_detail: Record<string, unknown> | null;
+  /** When progress was last reported, or null. */
+  progress_at: string | null;
+  /** Earliest start of its next attempt (later than now while a retry waits out its delay). */
+  run_after: string;
+  created_at: string;
+  /** Milliseconds from its start to its end (or to now while it runs); null before it starts. */
+  duration_ms: number | null;
 }
 
 /** One job log entry (seed shape, SPEC section 10). */
@@ -201,19 +219,19 @@ export type VisibleJobRow = JobRow & {
   /** The user schedule that submitted the job, and the slot it was for (migration 0005). */
   schedule: string | null;
   scheduled_for: Date | null;
+  /** What the workflow's `outputs` rendered when the job ended; null before. */
+  outputs: Record<string, unknown> | null;
+  /** Why the job failed or was broken, or null. */
+  error: string | null;
 };
 
-/** Maps a `tasks` row to a {@link TaskRecord}. */
-export function toTaskRecord(row: {
-  id: number;
-  name: string;
-  queue: string;
-  state: string;
-  attempts: number;
-  started_at: Date | null;
-  finished_at: Date | null;
-  error: string | null;
-}): TaskRecord {
+/**
+ * Maps a `tasks` row to a {@link TaskRecord}.
+ * @param now - epoch ms used for the duration of a task still running (the engine clock).
+ */
+export function toTaskRecord(row: JobTaskRow, now: number): TaskRecord {
+  const started = row.started_at?.getTime() ?? null;
+  const ended = row.finished_at?.getTime() ?? null;
   return {
     id: Number(row.id),
     name: row.name,
@@ -223,6 +241,15 @@ export function toTaskRecord(row: {
     started_at: formatTimestamp(row.started_at),
     finished_at: formatTimestamp(row.finished_at),
     error: row.error,
+    needs: row.needs,
+    output: row.output ?? null,
+    progress: row.progress,
+    progress_message: row.progress_message,
+    progress_detail: row.progress_detail,
+    progress_at: formatTimestamp(row.progress_at),
+    run_after: formatTimestamp(row.run_after)!,
+    created_at: formatTimestamp(row.created_at)!,
+    duration_ms: started === null ? null : Math.max(0, (ended ?? now) - started),
   };
 }
 

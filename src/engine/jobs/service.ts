@@ -143,23 +143,33 @@ export async function listJobs(
  * @throws {EngineError} `VALIDATION_FAILED` (400) when the id is not a positive whole number;
  * `JOB_NOT_FOUND` (404) when no such job is visible to the viewer.
  */
-export async function getJob(
-  ctx: EngineContext,
-  viewer: Viewer,
-  idText: string,
-): Promise<JobRecord & { schedule: string | null; scheduled_for: string | null; tasks: TaskRecord[] }> {
+export async function getJob(ctx: EngineContext, viewer: Viewer, idText: string): Promise<JobDetail> {
   const id = parseJobId(idText);
   const row = await findVisibleJob(ctx.db, viewer, id);
   const positions = await computePositions(ctx.db, [row]);
   const tasks = await readJobTasks.rows(ctx.db, { jobId: id });
   const { schedule, scheduled_for } = row;
+  const now = ctx.clock.now().getTime();
   return {
     ...toJobRecord(row, positions.get(id) ?? 1),
     schedule,
     scheduled_for: formatTimestamp(scheduled_for),
-    tasks: tasks.map(toTaskRecord),
+    outputs: row.outputs ?? null,
+    error: row.error,
+    tasks: tasks.map((t) => toTaskRecord(t, now)),
   };
 }
+
+/** `GET /jobs/<id>`: the job record, its schedule, its results and its tasks. */
+export type JobDetail = JobRecord & {
+  schedule: string | null;
+  scheduled_for: string | null;
+  /** What the workflow's `outputs` rendered (the job-end callback's extra keys); null until it ended. */
+  outputs: Record<string, unknown> | null;
+  /** Why it failed or was broken, or null. */
+  error: string | null;
+  tasks: TaskRecord[];
+};
 
 /** Fields `PATCH /jobs/<id>` accepts (`sempahore_url` is the seed's spelling of `semaphore_url`). */
 export const PATCH_FIELDS = [

@@ -341,12 +341,25 @@ export interface JobTaskRow {
   started_at: Date | null;
   finished_at: Date | null;
   error: string | null;
+  /** Names of the tasks it waits for (the graph's edges). */
+  needs: string[];
+  /** What its handler returned, once it succeeded; else null. */
+  output: unknown;
+  /** 0..1 as last reported by the running handler (throttled); null before it starts. */
+  progress: number | null;
+  progress_message: string | null;
+  progress_detail: Record<string, unknown> | null;
+  progress_at: Date | null;
+  /** Earliest start of its next attempt (a retry's delay). */
+  run_after: Date;
+  created_at: Date;
 }
 
 /** Reads the tasks of a job in definition order. No locks. */
 export const readJobTasks = defineQuery<{ jobId: number }, JobTaskRow>(
   'read-job-tasks',
-  `SELECT id, name, queue, state, attempts, started_at, finished_at, error
+  `SELECT id, name, queue, state, attempts, started_at, finished_at, error, needs, output,
+          progress, progress_message, progress_detail, progress_at, run_after, created_at
    FROM tasks WHERE job_id = $jobId ORDER BY position, id`,
 );
 
@@ -367,7 +380,7 @@ export const rankJobsInStates = defineQuery<
 
 /** Columns of a job read by {@link readVisibleJob}: a job record plus what a rerun needs. */
 const VISIBLE_JOB_SELECT = `SELECT ${JOB_COLUMNS}, j.definition, j.resolved_parameters, j.content_id,
-       j.definition_source, j.schedule, j.scheduled_for
+       j.definition_source, j.schedule, j.scheduled_for, j.outputs, j.error
    FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`;
 
 /** Reads job `id` if the viewer (`admin`, or the owner `client`) may see it. No locks. */
