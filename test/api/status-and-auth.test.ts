@@ -142,6 +142,30 @@ forEachStore('API status and authentication', (kind) => {
     assert.equal(res.statusCode, 200);
   });
 
+  void test('Authorization: Bearer <client>:<api-key> authenticates like the two headers', async () => {
+    const bearer = (value: string) =>
+      h.call(null, 'GET', '/jobs', undefined, { headers: { authorization: value } });
+    assert.equal((await bearer(`Bearer acme:${h.acme.apiKey}`)).statusCode, 200);
+    assert.equal(
+      (await bearer(`bearer acme:${h.acme.apiKey}`)).statusCode,
+      200,
+      'the scheme is case-insensitive',
+    );
+    const wrong = await bearer(`Bearer acme:${h.acme.apiKey}x`);
+    assert.equal(wrong.statusCode, 401);
+    assert.match(json<{ error: string }>(wrong).error, /wrong credentials/);
+    for (const malformed of ['Bearer acme', `Basic acme:${h.acme.apiKey}`, 'Bearer :key', 'Bearer']) {
+      const res = await bearer(malformed);
+      assert.equal(res.statusCode, 401, malformed);
+      assert.match(json<{ error: string }>(res).error, /Bearer <client name>:<api-key>/, malformed);
+    }
+    // A non-admin's bearer credentials are still refused on admin routes.
+    const admin = await h.call(null, 'GET', '/clients', undefined, {
+      headers: { authorization: `Bearer acme:${h.acme.apiKey}` },
+    });
+    assert.equal(admin.statusCode, 403);
+  });
+
   void test('admin-only routes answer 403 to a non-admin client and change nothing', async () => {
     for (const [method, url, body] of ADMIN_ONLY) {
       const res = await h.call(h.acme, method, url, body);

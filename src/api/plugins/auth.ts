@@ -2,7 +2,8 @@
  * Authentication and authorisation (SPEC section 4). Every route declares its access in
  * `config.auth`: `public` (no credentials; `GET /` and the API description), `client` (any active
  * client; the default), or `admin` (an active admin client). Credentials are the `client` header
- * and the `api-key` header (`x-api-key` is accepted too). The caller becomes `request.viewer`.
+ * and the `api-key` header (`x-api-key` is accepted too), or `Authorization: Bearer <client>:<api-key>`
+ * for browsers and tools. The caller becomes `request.viewer`.
  * Verified keys are remembered for a few seconds and forgotten at once when any client changes
  * (see `authenticateClientCached`).
  */
@@ -26,7 +27,28 @@ declare module 'fastify' {
   }
 }
 
-const CREDENTIALS_HINT = 'send the headers "client: <client name>" and "api-key: <key>" (or "x-api-key")';
+const CREDENTIALS_HINT =
+  'send the headers "client: <client name>" and "api-key: <key>" (or "x-api-key"), or "Authorization: Bearer <client name>:<key>"';
+
+/**
+ * The credentials of a request: the `client` and `api-key` headers, or else
+ * `Authorization: Bearer <client>:<api-key>` (the client name cannot hold `:`, the key may).
+ * @returns what was found; either part undefined when missing.
+ * @throws {EngineError} `UNAUTHORIZED` for an `Authorization` header that is not that form.
+ */
+function credentialsOf(request: FastifyRequest): { client?: string; apiKey?: string } {
+  const client = singleHeader(request, 'client');
+  const apiKey = singleHeader(request, 'api-key') ?? singleHeader(request, 'x-api-key');
+  const authorization = singleHeader(request, 'authorization');
+  if (client || apiKey || authorization === undefined) return { client, apiKey };
+  const match = /^Bearer\s+([^:\s]+):(\S+)$/i.exec(authorization);
+  if (!match)
+    throw new EngineError(
+      'UNAUTHORIZED',
+      `the Authorization header must be "Bearer <client name>:<api-key>"; ${CREDENTIALS_HINT}`,
+    );
+  return { client: match[1], apiKey: match[2] };
+}
 
 function singleHeader(request: FastifyRequest, name: string): string | undefined {
   const v = request.headers[name];
@@ -55,8 +77,7 @@ export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): 
     if (request.is404) return;
     const access: RouteAccess = request.routeOptions.config.auth ?? 'client';
     if (access === 'public') return;
-    const client = singleHeader(request, 'client');
-    const apiKey = singleHeader(request, 'api-key') ?? singleHeader(request, 'x-api-key');
+    const { client, apiKey } = credentialsOf(request);
     if (!client || !apiKey) {
       const missing = [!client && '"client"', !apiKey && '"api-key"'].filter(Boolean).join(' and ');
       throw new EngineError(
