@@ -14,6 +14,8 @@
  * ~4 % broken, 2 % persist; the newest ~1,000 jobs are live (queued, started, scheduled, pending,
  * paused). Parameters look like a media job's: content_id (a UUID), folders, callback URLs, DRM list.
  */
+import { createGuardedFetch } from '../src/engine/egress/guarded-fetch.js';
+import { DEFAULT_EGRESS } from '../src/engine/egress/rules.js';
 import pg from 'pg';
 import pino from 'pino';
 import type { EngineConfig } from '../src/config/schema.js';
@@ -133,6 +135,8 @@ async function main(): Promise<void> {
       logger: pino({ level: 'silent' }),
       catalog: {} as WorkflowCatalog,
       version: 'bench',
+      egress: DEFAULT_EGRESS,
+      fetch: createGuardedFetch().fetch,
     };
     const adminViewer: Viewer = { client: 'admin', admin: true };
     const { rows: sample } = await db.query<{ id: number; content_id: string }>(

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEgressRules } from '../engine/egress/rules.js';
 import { ROLES, type EngineConfig, type Role } from './schema.js';
 
 /** The bundled workflow definitions folder (`<package>/workflows`). */
@@ -94,6 +95,13 @@ export function loadConfig(
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`TASK_ENGINE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
 
+  const egress = get('TASK_ENGINE_EGRESS') ?? '';
+  try {
+    parseEgressRules(egress);
+  } catch (err) {
+    problems.push(`TASK_ENGINE_EGRESS: ${(err as Error).message}`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host,
@@ -108,5 +116,6 @@ export function loadConfig(
     workerConcurrency,
     roles: [...new Set(roles)],
     logLevel,
+    egress,
   };
 }

@@ -32,6 +32,8 @@ export interface EngineConfig {
   roles: Role[];
   /** pino log level (`TASK_ENGINE_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
+  /** Egress rules for outbound requests (`TASK_ENGINE_EGRESS`; src/engine/egress/rules.ts); '' = defaults. */
+  egress: string;
 }
 
 /** One documented environment variable. */
@@ -110,5 +112,12 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'logLevel',
     default: 'info',
     description: 'process log level (fatal, error, warn, info, debug, trace, silent)',
+  },
+  {
+    env: 'TASK_ENGINE_EGRESS',
+    key: 'egress',
+    default: '',
+    description:
+      'egress rules for outbound requests (comma list: deny-private, deny-loopback, allow-host=<name>, allow-cidr=<range>)',
   },
 ];

@@ -1,6 +1,8 @@
 /**
  * What every engine service shares in one process, and the contract of long-lived loops.
  */
+import type { GuardedFetch } from './egress/guarded-fetch.js';
+import type { EgressPolicy } from './egress/rules.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
@@ -17,6 +19,13 @@ export interface EngineContext {
   catalog: WorkflowCatalog;
   /** The engine's version (package.json), as `/health` and `/dashboard` report it. */
   version: string;
+  /** The egress rules (`TASK_ENGINE_EGRESS`), for checks of URLs known at submission. */
+  egress: EgressPolicy;
+  /**
+   * `fetch` for every outbound request (callbacks, semaphores, `http` tasks, HLS sources): each
+   * connection is checked against {@link egress} (src/engine/egress/guarded-fetch.ts).
+   */
+  fetch: GuardedFetch;
 }
 
 /**

@@ -1,6 +1,8 @@
 /**
  * Composing one engine process: its context and the services its roles run (SPEC sections 2, 3).
  */
+import { createGuardedFetch } from './egress/guarded-fetch.js';
+import { parseEgressRules } from './egress/rules.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -136,6 +138,7 @@ async function openEngineContext(
     if (ownsDb) await db.close();
     throw err;
   }
+  const egress = parseEgressRules(config.egress);
   const ctx: EngineContext = {
     config,
     db,
@@ -143,6 +146,8 @@ async function openEngineContext(
     logger,
     catalog,
     version: ENGINE_VERSION,
+    egress,
+    fetch: createGuardedFetch(egress).fetch,
   };
   return { ctx, ownsDb };
 }

@@ -147,13 +147,17 @@ export function writeMasterPlaylist(entries: MasterEntry[], comment: string[] = 
  */
 export async function fetchPlaylist(
   url: string,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  options: {
+    fetch: (url: string, init?: RequestInit) => Promise<Response>;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+  },
 ): Promise<{ text: string; playlist: HlsPlaylist }> {
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   let res: Response;
   try {
-    res = await fetch(url, { signal, redirect: 'follow' });
+    res = await options.fetch(url, { signal, redirect: 'follow' });
   } catch (err) {
     if (options.signal?.aborted) throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -175,7 +179,11 @@ export async function fetchPlaylist(
  */
 export async function loadMediaPlaylist(
   url: string,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  options: {
+    fetch: (url: string, init?: RequestInit) => Promise<Response>;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+  },
 ): Promise<{ url: string; playlist: Extract<HlsPlaylist, { kind: 'media' }> }> {
   const first = await fetchPlaylist(url, options);
   if (first.playlist.kind === 'media') return { url, playlist: first.playlist };

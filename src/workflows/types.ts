@@ -103,6 +103,11 @@ export interface HandlerContext {
   tasks: Record<string, { output: unknown; state: string }>;
   /** Process logger for the worker's own diagnostics. */
   logger: Logger;
+  /**
+   * `fetch` for the handler's outbound requests, under the engine's egress rules
+   * (`TASK_ENGINE_EGRESS`): every connection, redirects included, is checked.
+   */
+  fetch: (url: string | URL, init?: RequestInit) => Promise<Response>;
 }
 
 /** The client's storage root and a path resolver that refuses escapes. */

@@ -43,6 +43,8 @@ export interface TestEngineOptions {
   engine?: Omit<EngineOptions, 'db' | 'catalog' | 'logger'>;
   /** pino level for the engine's process log; default `TEST_LOG_LEVEL` or `silent`. */
   logLevel?: string;
+  /** `TASK_ENGINE_EGRESS` rules; default none (the fixed denials only). */
+  egress?: string;
 }
 
 /** A running test engine and shortcuts over it. */
@@ -130,6 +132,7 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
     workerConcurrency: 4,
     roles: ['controller', 'worker'],
     logLevel: 'silent',
+    egress: '',
     ...overrides,
   };
 }
@@ -160,6 +163,7 @@ export async function startTestEngine(
     roles: options.roles ?? ['controller', 'worker'],
     workerConcurrency: options.concurrency ?? 4,
     workerQueues: options.queues ?? null,
+    egress: options.egress ?? '',
   });
   const engine = await createEngine(config, {
     db: store.db,

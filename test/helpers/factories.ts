@@ -2,6 +2,8 @@
  * Row factories for integration tests: insert jobs, clients and callback deliveries in any state
  * straight into the store, and build an {@link EngineContext} around a test store.
  */
+import { createGuardedFetch } from '../../src/engine/egress/guarded-fetch.js';
+import { DEFAULT_EGRESS } from '../../src/engine/egress/rules.js';
 import os from 'node:os';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -164,6 +166,8 @@ export function testContext(
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     catalog: overrides.catalog ?? EMPTY_CATALOG,
     version: 'test',
+    egress: DEFAULT_EGRESS,
+    fetch: createGuardedFetch().fetch,
   };
 }
 

@@ -3,6 +3,8 @@
  * workflow catalog (the job fixtures copied into a private folder, so other fixtures added to
  * `test/fixtures/workflows` never change these tests), a clock the test moves, and row factories.
  */
+import { createGuardedFetch } from '../../src/engine/egress/guarded-fetch.js';
+import { DEFAULT_EGRESS } from '../../src/engine/egress/rules.js';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -54,6 +56,8 @@ export async function createJobsContext(db: Executor, clock = new TestClock()): 
     logger: pino({ level: 'silent' }),
     catalog,
     version: '9.9.9-test',
+      egress: DEFAULT_EGRESS,
+    fetch: createGuardedFetch().fetch,
   };
   return { ctx, clock, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

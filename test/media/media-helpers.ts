@@ -2,6 +2,7 @@
  * Helpers for the media tests: tiny real test videos made with FFmpeg, ffprobe checks, and a
  * hand-built handler context for running one module handler directly.
  */
+import { createGuardedFetch } from '../../src/engine/egress/guarded-fetch.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +92,7 @@ export async function runHandlerDirect(
     storage: createStorageContext(opts.storageRoot, opts.client ?? 'media-test'),
     tasks: {},
     logger: pino({ level: 'silent' }),
+    fetch: createGuardedFetch().fetch,
   };
   try {
     return { output: await handler(ctx), logs };

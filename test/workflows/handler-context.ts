@@ -2,6 +2,7 @@
  * Builds a real {@link HandlerContext} for handler tests: a scratch folder and a storage root
  * under the OS temp folder, a log that records every line, and an AbortController.
  */
+import { createGuardedFetch } from '../../src/engine/egress/guarded-fetch.js';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,6 +54,7 @@ export async function makeHandlerContext(
     },
     tasks: {},
     logger: pino({ level: 'silent' }),
+    fetch: createGuardedFetch().fetch,
     ...overrides,
   };
   return { ctx, logs, controller, cleanup: () => rm(base, { recursive: true, force: true }) };

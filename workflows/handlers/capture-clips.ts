@@ -32,7 +32,7 @@ async function localInput(
   let start = c.start;
   let inputArgs = c.inputArgs;
   if (isUrl) {
-    const { url, playlist } = await loadMediaPlaylist(c.input, { signal: ctx.signal });
+    const { url, playlist } = await loadMediaPlaylist(c.input, { signal: ctx.signal, fetch: ctx.fetch });
     const end = c.start + c.duration;
     const picked = playlist.segments.filter(
       (s) => s.startSeconds + s.durationSeconds > c.start && s.startSeconds < end,

@@ -241,6 +241,7 @@ class CallbackDispatcher implements Service {
       clock: this.ctx.clock,
       timeoutMs: this.timeoutMs,
       signal,
+      fetch: this.ctx.fetch,
     });
     if (this.state !== 'running' && signal.aborted && outcome.status === null) {
       // Shut down mid-request: hand the delivery back untouched so the next dispatcher sends it.

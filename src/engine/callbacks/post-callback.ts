@@ -2,6 +2,7 @@
  * One HTTP attempt of a callback delivery (SPEC section 7): the signed POST, bounded by a timeout,
  * redirects not followed. It never throws: every way the attempt can end is an {@link AttemptOutcome}.
  */
+import { EgressRefusedError, type GuardedFetch } from '../egress/guarded-fetch.js';
 import type { ClaimedDeliveryRow } from '../../store/queries/callbacks.js';
 import type { Clock } from '../clock.js';
 import { formatSeconds } from './describe.js';
@@ -27,6 +28,8 @@ export interface PostCallbackOptions {
   timeoutMs: number;
   /** Aborts the request (the dispatcher stopping). */
   signal: AbortSignal;
+  /** The engine's egress-checked fetch (`ctx.fetch`). */
+  fetch: GuardedFetch;
 }
 
 /**
@@ -59,7 +62,7 @@ export async function postCallback(
   const started = performance.now();
   const elapsed = (): number => Math.round(performance.now() - started);
   try {
-    const res = await fetch(row.target_url, {
+    const res = await options.fetch(row.target_url, {
       method: 'POST',
       headers,
       body: raw,
@@ -79,6 +82,7 @@ function describeFetchError(err: unknown, timeoutMs: number): string {
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return `no answer within ${formatSeconds(timeoutMs)} (timed out)`;
     if (err.name === 'AbortError') return 'aborted';
+    if (err instanceof EgressRefusedError) return err.message;
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof Error) {
       const code = (cause as { code?: unknown }).code;

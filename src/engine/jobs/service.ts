@@ -4,6 +4,7 @@
  * sees and changes only its own jobs, and another client's job answers 404 exactly like a missing
  * one. Every failure is an {@link EngineError} with a catalogue code.
  */
+import { assertEgressAllowed, submissionUrls } from './egress-check.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { validateParameters } from '../../workflows/parameters.js';
@@ -89,6 +90,7 @@ export async function submitJob(
       `parameters are not valid for workflow "${input.workflow}": ${validation.problems.join('; ')}`,
       { details: validation.problems },
     );
+  await assertEgressAllowed(ctx.egress, submissionUrls(input.parameters, input.semaphoreUrl));
   const now = ctx.clock.now();
   const outcome = await submissionWriter(ctx.db).write({
     job: {
@@ -269,6 +271,8 @@ export async function patchJob(
 ): Promise<{ id: number; result: string }> {
   const id = parseJobId(idText);
   const patch = withJobId(id, () => readPatch(viewer, body));
+  if (patch.semaphoreUrl)
+    await assertEgressAllowed(ctx.egress, [{ field: 'semaphore_url', url: patch.semaphoreUrl }]);
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {
     const job = await findVisibleJob(tx, viewer, id, { forUpdate: true });

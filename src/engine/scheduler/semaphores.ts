@@ -14,6 +14,7 @@
  *   the notification that announces a new pending job may arrive after a pass already checked it,
  *   and must not cause a second check right after the first.
  */
+import type { GuardedFetch } from '../egress/guarded-fetch.js';
 import { listPendingJobs, queueJobOnSemaphore } from '../../store/queries/due-jobs.js';
 import type { EngineContext } from '../context.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
@@ -83,6 +84,7 @@ export interface SemaphoreAnswer {
  */
 export async function checkSemaphore(
   url: string,
+  fetch: GuardedFetch,
   timeoutMs: number = SEMAPHORE_TIMEOUT_MS,
 ): Promise<SemaphoreAnswer> {
   try {
@@ -160,7 +162,7 @@ export class SemaphoreChecker {
   ): Promise<boolean> {
     // A pending job whose semaphore was removed (PATCH semaphore_url to empty) may go at once.
     const answer: SemaphoreAnswer = url
-      ? await checkSemaphore(url, this.timeoutMs)
+      ? await checkSemaphore(url, this.ctx.fetch, this.timeoutMs)
       : { go: true, status: null, error: null };
     const target = url ? redactUrl(url) : '(none)';
     const result = answer.status !== null ? `HTTP ${answer.status}` : (answer.error ?? 'no semaphore');

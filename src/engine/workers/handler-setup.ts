@@ -100,5 +100,6 @@ export function handlerContext(
     storage: createStorageContext(ctx.config.storageRoot, task.job.client),
     tasks: task.outputs,
     logger: ctx.logger.child(ids),
+    fetch: ctx.fetch,
   };
 }

@@ -163,7 +163,7 @@ export async function httpHandler(ctx: HandlerContext): Promise<HttpOutput> {
   let text: string;
   let truncated: boolean;
   try {
-    res = await fetch(url, { method, headers, body, signal: combined, redirect: 'follow' });
+    res = await ctx.fetch(url, { method, headers, body, signal: combined, redirect: 'follow' });
     ({ text, truncated } = await readBody(res));
   } catch (err) {
     if (signal.aborted) throw abortError(signal, `http ${where}`);

@@ -34,7 +34,7 @@ export interface ResolvedSource {
  */
 export async function resolveSource(ctx: HandlerContext, given: string): Promise<ResolvedSource> {
   if (isUrl(given)) {
-    const { url, playlist } = await loadMediaPlaylist(given, { signal: ctx.signal });
+    const { url, playlist } = await loadMediaPlaylist(given, { signal: ctx.signal, fetch: ctx.fetch });
     if (playlist.segments.length === 0) throw new PermanentTaskError(`HLS source ${given} lists no segments`);
     const info = await probeMedia(url, { signal: ctx.signal });
     if (!info.video) throw new PermanentTaskError(`source ${given} has no video stream`);
