@@ -95,6 +95,7 @@ export function loadConfig(
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`TASK_ENGINE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
 
+  const shutdownGraceSeconds = int('TASK_ENGINE_SHUTDOWN_GRACE_SECONDS', 10, 0, 86_400);
   const egress = get('TASK_ENGINE_EGRESS') ?? '';
   try {
     parseEgressRules(egress);
@@ -116,6 +117,7 @@ export function loadConfig(
     workerConcurrency,
     roles: [...new Set(roles)],
     logLevel,
+    shutdownGraceSeconds,
     egress,
   };
 }

@@ -32,6 +32,11 @@ export interface EngineConfig {
   roles: Role[];
   /** pino log level (`TASK_ENGINE_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
+  /**
+   * Seconds running attempts may go on finishing after a stop is asked for (SIGTERM), before they
+   * are handed back (`TASK_ENGINE_SHUTDOWN_GRACE_SECONDS`, 0 to 86400; default 10).
+   */
+  shutdownGraceSeconds: number;
   /** Egress rules for outbound requests (`TASK_ENGINE_EGRESS`; src/engine/egress/rules.ts); '' = defaults. */
   egress: string;
 }
@@ -112,6 +117,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'logLevel',
     default: 'info',
     description: 'process log level (fatal, error, warn, info, debug, trace, silent)',
+  },
+  {
+    env: 'TASK_ENGINE_SHUTDOWN_GRACE_SECONDS',
+    key: 'shutdownGraceSeconds',
+    default: '10',
+    description:
+      'seconds running task attempts may finish after SIGTERM before they are handed back (0 to 86400); a second SIGTERM hands them back at once',
   },
   {
     env: 'TASK_ENGINE_EGRESS',

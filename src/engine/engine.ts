@@ -66,6 +66,12 @@ export interface Engine {
    * opened by the engine is closed.
    */
   stop(): Promise<void>;
+  /**
+   * Cuts the grace period of a stop short (a second SIGTERM): the attempts still running are
+   * aborted and handed back at once, and `stop()` goes on to its end. Harmless when not stopping
+   * or when the process has no worker role.
+   */
+  hurry(): void;
 }
 
 /** The engine's version, from package.json. */
@@ -181,6 +187,10 @@ class EngineProcess implements Engine {
     return this.started;
   }
 
+  hurry(): void {
+    this.pool?.hurry();
+  }
+
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -235,7 +245,7 @@ class EngineProcess implements Engine {
         concurrency: ctx.config.workerConcurrency,
         heartbeatIntervalMs: this.heartbeatMs,
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
-        ...(opts.shutdownGraceMs !== undefined ? { shutdownGraceMs: opts.shutdownGraceMs } : {}),
+        shutdownGraceMs: opts.shutdownGraceMs ?? this.ctx.config.shutdownGraceSeconds * 1000,
       });
       this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');

@@ -133,6 +133,7 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
     roles: ['controller', 'worker'],
     logLevel: 'silent',
     egress: '',
+    shutdownGraceSeconds: 10,
     ...overrides,
   };
 }

@@ -56,9 +56,20 @@ export async function runUntilSignal(io: CliIO, running: RunningTaskEngine): Pro
   });
   const signal = await waitForSignal(io, ['SIGINT', 'SIGTERM']);
   offHup();
-  io.err(`${signal}: stopping (running task attempts are allowed to finish)…`);
-  // A second signal while stopping means "now".
+  const grace = running.engine.ctx.config.shutdownGraceSeconds;
+  io.err(
+    `${signal}: stopping (running task attempts may finish within ${grace} s; send ${signal} again to hand them back now)…`,
+  );
+  // A second signal while stopping: hand the running attempts back now and finish the stop; a
+  // third: exit at once (the attempts are then recovered as stalled by the other engines).
+  let signals = 0;
   const offForce = io.onSignal(['SIGINT', 'SIGTERM'], () => {
+    signals++;
+    if (signals === 1) {
+      io.err('handing running task attempts back now');
+      running.engine.hurry();
+      return;
+    }
     io.err('stopping at once');
     io.exitNow(130);
   });

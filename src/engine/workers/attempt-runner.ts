@@ -53,6 +53,11 @@ export interface AttemptRunner {
    * back) and waits until every attempt is recorded; then stops listening.
    */
   stop(graceMs: number): Promise<void>;
+  /**
+   * Ends the grace period of a `stop` in progress (or of the next one) at once: the attempts
+   * still running are aborted and handed back now. For a second shutdown signal.
+   */
+  hurry(): void;
   /** Starts running `task` in a slot (the claim loop asked for it). */
   run(task: ClaimedTask): void;
   /**
@@ -73,6 +78,9 @@ export interface AttemptRunner {
 
 /** Creates the {@link AttemptRunner}. */
 export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOptions): AttemptRunner {
+  /** Resolved by `hurry()`: the grace period of a stop ends at once. */
+  let endGrace: () => void = () => undefined;
+  const hurried = new Promise<void>((resolve) => (endGrace = resolve));
   const concurrency = Math.max(1, options.concurrency);
   const { logs, outcome } = options;
   const active = new Map<number, ActiveAttempt>();
@@ -154,13 +162,17 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       });
     },
     async stop(graceMs) {
-      // Graceful: running attempts may finish within the grace period (heartbeats go on).
-      await settleWithin(ctx.clock, all(), graceMs);
+      // Graceful: running attempts may finish within the grace period (heartbeats go on), unless
+      // hurried (a second shutdown signal).
+      await settleWithin(ctx.clock, Promise.race([all(), hurried]), graceMs);
       for (const entry of active.values()) abort(entry, 'shutdown');
       await all();
       await outcome.drain();
       await unlisten?.().catch(() => undefined);
       unlisten = null;
+    },
+    hurry() {
+      endGrace();
     },
     run(task) {
       const entry = newAttempt(task);

@@ -44,6 +44,8 @@ export interface WorkerPool extends Service {
    * delayed retry). Attempts already running are not touched.
    */
   setQueues(queues: string[]): void;
+  /** Ends the shutdown grace period at once: running attempts are handed back now. */
+  hurry(): void;
 }
 
 /**
@@ -93,6 +95,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     wake: () => claims.wake(),
     activeAttempts: () => runner.attemptIds(),
     setQueues: (queues) => claims.setQueues(queues),
+    hurry: () => runner.hurry(),
     async start() {
       if (!stopped) return;
       stopped = false;
