@@ -7,10 +7,15 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import type { Clock, ClockTimer } from '../../engine/clock.js';
 import type { EngineContext } from '../../engine/context.js';
 import type { CloseReason } from '../../engine/events/hub.js';
 import { assertEventJobVisible, parseEventsQuery } from '../../engine/events/query.js';
-import { prepareEventStream, type EventStreamOutput } from '../../engine/events/stream.js';
+import {
+  prepareEventStream,
+  type EventStreamOutput,
+  type ResetEventData,
+} from '../../engine/events/stream.js';
 import type { EngineEvent } from '../../engine/events/types.js';
 import { repeatEvery } from '../../engine/workers/repeat.js';
 import { viewerOf } from '../plugins/auth.js';
@@ -33,12 +38,104 @@ const CLOSE_COMMENTS: Record<CloseReason, string> = {
   stopped: ': closed: the engine is stopping; reconnect with Last-Event-ID\n\n',
 };
 
+/**
+ * One stream's HTTP side: the response, its flow control and its keep-alive. It is created before
+ * the reply is taken over (`pending`: the hub may already close it, which then happens at
+ * {@link SseConnection.begin}), `open` while it streams, and `ended` once the response is over.
+ */
+class SseConnection implements EventStreamOutput {
+  private state: 'pending' | 'open' | 'ended' = 'pending';
+  private closeWhenBegun: string | null = null;
+  private waiters: (() => void)[] = [];
+  private keepAlive: ClockTimer | null = null;
+  private readonly aborter = new AbortController();
+  /** Called once when the stream ends, whoever ends it. */
+  onEnd: (() => void) | null = null;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly clock: Clock,
+    private readonly open: Set<SseConnection>,
+  ) {}
+
+  /** Aborts when the stream ends (the client went, or the server ended it). */
+  get gone(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  /** Writes the head and the `retry:` field and starts the keep-alive. */
+  begin(): void {
+    const { res } = this;
+    res.on('drain', () => this.wake());
+    res.on('close', () => this.finish());
+    res.on('error', () => this.finish());
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    this.state = 'open';
+    this.open.add(this);
+    this.write(`retry: ${SSE_RETRY_MS}\n\n`);
+    this.keepAlive = repeatEvery(this.clock, SSE_KEEP_ALIVE_MS, () => {
+      this.write(': keep-alive\n\n');
+    });
+    if (this.closeWhenBegun !== null) this.end(this.closeWhenBegun);
+  }
+
+  send(event: EngineEvent): boolean {
+    return this.write(formatEvent(event.id, event.kind, event.data));
+  }
+
+  reset(data: ResetEventData, resumeId: number): boolean {
+    return this.write(formatEvent(resumeId, 'reset', data));
+  }
+
+  drained(): Promise<void> {
+    if (this.state !== 'open') return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  closed(reason: CloseReason): void {
+    this.end(CLOSE_COMMENTS[reason]);
+  }
+
+  /** Ends the response with a last comment `text` (idempotent). */
+  end(text: string): void {
+    if (this.state === 'pending') this.closeWhenBegun ??= text;
+    if (this.state !== 'open') return;
+    this.res.end(text);
+    this.finish();
+  }
+
+  private write(text: string): boolean {
+    return this.state === 'open' ? this.res.write(text) : true;
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const fn of waiters) fn();
+  }
+
+  private finish(): void {
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    this.open.delete(this);
+    this.keepAlive?.cancel();
+    this.aborter.abort();
+    this.wake();
+    this.onEnd?.();
+  }
+}
+
 /** Registers `GET /events`. Open streams are ended when the server closes. */
 export function registerEventRoutes(app: FastifyInstance, ctx: EngineContext): void {
-  /** The responses of open streams, ended at close so the server can stop. */
-  const open = new Set<ServerResponse>();
+  /** The open streams, ended at close so the server can stop. */
+  const open = new Set<SseConnection>();
   app.addHook('preClose', async () => {
-    for (const res of open) res.end(CLOSE_COMMENTS.stopped);
+    for (const c of [...open]) c.end(CLOSE_COMMENTS.stopped);
   });
 
   app.get(
@@ -107,61 +204,17 @@ export function registerEventRoutes(app: FastifyInstance, ctx: EngineContext): v
       );
       if (filter.jobId !== null) await assertEventJobVisible(ctx.db, viewer, filter.jobId);
 
-      const res = reply.raw;
-      let ended = false;
-      const gone = new AbortController();
-      let waiters: (() => void)[] = [];
-      const wake = (): void => {
-        const w = waiters;
-        waiters = [];
-        for (const fn of w) fn();
-      };
-      const write = (text: string): boolean => (ended ? true : res.write(text));
-      const out: EventStreamOutput = {
-        send: (e: EngineEvent) => write(formatEvent(e.id, e.kind, e.data)),
-        reset: (data, resumeId) => write(formatEvent(resumeId, 'reset', data)),
-        drained: () =>
-          ended
-            ? Promise.resolve()
-            : new Promise<void>((resolve) => {
-                waiters.push(resolve);
-              }),
-        closed: (reason) => {
-          if (!ended) res.end(CLOSE_COMMENTS[reason]);
-        },
-      };
+      const connection = new SseConnection(reply.raw, ctx.clock, open);
       // Subscribing before anything is written: a refusal here is still a JSON error.
-      const stream = await prepareEventStream(ctx, filter, lastEventId, out);
-
+      const stream = await prepareEventStream(ctx, filter, lastEventId, connection);
+      connection.onEnd = () => stream.subscription.close();
       reply.hijack();
-      open.add(res);
-      const keepAlive = repeatEvery(ctx.clock, SSE_KEEP_ALIVE_MS, () => {
-        write(': keep-alive\n\n');
-      });
-      const finish = (): void => {
-        if (ended) return;
-        ended = true;
-        open.delete(res);
-        keepAlive.cancel();
-        stream.subscription.close();
-        gone.abort();
-        wake();
-      };
-      res.on('drain', wake);
-      res.on('close', finish);
-      res.on('error', finish);
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      write(`retry: ${SSE_RETRY_MS}\n\n`);
+      connection.begin();
       try {
-        await stream.start(gone.signal);
+        await stream.start(connection.gone);
       } catch (err) {
         request.log.warn({ err }, 'GET /events: the replay failed; closing the stream');
-        if (!ended) res.end(': closed: the replay failed; reconnect with Last-Event-ID\n\n');
+        connection.end(': closed: the replay failed; reconnect with Last-Event-ID\n\n');
       }
     },
   );
