@@ -229,4 +229,35 @@ forEachStore('GET /events: the life of a stream', (kind) => {
       await engine.stop();
     }
   });
+
+  it("after every event was swept, the reset's id resumes without another reset", async () => {
+    const engine = await createIdleEngine(store, catalog);
+    const { app, url } = await serve(engine);
+    try {
+      await submitAs(engine, 'quick', {}, {}, 'acme');
+      await store.db.query(`DELETE FROM events`);
+      const allocated = Number(
+        (await store.db.query<{ v: number }>(`SELECT last_value AS v FROM events_id_seq`)).rows[0]!.v,
+      );
+      const first = await openEventStream(`${url}/events?last_event_id=1`, headers);
+      await first.waitFor((ev) => ev.length > 0, 'the reset');
+      assert.equal(first.events[0]!.event, 'reset');
+      assert.equal(first.events[0]!.data.oldest_id, allocated + 1);
+      assert.equal(first.events[0]!.id, allocated, 'the stream goes on from the last id handed out');
+      first.close();
+      const again = await openEventStream(`${url}/events`, {
+        ...headers,
+        'last-event-id': String(first.events[0]!.id),
+      });
+      const jobId = await submitAs(engine, 'quick', {}, {}, 'acme');
+      await again.waitFor((ev) => ev.length > 0, "the new job's event");
+      assert.equal(again.events[0]!.event, 'job');
+      assert.equal(again.events[0]!.data.job_id, jobId);
+      assert.ok(again.events[0]!.id! > allocated);
+      again.close();
+    } finally {
+      await app.close();
+      await engine.stop();
+    }
+  });
 });

@@ -250,7 +250,9 @@ export class EventHub {
     const run = this.chain.then(async () => {
       const window = await readEventWindow.first(this.ctx.db, {});
       if (this.stopped) return;
-      this.cursor = Number(window?.newest_id ?? 0);
+      // The newest committed id; on an empty table (everything swept) the sequence's last value,
+      // so the first new event is not taken for the end of a gap.
+      this.cursor = Number(window?.newest_id ?? window?.last_allocated_id ?? 0);
       this.gap = null;
       this.active = true;
       this.safetyTimer = repeatEvery(this.ctx.clock, this.opts.safetyIntervalMs, () => this.schedule());
