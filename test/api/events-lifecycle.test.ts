@@ -11,7 +11,7 @@ import { buildServer } from '../../src/api/build-server.js';
 import { createClient } from '../../src/engine/clients/clients.js';
 import { ManualClock } from '../../src/engine/clock.js';
 import { createEngine, type Engine } from '../../src/engine/engine.js';
-import { EventHub, type CloseReason } from '../../src/engine/events/hub.js';
+import { EventHub, eventHubOf, type CloseReason } from '../../src/engine/events/hub.js';
 import { createSchedulerService } from '../../src/engine/scheduler/scheduler-service.js';
 import type { EngineEvent } from '../../src/engine/events/types.js';
 import { createIdleEngine, guardEngine, submitAs, testConfig } from '../helpers/engine.js';
@@ -67,6 +67,24 @@ forEachStore('GET /events: the life of a stream', (kind) => {
       s.comments.join('|'),
     );
     await engine.stop();
+  });
+
+  it('a client that goes away leaves no subscription behind; HEAD /events is not a route', async () => {
+    const engine = await createIdleEngine(store, catalog);
+    const { app, url } = await serve(engine);
+    try {
+      const streams = await Promise.all([1, 2, 3].map(() => openEventStream(`${url}/events`, headers)));
+      await Promise.all(streams.map((s) => s.waitFor(() => s.retry === 2000, 'the retry field')));
+      const hub = eventHubOf(engine.ctx);
+      assert.equal(hub.size, 3);
+      for (const s of streams) s.close();
+      await waitFor(() => hub.size === 0, { timeoutMs: 5_000, what: 'the subscriptions to end' });
+      const head = await fetch(`${url}/events`, { method: 'HEAD', headers });
+      assert.equal(head.status, 404);
+    } finally {
+      await app.close();
+      await engine.stop();
+    }
   });
 
   it('stopping the engine ends its streams; a new stream then answers 503', async () => {

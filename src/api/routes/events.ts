@@ -69,6 +69,11 @@ class SseConnection implements EventStreamOutput {
     res.on('drain', () => this.wake());
     res.on('close', () => this.finish());
     res.on('error', () => this.finish());
+    if (res.destroyed || !res.socket || res.socket.destroyed) {
+      // The client went while the stream was being prepared: its 'close' has passed already.
+      this.finish();
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -142,6 +147,8 @@ export function registerEventRoutes(app: FastifyInstance, ctx: EngineContext): v
     '/events',
     {
       ...describeOnly,
+      // A HEAD request would hold a connection open with nothing to send.
+      exposeHeadRoute: false,
       schema: {
         summary: 'Live job, task and log events (Server-Sent Events)',
         description:
