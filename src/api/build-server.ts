@@ -2,7 +2,7 @@
  * The HTTP API (seed `task-engine-api.txt`, SPEC section 4) as a Fastify instance. It never
  * listens: `startTaskEngine` (src/server.ts) does, and tests call `app.inject()`.
  *
- * Every reply is JSON. Bodies must be `application/json` (415 otherwise), valid JSON (400) without
+ * Every reply is JSON, except the `text/event-stream` of `GET /events`. Bodies must be `application/json` (415 otherwise), valid JSON (400) without
  * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
  */
 import { randomUUID } from 'node:crypto';
@@ -21,6 +21,7 @@ import {
 } from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
@@ -149,6 +150,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
         { name: 'settings' },
         { name: 'workflows' },
         { name: 'clients' },
+        { name: 'events' },
       ],
     },
   });
@@ -170,6 +172,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerSettingsRoutes(api, ctx);
     registerWorkflowRoutes(api, ctx);
     registerClientRoutes(api, ctx);
+    registerEventRoutes(api, ctx);
   });
 
   return app;

@@ -25,6 +25,7 @@ import { createCallbackDispatcher } from './callbacks/dispatcher.js';
 import { systemClock, type Clock, type ClockTimer } from './clock.js';
 import type { EngineContext, Service } from './context.js';
 import { createController } from './controller/controller.js';
+import { stopEventHub } from './events/hub.js';
 import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
 import { createSchedulerService } from './scheduler/scheduler-service.js';
 import { repeatEvery } from './workers/repeat.js';
@@ -62,8 +63,8 @@ export interface Engine {
   /**
    * Stops gracefully and idempotently: no new work is claimed, running attempts may finish within
    * the grace period, then are aborted and handed back (attempt `cancelled` "worker shutdown", task
-   * `ready` again without using a retry); the process's `workers` row gets `stopped_at`; a store
-   * opened by the engine is closed.
+   * `ready` again without using a retry); the process's `workers` row gets `stopped_at`; open
+   * `GET /events` streams are closed; a store opened by the engine is closed.
    */
   stop(): Promise<void>;
   /**
@@ -284,6 +285,11 @@ class EngineProcess implements Engine {
     if (this.started) await this.started.catch(() => undefined);
     this.offReload?.();
     this.offReload = null;
+    // The `/events` streams end first (their clients reconnect elsewhere); the hub is only
+    // created by a subscriber, whatever the roles.
+    await stopEventHub(this.ctx).catch((err: unknown) =>
+      logger.error({ err }, 'error while stopping the event hub'),
+    );
     // Stop in reverse order: the controller and scheduler first, then the workers (which may
     // wait for running attempts), then the dispatcher, so callbacks enqueued by the last
     // results still get their chance in this process.

@@ -27,6 +27,8 @@ export const SETTING_DEFAULTS = {
   stall_timeout: 30,
   /** Seconds a `job.idempotency_key` answers with its job (24 h). */
   idempotency_retention: 86_400,
+  /** Seconds `GET /events` can resume from (`Last-Event-ID`): older events are deleted (15 min). */
+  event_retention: 900,
 } as const;
 
 export type KnownSetting = keyof typeof SETTING_DEFAULTS;
@@ -45,6 +47,7 @@ const MINIMUMS: Record<KnownSetting, number> = {
   callback_retry_limit: 0,
   stall_timeout: 1,
   idempotency_retention: 1,
+  event_retention: 10,
 };
 
 /**
@@ -62,6 +65,7 @@ const MAXIMUMS: Record<KnownSetting, number> = {
   callback_retry_limit: 100,
   stall_timeout: 86_400,
   idempotency_retention: 31_536_000,
+  event_retention: 604_800,
 };
 
 /** Whether `name` is a known setting. */

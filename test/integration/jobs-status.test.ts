@@ -226,6 +226,7 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
     assert.equal(list.settings.max_jobs, 5);
     assert.equal(list.settings.idempotency_retention, 86_400);
     assert.equal(list.settings.night_mode, 'on');
-    assert.equal(Object.keys(list.settings).length, 11);
+    assert.equal(list.settings.event_retention, 900);
+    assert.equal(Object.keys(list.settings).length, 12);
   });
 });

@@ -6,6 +6,11 @@
 import type { JobState } from '../jobs/transitions.js';
 import type { LogRecord } from '../jobs/records.js';
 
+/** The SSE event names of `GET /events`, one per `events.kind`. */
+export const EVENT_KINDS = ['job', 'task', 'log'] as const;
+/** One of {@link EVENT_KINDS}. */
+export type EventKind = (typeof EVENT_KINDS)[number];
+
 /** `event: job` — a job was created or its `queue_state`, `failed`, `priority` or `run` changed. */
 export interface JobEventData {
   job_id: number;

@@ -1,6 +1,8 @@
 /**
- * The `cleanup_jobs` schedule (SPEC section 8): deletes finished jobs past their retention.
+ * The `cleanup_jobs` schedule (SPEC section 8): deletes finished jobs past their retention; and
+ * the event log's retention (`event_retention`), run by the frequent maintenance schedule.
  */
+import { deleteEventsUpTo, readEventCutoffId } from '../../store/queries/events.js';
 import { deleteExpiredJobs } from '../../store/queries/maintenance.js';
 import type { EngineContext } from '../context.js';
 import { readSettings } from '../settings.js';
@@ -48,4 +50,45 @@ export async function cleanupJobs(
     await new Promise((resolve) => setImmediate(resolve));
   }
   return { jobs: total, cutoff };
+}
+
+/** Events deleted per statement. */
+export const EVENT_CLEANUP_BATCH_SIZE = 5000;
+
+/** Result of one event cleanup. */
+export interface EventCleanupResult {
+  /** Events deleted. */
+  events: number;
+  /** The cut-off used: events created before it were eligible. */
+  cutoff: Date;
+}
+
+/**
+ * Deletes the events (the log behind `GET /events`) created more than `event_retention` seconds
+ * (setting, default 900) before now. It deletes every event up to the newest id created before
+ * the cut-off, so what is gone is always a prefix of the ids and a stream asked to resume from an
+ * older id is told to reset (docs/events.md). Works in batches of {@link EVENT_CLEANUP_BATCH_SIZE},
+ * oldest first. Run by the `recover_stalled_tasks` schedule (every 15 s), so the window is kept
+ * to within seconds of the setting.
+ * @param ctx - engine context (`db`, `clock`).
+ * @param options.batchSize - events per statement (tests use small ones).
+ * @throws the driver's error; batches already committed stay deleted.
+ */
+export async function cleanupEvents(
+  ctx: Pick<EngineContext, 'db' | 'clock'>,
+  options: { batchSize?: number } = {},
+): Promise<EventCleanupResult> {
+  const batchSize = options.batchSize ?? EVENT_CLEANUP_BATCH_SIZE;
+  const { known } = await readSettings(ctx.db);
+  const cutoff = new Date(ctx.clock.now().getTime() - known.event_retention * 1000);
+  const upTo = (await readEventCutoffId.first(ctx.db, { cutoff }))?.id ?? null;
+  if (upTo === null) return { events: 0, cutoff };
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await deleteEventsUpTo.run(ctx.db, { upTo: Number(upTo), limit: batchSize });
+    total += rowCount;
+    if (rowCount < batchSize) break;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { events: total, cutoff };
 }

@@ -17,7 +17,7 @@
  */
 import type { EngineContext, Service } from '../context.js';
 import { admitJobs } from '../controller/admission.js';
-import { cleanupJobs } from '../maintenance/cleanup.js';
+import { cleanupEvents, cleanupJobs } from '../maintenance/cleanup.js';
 import { recoverStalledAttempts } from '../maintenance/recover-stalled.js';
 import { readSettings } from '../settings.js';
 import { CHANNELS } from '../signals.js';
@@ -63,7 +63,11 @@ function defaultHandlers(semaphores: SemaphoreLoop): Record<ScheduleName, Schedu
       return { queued: moved.queued.length, pending: moved.pending.length, semaphoreQueued };
     },
     push_jobs: (c) => admitJobs(c),
-    recover_stalled_tasks: (c) => recoverStalledAttempts(c),
+    recover_stalled_tasks: async (c) => {
+      const recovered = await recoverStalledAttempts(c);
+      const { events } = await cleanupEvents(c);
+      return { recovered, events_deleted: events };
+    },
     cleanup_jobs: (c) => cleanupJobs(c),
   };
 }

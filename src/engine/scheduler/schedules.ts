@@ -54,7 +54,8 @@ export const SCHEDULES: Readonly<Record<ScheduleName, ScheduleDefinition>> = {
     class: 'RecoverStalledTasks',
     every: 15,
     firstIn: 15,
-    description: 'Retries task attempts whose worker stopped heart-beating for stall_timeout seconds.',
+    description:
+      'Retries task attempts whose worker stopped heart-beating for stall_timeout seconds, and deletes events (GET /events) older than event_retention seconds.',
   },
   cleanup_jobs: {
     class: 'CleanupJobs',
