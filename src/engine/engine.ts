@@ -45,6 +45,8 @@ export interface EngineOptions {
   workerPollIntervalMs?: number;
   /** Controller's safety-net admission period (ms); default 10 000. */
   admissionSafetyIntervalMs?: number;
+  /** Least time between two writes of handlers' `ctx.progress` reports (ms); default 500. */
+  progressIntervalMs?: number;
 }
 
 /** One engine process. */
@@ -231,6 +233,7 @@ class EngineProcess implements Engine {
         heartbeatIntervalMs: this.heartbeatMs,
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
         ...(opts.shutdownGraceMs !== undefined ? { shutdownGraceMs: opts.shutdownGraceMs } : {}),
+        ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
       });
       this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');

@@ -14,6 +14,8 @@ import type { HandlerContext } from '../../src/workflows/types.js';
 export interface TestHandlerContext {
   ctx: HandlerContext;
   logs: { message: string; severity: number }[];
+  /** Every `ctx.progress` call, in order. */
+  progress: { fraction: number; message?: string; detail?: Record<string, unknown> }[];
   controller: AbortController;
   /** Removes the scratch and storage folders. */
   cleanup(): Promise<void>;
@@ -30,6 +32,7 @@ export async function makeHandlerContext(
   await mkdir(workdir, { recursive: true });
   await mkdir(root, { recursive: true });
   const logs: { message: string; severity: number }[] = [];
+  const progress: TestHandlerContext['progress'] = [];
   const controller = new AbortController();
   const ctx: HandlerContext = {
     parameters: {},
@@ -39,6 +42,9 @@ export async function makeHandlerContext(
     inputs,
     log: (message, severity = 1) => {
       logs.push({ message, severity });
+    },
+    progress: (fraction, message, detail) => {
+      progress.push({ fraction, ...(message !== undefined ? { message } : {}), ...(detail ? { detail } : {}) });
     },
     signal: controller.signal,
     workdir,
@@ -55,7 +61,7 @@ export async function makeHandlerContext(
     logger: pino({ level: 'silent' }),
     ...overrides,
   };
-  return { ctx, logs, controller, cleanup: () => rm(base, { recursive: true, force: true }) };
+  return { ctx, logs, progress, controller, cleanup: () => rm(base, { recursive: true, force: true }) };
 }
 
 /** True while a process with `pid` runs (a zombie, dead but not yet reaped, counts as gone). */
