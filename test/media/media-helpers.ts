@@ -90,7 +90,11 @@ export async function runHandlerDirect(
     inputs: opts.inputs ?? {},
     log: (m) => logs.push(m),
     progress: (fraction, message, detail) => {
-      progress.push({ fraction, ...(message !== undefined ? { message } : {}), ...(detail ? { detail } : {}) });
+      progress.push({
+        fraction,
+        ...(message !== undefined ? { message } : {}),
+        ...(detail ? { detail } : {}),
+      });
     },
     signal: opts.signal ?? new AbortController().signal,
     workdir,

@@ -44,7 +44,11 @@ export async function makeHandlerContext(
       logs.push({ message, severity });
     },
     progress: (fraction, message, detail) => {
-      progress.push({ fraction, ...(message !== undefined ? { message } : {}), ...(detail ? { detail } : {}) });
+      progress.push({
+        fraction,
+        ...(message !== undefined ? { message } : {}),
+        ...(detail ? { detail } : {}),
+      });
     },
     signal: controller.signal,
     workdir,

@@ -33,7 +33,7 @@ export interface ProgressReading {
 /**
  * Checks one `ctx.progress` call. `fraction` must be a finite number; it is clamped to 0..1. A
  * `message` is turned into one trimmed line (control characters become spaces) and cut to
- * {@link PROGRESS_LIMITS}.messageChars; empty means none. `detail` must be a plain JSON object of at
+ * {@link PROGRESS_LIMITS}.messageChars; empty means none (a message that is not a string is dropped). `detail` must be a plain JSON object of at
  * most {@link PROGRESS_LIMITS}.detailBytes as JSON, else it is dropped with a problem. Never throws.
  */
 export function readProgressReport(fraction: unknown, message?: unknown, detail?: unknown): ProgressReading {
@@ -47,17 +47,23 @@ export function readProgressReport(fraction: unknown, message?: unknown, detail?
   return {
     value: {
       fraction: Math.min(1, Math.max(0, fraction)),
-      message: readMessage(message),
+      message: readMessage(message, problems),
       detail: readDetail(detail, problems),
     },
     problems,
   };
 }
 
-function readMessage(message: unknown): string | null {
+function readMessage(message: unknown, problems: string[]): string | null {
   if (message === undefined || message === null) return null;
+  if (typeof message !== 'string' && typeof message !== 'number') {
+    problems.push(`progress message ${describe(message)} was dropped: it must be a string`);
+    return null;
+  }
   // eslint-disable-next-line no-control-regex
-  const line = String(message).replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  const line = String(message)
+    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
+    .trim();
   if (line.length === 0) return null;
   const chars = [...line];
   return chars.length > PROGRESS_LIMITS.messageChars

@@ -56,7 +56,10 @@ interface Tracked {
 }
 
 /** Creates the {@link ProgressWriter} of a worker pool. */
-export function createProgressWriter(ctx: EngineContext, options: ProgressWriterOptions = {}): ProgressWriter {
+export function createProgressWriter(
+  ctx: EngineContext,
+  options: ProgressWriterOptions = {},
+): ProgressWriter {
   const intervalMs = Math.max(10, options.intervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS);
   const tracked = new Map<number, Tracked>();
   let timer: ClockTimer | null = null;
