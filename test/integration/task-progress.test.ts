@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/api/build-server.js';
 import { createClient } from '../../src/engine/clients/clients.js';

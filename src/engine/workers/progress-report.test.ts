@@ -16,7 +16,7 @@ describe('readProgressReport', () => {
   it('ignores a fraction that is not a finite number, saying what is accepted', () => {
     for (const bad of [NaN, Infinity, -Infinity, '0.5', null, undefined, {}, 10n]) {
       const r = readProgressReport(bad);
-      assert.equal(r.value, null, String(bad));
+      assert.equal(r.value, null, typeof bad);
       assert.match(r.problems[0]!, /must be a finite number from 0 to 1/);
     }
   });

@@ -54,16 +54,17 @@ export function readProgressReport(fraction: unknown, message?: unknown, detail?
   };
 }
 
+/** Runs of control characters (newlines, tabs, escapes), each turned into one space. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]+/g;
+
 function readMessage(message: unknown, problems: string[]): string | null {
   if (message === undefined || message === null) return null;
   if (typeof message !== 'string' && typeof message !== 'number') {
     problems.push(`progress message ${describe(message)} was dropped: it must be a string`);
     return null;
   }
-  // eslint-disable-next-line no-control-regex
-  const line = String(message)
-    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
-    .trim();
+  const line = String(message).replace(CONTROL_CHARACTERS, ' ').trim();
   if (line.length === 0) return null;
   const chars = [...line];
   return chars.length > PROGRESS_LIMITS.messageChars
