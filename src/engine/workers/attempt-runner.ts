@@ -114,7 +114,12 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       const progress = options.progress.track(entry.ref, (message) =>
         log({ jobId: task.job.id, taskId: task.taskId, severity: 2, message }),
       );
-      const hctx = handlerContext(ctx, task, inputs, { signal: entry.controller.signal, log, workdir, progress });
+      const hctx = handlerContext(ctx, task, inputs, {
+        signal: entry.controller.signal,
+        log,
+        workdir,
+        progress,
+      });
       const run = Promise.resolve().then(() => handler(hctx));
       handlerSettled = run.then(
         () => undefined,
