@@ -48,6 +48,8 @@ export interface EngineOptions {
   workerPollIntervalMs?: number;
   /** Controller's safety-net admission period (ms); default 10 000. */
   admissionSafetyIntervalMs?: number;
+  /** Least time between two writes of handlers' `ctx.progress` reports (ms); default 500. */
+  progressIntervalMs?: number;
 }
 
 /** One engine process. */
@@ -247,6 +249,7 @@ class EngineProcess implements Engine {
         heartbeatIntervalMs: this.heartbeatMs,
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
         shutdownGraceMs: opts.shutdownGraceMs ?? this.ctx.config.shutdownGraceSeconds * 1000,
+        ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
       });
       this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');

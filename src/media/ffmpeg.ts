@@ -11,8 +11,9 @@
  * binary fails the task at once instead of being retried or hanging.
  *
  * Processes are started with an argv array (never a shell). An `AbortSignal` ends the process
- * (SIGTERM, then SIGKILL after a grace period, as SPEC 5.3 asks for broken jobs); FFmpeg's
- * `-progress pipe:1` key=value blocks are parsed so callers can report a percentage. A running
+ * (SIGTERM, then SIGKILL after a grace period, as SPEC 5.3 asks for broken jobs); FFmpeg runs with
+ * `-nostats -progress pipe:1` and its key=value blocks are parsed (`ffmpeg-progress.ts`) so callers
+ * can report the task's progress (`reportFfmpegProgress`). A running
  * tool is listed in the host's child process registry (`src/process/child-registry.ts`), so that
  * if the engine process dies the next engine process on this host kills it before the attempt is
  * retried — two FFmpeg processes never write the same outputs.
@@ -23,6 +24,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PermanentTaskError } from '../errors/task-errors.js';
 import { trackChild, untrackChild } from '../process/child-registry.js';
+import { FfmpegProgressParser, type FfmpegProgress } from './ffmpeg-progress.js';
+
+export { parseProgressBlock, type FfmpegProgress } from './ffmpeg-progress.js';
 
 /** The two media tools. */
 export type MediaTool = 'ffmpeg' | 'ffprobe';
@@ -100,20 +104,6 @@ export const locateFfmpeg = (env?: NodeJS.ProcessEnv): string => locateTool('ffm
 /** Shorthand for `locateTool('ffprobe', env)`. */
 export const locateFfprobe = (env?: NodeJS.ProcessEnv): string => locateTool('ffprobe', env);
 
-/** One progress report parsed from FFmpeg's `-progress` output. */
-export interface FfmpegProgress {
-  /** Output position reached, in seconds. */
-  outTimeSeconds: number;
-  /** 0–100 when the expected output duration is known, else null. */
-  percent: number | null;
-  /** Frames written so far (0 for audio-only output). */
-  frame: number;
-  /** Encoding speed as FFmpeg reports it (`1.5x`), or null. */
-  speed: string | null;
-  /** True on the final block (`progress=end`). */
-  done: boolean;
-}
-
 /** Options of {@link runFfmpeg} and {@link runTool}. */
 export interface RunToolOptions {
   /** Ends the process when aborted (SIGTERM, then SIGKILL after `killGraceMs`). */
@@ -157,36 +147,6 @@ export class MediaToolError extends Error {
 }
 
 const STDERR_TAIL_BYTES = 8192;
-
-/** Parses `key=value` lines of one `-progress` block into a report. */
-export function parseProgressBlock(lines: string[], durationSeconds?: number): FfmpegProgress {
-  const kv = new Map<string, string>();
-  for (const line of lines) {
-    const i = line.indexOf('=');
-    if (i > 0) kv.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-  }
-  // out_time_us is in microseconds; older builds also write out_time_ms, which despite its name
-  // is microseconds too. out_time (HH:MM:SS.micro) is the fallback.
-  let outTimeSeconds = Number(kv.get('out_time_us') ?? kv.get('out_time_ms')) / 1e6;
-  if (!Number.isFinite(outTimeSeconds)) {
-    const m = /^(-?\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(kv.get('out_time') ?? '');
-    outTimeSeconds = m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : 0;
-  }
-  if (outTimeSeconds < 0) outTimeSeconds = 0;
-  const done = kv.get('progress') === 'end';
-  let percent: number | null = null;
-  if (durationSeconds && durationSeconds > 0) {
-    percent = done ? 100 : Math.min(99.9, Math.max(0, (outTimeSeconds / durationSeconds) * 100));
-  }
-  const speed = kv.get('speed');
-  return {
-    outTimeSeconds,
-    percent,
-    frame: Number(kv.get('frame') ?? 0) || 0,
-    speed: speed && speed !== 'N/A' ? speed : null,
-    done,
-  };
-}
 
 /**
  * Runs `tool` with `args` (argv, no shell) and resolves when it exits 0.
@@ -283,18 +243,10 @@ function abortReason(signal: AbortSignal): Error {
  */
 export function runFfmpeg(args: string[], options: RunFfmpegOptions = {}): Promise<ToolResult> {
   const { onProgress, durationSeconds } = options;
-  let block: string[] = [];
+  const parser = new FfmpegProgressParser((p) => onProgress?.(p), durationSeconds);
   return runTool('ffmpeg', [...FFMPEG_GLOBAL_ARGS, ...args], {
     ...options,
-    onStdoutLine: (line) => {
-      block.push(line);
-      // Every block ends with `progress=continue` or `progress=end`.
-      if (line.startsWith('progress=')) {
-        const report = parseProgressBlock(block, durationSeconds);
-        block = [];
-        onProgress?.(report);
-      }
-    },
+    onStdoutLine: (line) => parser.line(line),
   });
 }
 
@@ -320,33 +272,4 @@ export async function runFfprobe(args: string[], options: RunToolOptions = {}): 
     collectStdout: true,
   });
   return res.stdout;
-}
-
-/**
- * Makes a progress callback that calls `report(percent)` at most every `minStepPercent` points
- * and every `minIntervalMs`, plus once at 100 % — so job logs get a readable number of lines.
- */
-export function throttleProgress(
-  report: (percent: number) => void,
-  minStepPercent = 10,
-  minIntervalMs = 1000,
-): (p: FfmpegProgress) => void {
-  let lastPercent = -Infinity;
-  let lastAt = 0;
-  let ended = false;
-  return (p) => {
-    if (p.percent === null || ended) return;
-    const pct = Math.floor(p.percent);
-    const now = Date.now();
-    if (p.done || pct >= 100) {
-      ended = true;
-      report(100);
-      return;
-    }
-    if (pct - lastPercent >= minStepPercent && now - lastAt >= minIntervalMs) {
-      lastPercent = pct;
-      lastAt = now;
-      report(pct);
-    }
-  };
 }

@@ -93,6 +93,15 @@ export interface HandlerContext {
   inputs: Record<string, unknown>;
   /** Writes a line to the job's log (progname `worker`); severity 0 DEBUG … 4 FATAL, default 1. */
   log(message: string, severity?: number): void;
+  /**
+   * Reports how far the attempt has got: `fraction` from 0 to 1 (clamped; a value that is not a
+   * finite number is ignored with one warning in the job log), an optional short `message`
+   * (trimmed, at most 200 characters) and optional `detail`, a small JSON object (at most 2 KiB
+   * as JSON; e.g. `{ fps, speed, eta_seconds }`). Shown as the task's `progress`,
+   * `progress_message` and `progress_detail`. Cheap to call often: the latest value is written
+   * every half second or so (each write also counts as the attempt's heartbeat). Never throws.
+   */
+  progress(fraction: number, message?: string, detail?: Record<string, unknown>): void;
   /** Aborted when the job is broken, the attempt times out, or the worker shuts down hard. */
   signal: AbortSignal;
   /** A scratch folder for this attempt (removed after it ends). */

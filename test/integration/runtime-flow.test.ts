@@ -153,7 +153,7 @@ forEachStore('runtime: job flow', (kind) => {
     const hello = detail.tasks[0]!;
     assert.equal((hello.output as { stdout: string }).stdout, 'hello res\n');
     assert.ok(hello.duration_ms !== null && hello.duration_ms >= 0);
-    assert.equal(hello.progress, null, 'exec without progress lines reports none');
+    assert.equal(hello.progress, 1, 'a succeeded task ends at progress 1, reported or not');
 
     const events = await te.db.query<{
       kind: string;

@@ -58,6 +58,8 @@ export async function tempStorageRoot(): Promise<{ root: string; cleanup(): Prom
 export interface DirectRun {
   output: unknown;
   logs: string[];
+  /** Every `ctx.progress` call, in order. */
+  progress: { fraction: number; message?: string; detail?: Record<string, unknown> }[];
 }
 
 let nextId = 1000;
@@ -78,6 +80,7 @@ export async function runHandlerDirect(
   },
 ): Promise<DirectRun> {
   const logs: string[] = [];
+  const progress: DirectRun['progress'] = [];
   const workdir = await mkdtemp(path.join(os.tmpdir(), 'te-work-'));
   const id = nextId++;
   const ctx: HandlerContext = {
@@ -87,6 +90,13 @@ export async function runHandlerDirect(
     attempt: { id, number: 1 },
     inputs: opts.inputs ?? {},
     log: (m) => logs.push(m),
+    progress: (fraction, message, detail) => {
+      progress.push({
+        fraction,
+        ...(message !== undefined ? { message } : {}),
+        ...(detail ? { detail } : {}),
+      });
+    },
     signal: opts.signal ?? new AbortController().signal,
     workdir,
     storage: createStorageContext(opts.storageRoot, opts.client ?? 'media-test'),
@@ -95,7 +105,7 @@ export async function runHandlerDirect(
     fetch: createGuardedFetch().fetch,
   };
   try {
-    return { output: await handler(ctx), logs };
+    return { output: await handler(ctx), logs, progress };
   } finally {
     await rm(workdir, { recursive: true, force: true });
   }

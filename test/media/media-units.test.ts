@@ -81,7 +81,7 @@ describe('media: ffmpeg and ffprobe', () => {
     const p = parseProgressBlock(['frame=50', 'out_time_us=1500000', 'speed=2.5x', 'progress=continue'], 3);
     assert.equal(p.outTimeSeconds, 1.5);
     assert.equal(p.percent, 50);
-    assert.equal(p.speed, '2.5x');
+    assert.equal(p.speed, 2.5);
     assert.equal(p.done, false);
     const q = parseProgressBlock(['out_time=00:00:02.250000', 'progress=end'], 3);
     assert.equal(q.outTimeSeconds, 2.25);

@@ -234,7 +234,7 @@ describe('loadCatalog', () => {
     [
       'unknown built-in input',
       `name: bad\ntasks:\n${task('', 'exec\n    with: { command: echo, arg: [x] }')}`,
-      /tasks\.a\.with\.arg is not an input of exec \(accepted: command, args, cwd, env, output\)/,
+      /tasks\.a\.with\.arg is not an input of exec \(accepted: command, args, cwd, env, output, progress, progress_duration\)/,
     ],
     [
       'missing required built-in input',

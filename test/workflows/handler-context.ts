@@ -15,6 +15,8 @@ import type { HandlerContext } from '../../src/workflows/types.js';
 export interface TestHandlerContext {
   ctx: HandlerContext;
   logs: { message: string; severity: number }[];
+  /** Every `ctx.progress` call, in order. */
+  progress: { fraction: number; message?: string; detail?: Record<string, unknown> }[];
   controller: AbortController;
   /** Removes the scratch and storage folders. */
   cleanup(): Promise<void>;
@@ -31,6 +33,7 @@ export async function makeHandlerContext(
   await mkdir(workdir, { recursive: true });
   await mkdir(root, { recursive: true });
   const logs: { message: string; severity: number }[] = [];
+  const progress: TestHandlerContext['progress'] = [];
   const controller = new AbortController();
   const ctx: HandlerContext = {
     parameters: {},
@@ -40,6 +43,13 @@ export async function makeHandlerContext(
     inputs,
     log: (message, severity = 1) => {
       logs.push({ message, severity });
+    },
+    progress: (fraction, message, detail) => {
+      progress.push({
+        fraction,
+        ...(message !== undefined ? { message } : {}),
+        ...(detail ? { detail } : {}),
+      });
     },
     signal: controller.signal,
     workdir,
@@ -57,7 +67,7 @@ export async function makeHandlerContext(
     fetch: createGuardedFetch().fetch,
     ...overrides,
   };
-  return { ctx, logs, controller, cleanup: () => rm(base, { recursive: true, force: true }) };
+  return { ctx, logs, progress, controller, cleanup: () => rm(base, { recursive: true, force: true }) };
 }
 
 /** True while a process with `pid` runs (a zombie, dead but not yet reaped, counts as gone). */

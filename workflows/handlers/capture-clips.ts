@@ -10,12 +10,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
-import { runFfmpeg, throttleProgress } from '../../src/media/ffmpeg.js';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import { loadMediaPlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import type { CaptureClip } from './capture-prepare.js';
-import { progressLine } from './lib/params.js';
 import { AUDIO_BITRATE, describeStaged, readPlan, videoBitrateFor } from './lib/vod.js';
 
 /** A clip's input as a local file, and where the clip starts in it. */
@@ -144,7 +144,7 @@ export default async function captureClips(ctx: HandlerContext): Promise<unknown
     {
       signal: ctx.signal,
       durationSeconds: plan.duration,
-      onProgress: throttleProgress(progressLine(ctx, 'capture'), 20),
+      onProgress: reportFfmpegProgress(ctx, { label: 'capture' }),
     },
   );
   for (let i = 0; i < clips.length; i++)

@@ -6,11 +6,12 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
-import { runFfmpeg, throttleProgress } from '../../src/media/ffmpeg.js';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
-import { contentId, fileName, outputFolder, progressLine, reqString, rel } from './lib/params.js';
+import { contentId, fileName, outputFolder, reqString, rel } from './lib/params.js';
 import { assetPaths, exists } from './lib/vod.js';
 
 async function findMaster(folderAbs: string, id: string | undefined): Promise<string> {
@@ -79,7 +80,7 @@ export default async function createMp4(ctx: HandlerContext): Promise<unknown> {
     {
       signal: ctx.signal,
       durationSeconds: info.durationSeconds,
-      onProgress: throttleProgress(progressLine(ctx, 'mp4'), 25),
+      onProgress: reportFfmpegProgress(ctx, { label: 'mp4' }),
     },
   );
   ctx.log(`MP4 written from ${rel(ctx, media)}: ${rel(ctx, file)}`);

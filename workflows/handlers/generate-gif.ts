@@ -7,19 +7,11 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
-import { runFfmpeg, throttleProgress } from '../../src/media/ffmpeg.js';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import { formatSeconds } from '../../src/media/timecode.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
-import {
-  fileName,
-  optBool,
-  optNumber,
-  outputFolder,
-  progressLine,
-  reqString,
-  reqTime,
-  rel,
-} from './lib/params.js';
+import { fileName, optBool, optNumber, outputFolder, reqString, reqTime, rel } from './lib/params.js';
 import { placeTime, resolveSource } from './lib/source.js';
 
 /** @returns `{message, files, metadata: {frames, fps, duration}}`. */
@@ -76,7 +68,7 @@ export default async function generateGif(ctx: HandlerContext): Promise<unknown>
     {
       signal: ctx.signal,
       durationSeconds: clip / speed,
-      onProgress: throttleProgress(progressLine(ctx, 'gif'), 25),
+      onProgress: reportFfmpegProgress(ctx, { label: 'gif' }),
     },
   );
   const frames = Math.round((clip / speed) * fps);

@@ -4,9 +4,10 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runFfmpeg, throttleProgress } from '../../src/media/ffmpeg.js';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
-import { progressLine, rel } from './lib/params.js';
+import { rel } from './lib/params.js';
 import { readPlan, stagedRenditions } from './lib/vod.js';
 
 /** @returns `{file}` (client-relative). */
@@ -19,7 +20,7 @@ export default async function makeMp4(ctx: HandlerContext): Promise<{ file: stri
   await runFfmpeg(['-i', top.input, '-map', '0', '-c', 'copy', '-movflags', '+faststart', file], {
     signal: ctx.signal,
     durationSeconds: plan.duration,
-    onProgress: throttleProgress(progressLine(ctx, 'mp4'), 25),
+    onProgress: reportFfmpegProgress(ctx, { label: 'mp4' }),
   });
   ctx.log(`MP4 written: ${rel(ctx, file)} (${top.name})`);
   return { file: rel(ctx, file) };

@@ -13,6 +13,7 @@ import type { AttemptOutcome, HandlerOutcome } from './attempt-outcome.js';
 import type { ClaimedTask } from './claim.js';
 import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
 import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
+import type { ProgressWriter } from './progress-writer.js';
 import type { AttemptRef } from './results.js';
 
 /** Options of {@link createAttemptRunner}. */
@@ -23,6 +24,8 @@ export interface AttemptRunnerOptions {
   abortSettleMs: number;
   /** Where handlers' `ctx.log` lines go. */
   logs: LogBuffer;
+  /** Where handlers' `ctx.progress` reports go (settled before each result is written). */
+  progress: ProgressWriter;
   /** Where ended attempts go. */
   outcome: AttemptOutcome;
   /** Told whenever a slot may have come free (to look for more work). */
@@ -116,7 +119,15 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     try {
       if (!def) throw new PermanentSetupError(`task '${task.name}' is not in the job's workflow definition`);
       const { handler, inputs } = await prepareHandler(ctx, loadHandler, task, def);
-      const hctx = handlerContext(ctx, task, inputs, { signal: entry.controller.signal, log, workdir });
+      const progress = options.progress.track(entry.ref, (message) =>
+        log({ jobId: task.job.id, taskId: task.taskId, severity: 2, message }),
+      );
+      const hctx = handlerContext(ctx, task, inputs, {
+        signal: entry.controller.signal,
+        log,
+        workdir,
+        progress,
+      });
       const run = Promise.resolve().then(() => handler(hctx));
       handlerSettled = run.then(
         () => undefined,
@@ -135,6 +146,8 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     // aborted attempt keeps its slot until its handler has really stopped (below).
     if (!entry.reason) releaseSlot(entry);
     try {
+      // Its last progress lands before the result (a superseded attempt's is dropped).
+      await options.progress.settle(task.attemptId, entry.reason !== 'lost');
       // The handler's own lines go in before the result's "completed"/"failed" line.
       if (entry.logged) await logs.flush();
       await outcome.record({

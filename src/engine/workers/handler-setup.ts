@@ -66,6 +66,8 @@ export interface AttemptHooks {
   log: (line: BufferedLogLine) => void;
   /** Set to the scratch folder when the handler first asks for it (the runner removes it). */
   workdir: { path: string | null };
+  /** The attempt's `ctx.progress` (throttled by the pool's progress writer). */
+  progress: HandlerContext['progress'];
 }
 
 /** The context a handler of `task` runs with. */
@@ -93,6 +95,7 @@ export function handlerContext(
     inputs,
     log: (message, severity) =>
       hooks.log({ jobId: ids.jobId, taskId: ids.taskId, severity: severity ?? 1, message: String(message) }),
+    progress: hooks.progress,
     signal: hooks.signal,
     get workdir() {
       return scratch();

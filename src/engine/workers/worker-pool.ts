@@ -10,6 +10,7 @@ import { createAttemptOutcome } from './attempt-outcome.js';
 import { createAttemptRunner } from './attempt-runner.js';
 import { createClaimLoop } from './claim-loop.js';
 import { createLogBuffer } from './log-buffer.js';
+import { createProgressWriter } from './progress-writer.js';
 import { createResultWriter } from './result-writer.js';
 
 export { AttemptAbortedError } from './attempt-errors.js';
@@ -30,6 +31,8 @@ export interface WorkerPoolOptions {
   shutdownGraceMs?: number;
   /** After an abort, how long to wait for a handler to settle before the slot is freed anyway; default 12 000 ms. */
   abortSettleMs?: number;
+  /** Least time between two writes of handlers' `ctx.progress` reports, ms; default 500. */
+  progressIntervalMs?: number;
 }
 
 /** The worker pool service, with hooks for tests and the engine. */
@@ -66,10 +69,12 @@ export interface WorkerPool extends Service {
 export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions): WorkerPool {
   const graceMs = options.shutdownGraceMs ?? 10_000;
   const logs = createLogBuffer(ctx.db, ctx.logger, { clock: ctx.clock });
+  const progress = createProgressWriter(ctx, { intervalMs: options.progressIntervalMs });
   const runner = createAttemptRunner(ctx, {
     concurrency: options.concurrency,
     abortSettleMs: options.abortSettleMs ?? 12_000,
     logs,
+    progress,
     outcome: createAttemptOutcome(ctx, createResultWriter(ctx)),
     onSlotFreed: () => claims.wake(),
   });
@@ -108,6 +113,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       stopped = true;
       await claims.stop();
       await runner.stop(graceMs);
+      await progress.close();
       heartbeat.stop();
       await logs.close();
     },

@@ -146,6 +146,7 @@ export interface ApplyJobEffectsParams {
  * changes: a part with empty arrays does nothing). In order of dependence:
  * - attempts closed (`state = 'running'` in the WHERE: a closed attempt is never reopened);
  * - the attempt outcomes' task edges (from the edge's state and the attempt's id in the WHERE);
+ *   a task that becomes `succeeded` gets `progress = 1` (any other outcome keeps its progress);
  * - task callbacks and the early log lines, inserted before the skips below run, so that they
  *   always get smaller ids than the `start` callback and log lines of a sibling that a claim
  *   takes while the skip waits for that sibling's row (the skip reads `tc` and `le` to make
@@ -197,6 +198,8 @@ WITH y AS (SELECT * FROM unnest($logJobIds::bigint[], $logTaskIds::bigint[], $lo
                    run_after = CASE WHEN o.delay IS NULL THEN tasks.run_after
                                     ELSE $now::timestamptz + make_interval(secs => o.delay) END,
                    finished_at = CASE WHEN o.finished THEN $now::timestamptz ELSE tasks.finished_at END,
+                   progress = CASE WHEN o.to_state = 'succeeded' THEN 1 ELSE tasks.progress END,
+                   progress_at = CASE WHEN o.to_state = 'succeeded' THEN $now::timestamptz ELSE tasks.progress_at END,
                    updated_at = $now::timestamptz
               FROM unnest($outcomeTaskIds::bigint[], $outcomeAttemptIds::bigint[], $outcomeFrom::text[],
                           $outcomeTo::text[], $outcomeOutputs::text[], $outcomeSetErrors::boolean[],

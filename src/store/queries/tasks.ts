@@ -79,7 +79,7 @@ const CLEANUP_TASK_OF_BROKEN_JOB = `EXISTS (SELECT 1 FROM jsonb_array_elements(j
  * writers (`FOR NO KEY UPDATE`) do not conflict with a claim.
  *
  * Edge: task `ready → running` (cause `claim`) with `attempts + 1`, `current_attempt_id` and
- * `started_at`; inserts the `attempts` rows (state `running`, heartbeat `$now`); logs the
+ * `started_at`, and the task's progress cleared (each attempt starts from none); inserts the `attempts` rows (state `running`, heartbeat `$now`); logs the
  * definition line and "Task '<name>' started" (progname worker); enqueues the `start` task
  * callback (fields of `TaskEventBody`, `time` the attempt's `started_at` as
  * `Date.toISOString()` writes it) for every target and notifies `$callbacksChannel` once per job.
@@ -96,7 +96,8 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
  ), up AS (
    UPDATE tasks t SET state = '${CLAIM_TASK_EDGE.to}', attempts = t.attempts + 1,
           current_attempt_id = nextval('attempts_id_seq'),
-          started_at = COALESCE(t.started_at, $now::timestamptz), updated_at = $now::timestamptz
+          started_at = COALESCE(t.started_at, $now::timestamptz), updated_at = $now::timestamptz,
+          progress = NULL, progress_message = NULL, progress_detail = NULL, progress_at = NULL
      FROM c WHERE t.id = c.id
    RETURNING t.id, t.job_id, t.name, t.queue, t.attempts, t.current_attempt_id
  ), ins AS (

@@ -7,21 +7,26 @@ import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { PermanentTaskError } from '../../errors/task-errors.js';
 import type { HandlerContext } from '../types.js';
-import { isPlainObject } from './inputs.js';
+import { EXEC_PROGRESS_MODES, type ExecProgressMode } from './exec-progress.js';
+import { isPlainObject, readSeconds } from './inputs.js';
 
 /** The inputs of one `exec` call, checked and resolved. */
 export interface ExecInputs {
   command: string;
   args: string[];
   outputMode: 'text' | 'json';
+  /** How progress is read from stdout (`exec-progress.ts`). */
+  progress: ExecProgressMode;
+  /** Expected FFmpeg output duration for `progress: ffmpeg`, seconds; undefined = from FFmpeg's stderr. */
+  progressDuration: number | undefined;
   /** The real path of the working folder. */
   cwd: string;
   env: Record<string, string>;
 }
 
 /**
- * Checks the inputs in the order `command`, `args`, `output`, `cwd`, `env` (the first bad one is
- * reported) and resolves `cwd` and the environment.
+ * Checks the inputs in the order `command`, `args`, `output`, `progress`, `progress_duration`,
+ * `cwd`, `env` (the first bad one is reported) and resolves `cwd` and the environment.
  * @throws PermanentTaskError naming the bad input.
  */
 export async function readExecInputs(ctx: HandlerContext): Promise<ExecInputs> {
@@ -37,9 +42,27 @@ export async function readExecInputs(ctx: HandlerContext): Promise<ExecInputs> {
     throw new PermanentTaskError(
       `exec: input "output" must be "text" or "json" (got ${JSON.stringify(outputMode)})`,
     );
+  const progress = inputs.progress ?? 'lines';
+  if (!(EXEC_PROGRESS_MODES as readonly unknown[]).includes(progress))
+    throw new PermanentTaskError(
+      `exec: input "progress" must be one of ${EXEC_PROGRESS_MODES.map((m) => `"${m}"`).join(', ')} (got ${JSON.stringify(progress)})`,
+    );
+  const rawDuration = inputs.progress_duration;
+  const progressDuration =
+    rawDuration === undefined || rawDuration === null
+      ? undefined
+      : readSeconds('exec', 'progress_duration', rawDuration);
   const cwd = await resolveCwd(ctx, inputs.cwd);
   const env = buildEnv(ctx, inputs.env);
-  return { command, args, outputMode, cwd, env };
+  return {
+    command,
+    args,
+    outputMode,
+    progress: progress as ExecProgressMode,
+    progressDuration,
+    cwd,
+    env,
+  };
 }
 
 function isInside(child: string, parent: string): boolean {

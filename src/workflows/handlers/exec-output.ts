@@ -6,6 +6,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { HandlerContext } from '../types.js';
 import { EXEC_LIMITS, type ExecOutput } from './exec-limits.js';
+import type { ExecProgress } from './exec-progress.js';
 
 /** How the program ended: its exit code, or the signal that killed it. */
 export interface ProgramEnd {
@@ -107,7 +108,10 @@ function tail(text: string, chars: number): string {
   return t.length > chars ? `…${t.slice(t.length - chars)}` : t;
 }
 
-/** Everything `exec` keeps of one program's stdout and stderr. */
+/**
+ * Everything `exec` keeps of one program's stdout and stderr. Progress lines (`exec-progress.ts`)
+ * are taken out of stdout first: they reach neither the tail, nor the JSON, nor the job log.
+ */
 export class OutputCapture {
   private readonly stdoutTail = new TailBuffer(EXEC_LIMITS.captureBytes);
   private readonly stderrTail = new TailBuffer(EXEC_LIMITS.captureBytes);
@@ -115,16 +119,24 @@ export class OutputCapture {
   private jsonBytes = 0;
   private jsonOverflow = false;
   private readonly lines: LineLogger;
+  private readonly stdoutSink: (chunk: Buffer) => void;
 
   constructor(
     ctx: HandlerContext,
     private readonly outputMode: 'text' | 'json',
+    private readonly progress: ExecProgress,
   ) {
     this.lines = new LineLogger(ctx);
+    this.stdoutSink = progress.stdout((chunk) => this.output(chunk));
   }
 
   /** Takes a chunk of the program's stdout. */
   stdout(chunk: Buffer): void {
+    this.stdoutSink(chunk);
+  }
+
+  /** Takes a chunk of stdout that is the program's output (not a progress line). */
+  private output(chunk: Buffer): void {
     this.stdoutTail.push(chunk);
     if (this.outputMode === 'json' && !this.jsonOverflow) {
       this.jsonBytes += chunk.length;
@@ -136,12 +148,14 @@ export class OutputCapture {
 
   /** Takes a chunk of the program's stderr. */
   stderr(chunk: Buffer): void {
+    this.progress.stderr(chunk);
     this.stderrTail.push(chunk);
     this.lines.write('stderr', chunk);
   }
 
   /** Logs the last lines that had no newline yet (once the streams have closed). */
   flush(): void {
+    this.progress.end();
     this.lines.flush();
   }
 

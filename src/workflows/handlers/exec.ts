@@ -14,6 +14,11 @@
  *   `TASK_ENGINE_ATTEMPT`, `TASK_ENGINE_WORKDIR`, `TASK_ENGINE_STORAGE_ROOT`. Nothing else of the
  *   engine's environment (database URL, keys) reaches the program.
  * - `output` (`text` | `json`, default `text`): with `json`, stdout is parsed as JSON into `json`.
+ * - `progress` (`lines` | `ffmpeg` | `none`, default `lines`): how the program reports progress on
+ *   stdout. `lines`: lines `::progress 0.42 optional message` (or `42%`); `ffmpeg`: those, and
+ *   FFmpeg's `-progress pipe:1` blocks, as a fraction of `progress_duration` (seconds; omitted = the
+ *   `Duration:` FFmpeg prints on stderr). Progress lines are taken out of the output and the log
+ *   (`exec-progress.ts`). `none`: stdout is left alone.
  *
  * Output: `{ exit_code, stdout, stderr, json? }`; `stdout` and `stderr` keep the last
  * {@link EXEC_LIMITS}.captureBytes of each stream. Each output line is also written to the job log
@@ -28,19 +33,29 @@
  * the next engine process on this host kills the group before the attempt is retried.
  *
  * Beside it: `exec-inputs.ts` checks the inputs, `exec-process.ts` spawns and stops the program,
- * `exec-output.ts` captures its output and builds the result; `exec-limits.ts` holds the limits.
+ * `exec-output.ts` captures its output and builds the result, `exec-progress.ts` reads progress
+ * lines; `exec-limits.ts` holds the limits.
  */
 import type { HandlerContext } from '../types.js';
 import { readExecInputs } from './exec-inputs.js';
 import { EXEC_LIMITS, type ExecOutput } from './exec-limits.js';
 import { OutputCapture } from './exec-output.js';
+import { execProgress } from './exec-progress.js';
 import { runProgram } from './exec-process.js';
 import { abortError } from './inputs.js';
 
 export { EXEC_LIMITS, type ExecOutput };
 
 /** Inputs `exec` accepts. `command` is required. */
-export const EXEC_INPUTS = ['command', 'args', 'cwd', 'env', 'output'] as const;
+export const EXEC_INPUTS = [
+  'command',
+  'args',
+  'cwd',
+  'env',
+  'output',
+  'progress',
+  'progress_duration',
+] as const;
 
 /**
  * Runs `inputs.command` with `inputs.args` (see the module comment for every input).
@@ -56,7 +71,8 @@ export async function execHandler(ctx: HandlerContext): Promise<ExecOutput> {
   if (signal.aborted) throw abortError(signal, `command "${command}"`);
 
   ctx.log(`exec: ${JSON.stringify([command, ...args])} in ${cwd}`, 0);
-  const capture = new OutputCapture(ctx, inputs.outputMode);
+  const progress = execProgress(ctx, inputs.progress, inputs.progressDuration);
+  const capture = new OutputCapture(ctx, inputs.outputMode, progress);
   const { ended, aborted } = await runProgram(ctx, inputs, capture);
   capture.flush();
   if (aborted) throw abortError(signal, `command "${command}"`);

@@ -140,11 +140,6 @@ export function contentId(params: Bag, fallback?: string): string {
   return v;
 }
 
-/** Logs `<label>: <n>%` lines; the demo and dashboards read the trailing percentage. */
-export function progressLine(ctx: Pick<HandlerContext, 'log'>, label: string): (percent: number) => void {
-  return (percent) => ctx.log(`${label}: ${Math.round(percent)}%`);
-}
-
 /** True for http(s) URLs (HLS sources). */
 export function isUrl(v: string): boolean {
   return /^https?:\/\//i.test(v);

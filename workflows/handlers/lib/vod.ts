@@ -19,11 +19,11 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../../src/errors/task-errors.js';
-import { runFfmpeg, throttleProgress } from '../../../src/media/ffmpeg.js';
+import { runFfmpeg } from '../../../src/media/ffmpeg.js';
+import { reportFfmpegProgress } from '../../../src/media/ffmpeg-progress.js';
 import { writeMasterPlaylist, type MasterEntry } from '../../../src/media/hls-playlist.js';
 import { probeMedia, rfc6381Codec } from '../../../src/media/probe.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
-import { progressLine } from './params.js';
 
 /** A variant of the asset. */
 export type Variant = 'clear' | 'aes';
@@ -196,7 +196,7 @@ export async function encodeRendition(
   await runFfmpeg(args, {
     signal: ctx.signal,
     durationSeconds: plan.duration,
-    onProgress: throttleProgress(progressLine(ctx, `rendition ${name}`)),
+    onProgress: reportFfmpegProgress(ctx, { label: `rendition ${name}` }),
   });
   return describeStaged(staging, name, file);
 }
@@ -298,10 +298,10 @@ export async function packageVariant(
       signal: ctx.signal,
       cwd: variant === 'aes' ? dir : undefined,
       durationSeconds,
-      onProgress: throttleProgress(
-        progressLine(ctx, `packaging ${variant} ${r.name} (${n}/${renditions.length})`),
-        25,
-      ),
+      onProgress: reportFfmpegProgress(ctx, {
+        label: `packaging ${variant} ${r.name} (${n}/${renditions.length})`,
+        part: { index: n - 1, count: renditions.length },
+      }),
     });
     entries.push({
       uri: `${path.basename(dir)}/${r.name}/index.m3u8`,

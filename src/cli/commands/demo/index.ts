@@ -10,8 +10,8 @@
  * 3. Starts a callback receiver on 127.0.0.1 (`receiver.ts`) and submits `vodstream` with
  *    `rest_endpoints` pointing at it (clear + AES-128 variants, an MP4, a thumbnail).
  * 4. Shows each task's progress live (`progress-view.ts`): one bar per task (cli-progress) on a
- *    terminal, plain lines otherwise; task states come from `GET /jobs/<id>`, percentages from the
- *    `…: n%` lines the media handlers write to the job log (`GET /logs/<id>`).
+ *    terminal, plain lines otherwise; task states and progress (the `progress` the media handlers
+ *    report from FFmpeg) come from `GET /jobs/<id>`.
  * 5. Prints the callbacks received, the files made and how to play the result (`run-demo.ts`).
  * Exits 0 on success; on failure throws a `CliError` carrying the reason (exit 1).
  */

@@ -17,7 +17,7 @@ function stateLabel(state: string): string {
 export function barView(): ProgressView {
   const multi = new cliProgress.MultiBar(
     {
-      format: ' {task} |{bar}| {percentage}% {state}',
+      format: ' {task} |{bar}| {percentage}% {state} {message}',
       barCompleteChar: '\u2588',
       barIncompleteChar: '\u2591',
       hideCursor: true,
@@ -31,7 +31,8 @@ export function barView(): ProgressView {
   return {
     update(task, percent) {
       let bar = bars.get(task.id);
-      const payload = { task: task.name.padEnd(16), state: stateLabel(task.state) };
+      const message = task.state === 'running' ? (task.progress_message ?? '').slice(0, 60) : '';
+      const payload = { task: task.name.padEnd(16), state: stateLabel(task.state), message };
       if (!bar) {
         bar = multi.create(100, 0, payload);
         bars.set(task.id, bar);

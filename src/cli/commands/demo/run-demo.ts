@@ -9,7 +9,7 @@ import { CliError, type CliIO } from '../../io.js';
 import { connectDemoEngine, type DemoEngine } from './connection.js';
 import { barView, lineView, type ProgressView } from './progress-view.js';
 import { startReceiver, type DemoReceiver } from './receiver.js';
-import type { DemoOptions, DemoResult, JobReply, LogReply } from './types.js';
+import type { DemoOptions, DemoResult, JobReply } from './types.js';
 import { makeDemoVideo, parseSize } from './video.js';
 
 /** Runs the demo. @throws CliError with the reason on failure. */
@@ -79,8 +79,8 @@ export async function runDemo(io: CliIO, opts: DemoOptions = {}): Promise<DemoRe
 }
 
 /**
- * Polls the job and its log every 250 ms, showing each task's state and the percentage of its
- * last `…: n%` log line, until the job is completed or broken.
+ * Polls the job every 250 ms, showing each task's state and its `progress` (what the handlers
+ * report through `ctx.progress`), until the job is completed or broken.
  * @returns the job as last read. @throws CliError when it has not finished by `timeoutMs`.
  */
 async function followJob(
@@ -89,19 +89,11 @@ async function followJob(
   view: ProgressView,
   timeoutMs: number,
 ): Promise<JobReply> {
-  const percentByTask = new Map<number, number>();
-  let lastLogId = 0;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const job = await callApi<JobReply>(conn, 'GET', `/jobs/${jobId}`);
-    const logs = await callApi<LogReply[]>(conn, 'GET', `/logs/${jobId}`);
-    for (const l of logs) {
-      if (l.id <= lastLogId) continue;
-      lastLogId = l.id;
-      const m = /: (\d{1,3})%$/.exec(l.message);
-      if (m && l.task_id) percentByTask.set(l.task_id, Math.min(100, Number(m[1])));
-    }
-    for (const t of job.tasks ?? []) view.update(t, percentByTask.get(t.id) ?? null);
+    for (const t of job.tasks ?? [])
+      view.update(t, typeof t.progress === 'number' ? Math.min(100, t.progress * 100) : null);
     if (['completed', 'broken'].includes(job.queue_state)) return job;
     if (Date.now() > deadline) throw new CliError(`job ${jobId} did not finish within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 250));

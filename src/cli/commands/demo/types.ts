@@ -37,6 +37,9 @@ export interface TaskReply {
   state: string;
   attempts: number;
   error: string | null;
+  /** 0 to 1 as the task's handler reported it; null before it reports (or before it starts). */
+  progress?: number | null;
+  progress_message?: string | null;
 }
 /** A job as `GET /jobs/<id>` returns it. */
 export interface JobReply {
@@ -44,11 +47,4 @@ export interface JobReply {
   queue_state: string;
   failed: boolean;
   tasks?: TaskReply[];
-}
-/** A log entry as `GET /logs/<id>` returns it. */
-export interface LogReply {
-  id: number;
-  task_id: number;
-  message: string;
-  severity: number;
 }
