@@ -5,14 +5,6 @@ import { CLIENT_SETTING_NAMES, deleteClientSetting, getSettings, postSetting } f
 import { viewerOf } from '../plugins/auth.js';
 import { authErrors, describeOnly, errorSchema } from '../schemas.js';
 
-const effective = {
-  type: 'object',
-  properties: {
-    value: { type: 'integer', description: 'the value in effect for the client' },
-    source: { type: 'string', enum: ['client', 'global'], description: "the client's own value, or the global one" },
-  },
-} as const;
-
 /** Registers the settings routes. */
 export function registerSettingsRoutes(app: FastifyInstance, ctx: EngineContext): void {
   app.post(

@@ -8,7 +8,7 @@
  * say why a job waits.
  */
 import { createHash } from 'node:crypto';
-import { LOCK_KEYS, type Queryable } from '../../store/executor.js';
+import { LOCK_KEYS } from '../../store/executor.js';
 import {
   type AdmissionCandidateRow,
   type FairCandidateRow,
@@ -420,14 +420,11 @@ export function renderConcurrency(
     tasks: {},
     storage: { root: '' },
   });
-  let key =
-    rendered === undefined || rendered === null
-      ? ''
-      : typeof rendered === 'string'
-        ? rendered
-        : typeof rendered === 'object'
-          ? JSON.stringify(rendered)
-          : String(rendered as number | boolean);
+  let key: string;
+  if (rendered === undefined || rendered === null) key = '';
+  else if (typeof rendered === 'string') key = rendered;
+  else if (typeof rendered === 'number' || typeof rendered === 'boolean') key = String(rendered);
+  else key = JSON.stringify(rendered) ?? '';
   if (key === '') return null;
   if (key.length > MAX_CONCURRENCY_KEY_LENGTH)
     key = `${key.slice(0, 400)}…sha256:${createHash('sha256').update(key).digest('hex')}`;

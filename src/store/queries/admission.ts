@@ -154,3 +154,81 @@ export const startAdmittedJobs = defineQuery<
          SELECT id, 0, 1, 'controller', 'job started', true, $now, $now FROM s)
    SELECT * FROM s`,
 );
+
+/** A job as `waiting` reads it (src/engine/status/waiting.ts). */
+export interface WaitingJobRow extends FairCandidateRow {
+  queue_state: string;
+  run_at: Date | null;
+  semaphore_url: string | null;
+  semaphore_answer: string | null;
+  semaphore_checked_at: Date | null;
+  semaphore_next_check_at: Date | null;
+  /** Its tasks running now (a paused job with one still holds its slot). */
+  running_tasks: string[];
+  /** Queued jobs of its client before it in admission order (when queued and `ranked`). */
+  own_ahead: number | string | null;
+}
+
+/**
+ * Reads jobs `ids` with what `waiting` needs: the admission columns, the semaphore's last answer,
+ * the names of their running tasks, the holders of their key, and — when `ranked` — how many
+ * queued jobs of the same client come before each queued one (a count over that client's part of
+ * `jobs_client_admission_idx`; `/dashboard` ranks its own list instead). No locks.
+ */
+export const readWaitingJobs = defineQuery<{ ids: number[]; ranked: boolean }, WaitingJobRow>(
+  'read-waiting-jobs',
+  `SELECT ${CANDIDATE_COLUMNS}, j.queue_state, j.run_at, j.semaphore_url, j.semaphore_answer,
+          j.semaphore_checked_at, j.semaphore_next_check_at,
+          ARRAY(SELECT t.name FROM tasks t WHERE t.job_id = j.id AND t.state = 'running' ORDER BY t.position) AS running_tasks,
+          (SELECT count(*) FROM jobs k
+            WHERE j.concurrency_key IS NOT NULL AND k.concurrency_key = j.concurrency_key
+              AND ${HOLDS_SLOT_SQL.replaceAll('j.', 'k.')}) AS key_held,
+          CASE WHEN $ranked::boolean AND j.queue_state = 'queued' THEN (
+            SELECT count(*) FROM jobs q
+             WHERE q.client = j.client AND q.queue_state = 'queued'
+               AND (NOT q.top_of_queue, q.priority, COALESCE(q.queued_at, 'infinity'::timestamptz), q.id)
+                 < (NOT j.top_of_queue, j.priority, COALESCE(j.queued_at, 'infinity'::timestamptz), j.id))
+          END AS own_ahead
+     FROM jobs j WHERE j.id = ANY($ids::bigint[])`,
+);
+
+/** A job holding a slot (see {@link HOLDS_SLOT_SQL}). */
+export interface SlotHolderRow {
+  id: number;
+  client: string;
+  queue_state: string;
+  concurrency_key: string | null;
+}
+
+/**
+ * Reads jobs that hold a slot, to name them: the first `limit` by id, and the first `limit` of
+ * the clients `clients` and of the keys `keys`. No locks.
+ */
+export const readSlotHolders = defineQuery<{ limit: number; clients: string[]; keys: string[] }, SlotHolderRow>(
+  'read-slot-holders',
+  `(SELECT j.id, j.client, j.queue_state, j.concurrency_key FROM jobs j WHERE ${HOLDS_SLOT_SQL} ORDER BY j.id LIMIT $limit)
+   UNION
+   (SELECT j.id, j.client, j.queue_state, j.concurrency_key FROM jobs j
+     WHERE j.client = ANY($clients::text[]) AND ${HOLDS_SLOT_SQL} ORDER BY j.id LIMIT $limit)
+   UNION
+   (SELECT j.id, j.client, j.queue_state, j.concurrency_key FROM jobs j
+     WHERE j.concurrency_key = ANY($keys::text[]) AND ${HOLDS_SLOT_SQL} ORDER BY j.id LIMIT $limit)
+   ORDER BY id`,
+);
+
+/** Queued jobs per client. No locks. */
+export const countQueuedByClient = defineQuery<Record<string, never>, { client: string; n: number | string }>(
+  'count-queued-by-client',
+  `SELECT client, count(*) AS n FROM jobs WHERE queue_state = 'queued' GROUP BY client`,
+);
+
+/**
+ * Jobs that ended after having started since `since` (slots freed), per client. Reads
+ * `jobs_finished_at_idx`. No locks.
+ */
+export const countSlotsFreedSince = defineQuery<{ since: Date }, { client: string; n: number | string }>(
+  'count-slots-freed-since',
+  `SELECT client, count(*) AS n FROM jobs
+    WHERE finished_at >= $since::timestamptz AND started_at IS NOT NULL AND finished_at IS NOT NULL
+    GROUP BY client`,
+);
