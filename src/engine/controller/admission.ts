@@ -225,8 +225,9 @@ export function chooseFairJobs(candidates: readonly FairCandidate[], s: Admissio
 
 /**
  * The per-client parameters of the candidate read for a pass with `free` slots: each client's
- * limit (`free`, lowered to what its quota leaves; 0 reads nothing), priority threshold, and
- * whether it may take a general (non-reserved) slot. Clients without own settings or slots get
+ * limit (`free`, lowered to what its quota leaves; 0 reads nothing), priority threshold, whether
+ * it may take a general (non-reserved) slot, and whether its priority heads must be read too
+ * (only when some slot is reserved for priority work: else its first heads are the answer). Clients without own settings or slots get
  * the statement's defaults. Pure; exported for `waiting`, which reads at least one head of every
  * client (`minimum` 1) to see who would come next.
  */
@@ -239,19 +240,25 @@ export function candidateParams(
   limits: number[];
   thresholds: number[];
   generalOk: boolean[];
+  priorityHalf: boolean[];
   limit: number;
   threshold: number;
   generalFree: boolean;
+  priorityHalfDefault: boolean;
 } {
   const generalFree = s.r < s.settings.max_jobs - s.settings.priority_slots;
+  // With no slot reserved, every job may take any slot: the general heads are the whole answer.
+  const reserved = s.settings.priority_slots > 0;
   const out = {
     clients: [] as string[],
     limits: [] as number[],
     thresholds: [] as number[],
     generalOk: [] as boolean[],
+    priorityHalf: [] as boolean[],
     limit: Math.max(free, minimum),
     threshold: s.settings.priority_threshold,
     generalFree: generalFree || minimum > 0,
+    priorityHalfDefault: reserved || !generalFree,
   };
   for (const client of new Set([...s.clients.keys(), ...s.held.keys()])) {
     const limits = limitsOf(s, client);
@@ -260,9 +267,9 @@ export function candidateParams(
     out.clients.push(client);
     out.limits.push(Math.max(room, minimum));
     out.thresholds.push(limits.priorityThreshold);
-    out.generalOk.push(
-      minimum > 0 || (generalFree && held < (limits.quota ?? s.settings.max_jobs) - limits.prioritySlots),
-    );
+    const generalOk = generalFree && held < (limits.quota ?? s.settings.max_jobs) - limits.prioritySlots;
+    out.generalOk.push(minimum > 0 || generalOk);
+    out.priorityHalf.push(reserved || limits.prioritySlots > 0 || !generalOk);
   }
   return out;
 }

@@ -74,10 +74,13 @@ export interface FairCandidateParams {
   thresholds: number[];
   /** Per client in `clients`: whether it may take a general slot (else only priority heads are read). */
   generalOk: boolean[];
+  /** Per client in `clients`: whether its priority heads are read too (not needed while no slot is reserved). */
+  priorityHalf: boolean[];
   /** Defaults for the other clients with queued jobs. */
   limit: number;
   threshold: number;
   generalFree: boolean;
+  priorityHalfDefault: boolean;
 }
 
 /** The columns of a fair candidate from `jobs j`. */
@@ -90,8 +93,8 @@ const KEY_NOT_FULL_SQL = `(j.concurrency_key IS NULL OR NOT EXISTS (
 /**
  * Reads each client's queue heads, in one round trip: the clients with queued jobs (walked along
  * `jobs_client_admission_idx`, one probe per client), then per client its first `limit` queued
- * jobs in admission order when it may take a general slot, plus its first `limit` priority jobs
- * (`priority <= threshold`), both through the same index, so a long backlog or a long run of
+ * jobs in admission order when it may take a general slot, plus (when slots are reserved for
+ * priority work) its first `limit` priority jobs (`priority <= threshold`), both through the same index, so a long backlog or a long run of
  * ineligible jobs costs a few indexed rows per client. Jobs whose concurrency key is full are
  * skipped in the read. Each row carries how many jobs hold its key. No locks: the start re-checks
  * the state.
@@ -105,11 +108,13 @@ export const readFairCandidates = defineQuery<FairCandidateParams, FairCandidate
               ORDER BY j.client LIMIT 1)
        FROM qc WHERE qc.client IS NOT NULL
    ), p AS (
-     SELECT * FROM unnest($clients::text[], $limits::int[], $thresholds::int[], $generalOk::boolean[])
-       AS p(client, lim, threshold, general_ok)
+     SELECT * FROM unnest($clients::text[], $limits::int[], $thresholds::int[], $generalOk::boolean[],
+                          $priorityHalf::boolean[])
+       AS p(client, lim, threshold, general_ok, priority_half)
    ), c AS (
      SELECT qc.client, COALESCE(p.lim, $limit::int) AS lim, COALESCE(p.threshold, $threshold::int) AS threshold,
-            COALESCE(p.general_ok, $generalFree::boolean) AS general_ok
+            COALESCE(p.general_ok, $generalFree::boolean) AS general_ok,
+            COALESCE(p.priority_half, $priorityHalfDefault::boolean) AS priority_half
        FROM qc LEFT JOIN p ON p.client = qc.client
       WHERE qc.client IS NOT NULL AND COALESCE(p.lim, $limit::int) > 0
    ), holders AS (
@@ -124,7 +129,7 @@ export const readFairCandidates = defineQuery<FairCandidateParams, FairCandidate
          ORDER BY j.top_of_queue DESC, j.priority, j.queued_at NULLS LAST, j.id LIMIT c.lim)
        UNION ALL
        (SELECT ${CANDIDATE_COLUMNS} FROM jobs j
-         WHERE j.client = c.client AND j.queue_state = 'queued' AND j.priority <= c.threshold
+         WHERE j.client = c.client AND j.queue_state = 'queued' AND c.priority_half AND j.priority <= c.threshold
            AND ${KEY_NOT_FULL_SQL}
          ORDER BY j.top_of_queue DESC, j.priority, j.queued_at NULLS LAST, j.id LIMIT c.lim)
      ) x
