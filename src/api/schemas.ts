@@ -102,7 +102,10 @@ export const waitingSchema = {
     detail: { type: 'string' },
     position: { type: ['integer', 'null'] },
     ahead: { type: ['integer', 'null'], description: 'queued jobs admission would start before this one' },
-    estimated_start_at: { ...nullableTimestamp, description: 'from run_at or the recent rate of slots freeing' },
+    estimated_start_at: {
+      ...nullableTimestamp,
+      description: 'from run_at or the recent rate of slots freeing',
+    },
     task: { type: 'string', description: 'for a started job: the ready task that does not run' },
   },
 } as const;

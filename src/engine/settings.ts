@@ -177,7 +177,8 @@ export function isClientSetting(name: string): name is ClientSettingName {
 export function parseClientSettings(rows: readonly ClientSettingRow[]): Map<string, ClientOverrides> {
   const out = new Map<string, ClientOverrides>();
   for (const r of rows) {
-    if (!isClientSetting(r.name) || !/^-?\d+$/.test(r.value) || !Number.isSafeInteger(Number(r.value))) continue;
+    if (!isClientSetting(r.name) || !/^-?\d+$/.test(r.value) || !Number.isSafeInteger(Number(r.value)))
+      continue;
     let own = out.get(r.client);
     if (!own) out.set(r.client, (own = {}));
     own[r.name] = Number(r.value);
@@ -338,8 +339,15 @@ export async function deleteClientSetting(
     return row !== null;
   });
   if (!removed)
-    throw new EngineError('NOT_FOUND', `client "${client}" has no own ${name}; the global value applies already`);
-  return { result: 'ok', message: `${name} setting removed for client ${client}; the global value applies`, client };
+    throw new EngineError(
+      'NOT_FOUND',
+      `client "${client}" has no own ${name}; the global value applies already`,
+    );
+  return {
+    result: 'ok',
+    message: `${name} setting removed for client ${client}; the global value applies`,
+    client,
+  };
 }
 
 /** The reply of `GET /settings`. */
@@ -415,7 +423,8 @@ export async function listClientSettings(
   const settings = {} as Record<ClientSettingName, EffectiveSetting>;
   for (const name of CLIENT_SETTING_NAMES) {
     const mine = own[name];
-    settings[name] = mine === undefined ? { value: known[name], source: 'global' } : { value: mine, source: 'client' };
+    settings[name] =
+      mine === undefined ? { value: known[name], source: 'global' } : { value: mine, source: 'client' };
   }
   return { result: 'ok', client, settings };
 }

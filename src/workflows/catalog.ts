@@ -145,9 +145,13 @@ function checkConcurrencyKey(key: string, declared: ReadonlySet<string>): string
     const [root, first] = ref.expression.path;
     const at = `concurrency.key: {{ ${ref.expression.source} }}`;
     if (root === 'job' && (first === 'id' || first === undefined))
-      problems.push(`${at}: the key is rendered before the job has an id; use job.client, job.workflow or job.priority`);
+      problems.push(
+        `${at}: the key is rendered before the job has an id; use job.client, job.workflow or job.priority`,
+      );
     else if (root !== 'parameters' && root !== 'job')
-      problems.push(`${at}: a concurrency key is rendered at submission and may read only parameters and job.client, job.workflow, job.priority`);
+      problems.push(
+        `${at}: a concurrency key is rendered at submission and may read only parameters and job.client, job.workflow, job.priority`,
+      );
     else {
       const p = checkReference(ref, declared, new Set(), null);
       if (p) problems.push(p);
@@ -354,7 +358,9 @@ export async function loadDefinitionFile(
     }
   }
 
-  const concurrency = isPlainObject(doc.concurrency) ? (doc.concurrency as unknown as JobConcurrency) : undefined;
+  const concurrency = isPlainObject(doc.concurrency)
+    ? (doc.concurrency as unknown as JobConcurrency)
+    : undefined;
   if (concurrency) problems.push(...checkConcurrencyKey(concurrency.key, declared));
 
   if (problems.length > 0) return { problems };

@@ -1,7 +1,12 @@
 /** `POST /settings` (admin) and `GET /settings` (seed "Settings Endpoints", SPEC section 9), with per-client values. */
 import type { FastifyInstance } from 'fastify';
 import type { EngineContext } from '../../engine/context.js';
-import { CLIENT_SETTING_NAMES, deleteClientSetting, getSettings, postSetting } from '../../engine/settings.js';
+import {
+  CLIENT_SETTING_NAMES,
+  deleteClientSetting,
+  getSettings,
+  postSetting,
+} from '../../engine/settings.js';
 import { viewerOf } from '../plugins/auth.js';
 import { authErrors, describeOnly, errorSchema } from '../schemas.js';
 
@@ -21,7 +26,10 @@ export function registerSettingsRoutes(app: FastifyInstance, ctx: EngineContext)
           type: 'object',
           required: ['name', 'setting'],
           properties: {
-            name: { type: 'string', description: 'e.g. max_jobs, priority_slots, priority_threshold, weight' },
+            name: {
+              type: 'string',
+              description: 'e.g. max_jobs, priority_slots, priority_threshold, weight',
+            },
             setting: { type: ['integer', 'string'], description: 'the value, e.g. 4 or "4"' },
             client: { type: 'string', description: 'optional: the client the value is for' },
           },

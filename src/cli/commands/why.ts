@@ -45,7 +45,9 @@ export function registerWhyCommand(program: Command, io: CliIO): void {
   addConnectionOptions(
     program
       .command('why <id>')
-      .description('say why a job is not running (its waiting reason, place in the queue and estimated start)')
+      .description(
+        'say why a job is not running (its waiting reason, place in the queue and estimated start)',
+      )
       .option('--json', 'print the waiting object as JSON'),
   ).action(async (idText: string, opts: WhyOptions) => {
     if (!/^[1-9]\d*$/.test(idText))

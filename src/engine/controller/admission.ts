@@ -130,7 +130,10 @@ export function limitsOf(s: AdmissionSnapshot, client: string): ClientLimits {
 }
 
 /** Whether `job` is a priority job for its client's threshold. */
-export function isPriorityJob(s: AdmissionSnapshot, job: Pick<FairCandidate, 'client' | 'priority'>): boolean {
+export function isPriorityJob(
+  s: AdmissionSnapshot,
+  job: Pick<FairCandidate, 'client' | 'priority'>,
+): boolean {
   return job.priority <= limitsOf(s, job.client).priorityThreshold;
 }
 
@@ -166,7 +169,8 @@ export function copySnapshot(s: AdmissionSnapshot): AdmissionSnapshot {
 function take(s: AdmissionSnapshot, job: FairCandidate): void {
   s.held.set(job.client, (s.held.get(job.client) ?? 0) + 1);
   s.r++;
-  if (job.concurrency_key !== null) s.keys.set(job.concurrency_key, (s.keys.get(job.concurrency_key) ?? 0) + 1);
+  if (job.concurrency_key !== null)
+    s.keys.set(job.concurrency_key, (s.keys.get(job.concurrency_key) ?? 0) + 1);
 }
 
 /**
@@ -212,8 +216,7 @@ export function chooseFairJobs(candidates: readonly FairCandidate[], s: Admissio
       const held = s.held.get(client) ?? 0;
       const weight = limitsOf(s, client).weight;
       const cmp = best === null ? -1 : compareShare(held, weight, best.held, best.weight);
-      if (cmp < 0 || (cmp === 0 && admissionOrder(job, best!.job) < 0))
-        best = { client, job, held, weight };
+      if (cmp < 0 || (cmp === 0 && admissionOrder(job, best!.job) < 0)) best = { client, job, held, weight };
     }
     if (best === null) break;
     queues.get(best.client)!.shift();

@@ -197,7 +197,12 @@ export class SemaphoreChecker {
     });
     // What `waiting` shows: the answer and the next check (the backoff itself stays in memory).
     await recordSemaphoreAnswer
-      .run(this.ctx.db, { id: jobId, answer: result, now: checkedAt, next: new Date(checkedAt.getTime() + delay) })
+      .run(this.ctx.db, {
+        id: jobId,
+        answer: result,
+        now: checkedAt,
+        next: new Date(checkedAt.getTime() + delay),
+      })
       .catch((err: unknown) => this.ctx.logger.warn({ err, jobId }, 'recording a semaphore answer failed'));
     // Log the first "not yet" and every change of answer, not every check.
     if (!prev || prev.lastResult !== result) {

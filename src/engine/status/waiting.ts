@@ -132,10 +132,11 @@ export async function readWaitingContext(
   // The next slot to free: one more slot than are held after the pass.
   const probe = copySnapshot(after);
   probe.settings = { ...probe.settings, max_jobs: probe.r + 1 };
-  const next = chooseFairJobs(
-    candidates.filter((c) => !taken.has(c.id)),
-    probe,
-  )[0] ?? null;
+  const next =
+    chooseFairJobs(
+      candidates.filter((c) => !taken.has(c.id)),
+      probe,
+    )[0] ?? null;
   const [queuedRows, holders, freedRows] = await Promise.all([
     countQueuedByClient.rows(q, {}),
     readSlotHolders.rows(q, {
@@ -196,9 +197,9 @@ function plural(n: number, word: string): string {
 
 /** Names holders: `12, 13 (paused, a task still running) and 3 more`. */
 function nameHolders(holders: readonly SlotHolderRow[], total: number): string {
-  const shown = holders.slice(0, NAMED_HOLDERS).map((h) =>
-    h.queue_state === 'paused' ? `${h.id} (paused, a task still running)` : String(h.id),
-  );
+  const shown = holders
+    .slice(0, NAMED_HOLDERS)
+    .map((h) => (h.queue_state === 'paused' ? `${h.id} (paused, a task still running)` : String(h.id)));
   const more = total - shown.length;
   return shown.length === 0 ? 'none' : `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
@@ -256,7 +257,10 @@ export function explainQueued(
       return {
         ...base,
         reason: 'concurrency_key',
-        detail: `concurrency key ${JSON.stringify(key)} is held by ${plural(n, 'job')} (limit ${job.concurrency_limit ?? 1}): ${nameHolders(holdersOf((h) => h.concurrency_key === key), n)}`,
+        detail: `concurrency key ${JSON.stringify(key)} is held by ${plural(n, 'job')} (limit ${job.concurrency_limit ?? 1}): ${nameHolders(
+          holdersOf((h) => h.concurrency_key === key),
+          n,
+        )}`,
         ahead,
         estimated_start_at: null,
       };
@@ -265,9 +269,16 @@ export function explainQueued(
       return {
         ...base,
         reason: 'client_quota',
-        detail: `client "${job.client}" holds ${held} of its ${plural(limits.quota!, 'slot')} (its own max_jobs), by jobs ${nameHolders(holdersOf((h) => h.client === job.client), held)}`,
+        detail: `client "${job.client}" holds ${held} of its ${plural(limits.quota!, 'slot')} (its own max_jobs), by jobs ${nameHolders(
+          holdersOf((h) => h.client === job.client),
+          held,
+        )}`,
         ahead,
-        estimated_start_at: etaFromRate(c.now, Math.max(0, ownAhead - ownChosen) + 1, c.freed.byClient.get(job.client) ?? 0),
+        estimated_start_at: etaFromRate(
+          c.now,
+          Math.max(0, ownAhead - ownChosen) + 1,
+          c.freed.byClient.get(job.client) ?? 0,
+        ),
       };
     case 'reserved_for_priority': {
       const globalReserve = s.r >= M - s.settings.priority_slots;
@@ -278,7 +289,12 @@ export function explainQueued(
     }
     case 'max_jobs_reached': {
       const next = c.next;
-      if (next && next.id !== job.id && next.client !== job.client && isFurtherBelow(s, next.client, job.client))
+      if (
+        next &&
+        next.id !== job.id &&
+        next.client !== job.client &&
+        isFurtherBelow(s, next.client, job.client)
+      )
         return {
           ...base,
           reason: 'fair_share',
@@ -362,13 +378,25 @@ export function explainNotQueued(row: WaitingJobRow, position: number | null): W
  * @param position - its `position`, as the record shows it.
  * @returns null when the job runs or has ended, or does not exist.
  */
-export async function explainJob(q: Queryable, id: number, position: number | null, now: Date): Promise<Waiting | null> {
+export async function explainJob(
+  q: Queryable,
+  id: number,
+  position: number | null,
+  now: Date,
+): Promise<Waiting | null> {
   const row = await readWaitingJobs.first(q, { ids: [id], ranked: true });
   if (!row) return null;
   if (row.queue_state === 'started') {
     const task = await explainReadyTasks(q, id, now);
     return task
-      ? { reason: task.reason as WaitingReason, detail: task.detail, task: task.task, position, ahead: null, estimated_start_at: null }
+      ? {
+          reason: task.reason as WaitingReason,
+          detail: task.detail,
+          task: task.task,
+          position,
+          ahead: null,
+          estimated_start_at: null,
+        }
       : null;
   }
   if (row.queue_state !== 'queued') return explainNotQueued(row, position);
@@ -392,7 +420,9 @@ export async function explainJobs(
   if (rows.length === 0) return out;
   const read = await readWaitingJobs.rows(q, { ids: rows.map((r) => r.id), ranked: false });
   const byId = new Map(read.map((r) => [Number(r.id), r]));
-  const queuedRows = rows.map((r) => byId.get(r.id)).filter((r): r is WaitingJobRow => r?.queue_state === 'queued');
+  const queuedRows = rows
+    .map((r) => byId.get(r.id))
+    .filter((r): r is WaitingJobRow => r?.queue_state === 'queued');
   const c = queuedRows.length > 0 ? await readWaitingContext(q, queuedRows, now) : null;
   const ownRank = new Map<string, number>();
   for (const r of rows) {

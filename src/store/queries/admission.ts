@@ -84,7 +84,8 @@ export interface FairCandidateParams {
 }
 
 /** The columns of a fair candidate from `jobs j`. */
-const CANDIDATE_COLUMNS = 'j.id, j.client, j.priority, j.top_of_queue, j.queued_at, j.concurrency_key, j.concurrency_limit';
+const CANDIDATE_COLUMNS =
+  'j.id, j.client, j.priority, j.top_of_queue, j.queued_at, j.concurrency_key, j.concurrency_limit';
 
 /** Keeps queued jobs whose concurrency key is not full (`holders` is the CTE of key counts). */
 const KEY_NOT_FULL_SQL = `(j.concurrency_key IS NULL OR NOT EXISTS (
@@ -209,7 +210,10 @@ export interface SlotHolderRow {
  * Reads jobs that hold a slot, to name them: the first `limit` by id, and the first `limit` of
  * the clients `clients` and of the keys `keys`. No locks.
  */
-export const readSlotHolders = defineQuery<{ limit: number; clients: string[]; keys: string[] }, SlotHolderRow>(
+export const readSlotHolders = defineQuery<
+  { limit: number; clients: string[]; keys: string[] },
+  SlotHolderRow
+>(
   'read-slot-holders',
   `(SELECT j.id, j.client, j.queue_state, j.concurrency_key FROM jobs j WHERE ${HOLDS_SLOT_SQL} ORDER BY j.id LIMIT $limit)
    UNION
