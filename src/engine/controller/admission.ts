@@ -21,6 +21,7 @@ import { renderTemplate } from '../../workflows/templates.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import type { EngineContext } from '../context.js';
 import { jobEdge } from '../jobs/transitions.js';
+import { CHANNELS, notify } from '../signals.js';
 import {
   parseClientSettings,
   parseSettings,
@@ -340,7 +341,7 @@ export function uniqueCandidates(rows: readonly FairCandidateRow[]): FairCandida
  * broken meanwhile is left alone), logged ("job started", progname controller), and advanced (its
  * first tasks made ready, workers notified on commit). When concurrency keys held back a
  * client's whole read while slots remain, the heads are read again (the started jobs now count
- * as holders), a few times at most.
+ * as holders), a few times at most, and then another pass is asked for (a notification at commit).
  * @throws the driver's error (nothing is changed then).
  */
 export async function admitJobs(ctx: EngineContext): Promise<number> {
@@ -373,6 +374,8 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
       // jobs started in this round now fill: the read skips full keys, so the next one looks
       // past them to the rest of the queue.
       if (startedJobs.length < chosen.length || !heldBackByKeys(candidates, chosen, s)) break;
+      // Still held back after the last round: ask for another pass once this one has committed.
+      if (round === MAX_ROUNDS_PER_PASS - 1) await notify(tx, CHANNELS.admission, 'keys held back');
     }
     return startedCount;
   });
