@@ -77,8 +77,44 @@ const jobFields = {
   retried_at: { ...nullableTimestamp, description: 'when the last retry was asked for' },
 } as const;
 
-/** A job as `/dashboard` lists it (no parameters). */
-export const dashboardJobSchema = { type: 'object', properties: jobFields } as const;
+/** Why a job is not running (`GET /jobs/<id>`, `/dashboard` rows); null when it waits for nothing. */
+export const waitingSchema = {
+  type: ['object', 'null'],
+  description: 'why it is not running: a stable reason code and a sentence; null when running or ended',
+  properties: {
+    reason: {
+      type: 'string',
+      enum: [
+        'starting',
+        'scheduled_run_at',
+        'semaphore_closed',
+        'max_jobs_reached',
+        'reserved_for_priority',
+        'client_quota',
+        'fair_share',
+        'concurrency_key',
+        'paused',
+        'no_worker_for_queue',
+        'workers_busy',
+        'task_too_heavy',
+      ],
+    },
+    detail: { type: 'string' },
+    position: { type: ['integer', 'null'] },
+    ahead: { type: ['integer', 'null'], description: 'queued jobs admission would start before this one' },
+    estimated_start_at: {
+      ...nullableTimestamp,
+      description: 'from run_at or the recent rate of slots freeing',
+    },
+    task: { type: 'string', description: 'for a started job: the ready task that does not run' },
+  },
+} as const;
+
+/** A job as `/dashboard` lists it (no parameters); queued and scheduled rows carry `waiting`. */
+export const dashboardJobSchema = {
+  type: 'object',
+  properties: { ...jobFields, waiting: waitingSchema },
+} as const;
 
 /** A job as `/jobs` lists it. */
 export const jobSchema = {

@@ -15,6 +15,7 @@ import { registerRetryCommand } from './commands/retry.js';
 import { registerSchedulesCommand } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSubmitCommand } from './commands/submit.js';
+import { registerWhyCommand } from './commands/why.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { CliError, type CliIO } from './io.js';
 
@@ -42,6 +43,7 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerLogsCommand(program, io);
   registerSchedulesCommand(program, io);
   registerDemoCommand(program, io);
+  registerWhyCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program;
 }

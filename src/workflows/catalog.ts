@@ -21,7 +21,13 @@ import { BUILTIN_INPUTS, isBuiltinHandler, locateModuleHandler } from './handler
 import { checkParameterSchema, withCommonParameters } from './parameters.js';
 import { TEMPLATE_JOB_FIELDS, TEMPLATE_STORAGE_FIELDS, collectTemplates } from './templates.js';
 import type { TemplateReference } from './templates.js';
-import type { ResolvedWorkflow, TaskDefinition, WorkflowCatalog, WorkflowDefinition } from './types.js';
+import type {
+  JobConcurrency,
+  ResolvedWorkflow,
+  TaskDefinition,
+  WorkflowCatalog,
+  WorkflowDefinition,
+} from './types.js';
 
 /** Client folder names (SPEC section 4: client names). */
 export const CLIENT_FOLDER_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -128,6 +134,32 @@ function findCycle(tasks: TaskDefinition[]): string[] | null {
 }
 
 /** Checks one template reference against what exists where it is used. */
+/**
+ * The problems of a job concurrency key template: it is rendered at submission, so it may read
+ * declared parameters and `job.client`, `job.workflow`, `job.priority`, and nothing else.
+ */
+function checkConcurrencyKey(key: string, declared: ReadonlySet<string>): string[] {
+  const found = collectTemplates(key, 'concurrency.key');
+  const problems = [...found.problems];
+  for (const ref of found.references) {
+    const [root, first] = ref.expression.path;
+    const at = `concurrency.key: {{ ${ref.expression.source} }}`;
+    if (root === 'job' && (first === 'id' || first === undefined))
+      problems.push(
+        `${at}: the key is rendered before the job has an id; use job.client, job.workflow or job.priority`,
+      );
+    else if (root !== 'parameters' && root !== 'job')
+      problems.push(
+        `${at}: a concurrency key is rendered at submission and may read only parameters and job.client, job.workflow, job.priority`,
+      );
+    else {
+      const p = checkReference(ref, declared, new Set(), null);
+      if (p) problems.push(p);
+    }
+  }
+  return problems;
+}
+
 function checkReference(
   ref: TemplateReference,
   declaredParameters: ReadonlySet<string>,
@@ -326,10 +358,16 @@ export async function loadDefinitionFile(
     }
   }
 
+  const concurrency = isPlainObject(doc.concurrency)
+    ? (doc.concurrency as unknown as JobConcurrency)
+    : undefined;
+  if (concurrency) problems.push(...checkConcurrencyKey(concurrency.key, declared));
+
   if (problems.length > 0) return { problems };
   const definition: WorkflowDefinition = { name: doc.name as string, parameters, tasks };
   if (typeof doc.description === 'string') definition.description = doc.description;
   if (outputs) definition.outputs = outputs;
+  if (concurrency) definition.concurrency = { key: concurrency.key, limit: concurrency.limit };
   return { definition };
 }
 

@@ -67,6 +67,16 @@ export const WORKFLOW_DEFINITION_SCHEMA = {
     parameters: { type: 'object' },
     tasks: { type: 'array', minItems: 1, items: taskSchema },
     outputs: { type: 'object' },
+    concurrency: {
+      type: 'object',
+      required: ['key', 'limit'],
+      additionalProperties: false,
+      description: 'at most `limit` jobs holding the rendered `key` run at once',
+      properties: {
+        key: { type: 'string', minLength: 1, description: 'a template, e.g. "{{ parameters.content_id }}"' },
+        limit: { type: 'integer', minimum: 1, maximum: 100_000 },
+      },
+    },
   },
 } as const;
 

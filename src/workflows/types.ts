@@ -46,6 +46,20 @@ export interface WorkflowDefinition {
   tasks: TaskDefinition[];
   /** Templates rendered at job end and merged into the job-end callback body. */
   outputs?: Record<string, unknown>;
+  /** At most `limit` started jobs hold the rendered `key` at once (see {@link JobConcurrency}). */
+  concurrency?: JobConcurrency;
+}
+
+/**
+ * A workflow's job-level concurrency limit: `key` is a template rendered at submission with the
+ * job's parameters and `job.client`, `job.workflow`, `job.priority` (not `job.id`, not tasks or
+ * storage); at most `limit` jobs with the same rendered key (across every workflow and client)
+ * hold a slot at once. A key that renders empty puts no limit on the job.
+ */
+export interface JobConcurrency {
+  key: string;
+  /** 1 … 100 000. */
+  limit: number;
 }
 
 /** A definition found for a client: its own copy (`client`) or the shared one (`common`). */

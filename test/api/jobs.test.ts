@@ -104,7 +104,7 @@ forEachStore('API jobs', (kind) => {
       const job = json<Record<string, unknown>>(res);
       assert.deepEqual(
         Object.keys(job).sort(),
-        [...JOB_FIELDS, 'schedule', 'scheduled_for', 'outputs', 'error', 'tasks'].sort(),
+        [...JOB_FIELDS, 'schedule', 'scheduled_for', 'outputs', 'error', 'waiting', 'tasks'].sort(),
       );
       assert.equal(job.id, jobId);
       assert.equal(job.client, 'acme');

@@ -22,6 +22,8 @@ export interface FixtureWorkflow {
   parameters?: Record<string, unknown>;
   tasks: FixtureTask[];
   outputs?: Record<string, unknown>;
+  /** A job concurrency key (`concurrency: {key, limit}`). */
+  concurrency?: { key: string; limit: number };
 }
 
 /** Normalises a fixture workflow into a definition. */
@@ -36,6 +38,7 @@ export function toDefinition(name: string, wf: FixtureWorkflow): WorkflowDefinit
       needs: t.needs ?? (i === 0 ? [] : [wf.tasks[i - 1]!.name]),
     })),
     ...(wf.outputs ? { outputs: wf.outputs } : {}),
+    ...(wf.concurrency ? { concurrency: wf.concurrency } : {}),
   };
 }
 

@@ -185,9 +185,10 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
   it('creates, then updates a setting, validates known ones, and wakes admission', async () => {
     const got: string[] = [];
     const unlisten = await s.db.listen(CHANNELS.admission, (p) => got.push(p));
+    // A known setting always exists (at its default): "updated"; only a new unknown name is "created".
     assert.deepEqual(await postSetting(t.ctx, { name: 'max_jobs', setting: '4' }), {
       result: 'ok',
-      message: 'max_jobs setting created',
+      message: 'max_jobs setting updated',
     });
     assert.deepEqual(await postSetting(t.ctx, { name: 'max_jobs', setting: 5 }), {
       result: 'ok',
@@ -217,7 +218,14 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
   });
 
   it('lists every known setting with defaults filled in, plus unknown ones as stored', async () => {
-    await postSetting(t.ctx, { name: 'night_mode', setting: 'on' });
+    assert.equal(
+      (await postSetting(t.ctx, { name: 'night_mode', setting: 'on' })).message,
+      'night_mode setting created',
+    );
+    assert.equal(
+      (await postSetting(t.ctx, { name: 'night_mode', setting: 'on' })).message,
+      'night_mode setting updated',
+    );
     const list = await listSettings(t.ctx);
     assert.equal(list.result, 'ok');
     assert.equal(list.settings.priority_threshold, 5);
@@ -227,6 +235,7 @@ forEachStore('jobs: health, dashboard, settings', (kind) => {
     assert.equal(list.settings.idempotency_retention, 86_400);
     assert.equal(list.settings.night_mode, 'on');
     assert.equal(list.settings.event_retention, 900);
-    assert.equal(Object.keys(list.settings).length, 12);
+    assert.equal(list.settings.weight, 1);
+    assert.equal(Object.keys(list.settings).length, 13);
   });
 });

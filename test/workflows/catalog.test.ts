@@ -119,7 +119,7 @@ describe('loadCatalog', () => {
     [
       'unknown top-level field',
       `name: bad\nsteps: 1\ntasks:\n${task('')}`,
-      /steps is not a known field \(accepted: name, description, parameters, tasks, outputs\)/,
+      /steps is not a known field \(accepted: name, description, parameters, tasks, outputs, concurrency\)/,
     ],
     [
       'unknown task field',

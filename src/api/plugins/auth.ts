@@ -24,6 +24,12 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call the route; default `client`. */
     auth?: RouteAccess;
+    /**
+     * The body's `client` names the client the request is about, not the caller, so it need not
+     * match the `client` header: only `POST /settings` (admin), where it names the client a
+     * setting is for.
+     */
+    bodyClientIsTarget?: boolean;
   }
 }
 
@@ -68,7 +74,8 @@ export function viewerOf(request: FastifyRequest): Viewer {
  * Installs the authentication hooks on `app` (root level, so they run for every route):
  * - `onRequest`: 401 for missing or wrong credentials, 403 for non-admins on admin routes;
  *   before the body is read, so an unauthenticated caller cannot make the server parse anything.
- * - `preHandler`: a body field `client`, where present, must equal the `client` header (400).
+ * - `preHandler`: a body field `client`, where present, must equal the `client` header (400),
+ *   except on a route that declares `config.bodyClientIsTarget` (`POST /settings`).
  */
 export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): void {
   app.decorateRequest('viewer', null);
@@ -103,7 +110,7 @@ export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): 
     const viewer = request.viewer;
     const body = request.body;
     if (!viewer || body === null || typeof body !== 'object' || Array.isArray(body)) return;
-    if (!Object.hasOwn(body, 'client')) return;
+    if (!Object.hasOwn(body, 'client') || request.routeOptions.config.bodyClientIsTarget === true) return;
     const bodyClient = (body as Record<string, unknown>).client;
     if (bodyClient !== viewer.client)
       throw new EngineError(

@@ -8,7 +8,15 @@ import type { EngineContext } from '../../engine/context.js';
 import { retryJob } from '../../engine/jobs/retry.js';
 import { getJob, listJobs, patchJob, rerunJob, submitJob } from '../../engine/jobs/service.js';
 import { viewerOf } from '../plugins/auth.js';
-import { authErrors, describeOnly, errorSchema, jobIdParams, jobSchema, taskSchema } from '../schemas.js';
+import {
+  authErrors,
+  describeOnly,
+  errorSchema,
+  jobIdParams,
+  jobSchema,
+  taskSchema,
+  waitingSchema,
+} from '../schemas.js';
 
 const timestampIn =
   '`yyyy-MM-ddTHH:mm:ss.fff` is UTC even without a zone; an explicit `Z` or offset is honoured; an invalid date is a 400';
@@ -169,6 +177,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: EngineContext): voi
                 description: "what the workflow's outputs rendered when the job ended; null before",
               },
               error: { type: ['string', 'null'], description: 'why it failed or was broken' },
+              waiting: waitingSchema,
               tasks: { type: 'array', items: taskSchema },
             },
           },

@@ -12,6 +12,7 @@ import { resetTasksForRetry, retryJobState } from '../../store/queries/retry.js'
 import { validateParameters } from '../../workflows/parameters.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { retriedFromLine } from '../callbacks/bodies.js';
+import { renderConcurrency } from '../controller/admission.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS, notify } from '../signals.js';
 import { isPlainObject, parseJobId, rejectUnknownFields, withJobId } from './input.js';
@@ -102,6 +103,9 @@ export async function retryJob(
       parameters: JSON.stringify(parameters),
       resolvedParameters: JSON.stringify(validation.resolved),
       retriedFrom,
+      // The key follows the parameters (a changed content_id is another key).
+      concurrencyKey:
+        renderConcurrency(definition, { ...job, resolvedParameters: validation.resolved })?.key ?? null,
     });
     // The row is locked above, so this is only reached if the lock was not taken as expected.
     if (!moved)

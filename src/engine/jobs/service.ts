@@ -5,6 +5,7 @@
  * one. Every failure is an {@link EngineError} with a catalogue code.
  */
 import { assertEgressAllowed, submissionUrls } from './egress-check.js';
+import { explainJob, type Waiting } from '../status/waiting.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { validateParameters } from '../../workflows/parameters.js';
@@ -151,14 +152,16 @@ export async function getJob(ctx: EngineContext, viewer: Viewer, idText: string)
   const positions = await computePositions(ctx.db, [row]);
   const tasks = await readJobTasks.rows(ctx.db, { jobId: id });
   const { schedule, scheduled_for } = row;
-  const now = ctx.clock.now().getTime();
+  const now = ctx.clock.now();
+  const position = positions.get(id) ?? 1;
   return {
-    ...toJobRecord(row, positions.get(id) ?? 1),
+    ...toJobRecord(row, position),
     schedule,
     scheduled_for: formatTimestamp(scheduled_for),
     outputs: row.outputs ?? null,
     error: row.error,
-    tasks: tasks.map((t) => toTaskRecord(t, now)),
+    waiting: await explainJob(ctx.db, id, position, now),
+    tasks: tasks.map((t) => toTaskRecord(t, now.getTime())),
   };
 }
 
@@ -170,6 +173,8 @@ export type JobDetail = JobRecord & {
   outputs: Record<string, unknown> | null;
   /** Why it failed or was broken, or null. */
   error: string | null;
+  /** Why it is not running (src/engine/status/waiting.ts); null when it runs or has ended. */
+  waiting: Waiting | null;
   tasks: TaskRecord[];
 };
 

@@ -8,6 +8,7 @@ import type { Executor, Queryable } from '../../store/executor.js';
 import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
+import { renderConcurrency } from '../controller/admission.js';
 import { createGroupCommit } from '../group-commit.js';
 import { SETTING_DEFAULTS } from '../settings.js';
 import { CHANNELS } from '../signals.js';
@@ -331,6 +332,8 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     logMessages: [],
     idempotencyKeys: [],
     fingerprints: [],
+    concurrencyKeys: [],
+    concurrencyLimits: [],
     retentionSetting: IDEMPOTENCY_RETENTION_SETTING,
     defaultRetentionSeconds: SETTING_DEFAULTS.idempotency_retention,
   };
@@ -359,6 +362,9 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     p.tasks.push(tasksText(job.definition));
     p.idempotencyKeys.push(job.idempotency?.key ?? null);
     p.fingerprints.push(job.idempotency?.fingerprint ?? null);
+    const concurrency = renderConcurrency(job.definition, job);
+    p.concurrencyKeys.push(concurrency?.key ?? null);
+    p.concurrencyLimits.push(concurrency?.limit ?? null);
     const messages = [
       fitLogMessage(firstLog),
       job.definitionSource === 'client'

@@ -15,7 +15,7 @@
  *   and must not cause a second check right after the first.
  */
 import type { GuardedFetch } from '../egress/guarded-fetch.js';
-import { listPendingJobs, queueJobOnSemaphore } from '../../store/queries/due-jobs.js';
+import { listPendingJobs, queueJobOnSemaphore, recordSemaphoreAnswer } from '../../store/queries/due-jobs.js';
 import type { EngineContext } from '../context.js';
 import { appendLog, SEVERITY } from '../jobs/job-log.js';
 import { jobEdge } from '../jobs/transitions.js';
@@ -190,12 +190,22 @@ export class SemaphoreChecker {
     const prev = known && known.version === version ? known : undefined;
     const failures = (prev?.failures ?? 0) + 1;
     const delay = semaphoreRecheckDelayMs(failures, maxRecheckMs);
+    const checkedAt = this.ctx.clock.now();
     this.state.set(jobId, {
       failures,
       version,
-      nextCheckAt: this.ctx.clock.now().getTime() + delay,
+      nextCheckAt: checkedAt.getTime() + delay,
       lastResult: result,
     });
+    // What `waiting` shows: the answer and the next check (the backoff itself stays in memory).
+    await recordSemaphoreAnswer
+      .run(this.ctx.db, {
+        id: jobId,
+        answer: result,
+        now: checkedAt,
+        next: new Date(checkedAt.getTime() + delay),
+      })
+      .catch((err: unknown) => this.ctx.logger.warn({ err, jobId }, 'recording a semaphore answer failed'));
     // Log the first "not yet" and every change of answer, not every check.
     if (!prev || prev.lastResult !== result) {
       await appendLog(this.ctx.db, {

@@ -2,7 +2,7 @@
  * `GET /dashboard` (seed "GET: /dashboard"): the slot settings, the started, queued and scheduled
  * jobs, and the version. Queued jobs come in admission order (the order the controller starts
  * them); started and scheduled jobs by id. Each row is the job record without `parameters`, with
- * its `position` in its list.
+ * its `position` in its list; queued and scheduled rows also say why they wait (`waiting`).
  */
 import { listDashboardJobs } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
@@ -15,17 +15,21 @@ import {
   type Viewer,
 } from '../jobs/records.js';
 import { readSettings } from '../settings.js';
+import { explainJobs, type Waiting } from './waiting.js';
 
 /** Most rows shown per list; a longer list is cut (its length is in `/health`). */
 export const DASHBOARD_LIST_LIMIT = 1000;
+
+/** A `/dashboard` row: queued and scheduled rows say why they wait (`waiting`, src/engine/status/waiting.ts). */
+export type DashboardRow = DashboardJobRecord & { waiting?: Waiting | null };
 
 /** The `/dashboard` reply (seed shape). */
 export interface Dashboard {
   max_jobs: number;
   priority_slots: number;
-  started: DashboardJobRecord[];
-  queued: DashboardJobRecord[];
-  scheduled: DashboardJobRecord[];
+  started: DashboardRow[];
+  queued: DashboardRow[];
+  scheduled: DashboardRow[];
   version: string;
 }
 
@@ -77,6 +81,9 @@ export async function getDashboard(
     list('queued'),
     list('scheduled'),
   ]);
+  // Why each queued and scheduled row waits, from one read of the admission state for all of them.
+  const waiting = await explainJobs(ctx.db, [...queued, ...scheduled], ctx.clock.now());
+  for (const row of [...queued, ...scheduled] as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
   return {
     max_jobs: settings.known.max_jobs,
     priority_slots: settings.known.priority_slots,

@@ -57,6 +57,8 @@ export interface OutcomeBatch {
   tasks: Map<number, AdvanceTaskRow[]>;
   /** The `retry_limit` and `retry_delay` settings (needed only when a live failure is in the batch). */
   settings: { retry_limit: number; retry_delay: number } | null;
+  /** Clients' own `retry_limit` / `retry_delay` (per-client settings), by client; they win over `settings`. */
+  clientSettings?: ReadonlyMap<string, { retry_limit?: number; retry_delay?: number }>;
   now: Date;
   storageRoot: string;
 }
@@ -248,13 +250,14 @@ function planFailure(
   const { batch, effects } = p;
   const { ref, failure } = outcome;
   const def = taskDefinition(job, task.name);
+  const own = batch.clientSettings?.get(job.client);
   const siblings = batch.tasks.get(job.id)!;
   const decision = decideFailure({
     task: task.name,
     failure,
     failedAttempts: live.earlierFailures + 1,
-    retryLimit: def?.retry_limit ?? batch.settings!.retry_limit,
-    retryDelay: def?.retry_delay ?? batch.settings!.retry_delay,
+    retryLimit: def?.retry_limit ?? own?.retry_limit ?? batch.settings!.retry_limit,
+    retryDelay: def?.retry_delay ?? own?.retry_delay ?? batch.settings!.retry_delay,
     continues: def?.continue_on_error === true,
     // A cleanup task runs because the job failed: that does not stop its own retries.
     failedBy: isCleanupTask(job, task.name)

@@ -13,7 +13,7 @@ import type { Clock } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { applyEffects, type AdvanceTaskRow } from '../controller/advance.js';
 import type { RuntimeJob } from '../controller/job-scope.js';
-import { readSettings } from '../settings.js';
+import { readClientSettings, readSettings } from '../settings.js';
 import {
   planOutcomes,
   type AttemptOutcome,
@@ -53,8 +53,8 @@ export async function lockJobs(tx: Queryable, jobIds: number[]): Promise<Map<num
 /**
  * Records attempt outcomes in `tx`, however many and of whatever kind: the jobs are locked
  * ({@link lockJobs}; skipped for jobs given in `locked`), one statement reads their tasks and
- * which attempts are live (`readOutcomeTasks`), the settings are read when a live failure needs
- * the retry defaults, {@link planOutcomes} decides, and one statement writes it all
+ * which attempts are live (`readOutcomeTasks`), the settings (global and per client) are read when
+ * a live failure needs the retry defaults, {@link planOutcomes} decides, and one statement writes it all
  * ({@link applyEffects}). A batch of successes costs three round trips.
  * @param locked - jobs already locked by `tx`, with their runtime columns (read after locking).
  * @returns per outcome, in the order given.
@@ -101,11 +101,14 @@ export async function writeOutcomes(
   const items = outcomes.map((outcome) => ({ outcome, live: live.get(outcome.ref.attemptId) ?? null }));
   const needsSettings = items.some((i) => i.outcome.kind === 'failure' && i.live !== null);
   const settings = needsSettings ? (await readSettings(tx)).known : null;
+  // Clients' own retry_limit / retry_delay win over the global ones (per-client settings).
+  const clientSettings = needsSettings ? await readClientSettings(tx, null) : undefined;
   const { effects, results } = planOutcomes({
     items,
     jobs,
     tasks,
     settings,
+    clientSettings,
     now,
     storageRoot: ctx.config.storageRoot,
   });

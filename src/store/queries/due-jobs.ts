@@ -69,3 +69,14 @@ export const queueJobOnSemaphore = defineQuery<{ id: number; now: Date; url: str
   `UPDATE jobs SET queue_state = 'queued', queued_at = $now, updated_at = $now
    WHERE id = $id AND queue_state = 'pending' AND semaphore_url IS NOT DISTINCT FROM $url`,
 );
+
+/**
+ * Records the last "not yet" of pending job `id`'s semaphore (`answer`, e.g. `HTTP 503`), when it
+ * was asked (`now`) and when it is asked next, for `waiting` (migration 0010). Leaves `updated_at`
+ * alone: it is the row's version for the checker's backoff. Row lock on the job; no transition.
+ */
+export const recordSemaphoreAnswer = defineQuery<{ id: number; answer: string; now: Date; next: Date }>(
+  'record-semaphore-answer',
+  `UPDATE jobs SET semaphore_answer = $answer, semaphore_checked_at = $now, semaphore_next_check_at = $next
+   WHERE id = $id AND queue_state = 'pending'`,
+);

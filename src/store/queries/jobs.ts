@@ -58,6 +58,9 @@ export interface InsertJobsParams {
   idempotencyKeys: (string | null)[];
   /** Per job with a key, the fingerprint of its content (null without a key). */
   fingerprints: (string | null)[];
+  /** Per job: its rendered job concurrency key and limit (null without one; migration 0010). */
+  concurrencyKeys: (string | null)[];
+  concurrencyLimits: (number | null)[];
   /** Name of the setting that holds the key retention window in seconds, and its default. */
   retentionSetting: string;
   defaultRetentionSeconds: number;
@@ -105,11 +108,12 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
               $runAts::timestamptz[], $semaphoreUrls::text[], $queuedAts::timestamptz[],
               $rerunOfs::bigint[], $createdAts::timestamptz[], $topOfQueues::boolean[],
               $notifyChannels::text[], $notifyPayloads::text[], $tasks::text[],
-              $idempotencyKeys::text[], $fingerprints::text[])
+              $idempotencyKeys::text[], $fingerprints::text[], $concurrencyKeys::text[],
+              $concurrencyLimits::int[])
        WITH ORDINALITY AS u(client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                             definition, definition_source, content_id, run_at, semaphore_url, queued_at,
                             rerun_of, created_at, top_of_queue, notify_channel, notify_payload, tasks,
-                            idempotency_key, fingerprint, ord)
+                            idempotency_key, fingerprint, concurrency_key, concurrency_limit, ord)
   ORDER BY u.ord
 ), retention AS (
   SELECT make_interval(secs => COALESCE(
@@ -136,10 +140,10 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
 ), j AS (
   INSERT INTO jobs (id, client, workflow, priority, queue_state, persist, parameters, resolved_parameters,
                     definition, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-                    created_at, updated_at, top_of_queue, idempotency_key)
+                    created_at, updated_at, top_of_queue, idempotency_key, concurrency_key, concurrency_limit)
   SELECT id, client, workflow, priority, queue_state, persist, parameters::jsonb, resolved_parameters::jsonb,
          definition::jsonb, definition_source, content_id, run_at, semaphore_url, queued_at, rerun_of,
-         created_at, created_at, top_of_queue, idempotency_key
+         created_at, created_at, top_of_queue, idempotency_key, concurrency_key, concurrency_limit
   FROM u WHERE u.ord NOT IN (SELECT ord FROM held) ORDER BY u.ord
   RETURNING id, content_id, parameters
 ), s AS (

@@ -17,12 +17,15 @@ export interface RetryJobStateParams {
   resolvedParameters: string;
   /** The first task that did not succeed (the one the run resumes from), or null. */
   retriedFrom: string | null;
+  /** The job concurrency key rendered again from those parameters (null: none). */
+  concurrencyKey: string | null;
 }
 
 /**
  * Queues job `id` again for a new run if it is still in `from`: `run + 1`, `retried_at` and
  * `queued_at` = now, `failed`, `finished_at`, `outputs` and `error` cleared, the merged
- * parameters stored (and the search row's copy of them). Row lock on the job.
+ * parameters stored (and the search row's copy of them) with the concurrency key they render.
+ * Row lock on the job.
  * Edges: completed, broken → queued (retry_job).
  * @returns the job's new `run`; no row when the job left `from` meanwhile.
  */
@@ -32,7 +35,8 @@ export const retryJobState = defineQuery<RetryJobStateParams, { run: number }>(
      UPDATE jobs SET queue_state = 'queued', failed = false, finished_at = NULL, outputs = NULL, error = NULL,
                      run = run + 1, retried_at = $now::timestamptz, retried_from = $retriedFrom::text,
                      queued_at = $now::timestamptz, updated_at = $now::timestamptz,
-                     parameters = $parameters::jsonb, resolved_parameters = $resolvedParameters::jsonb
+                     parameters = $parameters::jsonb, resolved_parameters = $resolvedParameters::jsonb,
+                     concurrency_key = $concurrencyKey::text
       WHERE id = $id AND queue_state = $from
       RETURNING id, run, parameters),
    s AS (UPDATE job_search SET parameters_text = j.parameters::text FROM j WHERE job_search.job_id = j.id)
