@@ -64,7 +64,7 @@ const taskSchema = {
         key: {
           type: 'string',
           minLength: 1,
-          description: 'a template such as "encode:{{ job.client }}"',
+          description: 'a non-empty text or template such as "encode:{{ job.client }}"',
         },
         limit: {
           type: 'integer',

@@ -66,10 +66,11 @@ export function explainReadyTask(row: ReadyTaskWaitingRow, now: Date): TaskWaiti
     };
   }
   const workers = row.workers === 1 ? 'The live worker' : `The ${row.workers} live workers`;
+  const use = row.workers === 1 ? 'uses' : 'use';
   return {
     reason: 'workers_busy',
     task,
-    detail: `${workers} of queue '${row.queue}' use ${row.slots_in_use} of ${row.capacity} slots; task '${task}' needs ${row.slots} and is taken when they are free, in turn.`,
+    detail: `${workers} of queue '${row.queue}' ${use} ${row.slots_in_use} of ${row.capacity} slots; task '${task}' needs ${row.slots} and is taken when they are free, in turn.`,
   };
 }
 

@@ -134,10 +134,11 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
     WHERE cardinality(a.keys) > 0
  ), ranked AS (
    SELECT c.id, c.slots, c.prio,
-          COALESCE(c.ckey IS NULL
-                   OR held.held + row_number() OVER (PARTITION BY c.ckey ORDER BY c.prio, c.id) <= c.climit,
-                   false) AS allowed
-     FROM c LEFT JOIN held ON held.key = c.ckey
+          c.ckey IS NULL
+          OR COALESCE((SELECT h.held FROM held h WHERE h.key = c.ckey)
+                      + (SELECT count(*) FROM c AS e WHERE e.ckey = c.ckey AND (e.prio, e.id) <= (c.prio, c.id))
+                      <= c.climit, false) AS allowed
+     FROM c
  ), pick AS (
    SELECT r.id FROM (SELECT ranked.id, sum(ranked.slots) OVER (ORDER BY ranked.prio, ranked.id) AS used
                        FROM ranked WHERE ranked.allowed) AS r
