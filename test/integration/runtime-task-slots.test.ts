@@ -110,6 +110,11 @@ forEachStore('runtime: task slots', (kind) => {
       workflows: {
         heavy: { parameters: FILE_PARAMETERS, tasks: [marking('encode', 4, 1.2)] },
         small: { parameters: FILE_PARAMETERS, tasks: [marking('thumb', 1, 0.3)] },
+        block: { tasks: [{ name: 'block', run: 'sleep', with: { seconds: 1.5 }, slots: 5 }] },
+        head: { tasks: [{ name: 'head', run: 'sleep', with: { seconds: 0 }, slots: 4 }] },
+        keyed: {
+          tasks: [{ name: 'keyed', run: 'sleep', with: { seconds: 0 }, concurrency: { key: 'q', limit: 1 } }],
+        },
       },
     });
   });
@@ -145,7 +150,52 @@ forEachStore('runtime: task slots', (kind) => {
       'the task rows carry their slots',
     );
   });
+
+  it('keeps a 4-slot task at the head until 4 slots are free, without claiming in a loop meanwhile', async () => {
+    // The claim statement passes over one of the two keyed tasks (their key has room for one) and
+    // stops at the 4-slot task, which does not fit the 3 free slots: it must not look again and
+    // again until a slot frees.
+    const claims = countClaims(te);
+    try {
+      const block = await te.submit('block');
+      await waitFor(async () => (await te.tasks(block))[0]!.state === 'running', {
+        what: 'the 5-slot task to run',
+      });
+      const head = await te.submit('head');
+      const keyed = [await te.submit('keyed'), await te.submit('keyed')];
+      await waitFor(async () => (await te.tasks(keyed[1]!))[0]!.state === 'ready', {
+        what: 'the keyed tasks to be ready',
+      });
+      const before = claims.count();
+      await new Promise((r) => setTimeout(r, 500));
+      const during = claims.count() - before;
+      assert.equal((await te.tasks(block))[0]!.state, 'running', 'the 5-slot task still runs');
+      assert.equal((await te.tasks(head))[0]!.state, 'ready', 'the 4-slot task waits for its slots');
+      assert.ok(during <= 10, `${during} claims in 500 ms while nothing could be taken`);
+      for (const id of [block, head, ...keyed])
+        assert.equal((await te.waitForState(id, 'completed', 30_000)).failed, false);
+    } finally {
+      claims.stop();
+    }
+  });
 });
+
+/** Counts the claim statements `te`'s executor runs, until `stop()`. */
+function countClaims(te: TestEngine): { count(): number; stop(): void } {
+  const db = te.db as { query: (...args: unknown[]) => Promise<unknown> };
+  const original = db.query;
+  let n = 0;
+  db.query = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes('te_concurrency_holders')) n++;
+    return original.apply(te.db, args);
+  };
+  return {
+    count: () => n,
+    stop: () => {
+      db.query = original;
+    },
+  };
+}
 
 forEachStore('runtime: task concurrency keys', (kind) => {
   let store: TestStore;

@@ -78,6 +78,8 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   /** Set when a retry was scheduled: the next under-full claim re-reads the earliest due time. */
   let dueCheck = true;
   let lastDueCheck = 0;
+  /** Set when the last pass took nothing but passed tasks over for their key (see claimPass). */
+  let heldBackIdle = false;
   /** When tasks too heavy for every live worker were last looked for (ms of the clock); -Infinity: never. */
   let lastHeavyCheck = -Infinity;
   let poll: ClockTimer | null = null;
@@ -144,8 +146,12 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       slots += task.slots;
       options.onClaimed(task);
     }
-    // Full, or tasks passed over for their key (whose next snapshot leaves them out): look again.
-    if (slots >= free || heldBack > 0) again = true;
+    // Full: look again. Tasks passed over for their key: the next statement's snapshot leaves
+    // them out and may take what is behind them, so look again too, but not over and over when
+    // a pass takes nothing (a heavy task at the head may be what stops it; a freed slot wakes us).
+    const heldBackAgain = heldBack > 0 && (claimed.length > 0 || !heldBackIdle);
+    heldBackIdle = heldBack > 0 && claimed.length === 0;
+    if (slots >= free || heldBackAgain) again = true;
     else {
       if (dueCheck || clock.now().getTime() - lastDueCheck > pollMs) await readNextDue();
       if (clock.now().getTime() - lastHeavyCheck > pollMs) await reportHeavy();
