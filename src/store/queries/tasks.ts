@@ -90,7 +90,10 @@ const CLEANUP_TASK_OF_BROKEN_JOB = `EXISTS (SELECT 1 FROM jsonb_array_elements(j
  * job priority then task id, at most `$limit` of them (every task takes at least one slot), leaving
  * out a task heavier than `$capacity` (this worker can never run it; see {@link markTooHeavyTasks})
  * and a keyed task whose key already has `concurrency_limit` running holders as this statement's
- * snapshot sees them. Locks: `FOR UPDATE OF t SKIP LOCKED` on the tasks, so concurrent workers
+ * snapshot sees them (a hashed set of `(key, 1..holders)` pairs, built once from the index on
+ * running holders and only when a keyed row is met; the conditions are written so that the planner
+ * estimates them as passing nearly every row, as they do, and keeps the plan of a claim without
+ * them). Locks: `FOR UPDATE OF t SKIP LOCKED` on the tasks, so concurrent workers
  * never wait on each other or take the same task; `FOR KEY SHARE OF j SKIP LOCKED` on the jobs,
  * so a job being paused or broken (those lock it `FOR UPDATE`) is passed over, while result
  * writers (`FOR NO KEY UPDATE`) do not conflict with a claim. For a candidate set without
@@ -120,10 +123,13 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
      FROM tasks t JOIN jobs j ON j.id = t.job_id
     WHERE t.state = '${CLAIM_TASK_EDGE.from}' AND t.queue = ANY($queues::text[]) AND t.run_after <= $now::timestamptz
       AND (j.queue_state = 'started' OR (j.queue_state = 'broken' AND ${CLEANUP_TASK_OF_BROKEN_JOB}))
-      AND t.slots <= $capacity::int
+      AND (t.slots = 1 OR t.slots <= $capacity::int)
       AND (t.concurrency_key IS NULL
-           OR (SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.concurrency_key = t.concurrency_key)
-              < t.concurrency_limit)
+           OR (t.concurrency_key, t.concurrency_limit) NOT IN (
+                SELECT b.concurrency_key, l.n
+                  FROM (SELECT r.concurrency_key, count(*)::int AS held FROM tasks r
+                         WHERE r.state = 'running' AND r.concurrency_key IS NOT NULL GROUP BY 1) AS b
+                 CROSS JOIN LATERAL generate_series(1, b.held) AS l(n)))
     ORDER BY j.priority, t.id
     LIMIT $limit
     FOR UPDATE OF t SKIP LOCKED FOR KEY SHARE OF j SKIP LOCKED
