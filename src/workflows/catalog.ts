@@ -21,6 +21,7 @@ import { BUILTIN_INPUTS, isBuiltinHandler, locateModuleHandler } from './handler
 import { checkParameterSchema, withCommonParameters } from './parameters.js';
 import { TEMPLATE_JOB_FIELDS, TEMPLATE_STORAGE_FIELDS, collectTemplates } from './templates.js';
 import type { TemplateReference } from './templates.js';
+import { checkConcurrencyKeyReference } from './task-concurrency.js';
 import type {
   JobConcurrency,
   ResolvedWorkflow,
@@ -241,7 +242,8 @@ function checkBuiltinInputs(task: TaskDefinition, where: string): string[] {
  *   names; needs name existing tasks and form no cycle; `run` is a built-in or an existing module
  *   inside the folder; built-in inputs known and required ones present; `parameters` compiles
  *   (reference defaults sound); templates parse and refer to declared parameters, known job and
- *   storage fields, and tasks this one needs.
+ *   storage fields, and tasks this one needs; a task's `concurrency.key` reads only parameters and
+ *   the job fields known at submission.
  */
 export async function loadDefinitionFile(
   file: string,
@@ -292,6 +294,9 @@ export async function loadDefinitionFile(
     if (typeof t.retry_delay === 'number') task.retry_delay = t.retry_delay;
     if (typeof t.continue_on_error === 'boolean') task.continue_on_error = t.continue_on_error;
     if (t.when === 'always' || t.when === 'failed') task.when = t.when;
+    if (typeof t.slots === 'number') task.slots = t.slots;
+    if (isPlainObject(t.concurrency))
+      task.concurrency = { key: t.concurrency.key as string, limit: t.concurrency.limit as number };
     return task;
   });
 
@@ -346,6 +351,15 @@ export async function loadDefinitionFile(
         const p = checkReference(ref, declared, taskNames, reachable);
         if (p) problems.push(p);
       }
+    }
+  }
+  for (const task of tasks) {
+    if (!task.concurrency) continue;
+    const found = collectTemplates(task.concurrency.key, `tasks.${task.name}.concurrency.key`);
+    problems.push(...found.problems);
+    for (const ref of found.references) {
+      const p = checkConcurrencyKeyReference(ref) ?? checkReference(ref, declared, taskNames, null);
+      if (p) problems.push(p);
     }
   }
   const outputs = isPlainObject(doc.outputs) ? doc.outputs : undefined;

@@ -14,6 +14,8 @@ export const TASK_NAME_PATTERN = '^[a-z][a-z0-9_]{0,99}$';
 export const QUEUE_NAME_PATTERN = '^[a-z][a-z0-9_-]{0,62}$';
 /** The queue a task runs on when it names none. */
 export const DEFAULT_QUEUE = 'work';
+/** Most worker slots one task may take (`tasks[].slots`). */
+export const MAX_TASK_SLOTS = 1000;
 
 const taskSchema = {
   type: 'object',
@@ -47,6 +49,29 @@ const taskSchema = {
       enum: ['always', 'failed'],
       description:
         'a cleanup task: runs after every other task ended, whatever the outcome (always) or only after a failure or break (failed)',
+    },
+    slots: {
+      type: 'integer',
+      minimum: 1,
+      maximum: MAX_TASK_SLOTS,
+      description: `the worker slots the task takes while it runs, a whole number from 1 to ${MAX_TASK_SLOTS}`,
+    },
+    concurrency: {
+      type: 'object',
+      required: ['key', 'limit'],
+      additionalProperties: false,
+      properties: {
+        key: {
+          type: 'string',
+          minLength: 1,
+          description: 'a non-empty text or template such as "encode:{{ job.client }}"',
+        },
+        limit: {
+          type: 'integer',
+          minimum: 1,
+          description: 'how many running tasks may hold the key at once, a whole number of at least 1',
+        },
+      },
     },
   },
 } as const;
@@ -105,6 +130,11 @@ function describe(e: ErrorObject): string {
       return `${p} must be ${Array.isArray(params.type) ? params.type.join(' or ') : String(params.type)}`;
     case 'pattern':
       return `${p} ${JSON.stringify(e.data)} is not accepted: ${parent?.description ?? `must match ${String(params.pattern)}`}`;
+    case 'minimum':
+    case 'maximum':
+    case 'minLength':
+      if (parent?.description) return `${p} ${JSON.stringify(e.data)} is not accepted: ${parent.description}`;
+      return `${p} ${e.message ?? 'is not accepted'}`;
     default:
       return `${p} ${e.message ?? 'is not accepted'}`;
   }

@@ -34,6 +34,22 @@ export interface TaskDefinition {
    * failed or was broken (else it is skipped). Its own failure never changes the job's outcome.
    */
   when?: 'always' | 'failed';
+  /**
+   * Worker slots the task takes while it runs (1..1000); omitted = 1. A worker's concurrency is its
+   * capacity in slots (docs/task-slots-and-concurrency.md).
+   */
+  slots?: number;
+  /** At most `limit` running tasks hold the rendered `key` at once, across every engine process. */
+  concurrency?: TaskConcurrency;
+}
+
+/**
+ * A task's concurrency key: `key` is a template rendered at submission against the job's
+ * parameters and `job.client`, `job.workflow`, `job.priority`; `limit` is at least 1.
+ */
+export interface TaskConcurrency {
+  key: string;
+  limit: number;
 }
 
 /** A whole workflow definition, as validated from `<dir>/<common|client>/<name>.yaml|json`. */

@@ -37,6 +37,14 @@ export function taskStartedMessage(task: string): string {
   return `Task '${task}' started`;
 }
 
+/**
+ * A ready task needs more slots than any live worker of its queue has (written once per task, by
+ * a worker of that queue that cannot take it; docs/task-slots-and-concurrency.md).
+ */
+export function taskTooHeavyLine(task: string, slots: number, queue: string, largest: number): string {
+  return `Task '${task}' needs ${slots} worker slots, more than any live worker of queue '${queue}' has (the largest has ${largest}); it waits until a worker with ${slots} slots takes that queue`;
+}
+
 /** A task's attempt succeeded. */
 export function taskCompletedLine(task: string): string {
   return `'${task}' completed successfully`;

@@ -7,6 +7,12 @@ import { createHash } from 'node:crypto';
 import type { Executor, Queryable } from '../../store/executor.js';
 import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
+import {
+  hasTemplatedConcurrencyKey,
+  taskWeightColumns,
+  type ConcurrencyKeyScope,
+  type TaskWeightColumns,
+} from '../../workflows/task-concurrency.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import { renderConcurrency } from '../controller/admission.js';
 import { createGroupCommit } from '../group-commit.js';
@@ -234,13 +240,21 @@ export function initialState(runAt: Date, semaphoreUrl: string | null, now: Date
 
 /**
  * The tasks of a definition with `needs` resolved: given in the file wins; omitted means the
- * task above (none for the first).
+ * task above (none for the first). Each carries its `slots` and its concurrency key rendered
+ * against `scope` (`taskWeightColumns`, docs/task-slots-and-concurrency.md).
  */
-export function resolveTasks(def: WorkflowDefinition): { name: string; queue: string; needs: string[] }[] {
+export function resolveTasks(
+  def: WorkflowDefinition,
+  scope: ConcurrencyKeyScope = {
+    parameters: {},
+    job: { client: '', workflow: def.name, priority: DEFAULT_PRIORITY },
+  },
+): ({ name: string; queue: string; needs: string[] } & TaskWeightColumns)[] {
   return def.tasks.map((t, i) => ({
     name: t.name,
     queue: t.queue || 'work',
     needs: Array.isArray(t.needs) ? t.needs : i === 0 ? [] : [def.tasks[i - 1]!.name],
+    ...taskWeightColumns(t, scope),
   }));
 }
 
@@ -359,7 +373,7 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     p.topOfQueues.push(job.topOfQueue);
     p.notifyChannels.push(state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler);
     p.notifyPayloads.push(state === 'queued' ? 'job_queued' : null);
-    p.tasks.push(tasksText(job.definition));
+    p.tasks.push(tasksText(job));
     p.idempotencyKeys.push(job.idempotency?.key ?? null);
     p.fingerprints.push(job.idempotency?.fingerprint ?? null);
     const concurrency = renderConcurrency(job.definition, job);
@@ -416,7 +430,16 @@ function definitionText(def: WorkflowDefinition): string {
   return text;
 }
 
-function tasksText(def: WorkflowDefinition): string {
+/** The tasks JSON of `job`; made once per definition unless a concurrency key depends on the job. */
+function tasksText(job: NewJob): string {
+  const def = job.definition;
+  if (hasTemplatedConcurrencyKey(def.tasks))
+    return JSON.stringify(
+      resolveTasks(def, {
+        parameters: job.resolvedParameters,
+        job: { client: job.client, workflow: job.workflow, priority: job.priority },
+      }),
+    );
   let text = taskTexts.get(def);
   if (text === undefined) {
     text = JSON.stringify(resolveTasks(def));

@@ -7,6 +7,7 @@
  * they wait for; a started job whose ready task does not run is explained by
  * {@link explainReadyTasks}; running and ended jobs wait for nothing (null).
  */
+import { explainReadyTasks } from './task-waiting.js';
 import type { Queryable } from '../../store/executor.js';
 import {
   countQueuedByClient,
@@ -69,19 +70,6 @@ export const FREE_RATE_WINDOW_MS = 15 * 60_000;
 
 /** Most slot holders named in a detail. */
 const NAMED_HOLDERS = 10;
-
-/**
- * Why the ready tasks of a started job do not run (no live worker serves the queue, the workers
- * are busy, the task is heavier than every worker). TODO: replaced by `explainReadyTasks` of
- * `src/engine/status/task-waiting.ts` (task-level waiting); until then no started job waits.
- */
-function explainReadyTasks(
-  _q: Queryable,
-  _jobId: number,
-  _now: Date,
-): Promise<{ reason: string; detail: string; task: string } | null> {
-  return Promise.resolve(null);
-}
 
 /** Everything `waiting` reads once, for one job or a whole dashboard list. */
 export interface WaitingContext {

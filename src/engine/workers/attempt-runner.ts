@@ -18,7 +18,7 @@ import type { AttemptRef } from './results.js';
 
 /** Options of {@link createAttemptRunner}. */
 export interface AttemptRunnerOptions {
-  /** Handlers run at once. */
+  /** The pool's capacity in slots: running attempts' `slots` add up to at most this. */
   concurrency: number;
   /** After an abort, how long to wait for a handler to settle before its slot is freed anyway (ms). */
   abortSettleMs: number;
@@ -41,8 +41,10 @@ interface ActiveAttempt {
   reason: AbortReason | null;
   /** Whether the handler wrote job log lines (then they are flushed before the result). */
   logged: boolean;
-  /** Whether the attempt still holds one of the pool's slots (released when its handler has ended). */
+  /** Whether the attempt still holds its slots (released when its handler has ended). */
   slotHeld: boolean;
+  /** How many of the pool's slots it holds (the task's `slots`). */
+  slots: number;
   /** Resolves when the attempt's result is recorded and its slot is free again. */
   done: Promise<void>;
 }
@@ -64,8 +66,8 @@ export interface AttemptRunner {
   /** Starts running `task` in a slot (the claim loop asked for it). */
   run(task: ClaimedTask): void;
   /**
-   * Slots a claim may fill now: free slots, bounded so that at most `concurrency` ended attempts
-   * wait for their results to be written.
+   * Slots a claim may fill now: free slots (capacity minus the `slots` of attempts holding theirs),
+   * bounded so that at most `concurrency` ended attempts wait for their results to be written.
    */
   freeSlots(): number;
   /** Attempt ids of this process now (running, or their result being written). */
@@ -88,7 +90,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   const { logs, outcome } = options;
   const active = new Map<number, ActiveAttempt>();
   const loadHandler = createHandlerLoader(ctx.catalog.dir);
-  /** Attempts whose handler holds a slot (runs, or is being stopped). */
+  /** Slots held by attempts whose handler runs, or is being stopped. */
   let slotsHeld = 0;
   let unlisten: (() => Promise<void>) | null = null;
 
@@ -96,7 +98,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   const releaseSlot = (entry: ActiveAttempt): void => {
     if (!entry.slotHeld) return;
     entry.slotHeld = false;
-    slotsHeld--;
+    slotsHeld -= entry.slots;
     options.onSlotFreed();
   };
 
@@ -190,7 +192,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     run(task) {
       const entry = newAttempt(task);
       active.set(task.attemptId, entry);
-      slotsHeld++;
+      slotsHeld += entry.slots;
       entry.done = runAttempt(task, entry)
         .catch((err: unknown) => {
           ctx.logger.error({ err, attemptId: task.attemptId }, 'attempt bookkeeping failed');
@@ -251,7 +253,7 @@ async function raceWithAbort(
   }
 }
 
-/** The bookkeeping of an attempt about to run (holding its slot). */
+/** The bookkeeping of an attempt about to run (holding its slots). */
 function newAttempt(task: ClaimedTask): ActiveAttempt {
   return {
     ref: { attemptId: task.attemptId, taskId: task.taskId, jobId: task.job.id },
@@ -260,6 +262,7 @@ function newAttempt(task: ClaimedTask): ActiveAttempt {
     reason: null,
     logged: false,
     slotHeld: true,
+    slots: Math.max(1, task.slots),
     done: Promise.resolve(),
   };
 }

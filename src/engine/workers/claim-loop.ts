@@ -1,12 +1,14 @@
 /**
  * The worker pool's claim loop: when to claim ready tasks and for how many slots. Claims run as
- * passes (one claim statement each), woken by `CHANNELS.tasks` notifications for its queues, by
+ * passes (one claim statement each), woken by `CHANNELS.tasks` notifications for its queues (an
+ * empty payload, sent when a task holding a concurrency key stops running, wakes every pool), by
  * a freed slot, by a timer armed for the earliest delayed retry, and by a slow safety-net poll.
+ * Slots are the pool's capacity (its concurrency); a task takes its `slots` of them.
  */
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS } from '../signals.js';
-import { claimTasks, msUntilNextDue, type ClaimedTask } from './claim.js';
+import { claimReady, msUntilNextDue, reportTooHeavyTasks, type ClaimedTask } from './claim.js';
 import { repeatEvery } from './repeat.js';
 
 /** Claim passes one worker pool keeps in flight at most (see {@link ClaimLoop.wake}). */
@@ -22,6 +24,11 @@ export interface ClaimLoopOptions {
   pollIntervalMs: number;
   /** Slots a claim may fill now (the attempt runner's count). */
   freeSlots: () => number;
+  /**
+   * The pool's whole capacity in slots (its concurrency): a task with more `slots` is never claimed
+   * here, and is reported in its job log when no live worker of its queue is big enough.
+   */
+  capacity: number;
   /** Runs a claimed task. */
   onClaimed: (task: ClaimedTask) => void;
 }
@@ -71,6 +78,10 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   /** Set when a retry was scheduled: the next under-full claim re-reads the earliest due time. */
   let dueCheck = true;
   let lastDueCheck = 0;
+  /** Set when the last pass took nothing but passed tasks over for their key (see claimPass). */
+  let heldBackIdle = false;
+  /** When tasks too heavy for every live worker were last looked for (ms of the clock); -Infinity: never. */
+  let lastHeavyCheck = -Infinity;
   let poll: ClockTimer | null = null;
   let unlisten: (() => Promise<void>) | null = null;
 
@@ -113,8 +124,15 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   /** One claim pass for `free` slots; never rejects. */
   const claimPass = async (free: number): Promise<void> => {
     let claimed: ClaimedTask[];
+    let heldBack: number;
     try {
-      claimed = await claimTasks(ctx.db, queues, free, options.workerId, clock);
+      ({ tasks: claimed, heldBack } = await claimReady(ctx.db, {
+        queues,
+        freeSlots: free,
+        capacity: options.capacity,
+        workerId: options.workerId,
+        clock,
+      }));
       claimFailures = 0;
     } catch (err) {
       claimFailures++;
@@ -123,9 +141,31 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
       return;
     }
-    for (const task of claimed) options.onClaimed(task);
-    if (claimed.length === free) again = true;
-    else if (dueCheck || clock.now().getTime() - lastDueCheck > pollMs) await readNextDue();
+    let slots = 0;
+    for (const task of claimed) {
+      slots += task.slots;
+      options.onClaimed(task);
+    }
+    // Full: look again. Tasks passed over for their key: the next statement's snapshot leaves
+    // them out and may take what is behind them, so look again too, but not over and over when
+    // a pass takes nothing (a heavy task at the head may be what stops it; a freed slot wakes us).
+    const heldBackAgain = heldBack > 0 && (claimed.length > 0 || !heldBackIdle);
+    heldBackIdle = heldBack > 0 && claimed.length === 0;
+    if (slots >= free || heldBackAgain) again = true;
+    else {
+      if (dueCheck || clock.now().getTime() - lastDueCheck > pollMs) await readNextDue();
+      if (clock.now().getTime() - lastHeavyCheck > pollMs) await reportHeavy();
+    }
+  };
+
+  /** Writes the job log line of tasks too heavy for every live worker (at most once per poll period). */
+  const reportHeavy = async (): Promise<void> => {
+    lastHeavyCheck = clock.now().getTime();
+    try {
+      await reportTooHeavyTasks(ctx.db, queues, options.capacity, clock.now());
+    } catch (err) {
+      ctx.logger.warn({ err }, 'looking for tasks too heavy for every worker failed');
+    }
   };
 
   /** Re-reads the earliest delayed task's due time and arms the timer for it. */

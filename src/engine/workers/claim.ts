@@ -1,13 +1,22 @@
 /**
- * Claiming ready tasks (SPEC section 2: `FOR UPDATE SKIP LOCKED`, one statement) and reading
- * when the next delayed one falls due. The statements are `claimReadyTasks` and
- * `readMsUntilNextDue` in `store/queries/tasks.ts`.
+ * Claiming ready tasks (SPEC section 2: `FOR UPDATE SKIP LOCKED`, one statement; task weights and
+ * concurrency keys, docs/task-slots-and-concurrency.md), reporting tasks too heavy for every live
+ * worker, and reading when the next delayed one falls due. The statements are `claimReadyTasks`,
+ * `markTooHeavyTasks` and `readMsUntilNextDue` in `store/queries/tasks.ts`.
  */
-import type { Queryable } from '../../store/executor.js';
-import { CLAIM_TASK_EDGE, claimReadyTasks, readMsUntilNextDue } from '../../store/queries/tasks.js';
+import type { Executor, Queryable } from '../../store/executor.js';
+import { insertWorkerLogLines } from '../../store/queries/logs.js';
+import {
+  CLAIM_TASK_EDGE,
+  claimReadyTasks,
+  markTooHeavyTasks,
+  readMsUntilNextDue,
+} from '../../store/queries/tasks.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { RuntimeJob, TaskOutputs } from '../controller/job-scope.js';
 import { SEVERITY } from '../jobs/job-log.js';
+import { taskTooHeavyLine } from '../jobs/log-messages.js';
+import { WORKER_ALIVE_SECONDS } from '../status/health.js';
 import { taskEdge } from '../jobs/task-transitions.js';
 import { CHANNELS } from '../signals.js';
 
@@ -28,6 +37,8 @@ export interface ClaimedTask {
   taskId: number;
   name: string;
   queue: string;
+  /** Worker slots the task takes while it runs (`tasks[].slots`, default 1). */
+  slots: number;
   attemptId: number;
   /** 1-based attempt number. */
   number: number;
@@ -36,14 +47,85 @@ export interface ClaimedTask {
   outputs: TaskOutputs;
 }
 
+/** What one claim pass took. */
+export interface ClaimResult {
+  /** The claimed tasks (possibly none). */
+  tasks: ClaimedTask[];
+  /**
+   * Candidates passed over because their concurrency key turned out to be at its limit when
+   * counted under the key's lock: more may be claimable behind them, so the loop looks again.
+   */
+  heldBack: number;
+}
+
+/** Options of {@link claimReady}. */
+export interface ClaimOptions {
+  queues: string[];
+  /** Free slots: the claimed tasks' `slots` add up to at most this. */
+  freeSlots: number;
+  /** The worker's whole capacity in slots: heavier tasks are left to bigger workers. */
+  capacity: number;
+  /** This process's `workers.id`. */
+  workerId: string;
+  /** The time the claim is made at (due check, `started_at`, heartbeat); the pool passes `ctx.clock`. */
+  clock?: Clock;
+}
+
 /**
- * Claims up to `limit` ready tasks on `queues` in one statement ({@link claimReadyTasks}) and
- * starts an attempt for each: the tasks go `ready → running`, each gets its `attempts` row, its
- * two "started" log lines and its `start` callbacks. One statement, so no explicit transaction
- * (and its two extra round trips) is needed.
- * @param clock - the time the claim is made at (due check, `started_at`, heartbeat); the pool
- *   passes `ctx.clock`.
- * @returns the claimed tasks (possibly none).
+ * Claims ready tasks on `queues` whose `slots` fit `freeSlots`, in one statement
+ * ({@link claimReadyTasks}: concurrency keys are honoured across processes, and a heavy task at the
+ * head is not overtaken), and starts an attempt for each: the tasks go `ready → running`, each gets
+ * its `attempts` row, its two "started" log lines and its `start` callbacks. One statement, so no
+ * explicit transaction (and its two extra round trips) is needed.
+ * @returns the claimed tasks and how many candidates their keys held back.
+ * @throws the driver's error (nothing is claimed then).
+ */
+export async function claimReady(db: Queryable, options: ClaimOptions): Promise<ClaimResult> {
+  const { queues, freeSlots, capacity, workerId } = options;
+  if (freeSlots <= 0 || queues.length === 0) return { tasks: [], heldBack: 0 };
+  const rows = await claimReadyTasks.rows(db, {
+    queues,
+    limit: freeSlots,
+    capacity,
+    workerId,
+    now: (options.clock ?? systemClock).now(),
+    callbacksChannel: CHANNELS.callbacks,
+    clientDefinitionsMessage: DEFINITIONS_MESSAGE.client,
+    commonDefinitionsMessage: DEFINITIONS_MESSAGE.common,
+    severity: SEVERITY.INFO,
+  });
+  const heldBack = rows[0]?.held_back ?? 0;
+  const tasks: ClaimedTask[] = [];
+  for (const r of rows) {
+    // The one row of a claim that took nothing carries only `held_back`.
+    if ((r.task_id as number | null) === null) continue;
+    tasks.push({
+      taskId: r.task_id,
+      name: r.name,
+      queue: r.queue,
+      slots: r.slots,
+      attemptId: r.attempt_id,
+      number: r.number,
+      outputs: r.outputs ?? {},
+      job: {
+        id: r.id,
+        client: r.client,
+        workflow: r.workflow,
+        priority: r.priority,
+        queue_state: r.queue_state,
+        content_id: r.content_id,
+        resolved_parameters: r.resolved_parameters,
+        definition: r.definition,
+        definition_source: r.definition_source,
+      },
+    });
+  }
+  return { tasks, heldBack };
+}
+
+/**
+ * {@link claimReady} for `limit` free slots out of a capacity of `capacity` (default `limit`),
+ * returning only the claimed tasks (possibly none).
  * @throws the driver's error (nothing is claimed then).
  */
 export async function claimTasks(
@@ -52,37 +134,43 @@ export async function claimTasks(
   limit: number,
   workerId: string,
   clock: Clock = systemClock,
+  capacity: number = limit,
 ): Promise<ClaimedTask[]> {
-  if (limit <= 0 || queues.length === 0) return [];
-  const rows = await claimReadyTasks.rows(db, {
-    queues,
-    limit,
-    workerId,
-    now: clock.now(),
-    callbacksChannel: CHANNELS.callbacks,
-    clientDefinitionsMessage: DEFINITIONS_MESSAGE.client,
-    commonDefinitionsMessage: DEFINITIONS_MESSAGE.common,
-    severity: SEVERITY.INFO,
+  return (await claimReady(db, { queues, freeSlots: limit, capacity, workerId, clock })).tasks;
+}
+
+/**
+ * Writes one WARN job log line for each ready task on `queues` that needs more slots than any
+ * live worker of its queue has (and than this worker's `capacity`), once per task
+ * ({@link markTooHeavyTasks} marks it in the same transaction).
+ * @returns how many tasks were reported.
+ * @throws the driver's error (nothing is marked then).
+ */
+export async function reportTooHeavyTasks(
+  db: Executor,
+  queues: string[],
+  capacity: number,
+  now: Date,
+): Promise<number> {
+  if (queues.length === 0) return 0;
+  return db.transaction(async (tx) => {
+    const heavy = await markTooHeavyTasks.rows(tx, {
+      queues,
+      capacity,
+      now,
+      aliveSeconds: WORKER_ALIVE_SECONDS,
+    });
+    if (heavy.length === 0) return 0;
+    await insertWorkerLogLines.run(tx, {
+      jobIds: heavy.map((h) => h.job_id),
+      taskIds: heavy.map((h) => h.id),
+      severities: heavy.map(() => SEVERITY.WARN),
+      messages: heavy.map((h) => taskTooHeavyLine(h.name, h.slots, h.queue, h.largest)),
+      hiddenSeverity: SEVERITY.DEBUG,
+      now,
+    });
+    return heavy.length;
   });
-  return rows.map((r) => ({
-    taskId: r.task_id,
-    name: r.name,
-    queue: r.queue,
-    attemptId: r.attempt_id,
-    number: r.number,
-    outputs: r.outputs ?? {},
-    job: {
-      id: r.id,
-      client: r.client,
-      workflow: r.workflow,
-      priority: r.priority,
-      queue_state: r.queue_state,
-      content_id: r.content_id,
-      resolved_parameters: r.resolved_parameters,
-      definition: r.definition,
-      definition_source: r.definition_source,
-    },
-  }));
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The task workers of one engine process: `concurrency` slots over a set of queues, composed of
+ * The task workers of one engine process: `concurrency` slots over a set of queues (a task takes
+ * its `slots` of them, docs/task-slots-and-concurrency.md), composed of
  * four services — the claim loop (`claim-loop.ts`), the attempt runner (`attempt-runner.ts`), the
  * attempt outcome (`attempt-outcome.ts`, over the result writer) and the attempt heartbeat
  * (`attempt-heartbeat.ts`).
@@ -21,7 +22,7 @@ export interface WorkerPoolOptions {
   workerId: string;
   /** Queues to take tasks from. */
   queues: string[];
-  /** Tasks run at once. */
+  /** Capacity in slots: tasks run at once, each taking its `slots` (default 1). */
   concurrency: number;
   /** Attempt heartbeat period in ms; default 2 000 (keep well under `stall_timeout`). */
   heartbeatIntervalMs?: number;
@@ -83,6 +84,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     queues: options.queues,
     pollIntervalMs: options.pollIntervalMs ?? 5_000,
     freeSlots: () => runner.freeSlots(),
+    capacity: Math.max(1, options.concurrency),
     onClaimed: (task) => runner.run(task),
   });
   const heartbeat = createAttemptHeartbeat(ctx, {

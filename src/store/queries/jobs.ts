@@ -49,7 +49,10 @@ export interface InsertJobsParams {
   /** Channel to wake per job, and its payload (null: the new id). */
   notifyChannels: string[];
   notifyPayloads: (string | null)[];
-  /** JSON text per job: `[{name, queue, needs}]` in definition order. */
+  /**
+   * JSON text per job: `[{name, queue, needs, slots, concurrency_key, concurrency_limit}]` in
+   * definition order (the last three optional: 1, null, null).
+   */
   tasks: string[];
   /** Per log line, in writing order: the 1-based position of its job in the arrays, and its message. */
   logJobs: number[];
@@ -150,9 +153,11 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   INSERT INTO job_search (job_id, content_id, parameters_text)
   SELECT id, content_id, parameters::text FROM j
 ), t AS (
-  INSERT INTO tasks (job_id, name, position, queue, needs, created_at, updated_at)
+  INSERT INTO tasks (job_id, name, position, queue, needs, slots, concurrency_key, concurrency_limit,
+                     created_at, updated_at)
   SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
-         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), u.created_at, u.created_at
+         ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), COALESCE((x.e->>'slots')::int, 1),
+         x.e->>'concurrency_key', (x.e->>'concurrency_limit')::int, u.created_at, u.created_at
   FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
   WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY u.ord, x.ord
