@@ -21,10 +21,12 @@ import {
 } from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
+import { registerStatsRoutes } from './routes/stats.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerWorkflowRoutes } from './routes/workflows.js';
 
@@ -170,7 +172,11 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerSettingsRoutes(api, ctx);
     registerWorkflowRoutes(api, ctx);
     registerClientRoutes(api, ctx);
+    registerStatsRoutes(api, ctx);
   });
+
+  // The operator console's files (public: the page holds no data; its requests carry credentials).
+  registerConsoleRoutes(app);
 
   return app;
 }
