@@ -64,6 +64,23 @@ export default tseslint.config(
     },
   },
   {
+    // The console's browser code (ui/src, Preact + TSX, typed by ui/tsconfig.json): imports are
+    // extensionless (Vite resolves them), so the import checks resolve .tsx too.
+    files: ['ui/**/*.ts', 'ui/**/*.tsx'],
+    settings: {
+      'import-x/extensions': ['.ts', '.tsx', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx'] },
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.tsx', '.js'] })],
+    },
+  },
+  {
+    // The console's build configuration runs in Node, typed by its own tsconfig.
+    files: ['ui/vite.config.ts'],
+    languageOptions: {
+      parserOptions: { projectService: false, project: './ui/tsconfig.node.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     files: ['src/store/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },

@@ -53,9 +53,20 @@ export default defineConfig({
   // `vite dev`: the API of an engine on :3000, so the console can be worked on with reloads.
   server: {
     proxy: Object.fromEntries(
-      ['/health', '/dashboard', '/job', '/jobs', '/logs', '/events', '/schedules', '/scheduler', '/settings', '/workflows', '/clients', '/stats'].map(
-        (p) => [p, 'http://127.0.0.1:3000'],
-      ),
+      [
+        '/health',
+        '/dashboard',
+        '/job',
+        '/jobs',
+        '/logs',
+        '/events',
+        '/schedules',
+        '/scheduler',
+        '/settings',
+        '/workflows',
+        '/clients',
+        '/stats',
+      ].map((p) => [p, 'http://127.0.0.1:3000']),
     ),
   },
 });

@@ -82,7 +82,8 @@ function Header({ session }: { session: Session }): JSX.Element {
       .then((h) => noteVersion(h.version))
       .catch(() => undefined);
   }, []);
-  const active = (to: string): boolean => (to === '/' ? loc.path === '/' : loc.path === to || loc.path.startsWith(`${to}/`));
+  const active = (to: string): boolean =>
+    to === '/' ? loc.path === '/' : loc.path === to || loc.path.startsWith(`${to}/`);
   return (
     <header class="top">
       <Link to="/" class="brand">
@@ -90,7 +91,12 @@ function Header({ session }: { session: Session }): JSX.Element {
       </Link>
       <nav>
         {NAV.filter((n) => !n.admin || session.admin).map((n) => (
-          <Link key={n.to} to={n.to} class={active(n.to) ? 'active' : ''} aria-current={active(n.to) ? 'page' : undefined}>
+          <Link
+            key={n.to}
+            to={n.to}
+            class={active(n.to) ? 'active' : ''}
+            aria-current={active(n.to) ? 'page' : undefined}
+          >
             {n.label}
           </Link>
         ))}

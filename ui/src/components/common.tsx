@@ -14,7 +14,13 @@ export function TaskChip({ state }: { state: string }): JSX.Element {
 }
 
 /** The API's refusal or a failure, as the API said it. */
-export function ErrorBox({ error, title }: { error: string | null | undefined; title?: string }): JSX.Element | null {
+export function ErrorBox({
+  error,
+  title,
+}: {
+  error: string | null | undefined;
+  title?: string;
+}): JSX.Element | null {
   if (!error) return null;
   return (
     <div class="error" role="alert">
@@ -49,7 +55,13 @@ export function JsonBlock({ value }: { value: unknown }): JSX.Element {
 }
 
 /** A 0..1 fraction as a thin bar with its percentage. */
-export function Progress({ value, label }: { value: number | null | undefined; label?: string | null }): JSX.Element | null {
+export function Progress({
+  value,
+  label,
+}: {
+  value: number | null | undefined;
+  label?: string | null;
+}): JSX.Element | null {
   if (value === null || value === undefined) return null;
   const pct = Math.round(Math.max(0, Math.min(1, value)) * 100);
   return (

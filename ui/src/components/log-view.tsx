@@ -183,11 +183,21 @@ export function LogView(props: {
           </select>
         </label>
         <label class="inline">
-          <input type="checkbox" name="show_all" checked={showAll} onChange={(e) => setShowAll(e.currentTarget.checked)} />
+          <input
+            type="checkbox"
+            name="show_all"
+            checked={showAll}
+            onChange={(e) => setShowAll(e.currentTarget.checked)}
+          />
           show hidden (DEBUG) entries
         </label>
         <label class="inline">
-          <input type="checkbox" name="follow" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} />
+          <input
+            type="checkbox"
+            name="follow"
+            checked={follow}
+            onChange={(e) => setFollow(e.currentTarget.checked)}
+          />
           follow
         </label>
         <span class="muted small" data-testid="log-count">
@@ -214,7 +224,9 @@ export function LogView(props: {
                     </span>
                     <span class="log-sev">{e.severity_description}</span>
                     <span class="log-prog">{e.progname}</span>
-                    <span class="log-task">{e.task_id ? (props.taskNames.get(e.task_id) ?? `#${e.task_id}`) : 'job'}</span>
+                    <span class="log-task">
+                      {e.task_id ? (props.taskNames.get(e.task_id) ?? `#${e.task_id}`) : 'job'}
+                    </span>
                     <span class="log-msg">{e.message}</span>
                   </>
                 ) : (

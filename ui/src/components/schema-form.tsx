@@ -20,7 +20,8 @@ function typesOf(s: JsonSchema): string[] {
 
 /** How a property is edited. */
 export function kindOf(s: JsonSchema): Kind {
-  if (Array.isArray(s.enum) && s.enum.every((v) => typeof v === 'string' || typeof v === 'number')) return 'enum';
+  if (Array.isArray(s.enum) && s.enum.every((v) => typeof v === 'string' || typeof v === 'number'))
+    return 'enum';
   const t = typesOf(s).filter((x) => x !== 'null');
   if (t.length === 1) {
     if (t[0] === 'string') return 'string';
@@ -37,8 +38,9 @@ function defaultText(s: JsonSchema, kind: Kind): string | boolean {
   if (kind === 'boolean') return d === true;
   if (d === undefined) return '';
   if (kind === 'lines') return Array.isArray(d) ? d.map(String).join('\n') : '';
-  if (kind === 'json') return JSON.stringify(d, null, 2);
-  return String(d);
+  if (kind !== 'json' && (typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean'))
+    return String(d);
+  return JSON.stringify(d, null, 2);
 }
 
 /** The fields' first values: every default filled in. */
@@ -107,7 +109,8 @@ export function fieldErrors(message: string): Record<string, string[]> {
   const problems = m ? m[1]!.split('; ') : [message];
   for (const p of problems) {
     const field = /^(parameters|job)(?:\.([A-Za-z_][\w-]*)|\["((?:[^"\\]|\\.)*)"\])/.exec(p.trim());
-    if (field) add(field[1] === 'job' ? `job.${field[2] ?? field[3]}` : (field[2] ?? field[3] ?? ''), p.trim());
+    if (field)
+      add(field[1] === 'job' ? `job.${field[2] ?? field[3]}` : (field[2] ?? field[3] ?? ''), p.trim());
     else add('', p.trim());
   }
   return out;
@@ -123,7 +126,12 @@ export function SchemaForm(props: {
   const props_ = Object.entries(props.schema.properties ?? {});
   const required = new Set(props.schema.required ?? []);
   if (props_.length === 0)
-    return <p class="muted">This workflow declares no parameters{props.schema.additionalProperties === false ? '' : '; any extra ones can go in the JSON box below'}.</p>;
+    return (
+      <p class="muted">
+        This workflow declares no parameters
+        {props.schema.additionalProperties === false ? '' : '; any extra ones can go in the JSON box below'}.
+      </p>
+    );
   return (
     <div class="schema-form">
       {props_.map(([name, s]) => {
@@ -150,10 +158,21 @@ export function SchemaForm(props: {
           'aria-describedby': `${id}-hint`,
         };
         if (kind === 'boolean')
-          input = <input {...common} type="checkbox" checked={v === true} onChange={(e) => props.onChange(name, e.currentTarget.checked)} />;
+          input = (
+            <input
+              {...common}
+              type="checkbox"
+              checked={v === true}
+              onChange={(e) => props.onChange(name, e.currentTarget.checked)}
+            />
+          );
         else if (kind === 'enum')
           input = (
-            <select {...common} value={String(v ?? '')} onChange={(e) => props.onChange(name, e.currentTarget.value)}>
+            <select
+              {...common}
+              value={String(v ?? '')}
+              onChange={(e) => props.onChange(name, e.currentTarget.value)}
+            >
               <option value="">—</option>
               {(s.enum ?? []).map((o) => (
                 <option key={String(o)} value={String(o)}>
@@ -186,7 +205,12 @@ export function SchemaForm(props: {
           <div class={`field ${errs ? 'has-error' : ''}`} key={name} data-field={name}>
             <label for={id}>
               {name}
-              {required.has(name) ? <span class="req" title="required"> *</span> : null}
+              {required.has(name) ? (
+                <span class="req" title="required">
+                  {' '}
+                  *
+                </span>
+              ) : null}
               <span class="muted small"> {typesOf(s).join(' | ') || 'any'}</span>
             </label>
             {input}

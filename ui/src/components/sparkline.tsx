@@ -49,7 +49,16 @@ export function Bars(props: {
               if (v === 0) return null;
               const h = Math.max(1.5, (v / max) * (height - 2));
               y -= h;
-              return <rect key={s.label} x={i * w + 0.5} y={y} width={Math.max(1, w - 1)} height={h} class={s.class} />;
+              return (
+                <rect
+                  key={s.label}
+                  x={i * w + 0.5}
+                  y={y}
+                  width={Math.max(1, w - 1)}
+                  height={h}
+                  class={s.class}
+                />
+              );
             })}
           </g>
         );

@@ -99,13 +99,28 @@ export function TaskGraph({
         aria-label={`task graph: ${tasks.length} tasks`}
       >
         <defs>
-          <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+          <marker
+            id="arrow"
+            viewBox="0 0 10 10"
+            refX="9"
+            refY="5"
+            markerWidth="7"
+            markerHeight="7"
+            orient="auto-start-reverse"
+          >
             <path d="M0,0 L10,5 L0,10 z" class="arrow-head" />
           </marker>
         </defs>
         {laid.edges.map((e) => {
           const from = byName.get(e.from)?.state;
-          return <path key={`${e.from}>${e.to}`} d={e.d} class={`edge ${from === 'succeeded' ? 'done' : ''}`} marker-end="url(#arrow)" />;
+          return (
+            <path
+              key={`${e.from}>${e.to}`}
+              d={e.d}
+              class={`edge ${from === 'succeeded' ? 'done' : ''}`}
+              marker-end="url(#arrow)"
+            />
+          );
         })}
         {laid.nodes.map((n) => {
           const t = byName.get(n.name)!;

@@ -44,10 +44,19 @@ function barsOf(tasks: TaskRecord[], attempts: Attempt[] | null, now: number): B
 }
 
 /** Round steps for the axis, in ms. */
-const STEPS = [100, 250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
+const STEPS = [
+  100, 250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+  1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000,
+];
 
 /** The timeline (see the module comment). */
-export function Timeline({ tasks, attempts }: { tasks: TaskRecord[]; attempts: Attempt[] | null }): JSX.Element {
+export function Timeline({
+  tasks,
+  attempts,
+}: {
+  tasks: TaskRecord[];
+  attempts: Attempt[] | null;
+}): JSX.Element {
   const now = Date.now();
   const bars = barsOf(tasks, attempts, now);
   if (bars.length === 0) return <p class="muted">No task has started yet.</p>;
@@ -90,7 +99,12 @@ export function Timeline({ tasks, attempts }: { tasks: TaskRecord[]; attempts: A
           </span>
         </div>
       ))}
-      {attempts ? null : <p class="muted small">Attempts are not reported by this engine (GET /jobs/&lt;id&gt;/attempts); each bar is a task's start and end.</p>}
+      {attempts ? null : (
+        <p class="muted small">
+          Attempts are not reported by this engine (GET /jobs/&lt;id&gt;/attempts); each bar is a task's start
+          and end.
+        </p>
+      )}
     </div>
   );
 }

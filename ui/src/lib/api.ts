@@ -29,7 +29,8 @@ type Query = Record<string, string | number | boolean | null | undefined>;
 /** `path` with the query's non-empty values appended. */
 export function withQuery(path: string, query: Query = {}): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  for (const [k, v] of Object.entries(query))
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
   const s = q.toString();
   return s ? `${path}?${s}` : path;
 }
@@ -63,7 +64,7 @@ export async function request<T>(
     throw new ApiError(0, `the engine cannot be reached (${(err as Error).message})`);
   }
   const text = await res.text();
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = text ? JSON.parse(text) : null;
   } catch {

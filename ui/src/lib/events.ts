@@ -105,7 +105,7 @@ export function openEventStream(
             if (message.id !== undefined) lastId = message.id;
             const kind = message.event ?? 'message';
             if (!KINDS.has(kind)) return;
-            let data: unknown = null;
+            let data: unknown;
             try {
               data = message.data ? JSON.parse(message.data) : null;
             } catch {

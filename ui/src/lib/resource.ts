@@ -44,7 +44,11 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, deps: 
       .catch((err: unknown) => {
         if (mine !== seq.current || (err as Error).name === 'AbortError') return;
         setError(messageOf(err));
-        setStatus(typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : null);
+        setStatus(
+          typeof (err as { status?: unknown }).status === 'number'
+            ? (err as { status: number }).status
+            : null,
+        );
       })
       .finally(() => {
         if (mine === seq.current) setLoading(false);

@@ -3,7 +3,15 @@
 export type JobState = 'queued' | 'started' | 'completed' | 'pending' | 'broken' | 'scheduled' | 'paused';
 
 /** The states in the order of their `/jobs?state=` numbers. */
-export const JOB_STATES: JobState[] = ['queued', 'started', 'completed', 'pending', 'broken', 'scheduled', 'paused'];
+export const JOB_STATES: JobState[] = [
+  'queued',
+  'started',
+  'completed',
+  'pending',
+  'broken',
+  'scheduled',
+  'paused',
+];
 
 export interface JobRecord {
   id: number;

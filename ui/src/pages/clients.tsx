@@ -50,8 +50,17 @@ export function Clients({ session }: { session: Session }): JSX.Element {
     e.preventDefault();
     setError(null);
     try {
-      const c = await post<{ name: string; api_key: string; signing_secret: string }>('/clients', { name: name.trim(), admin });
-      setSecret({ title: `Client "${c.name}" added`, lines: [['API key', c.api_key], ['signing secret', c.signing_secret]] });
+      const c = await post<{ name: string; api_key: string; signing_secret: string }>('/clients', {
+        name: name.trim(),
+        admin,
+      });
+      setSecret({
+        title: `Client "${c.name}" added`,
+        lines: [
+          ['API key', c.api_key],
+          ['signing secret', c.signing_secret],
+        ],
+      });
       setName('');
       setAdmin(false);
       res.reload();
@@ -65,9 +74,15 @@ export function Clients({ session }: { session: Session }): JSX.Element {
       {secret ? <SecretBox secret={secret} onClose={() => setSecret(null)} /> : null}
       <Section title="Add a client">
         <form class="inline-form" onSubmit={(e) => void add(e)}>
-          <input name="client-name" placeholder="name (a-z 0-9 - _)" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          <input
+            name="client-name"
+            placeholder="name (a-z 0-9 - _)"
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
           <label class="inline">
-            <input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.currentTarget.checked)} /> admin
+            <input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.currentTarget.checked)} />{' '}
+            admin
           </label>
           <button type="submit" class="primary">
             Add
@@ -77,7 +92,9 @@ export function Clients({ session }: { session: Session }): JSX.Element {
       </Section>
       <ErrorBox error={res.error} />
       {!res.data ? (
-        res.error ? null : <Loading />
+        res.error ? null : (
+          <Loading />
+        )
       ) : (
         <Section title="Clients">
           <table class="table">
@@ -109,7 +126,12 @@ export function Clients({ session }: { session: Session }): JSX.Element {
                         <ActionButton
                           label="Rotate signing secret"
                           confirm={`Give "${c.name}" a new callback signing secret? The old one keeps signing alongside until the overlap is ended.`}
-                          run={() => post<{ signing_secret: string }>(`/clients/${encodeURIComponent(c.name)}/signing-secret`, { keep_previous: true })}
+                          run={() =>
+                            post<{ signing_secret: string }>(
+                              `/clients/${encodeURIComponent(c.name)}/signing-secret`,
+                              { keep_previous: true },
+                            )
+                          }
                           onDone={(r) =>
                             setSecret({
                               title: `New signing secret of "${c.name}"`,

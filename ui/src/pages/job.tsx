@@ -8,13 +8,29 @@ import { Fragment, type JSX } from 'preact';
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, get, patch, post } from '../lib/api';
 import type { LiveEvent } from '../lib/events';
-import { elapsed, formatDuration, formatRelative, formatTime, localInputToUtc, utcToLocalInput } from '../lib/format';
+import {
+  elapsed,
+  formatDuration,
+  formatRelative,
+  formatTime,
+  localInputToUtc,
+  utcToLocalInput,
+} from '../lib/format';
 import { useLive, useThrottle } from '../lib/live';
 import { useResource } from '../lib/resource';
 import { Link, navigate } from '../lib/router';
 import type { Attempt, CallbackDelivery, JobDetail, TaskRecord } from '../lib/types';
 import { ActionButton } from '../components/action';
-import { Empty, ErrorBox, JsonBlock, Loading, Progress, Section, StateChip, TaskChip } from '../components/common';
+import {
+  Empty,
+  ErrorBox,
+  JsonBlock,
+  Loading,
+  Progress,
+  Section,
+  StateChip,
+  TaskChip,
+} from '../components/common';
 import { LogView, type LogSink } from '../components/log-view';
 import { TaskGraph } from '../components/task-graph';
 import { Timeline } from '../components/timeline';
@@ -49,7 +65,12 @@ function Actions({ job, reload }: { job: JobDetail; reload: () => void }): JSX.E
         />
       ) : null}
       {s === 'paused' ? (
-        <ActionButton label="Resume" confirm={`Resume job ${job.id}? It is queued again.`} run={change({ queue_state: 'queued' })} onDone={reload} />
+        <ActionButton
+          label="Resume"
+          confirm={`Resume job ${job.id}? It is queued again.`}
+          run={change({ queue_state: 'queued' })}
+          onDone={reload}
+        />
       ) : null}
       {s === 'scheduled' || s === 'pending' ? (
         <ActionButton
@@ -73,7 +94,9 @@ function Actions({ job, reload }: { job: JobDetail; reload: () => void }): JSX.E
         confirm={
           <>
             Run job {job.id} again as a new job with the same workflow, priority and parameters?{' '}
-            {finalState ? 'This job is set to broken (its results are superseded).' : 'This job is broken first.'}
+            {finalState
+              ? 'This job is set to broken (its results are superseded).'
+              : 'This job is broken first.'}
           </>
         }
         run={() => post<{ id: number }>(`/jobs/${job.id}/rerun`)}
@@ -127,7 +150,13 @@ function Actions({ job, reload }: { job: JobDetail; reload: () => void }): JSX.E
             body={
               <label>
                 Run at (your local time; sent as UTC)
-                <input name="run_at" type="datetime-local" step="1" value={runAt} onInput={(e) => setRunAt(e.currentTarget.value)} />
+                <input
+                  name="run_at"
+                  type="datetime-local"
+                  step="1"
+                  value={runAt}
+                  onInput={(e) => setRunAt(e.currentTarget.value)}
+                />
               </label>
             }
             run={() => patch(`/jobs/${job.id}`, { run_at: localInputToUtc(runAt) ?? runAt })}
@@ -155,7 +184,10 @@ function Facts({ job }: { job: JobDetail }): JSX.Element {
     ['workflow', <Link to={`/workflows/${encodeURIComponent(job.workflow)}`}>{job.workflow}</Link>],
     ['priority', `${job.priority}${job.top_of_queue ? ' · top of queue' : ''}`],
     ['created', formatTime(job.created_at)],
-    ['run at', `${formatTime(job.run_at)}${job.queue_state === 'scheduled' ? ` (${formatRelative(job.run_at)})` : ''}`],
+    [
+      'run at',
+      `${formatTime(job.run_at)}${job.queue_state === 'scheduled' ? ` (${formatRelative(job.run_at)})` : ''}`,
+    ],
     ['started', formatTime(job.started_at)],
     ['finished', formatTime(job.finished_at)],
     ['took', job.started_at ? formatDuration(elapsed(job.started_at, job.finished_at)) : '—'],
@@ -179,7 +211,15 @@ function Facts({ job }: { job: JobDetail }): JSX.Element {
   );
 }
 
-function Tasks({ tasks, selected, onSelect }: { tasks: TaskRecord[]; selected: string | null; onSelect: (n: string) => void }): JSX.Element {
+function Tasks({
+  tasks,
+  selected,
+  onSelect,
+}: {
+  tasks: TaskRecord[];
+  selected: string | null;
+  onSelect: (n: string) => void;
+}): JSX.Element {
   return (
     <table class="table">
       <thead>
@@ -196,7 +236,11 @@ function Tasks({ tasks, selected, onSelect }: { tasks: TaskRecord[]; selected: s
       <tbody>
         {tasks.map((t) => (
           <Fragment key={t.id}>
-            <tr class={selected === t.name ? 'selected' : ''} onClick={() => onSelect(t.name)} data-task-row={t.name}>
+            <tr
+              class={selected === t.name ? 'selected' : ''}
+              onClick={() => onSelect(t.name)}
+              data-task-row={t.name}
+            >
               <td>{t.name}</td>
               <td>{t.queue}</td>
               <td>
@@ -204,7 +248,9 @@ function Tasks({ tasks, selected, onSelect }: { tasks: TaskRecord[]; selected: s
               </td>
               <td class="num">{t.attempts}</td>
               <td>{formatTime(t.started_at)}</td>
-              <td>{t.started_at ? formatDuration(t.duration_ms ?? elapsed(t.started_at, t.finished_at)) : '—'}</td>
+              <td>
+                {t.started_at ? formatDuration(t.duration_ms ?? elapsed(t.started_at, t.finished_at)) : '—'}
+              </td>
               <td>
                 <Progress value={t.progress} label={t.progress_message} />
                 {t.progress_message ? <span class="muted small"> {t.progress_message}</span> : null}
@@ -236,7 +282,10 @@ function Tasks({ tasks, selected, onSelect }: { tasks: TaskRecord[]; selected: s
 
 function Callbacks({ list }: { list: CallbackDelivery[] | null | undefined }): JSX.Element {
   if (list === undefined) return <Loading />;
-  if (list === null) return <Empty>Callback deliveries are not available from this engine (GET /jobs/&lt;id&gt;/callbacks).</Empty>;
+  if (list === null)
+    return (
+      <Empty>Callback deliveries are not available from this engine (GET /jobs/&lt;id&gt;/callbacks).</Empty>
+    );
   if (list.length === 0) return <Empty>This job has no callback deliveries (no rest_endpoints).</Empty>;
   return (
     <table class="table">
@@ -270,7 +319,13 @@ function Callbacks({ list }: { list: CallbackDelivery[] | null | undefined }): J
               {c.last_error ? <span class="muted small"> {c.last_error}</span> : null}
             </td>
             <td>{formatTime(c.created_at)}</td>
-            <td>{c.delivered_at ? formatTime(c.delivered_at) : c.next_attempt_at ? `next ${formatRelative(c.next_attempt_at)}` : '—'}</td>
+            <td>
+              {c.delivered_at
+                ? formatTime(c.delivered_at)
+                : c.next_attempt_at
+                  ? `next ${formatRelative(c.next_attempt_at)}`
+                  : '—'}
+            </td>
           </tr>
         ))}
       </tbody>
@@ -279,7 +334,10 @@ function Callbacks({ list }: { list: CallbackDelivery[] | null | undefined }): J
 }
 
 export function JobPage({ id }: { id: string }): JSX.Element {
-  const job = useResource((signal) => get<JobDetail>(`/jobs/${encodeURIComponent(id)}`, undefined, signal), [id]);
+  const job = useResource(
+    (signal) => get<JobDetail>(`/jobs/${encodeURIComponent(id)}`, undefined, signal),
+    [id],
+  );
   const extra = useResource(
     async (signal) => {
       const [attempts, callbacks] = await Promise.all([
@@ -312,7 +370,14 @@ export function JobPage({ id }: { id: string }): JSX.Element {
                 ...d,
                 tasks: d.tasks.map((x) =>
                   x.id === t.task_id
-                    ? { ...x, state: t.state as TaskRecord['state'], attempts: t.attempts, progress: t.progress, progress_message: t.progress_message, progress_detail: t.progress_detail }
+                    ? {
+                        ...x,
+                        state: t.state as TaskRecord['state'],
+                        attempts: t.attempts,
+                        progress: t.progress,
+                        progress_message: t.progress_message,
+                        progress_detail: t.progress_detail,
+                      }
                     : x,
                 ),
               }
@@ -324,14 +389,27 @@ export function JobPage({ id }: { id: string }): JSX.Element {
         }
       } else if (e.kind === 'job') {
         const j = e.data;
-        job.set((d) => (d ? { ...d, queue_state: j.queue_state as JobDetail['queue_state'], failed: j.failed, priority: j.priority, run: j.run } : d));
+        job.set((d) =>
+          d
+            ? {
+                ...d,
+                queue_state: j.queue_state as JobDetail['queue_state'],
+                failed: j.failed,
+                priority: j.priority,
+                run: j.run,
+              }
+            : d,
+        );
         reloadJob();
         reloadExtra();
       }
     },
     refresh,
   );
-  const taskNames = useMemo(() => new Map((job.data?.tasks ?? []).map((t) => [t.id, t.name])), [job.data?.tasks]);
+  const taskNames = useMemo(
+    () => new Map((job.data?.tasks ?? []).map((t) => [t.id, t.name])),
+    [job.data?.tasks],
+  );
 
   const d = job.data;
   if (!d)
@@ -353,7 +431,9 @@ export function JobPage({ id }: { id: string }): JSX.Element {
           Job #{d.id} <span class="muted">{d.workflow}</span>
         </h1>
         <StateChip state={d.queue_state} failed={d.failed} />
-        {d.position && WAITING.includes(d.queue_state) ? <span class="muted">position {d.position}</span> : null}
+        {d.position && WAITING.includes(d.queue_state) ? (
+          <span class="muted">position {d.position}</span>
+        ) : null}
       </div>
       <ErrorBox error={job.error} />
       <Actions job={d} reload={job.reload} />
@@ -377,7 +457,11 @@ export function JobPage({ id }: { id: string }): JSX.Element {
         </Section>
       </div>
       <Section title="Task graph">
-        <TaskGraph tasks={d.tasks} selected={selected} onSelect={(n) => setSelected(selected === n ? null : n)} />
+        <TaskGraph
+          tasks={d.tasks}
+          selected={selected}
+          onSelect={(n) => setSelected(selected === n ? null : n)}
+        />
       </Section>
       <Section title="Tasks">
         <Tasks tasks={d.tasks} selected={selected} onSelect={(n) => setSelected(selected === n ? null : n)} />

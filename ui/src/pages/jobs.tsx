@@ -6,7 +6,15 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { get } from '../lib/api';
-import { elapsed, formatCount, formatDuration, formatRelative, formatTime, localInputToUtc, utcToLocalInput } from '../lib/format';
+import {
+  elapsed,
+  formatCount,
+  formatDuration,
+  formatRelative,
+  formatTime,
+  localInputToUtc,
+  utcToLocalInput,
+} from '../lib/format';
 import { useLive, useThrottle } from '../lib/live';
 import { useResource } from '../lib/resource';
 import { Link, navigate, useLocation } from '../lib/router';
@@ -15,7 +23,20 @@ import { JOB_STATES, type ClientRecord, type JobRecord } from '../lib/types';
 import { Empty, ErrorBox, StateChip } from '../components/common';
 
 /** The query parameters of `/jobs` the page keeps in its URL. */
-const FILTERS = ['state', 'failed', 'client', 'search', 'from', 'to', 'job_ids', 'persist', 'order_by', 'asc', 'limit', 'offset'] as const;
+const FILTERS = [
+  'state',
+  'failed',
+  'client',
+  'search',
+  'from',
+  'to',
+  'job_ids',
+  'persist',
+  'order_by',
+  'asc',
+  'limit',
+  'offset',
+] as const;
 type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
 
 const PAGE_SIZES = ['10', '25', '50', '100', '250'];
@@ -114,7 +135,11 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
       <h1>Jobs</h1>
       <div class="filters card">
         <div class="chips" role="group" aria-label="state">
-          <button type="button" class={`chip-btn ${!filters.state && !filters.failed ? 'on' : ''}`} onClick={() => set({ state: undefined, failed: undefined })}>
+          <button
+            type="button"
+            class={`chip-btn ${!filters.state && !filters.failed ? 'on' : ''}`}
+            onClick={() => set({ state: undefined, failed: undefined })}
+          >
             all
           </button>
           {JOB_STATES.map((s) => (
@@ -156,12 +181,21 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
           </label>
           <label>
             Job ids
-            <input name="job_ids" value={jobIds} placeholder="12,15,20" onInput={(e) => setJobIds(e.currentTarget.value)} />
+            <input
+              name="job_ids"
+              value={jobIds}
+              placeholder="12,15,20"
+              onInput={(e) => setJobIds(e.currentTarget.value)}
+            />
           </label>
           {session.admin ? (
             <label>
               Client
-              <select name="client" value={filters.client ?? ''} onChange={(e) => set({ client: e.currentTarget.value || undefined })}>
+              <select
+                name="client"
+                value={filters.client ?? ''}
+                onChange={(e) => set({ client: e.currentTarget.value || undefined })}
+              >
                 <option value="">every client</option>
                 {(clients.data ?? []).map((c) => (
                   <option key={c.name} value={c.name}>
@@ -194,7 +228,11 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
           </label>
           <label>
             Persist
-            <select name="persist" value={filters.persist ?? ''} onChange={(e) => set({ persist: e.currentTarget.value || undefined })}>
+            <select
+              name="persist"
+              value={filters.persist ?? ''}
+              onChange={(e) => set({ persist: e.currentTarget.value || undefined })}
+            >
               <option value="">any</option>
               <option value="1">kept (persist)</option>
               <option value="0">not kept</option>
@@ -204,7 +242,11 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
             Apply
           </button>
           {Object.keys(filters).some((k) => k !== 'limit') ? (
-            <button type="button" class="link" onClick={() => navigate(filters.limit ? `/jobs?limit=${filters.limit}` : '/jobs')}>
+            <button
+              type="button"
+              class="link"
+              onClick={() => navigate(filters.limit ? `/jobs?limit=${filters.limit}` : '/jobs')}
+            >
               Clear filters
             </button>
           ) : null}
@@ -257,7 +299,9 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
                 <td class="num">{j.priority}</td>
                 <td title={j.created_at}>{formatTime(j.created_at)}</td>
                 <td title={j.updated_at}>{formatRelative(j.updated_at)}</td>
-                <td title={j.run_at ?? ''}>{j.queue_state === 'scheduled' ? formatRelative(j.run_at) : formatTime(j.run_at)}</td>
+                <td title={j.run_at ?? ''}>
+                  {j.queue_state === 'scheduled' ? formatRelative(j.run_at) : formatTime(j.run_at)}
+                </td>
                 <td>{j.started_at ? formatDuration(elapsed(j.started_at, j.finished_at)) : '—'}</td>
                 <td class="params" title={JSON.stringify(j.parameters ?? {})}>
                   {summary(j.parameters)}
@@ -266,28 +310,46 @@ export function Jobs({ session }: { session: Session }): JSX.Element {
             ))}
           </tbody>
         </table>
-        {!list.loading && jobs.length === 0 && !list.error ? <Empty>No job matches these filters.</Empty> : null}
+        {!list.loading && jobs.length === 0 && !list.error ? (
+          <Empty>No job matches these filters.</Empty>
+        ) : null}
         <div class="pager">
           <span data-testid="job-total">
             {jobs.length === 0
               ? '0 jobs'
               : `${formatCount(offset + 1)}–${formatCount(offset + jobs.length)} of ${
-                  total ? (total.capped ? `more than ${formatCount(total.count)}` : formatCount(total.count)) : '?'
+                  total
+                    ? total.capped
+                      ? `more than ${formatCount(total.count)}`
+                      : formatCount(total.count)
+                    : '?'
                 }`}
           </span>
-          <button type="button" disabled={offset === 0} onClick={() => set({ offset: offset - limit > 0 ? String(offset - limit) : undefined })}>
+          <button
+            type="button"
+            disabled={offset === 0}
+            onClick={() => set({ offset: offset - limit > 0 ? String(offset - limit) : undefined })}
+          >
             ‹ Previous
           </button>
           <button
             type="button"
-            disabled={jobs.length < limit || (total !== null && total !== undefined && !total.capped && offset + limit >= total.count)}
+            disabled={
+              jobs.length < limit ||
+              (total !== null && total !== undefined && !total.capped && offset + limit >= total.count)
+            }
             onClick={() => set({ offset: String(offset + limit) })}
           >
             Next ›
           </button>
           <label class="inline">
             per page
-            <select value={String(limit)} onChange={(e) => set({ limit: e.currentTarget.value === DEFAULT_LIMIT ? undefined : e.currentTarget.value })}>
+            <select
+              value={String(limit)}
+              onChange={(e) =>
+                set({ limit: e.currentTarget.value === DEFAULT_LIMIT ? undefined : e.currentTarget.value })
+              }
+            >
               {PAGE_SIZES.map((s) => (
                 <option key={s} value={s}>
                   {s}

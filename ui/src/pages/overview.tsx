@@ -34,7 +34,17 @@ async function load(signal: AbortSignal): Promise<OverviewData> {
 }
 
 /** The slots as boxes: used ones filled, the reserved ones marked. */
-function Slots({ used, max, reserved, threshold }: { used: number; max: number; reserved: number; threshold: number | null }): JSX.Element {
+function Slots({
+  used,
+  max,
+  reserved,
+  threshold,
+}: {
+  used: number;
+  max: number;
+  reserved: number;
+  threshold: number | null;
+}): JSX.Element {
   const shown = Math.min(max, 64);
   return (
     <div>
@@ -83,19 +93,25 @@ export function Overview(): JSX.Element {
             {states.map((s) => (
               <li key={s}>
                 <Link to={s === 'failed' ? '/jobs?failed=1' : `/jobs?state=${s}`}>
-                  <StateChip state={s} /> <span class="n" data-state={s}>{formatCount(jobs[s] ?? 0)}</span>
+                  <StateChip state={s} />{' '}
+                  <span class="n" data-state={s}>
+                    {formatCount(jobs[s] ?? 0)}
+                  </span>
                 </Link>
               </li>
             ))}
           </ul>
-          {jobs.superseded ? <p class="muted small">{formatCount(jobs.superseded)} broken jobs were replaced by a rerun.</p> : null}
+          {jobs.superseded ? (
+            <p class="muted small">{formatCount(jobs.superseded)} broken jobs were replaced by a rerun.</p>
+          ) : null}
         </Section>
         <Section title="Last hour">
           {stats ? (
             <div class="charts">
               <div>
                 <p>
-                  Ended per minute: <strong>{formatCount(stats.totals.completed + stats.totals.failed)}</strong> completed
+                  Ended per minute:{' '}
+                  <strong>{formatCount(stats.totals.completed + stats.totals.failed)}</strong> completed
                 </p>
                 <Bars
                   title="jobs completed per minute"

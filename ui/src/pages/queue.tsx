@@ -12,7 +12,11 @@ import { Link } from '../lib/router';
 import type { Dashboard, JobRecord } from '../lib/types';
 import { Empty, ErrorBox, Loading, Section } from '../components/common';
 
-const LISTS: { key: 'started' | 'queued' | 'pending' | 'scheduled' | 'paused'; title: string; note: string }[] = [
+const LISTS: {
+  key: 'started' | 'queued' | 'pending' | 'scheduled' | 'paused';
+  title: string;
+  note: string;
+}[] = [
   { key: 'started', title: 'Started', note: 'running now, using a slot each' },
   { key: 'queued', title: 'Queued', note: 'waiting for a slot, in the order they will be admitted' },
   { key: 'pending', title: 'Pending', note: 'waiting for their semaphore' },
@@ -23,7 +27,11 @@ const LISTS: { key: 'started' | 'queued' | 'pending' | 'scheduled' | 'paused'; t
 async function load(signal: AbortSignal): Promise<Dashboard> {
   const d = await get<Dashboard>('/dashboard', undefined, signal);
   const fill = async (key: 'pending' | 'paused'): Promise<JobRecord[]> =>
-    d[key] ?? (await get<JobRecord[]>('/jobs', { state: key, asc: 1, limit: 1000 }, signal)).map((j, i) => ({ ...j, position: i + 1 }));
+    d[key] ??
+    (await get<JobRecord[]>('/jobs', { state: key, asc: 1, limit: 1000 }, signal)).map((j, i) => ({
+      ...j,
+      position: i + 1,
+    }));
   const [pending, paused] = await Promise.all([fill('pending'), fill('paused')]);
   return { ...d, pending, paused };
 }

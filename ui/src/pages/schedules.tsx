@@ -20,7 +20,17 @@ function every(s: ScheduleInfo): string {
   return e === undefined ? '—' : JSON.stringify(e);
 }
 
-function Switch({ name, s, admin, onDone }: { name: string; s: ScheduleInfo; admin: boolean; onDone: () => void }): JSX.Element {
+function Switch({
+  name,
+  s,
+  admin,
+  onDone,
+}: {
+  name: string;
+  s: ScheduleInfo;
+  admin: boolean;
+  onDone: () => void;
+}): JSX.Element {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   return (
@@ -51,10 +61,21 @@ function Switch({ name, s, admin, onDone }: { name: string; s: ScheduleInfo; adm
 
 function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
   const workflows = useResource((signal) => get<Workflow[]>('/workflows', undefined, signal), []);
-  const [f, setF] = useState({ name: '', cron: '0 * * * *', timezone: 'UTC', workflow: '', parameters: '{}', priority: '', overlap: 'skip', catch_up: 'latest', description: '' });
+  const [f, setF] = useState({
+    name: '',
+    cron: '0 * * * *',
+    timezone: 'UTC',
+    workflow: '',
+    parameters: '{}',
+    priority: '',
+    overlap: 'skip',
+    catch_up: 'latest',
+    description: '',
+  });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const set = (k: keyof typeof f) => (e: { currentTarget: { value: string } }) => setF({ ...f, [k]: e.currentTarget.value });
+  const set = (k: keyof typeof f) => (e: { currentTarget: { value: string } }) =>
+    setF({ ...f, [k]: e.currentTarget.value });
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     setError(null);
@@ -65,7 +86,15 @@ function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
       setError(`parameters: not valid JSON (${messageOf(err)})`);
       return;
     }
-    const body: Record<string, unknown> = { name: f.name.trim(), cron: f.cron.trim(), timezone: f.timezone.trim() || 'UTC', workflow: f.workflow, parameters, overlap: f.overlap, catch_up: f.catch_up };
+    const body: Record<string, unknown> = {
+      name: f.name.trim(),
+      cron: f.cron.trim(),
+      timezone: f.timezone.trim() || 'UTC',
+      workflow: f.workflow,
+      parameters,
+      overlap: f.overlap,
+      catch_up: f.catch_up,
+    };
     if (f.priority.trim()) body.priority = f.priority.trim();
     if (f.description.trim()) body.description = f.description.trim();
     setBusy(true);
@@ -88,7 +117,9 @@ function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
       <div class="field">
         <label for="sch-cron">cron *</label>
         <input id="sch-cron" value={f.cron} onInput={set('cron')} />
-        <div class="hint muted small">minute hour day-of-month month day-of-week (6 fields: seconds first)</div>
+        <div class="hint muted small">
+          minute hour day-of-month month day-of-week (6 fields: seconds first)
+        </div>
       </div>
       <div class="field">
         <label for="sch-tz">time zone</label>
@@ -107,11 +138,25 @@ function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
       </div>
       <div class="field wide">
         <label for="sch-params">parameters (JSON)</label>
-        <textarea id="sch-params" rows={2} value={f.parameters} onInput={set('parameters')} spellcheck={false} />
+        <textarea
+          id="sch-params"
+          rows={2}
+          value={f.parameters}
+          onInput={set('parameters')}
+          spellcheck={false}
+        />
       </div>
       <div class="field">
         <label for="sch-priority">priority</label>
-        <input id="sch-priority" type="number" min="1" max="10" placeholder="5" value={f.priority} onInput={set('priority')} />
+        <input
+          id="sch-priority"
+          type="number"
+          min="1"
+          max="10"
+          placeholder="5"
+          value={f.priority}
+          onInput={set('priority')}
+        />
       </div>
       <div class="field">
         <label for="sch-overlap">overlap</label>
@@ -143,7 +188,10 @@ function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
 }
 
 export function Schedules({ session }: { session: Session }): JSX.Element {
-  const res = useResource((signal) => get<{ schedules: Record<string, ScheduleInfo> }>('/schedules', undefined, signal), []);
+  const res = useResource(
+    (signal) => get<{ schedules: Record<string, ScheduleInfo> }>('/schedules', undefined, signal),
+    [],
+  );
   const [note, setNote] = useState<string | null>(null);
   const list = Object.entries(res.data?.schedules ?? {});
   const maintenance = list.filter(([, s]) => !s.cron);
@@ -193,11 +241,17 @@ export function Schedules({ session }: { session: Session }): JSX.Element {
   return (
     <main class="page wide">
       <h1>Schedules</h1>
-      {session.admin ? null : <p class="muted">Switching schedules on and off needs an admin client; the engine refuses it otherwise.</p>}
+      {session.admin ? null : (
+        <p class="muted">
+          Switching schedules on and off needs an admin client; the engine refuses it otherwise.
+        </p>
+      )}
       {note ? <Notice>{note}</Notice> : null}
       <ErrorBox error={res.error} />
       {!res.data ? (
-        res.error ? null : <Loading />
+        res.error ? null : (
+          <Loading />
+        )
       ) : (
         <>
           <Section title="Maintenance">

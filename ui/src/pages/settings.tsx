@@ -31,7 +31,17 @@ function check(name: string, value: string): string | null {
   return null;
 }
 
-function SettingRow({ name, value, admin, onSaved }: { name: string; value: unknown; admin: boolean; onSaved: (m: string) => void }): JSX.Element {
+function SettingRow({
+  name,
+  value,
+  admin,
+  onSaved,
+}: {
+  name: string;
+  value: unknown;
+  admin: boolean;
+  onSaved: (m: string) => void;
+}): JSX.Element {
   const [text, setText] = useState(String(value));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -96,7 +106,10 @@ function SettingRow({ name, value, admin, onSaved }: { name: string; value: unkn
 }
 
 export function Settings({ session }: { session: Session }): JSX.Element {
-  const res = useResource((signal) => get<{ settings: Record<string, unknown> }>('/settings', undefined, signal), []);
+  const res = useResource(
+    (signal) => get<{ settings: Record<string, unknown> }>('/settings', undefined, signal),
+    [],
+  );
   const [note, setNote] = useState<string | null>(null);
   const [newName, setNewName] = useState('');
   const [newValue, setNewValue] = useState('');
@@ -113,7 +126,9 @@ export function Settings({ session }: { session: Session }): JSX.Element {
       {note ? <Notice>{note}</Notice> : null}
       <ErrorBox error={res.error} />
       {!res.data ? (
-        res.error ? null : <Loading />
+        res.error ? null : (
+          <Loading />
+        )
       ) : (
         <Section title="Settings">
           <table class="table settings">

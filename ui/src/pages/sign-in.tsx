@@ -72,8 +72,9 @@ export function SignIn(): JSX.Element {
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
         <p class="muted small">
-          A new embedded engine prints the key of <code>demo-client</code> when it starts. The key is kept in this
-          browser tab only (sessionStorage) and sent as <code>Authorization: Bearer &lt;client&gt;:&lt;key&gt;</code>.
+          A new embedded engine prints the key of <code>demo-client</code> when it starts. The key is kept in
+          this browser tab only (sessionStorage) and sent as{' '}
+          <code>Authorization: Bearer &lt;client&gt;:&lt;key&gt;</code>.
         </p>
       </form>
     </main>

@@ -13,7 +13,13 @@ import { getSession } from '../lib/session';
 import type { TaskRecord, Workflow } from '../lib/types';
 import { ActionButton } from '../components/action';
 import { Empty, ErrorBox, JsonBlock, Loading, Notice, Section } from '../components/common';
-import { fieldErrors, initialValues, type RawValues, SchemaForm, toParameters } from '../components/schema-form';
+import {
+  fieldErrors,
+  initialValues,
+  type RawValues,
+  SchemaForm,
+  toParameters,
+} from '../components/schema-form';
 import { TaskGraph } from '../components/task-graph';
 
 export function Workflows(): JSX.Element {
@@ -38,7 +44,9 @@ export function Workflows(): JSX.Element {
       {note ? <Notice>{note}</Notice> : null}
       <ErrorBox error={res.error} />
       {!res.data ? (
-        res.error ? null : <Loading />
+        res.error ? null : (
+          <Loading />
+        )
       ) : res.data.length === 0 ? (
         <Empty>No workflow is defined for this client.</Empty>
       ) : (
@@ -51,7 +59,8 @@ export function Workflows(): JSX.Element {
               </h2>
               <p>{w.description ?? <span class="muted">No description.</span>}</p>
               <p class="muted small">
-                {w.tasks.length} task{w.tasks.length === 1 ? '' : 's'}: {w.tasks.map((t) => t.name).join(', ')}
+                {w.tasks.length} task{w.tasks.length === 1 ? '' : 's'}:{' '}
+                {w.tasks.map((t) => t.name).join(', ')}
               </p>
               <Link to={`/workflows/${encodeURIComponent(w.name)}`} class="button">
                 Submit…
@@ -73,7 +82,14 @@ interface JobOptions {
   top_of_queue: boolean;
 }
 
-const NO_OPTIONS: JobOptions = { priority: '', run_at: '', semaphore_url: '', idempotency_key: '', persist: false, top_of_queue: false };
+const NO_OPTIONS: JobOptions = {
+  priority: '',
+  run_at: '',
+  semaphore_url: '',
+  idempotency_key: '',
+  persist: false,
+  top_of_queue: false,
+};
 
 function SubmitForm({ workflow }: { workflow: Workflow }): JSX.Element {
   const [values, setValues] = useState<RawValues>(() => initialValues(workflow.parameters));
@@ -89,11 +105,14 @@ function SubmitForm({ workflow }: { workflow: Workflow }): JSX.Element {
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     const { parameters, problems } = toParameters(workflow.parameters, values);
-    const local: Record<string, string[]> = Object.fromEntries(Object.entries(problems).map(([k, v]) => [k, [v]]));
+    const local: Record<string, string[]> = Object.fromEntries(
+      Object.entries(problems).map(([k, v]) => [k, [v]]),
+    );
     if (extra.trim()) {
       try {
         const more = JSON.parse(extra) as unknown;
-        if (more === null || typeof more !== 'object' || Array.isArray(more)) throw new Error('an object is needed');
+        if (more === null || typeof more !== 'object' || Array.isArray(more))
+          throw new Error('an object is needed');
         Object.assign(parameters, more);
       } catch (err) {
         local.extra = [`more parameters: not a JSON object (${messageOf(err)})`];
@@ -116,7 +135,9 @@ function SubmitForm({ workflow }: { workflow: Workflow }): JSX.Element {
       const r = await post<{ id: number }>('/job', { job, parameters });
       navigate(`/jobs/${r.id}`);
     } catch (err) {
-      setErrors(err instanceof ApiError && err.status === 400 ? fieldErrors(err.message) : { '': [messageOf(err)] });
+      setErrors(
+        err instanceof ApiError && err.status === 400 ? fieldErrors(err.message) : { '': [messageOf(err)] },
+      );
     } finally {
       setBusy(false);
     }
@@ -148,7 +169,13 @@ function SubmitForm({ workflow }: { workflow: Workflow }): JSX.Element {
       {workflow.parameters.additionalProperties !== false ? (
         <div class={`field ${errors.extra ? 'has-error' : ''}`}>
           <label for="param-extra">More parameters (JSON object, merged over the fields)</label>
-          <textarea id="param-extra" rows={2} value={extra} onInput={(e) => setExtra(e.currentTarget.value)} spellcheck={false} />
+          <textarea
+            id="param-extra"
+            rows={2}
+            value={extra}
+            onInput={(e) => setExtra(e.currentTarget.value)}
+            spellcheck={false}
+          />
           {errors.extra ? <div class="field-error">{errors.extra.join('; ')}</div> : null}
         </div>
       ) : null}
@@ -157,32 +184,68 @@ function SubmitForm({ workflow }: { workflow: Workflow }): JSX.Element {
         <div class="schema-form">
           <div class="field">
             <label for="job-priority">priority</label>
-            <input id="job-priority" name="priority" type="number" min="1" max="10" placeholder="5" value={options.priority} onInput={(e) => opt('priority', e.currentTarget.value)} />
+            <input
+              id="job-priority"
+              name="priority"
+              type="number"
+              min="1"
+              max="10"
+              placeholder="5"
+              value={options.priority}
+              onInput={(e) => opt('priority', e.currentTarget.value)}
+            />
             <div class="hint muted small">1 most urgent … 10; default 5</div>
             {jobError('priority')}
           </div>
           <div class="field">
             <label for="job-run-at">run at</label>
-            <input id="job-run-at" name="run_at" type="datetime-local" step="1" value={options.run_at} onInput={(e) => opt('run_at', e.currentTarget.value)} />
+            <input
+              id="job-run-at"
+              name="run_at"
+              type="datetime-local"
+              step="1"
+              value={options.run_at}
+              onInput={(e) => opt('run_at', e.currentTarget.value)}
+            />
             <div class="hint muted small">your local time; empty: now</div>
             {jobError('run_at')}
           </div>
           <div class="field">
             <label for="job-semaphore">semaphore URL</label>
-            <input id="job-semaphore" name="semaphore_url" value={options.semaphore_url} onInput={(e) => opt('semaphore_url', e.currentTarget.value)} />
+            <input
+              id="job-semaphore"
+              name="semaphore_url"
+              value={options.semaphore_url}
+              onInput={(e) => opt('semaphore_url', e.currentTarget.value)}
+            />
             <div class="hint muted small">queued once it answers 2xx/3xx</div>
             {jobError('semaphore_url')}
           </div>
           <div class="field">
             <label for="job-key">idempotency key</label>
-            <input id="job-key" name="idempotency_key" value={options.idempotency_key} onInput={(e) => opt('idempotency_key', e.currentTarget.value)} />
+            <input
+              id="job-key"
+              name="idempotency_key"
+              value={options.idempotency_key}
+              onInput={(e) => opt('idempotency_key', e.currentTarget.value)}
+            />
             {jobError('idempotency_key')}
           </div>
           <label class="inline">
-            <input type="checkbox" checked={options.persist} onChange={(e) => opt('persist', e.currentTarget.checked)} /> persist (keep out of the clean-up)
+            <input
+              type="checkbox"
+              checked={options.persist}
+              onChange={(e) => opt('persist', e.currentTarget.checked)}
+            />{' '}
+            persist (keep out of the clean-up)
           </label>
           <label class="inline">
-            <input type="checkbox" checked={options.top_of_queue} onChange={(e) => opt('top_of_queue', e.currentTarget.checked)} /> top of queue
+            <input
+              type="checkbox"
+              checked={options.top_of_queue}
+              onChange={(e) => opt('top_of_queue', e.currentTarget.checked)}
+            />{' '}
+            top of queue
           </label>
         </div>
       </details>
@@ -234,7 +297,9 @@ export function WorkflowPage({ name }: { name: string }): JSX.Element {
     <main class="page wide">
       <div class="title-row">
         <h1>{w.name}</h1>
-        <span class="muted">{w.source === 'client' ? "this client's own definition" : 'common definition'}</span>
+        <span class="muted">
+          {w.source === 'client' ? "this client's own definition" : 'common definition'}
+        </span>
       </div>
       {w.description ? <p>{w.description}</p> : null}
       <div class="grid two">
