@@ -5,6 +5,7 @@
  */
 import type { JSX } from 'preact';
 import { formatDuration, formatTime } from '../lib/format';
+import { useTick } from '../lib/live';
 import type { Attempt, TaskRecord } from '../lib/types';
 
 interface Bar {
@@ -59,6 +60,7 @@ export function Timeline({
 }): JSX.Element {
   const now = Date.now();
   const bars = barsOf(tasks, attempts, now);
+  useTick(bars.some((b) => b.running));
   if (bars.length === 0) return <p class="muted">No task has started yet.</p>;
   const t0 = Math.min(...bars.map((b) => b.start));
   const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);

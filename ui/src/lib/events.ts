@@ -73,11 +73,11 @@ export function openEventStream(
   const url = withQuery('/events', { job_id: query.job_id, kinds: query.kinds, show_all: query.show_all });
 
   const run = async (): Promise<void> => {
-    let delay = 1000;
-    let first = true;
+    // The wait before the next try: the server's `retry:` after a stream that was live, doubled
+    // (up to 15 s) for each try in a row that fails.
+    let failures = 0;
+    onStatus('connecting');
     while (!stopped) {
-      onStatus(first ? 'connecting' : 'reconnecting');
-      first = false;
       const session = getSession();
       if (!session) return;
       controller = new AbortController();
@@ -99,7 +99,7 @@ export function openEventStream(
         }
         if (!res.ok || !res.body) throw new Error(`status ${res.status}`);
         onStatus('live');
-        delay = retryMs;
+        failures = 0;
         const parser = createParser({
           onEvent(message) {
             if (message.id !== undefined) lastId = message.id;
@@ -128,8 +128,8 @@ export function openEventStream(
       }
       if (stopped) return;
       onStatus('reconnecting');
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 15_000);
+      await new Promise((r) => setTimeout(r, Math.min(retryMs * 2 ** failures, 15_000)));
+      failures += 1;
     }
   };
   void run();

@@ -100,3 +100,13 @@ export function useThrottle(fn: () => void, ms: number): () => void {
   });
   return ref.current;
 }
+
+/** Re-renders the caller every `ms` while `active` (times that grow while something runs). */
+export function useTick(active: boolean, ms = 1000): void {
+  const [, set] = useState(0);
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(() => set((n) => n + 1), ms);
+    return () => clearInterval(t);
+  }, [active, ms]);
+}

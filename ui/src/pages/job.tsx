@@ -16,7 +16,7 @@ import {
   localInputToUtc,
   utcToLocalInput,
 } from '../lib/format';
-import { useLive, useThrottle } from '../lib/live';
+import { useLive, useThrottle, useTick } from '../lib/live';
 import { useResource } from '../lib/resource';
 import { Link, navigate } from '../lib/router';
 import type { Attempt, CallbackDelivery, JobDetail, TaskRecord } from '../lib/types';
@@ -179,6 +179,7 @@ function Actions({ job, reload }: { job: JobDetail; reload: () => void }): JSX.E
 }
 
 function Facts({ job }: { job: JobDetail }): JSX.Element {
+  useTick(job.queue_state === 'started' || job.queue_state === 'scheduled');
   const rows: [string, JSX.Element | string][] = [
     ['client', job.client],
     ['workflow', <Link to={`/workflows/${encodeURIComponent(job.workflow)}`}>{job.workflow}</Link>],

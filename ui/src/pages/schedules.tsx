@@ -4,7 +4,7 @@
  * `POST /schedules` and deleted with `DELETE /schedules/<name>`.
  */
 import type { JSX } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, del, get, messageOf, post, put } from '../lib/api';
 import { formatRelative, formatTime } from '../lib/format';
 import { useResource } from '../lib/resource';
@@ -31,8 +31,11 @@ function Switch({
   admin: boolean;
   onDone: () => void;
 }): JSX.Element {
-  const [busy, setBusy] = useState(false);
+  // What the operator asked for, shown until the engine's answer arrives with the list.
+  const [wanted, setWanted] = useState<boolean | null>(null);
   const [error, setError] = useState<string | null>(null);
+  useEffect(() => setWanted(null), [s.active]);
+  const checked = wanted ?? s.active;
   return (
     <>
       <label class="switch" title={admin ? undefined : 'switching a schedule needs an admin client'}>
@@ -40,19 +43,21 @@ function Switch({
           type="checkbox"
           role="switch"
           name={`active-${name}`}
-          checked={s.active}
-          disabled={busy}
+          checked={checked}
+          disabled={wanted !== null}
           onChange={(e) => {
             const active = e.currentTarget.checked;
-            setBusy(true);
+            setWanted(active);
             setError(null);
             put('/scheduler', { schedule: name, active })
               .then(onDone)
-              .catch((err: unknown) => setError(messageOf(err)))
-              .finally(() => setBusy(false));
+              .catch((err: unknown) => {
+                setWanted(null);
+                setError(messageOf(err));
+              });
           }}
         />
-        <span>{s.active ? 'on' : 'off'}</span>
+        <span>{checked ? 'on' : 'off'}</span>
       </label>
       <ErrorBox error={error} />
     </>
