@@ -5,7 +5,7 @@
  * the live log and the callback deliveries. Live from `GET /events?job_id=`.
  */
 import { Fragment, type JSX } from 'preact';
-import { useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, get, patch, post } from '../lib/api';
 import type { LiveEvent } from '../lib/events';
 import {
@@ -51,6 +51,8 @@ const RUNNABLE = [...WAITING, 'started'];
 function Actions({ job, reload }: { job: JobDetail; reload: () => void }): JSX.Element {
   const [priority, setPriority] = useState(String(job.priority));
   const [runAt, setRunAt] = useState(utcToLocalInput(job.run_at));
+  useEffect(() => setPriority(String(job.priority)), [job.priority]);
+  useEffect(() => setRunAt(utcToLocalInput(job.run_at)), [job.run_at]);
   const s = job.queue_state;
   const change = (body: Record<string, unknown>) => () => patch(`/jobs/${job.id}`, body);
   const finalState = s === 'completed' || s === 'broken';

@@ -9,6 +9,7 @@ import { formatCount, formatTime } from '../lib/format';
 import { useLive, useThrottle } from '../lib/live';
 import { useResource } from '../lib/resource';
 import { Link } from '../lib/router';
+import { getSession } from '../lib/session';
 import { JOB_STATES, type Dashboard, type Health, type Stats } from '../lib/types';
 import { noteVersion } from '../lib/version';
 import { Empty, ErrorBox, Loading, Section, StateChip } from '../components/common';
@@ -35,11 +36,14 @@ async function load(signal: AbortSignal): Promise<OverviewData> {
 
 /** The slots as boxes: used ones filled, the reserved ones marked. */
 function Slots({
+  mine,
   used,
   max,
   reserved,
   threshold,
 }: {
+  /** The caller is not an admin: the count is of its own jobs only. */
+  mine: boolean;
   used: number;
   max: number;
   reserved: number;
@@ -49,7 +53,7 @@ function Slots({
   return (
     <div>
       <p class="big" data-testid="slots">
-        <strong>{used}</strong> of {max} slots in use
+        <strong>{used}</strong> of {max} slots in use{mine ? ' by your jobs' : ''}
       </p>
       <div class="slots" aria-hidden="true">
         {Array.from({ length: shown }, (_, i) => (
@@ -67,7 +71,9 @@ function Slots({
 
 export function Overview(): JSX.Element {
   const res = useResource(load, []);
-  const refresh = useThrottle(res.reload, 1000);
+  // /health counts every job: at most one read every 3 s however busy the engine is.
+  const refresh = useThrottle(res.reload, 3000);
+  const admin = getSession()?.admin ?? false;
   useLive({ kinds: 'job,task' }, refresh, refresh);
   const d = res.data;
   if (!d) return <main class="page">{res.error ? <ErrorBox error={res.error} /> : <Loading />}</main>;
@@ -82,6 +88,7 @@ export function Overview(): JSX.Element {
       <div class="grid">
         <Section title="Slots">
           <Slots
+            mine={!admin}
             used={dashboard.started.length}
             max={dashboard.max_jobs}
             reserved={dashboard.priority_slots}
