@@ -95,6 +95,7 @@ export function TaskGraph({
         width={laid.width}
         height={laid.height}
         viewBox={`0 0 ${laid.width} ${laid.height}`}
+        style={{ maxWidth: '100%', height: 'auto' }}
         role="img"
         aria-label={`task graph: ${tasks.length} tasks`}
       >

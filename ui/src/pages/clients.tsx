@@ -120,9 +120,9 @@ export function Clients({ session }: { session: Session }): JSX.Element {
                   </td>
                   <td>{formatTime(c.created_at)}</td>
                   <td>{formatTime(c.revoked_at)}</td>
-                  <td class="row-actions">
+                  <td>
                     {c.revoked_at ? null : (
-                      <>
+                      <div class="row-actions">
                         <ActionButton
                           label="Rotate signing secret"
                           confirm={`Give "${c.name}" a new callback signing secret? The old one keeps signing alongside until the overlap is ended.`}
@@ -146,7 +146,7 @@ export function Clients({ session }: { session: Session }): JSX.Element {
                           run={() => del(`/clients/${encodeURIComponent(c.name)}`)}
                           onDone={res.reload}
                         />
-                      </>
+                      </div>
                     )}
                   </td>
                 </tr>
