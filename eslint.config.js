@@ -17,7 +17,17 @@ const DRIVER_IMPORTS = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.task-engine/**', 'coverage/**', '**/*.js', '**/*.mjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      '.task-engine/**',
+      'coverage/**',
+      'test-output/**',
+      '**/*.js',
+      '**/*.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -77,7 +87,11 @@ export default tseslint.config(
     // The console's build configuration runs in Node, typed by its own tsconfig.
     files: ['ui/vite.config.ts'],
     languageOptions: {
-      parserOptions: { projectService: false, project: './ui/tsconfig.node.json', tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: false,
+        project: './ui/tsconfig.node.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
   },
   {
@@ -112,7 +126,11 @@ export default tseslint.config(
         'error',
         {
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after'],
+            },
           ],
         },
       ],

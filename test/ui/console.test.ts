@@ -414,11 +414,11 @@ describe(
       await page.goto(`${rig.url}/ui/workflows`);
       await page.locator('[data-workflow=demo]').waitFor();
       await rig.shot(page, 'workflows');
-    // A graph with fan-out and fan-in: the renditions run side by side between probe and packaging.
-    await page.goto(`${rig.url}/ui/workflows/vodstream`);
-    await page.locator('.graph .node[data-task=rendition_360]').waitFor();
-    assert.equal(await page.locator('.graph .node').count(), 11);
-    await rig.shot(page, 'workflow-vodstream');
+      // A graph with fan-out and fan-in: the renditions run side by side between probe and packaging.
+      await page.goto(`${rig.url}/ui/workflows/vodstream`);
+      await page.locator('.graph .node[data-task=rendition_360]').waitFor();
+      assert.equal(await page.locator('.graph .node').count(), 11);
+      await rig.shot(page, 'workflow-vodstream');
       await page.goto(`${rig.url}/ui/clients`);
       await page.locator('tr[data-client=acme]').waitFor();
       await page.fill('input[name=client-name]', 'newcomer');

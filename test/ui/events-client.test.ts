@@ -61,7 +61,11 @@ describe('console event-stream client', () => {
       },
     });
     // The console calls its own origin with relative URLs.
-    globalThis.fetch = (input, init) => realFetch(new URL(String(input as string), base), init);
+    globalThis.fetch = (input, init) =>
+      realFetch(
+        new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url, base),
+        init,
+      );
     const lib = (name: string): string =>
       fileURLToPath(new URL(`../../ui/src/lib/${name}.ts`, import.meta.url));
     session = (await import(lib('session'))) as SessionModule;
