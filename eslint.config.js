@@ -17,17 +17,7 @@ const DRIVER_IMPORTS = {
 };
 
 export default tseslint.config(
-  {
-    ignores: [
-      'dist/**',
-      'node_modules/**',
-      '.task-engine/**',
-      'coverage/**',
-      'test-output/**',
-      '**/*.js',
-      '**/*.mjs',
-    ],
-  },
+  { ignores: ['dist/**', 'node_modules/**', '.task-engine/**', 'coverage/**', 'test-output/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -126,11 +116,7 @@ export default tseslint.config(
         'error',
         {
           allowForKnownSafeCalls: [
-            {
-              from: 'package',
-              package: 'node:test',
-              name: ['describe', 'it', 'test', 'suite', 'before', 'after'],
-            },
+            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after'] },
           ],
         },
       ],
