@@ -255,8 +255,12 @@ function Tasks({
                 {t.started_at ? formatDuration(t.duration_ms ?? elapsed(t.started_at, t.finished_at)) : '—'}
               </td>
               <td>
-                <Progress value={t.progress} label={t.progress_message} />
-                {t.progress_message ? <span class="muted small"> {t.progress_message}</span> : null}
+                {t.state === 'running' ? (
+                  <>
+                    <Progress value={t.progress} label={t.progress_message} />
+                    {t.progress_message ? <span class="muted small"> {t.progress_message}</span> : null}
+                  </>
+                ) : null}
               </td>
             </tr>
             {selected === t.name ? (
