@@ -17,7 +17,7 @@ const DRIVER_IMPORTS = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.task-engine/**', 'coverage/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['dist/**', 'node_modules/**', '.task-engine/**', 'coverage/**', 'test-output/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -61,6 +61,27 @@ export default tseslint.config(
         },
       ],
       'no-restricted-imports': ['error', DRIVER_IMPORTS],
+    },
+  },
+  {
+    // The console's browser code (ui/src, Preact + TSX, typed by ui/tsconfig.json): imports are
+    // extensionless (Vite resolves them), so the import checks resolve .tsx too.
+    files: ['ui/**/*.ts', 'ui/**/*.tsx'],
+    settings: {
+      'import-x/extensions': ['.ts', '.tsx', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx'] },
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.tsx', '.js'] })],
+    },
+  },
+  {
+    // The console's build configuration runs in Node, typed by its own tsconfig.
+    files: ['ui/vite.config.ts'],
+    languageOptions: {
+      parserOptions: {
+        projectService: false,
+        project: './ui/tsconfig.node.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
   },
   {

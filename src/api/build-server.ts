@@ -22,10 +22,12 @@ import {
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
+import { registerStatsRoutes } from './routes/stats.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerWorkflowRoutes } from './routes/workflows.js';
 
@@ -173,7 +175,11 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerWorkflowRoutes(api, ctx);
     registerClientRoutes(api, ctx);
     registerEventRoutes(api, ctx);
+    registerStatsRoutes(api, ctx);
   });
+
+  // The operator console's files (public: the page holds no data; its requests carry credentials).
+  registerConsoleRoutes(app);
 
   return app;
 }
