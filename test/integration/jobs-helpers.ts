@@ -56,7 +56,7 @@ export async function createJobsContext(db: Executor, clock = new TestClock()): 
     logger: pino({ level: 'silent' }),
     catalog,
     version: '9.9.9-test',
-      egress: DEFAULT_EGRESS,
+    egress: DEFAULT_EGRESS,
     fetch: createGuardedFetch().fetch,
   };
   return { ctx, clock, cleanup: () => rm(dir, { recursive: true, force: true }) };

@@ -19,7 +19,8 @@ const dataDir = mkdtempSync(path.join(tmpdir(), 'te-restart-'));
 const running: CliProcess[] = [];
 
 after(async () => {
-  for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  for (const p of running)
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   await Promise.all(running.map((p) => p.exited));
   rmSync(dataDir, { recursive: true, force: true });
 });
