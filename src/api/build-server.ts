@@ -21,6 +21,7 @@ import {
 } from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
 import { registerClientRoutes } from './routes/clients.js';
+import { registerJobHistoryRoutes } from './routes/job-history.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
@@ -165,6 +166,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
   void app.register(async (api) => {
     registerStatusRoutes(api, ctx);
     registerJobRoutes(api, ctx);
+    registerJobHistoryRoutes(api, ctx);
     registerLogRoutes(api, ctx);
     registerScheduleRoutes(api, ctx);
     registerSettingsRoutes(api, ctx);
