@@ -1,8 +1,9 @@
 /**
  * `GET /dashboard` (seed "GET: /dashboard"): the slot settings, the started, queued and scheduled
- * jobs, and the version. Queued jobs come in admission order (the order the controller starts
- * them); started and scheduled jobs by id. Each row is the job record without `parameters`, with
- * its `position` in its list.
+ * jobs, and the version; beside the seed's keys, the `paused` and `pending` jobs (waiting for a
+ * resume, or for their semaphore). Queued jobs come in admission order (the order the controller
+ * starts them); the other lists by id. Each row is the job record without `parameters`, with its
+ * `position` in its list.
  */
 import { listDashboardJobs } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
@@ -19,13 +20,20 @@ import { readSettings } from '../settings.js';
 /** Most rows shown per list; a longer list is cut (its length is in `/health`). */
 export const DASHBOARD_LIST_LIMIT = 1000;
 
-/** The `/dashboard` reply (seed shape). */
+/** The states `/dashboard` lists, each under its own key: the seed's three, then paused and pending. */
+export const DASHBOARD_STATES = ['started', 'queued', 'scheduled', 'paused', 'pending'] as const;
+
+/** The `/dashboard` reply: the seed's shape plus `paused` and `pending`. */
 export interface Dashboard {
   max_jobs: number;
   priority_slots: number;
   started: DashboardJobRecord[];
   queued: DashboardJobRecord[];
   scheduled: DashboardJobRecord[];
+  /** Paused jobs (`PATCH queue_state: paused`), by id; not part of the seed's reply. */
+  paused: DashboardJobRecord[];
+  /** Jobs waiting for their `semaphore_url`, by id; not part of the seed's reply. */
+  pending: DashboardJobRecord[];
   version: string;
 }
 
@@ -59,7 +67,7 @@ export async function getDashboard(
       );
     client = asked;
   }
-  const list = async (state: 'started' | 'queued' | 'scheduled'): Promise<DashboardJobRecord[]> => {
+  const list = async (state: (typeof DASHBOARD_STATES)[number]): Promise<DashboardJobRecord[]> => {
     const rows = (await listDashboardJobs.rows(ctx.db, {
       state,
       client,
@@ -71,11 +79,13 @@ export async function getDashboard(
       toDashboardRecord(r, positions ? (positions.get(Number(r.id)) ?? i + 1) : i + 1),
     );
   };
-  const [settings, started, queued, scheduled] = await Promise.all([
+  const [settings, started, queued, scheduled, paused, pending] = await Promise.all([
     readSettings(ctx.db),
     list('started'),
     list('queued'),
     list('scheduled'),
+    list('paused'),
+    list('pending'),
   ]);
   return {
     max_jobs: settings.known.max_jobs,
@@ -84,5 +94,7 @@ export async function getDashboard(
     queued,
     scheduled,
     version: ctx.version,
+    paused,
+    pending,
   };
 }
