@@ -344,11 +344,11 @@ forEachStore('CLI commands against an engine', (kind) => {
     assert.match(off.out, /^schedule "push_jobs" switched off; active: /);
     const list = await cli('root', 'schedules', 'list');
     assert.match(list.out, /^push_jobs\s+no\s+every 30 s\s+\(PushJobs\)/m);
-    const listed = jsonOf(await cli('root', 'schedules', 'list', '--json')) as Record<
-      string,
-      { active: boolean }
-    >;
-    assert.equal(listed.push_jobs!.active, false);
+    const listed = jsonOf(await cli('root', 'schedules', 'list', '--json')) as {
+      schedules: Record<string, { active: boolean }>;
+    };
+    assert.deepEqual(listed, await api('root', '/schedules'));
+    assert.equal(listed.schedules.push_jobs!.active, false);
     assert.equal((await cli('root', 'schedules', 'on', 'push_jobs')).code, 0);
     const forbidden = await cli('acme', 'schedules', 'off', 'push_jobs');
     assert.equal(forbidden.code, 1);

@@ -97,7 +97,7 @@ export function registerSchedulesCommand(program: Command, io: CliIO): void {
     schedules
       .command('list')
       .description('list every schedule this client sees')
-      .option('--json', 'print JSON'),
+      .option('--json', 'print the API reply (GET /schedules)'),
   ).action(async (opts: ConnectionOptions & { json?: boolean }) => {
     const reply = await callApi<{ schedules: Record<string, ListedSchedule> }>(
       await resolveConnection(io, opts),
@@ -106,7 +106,7 @@ export function registerSchedulesCommand(program: Command, io: CliIO): void {
     );
     if (!reply || typeof reply.schedules !== 'object') throw new CliError('GET /schedules: unexpected reply');
     if (opts.json) {
-      io.out(JSON.stringify(reply.schedules));
+      io.out(JSON.stringify(reply));
       return;
     }
     printTable(
