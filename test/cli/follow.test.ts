@@ -249,6 +249,7 @@ void describe('CLI --follow through the event stream', () => {
     const r = run(['5', '--follow', '--all']);
     assert.equal(await r.code, 0);
     assert.ok(r.out.some((l) => l.endsWith('DEBUG  worker: debug line')));
+    assert.deepEqual(engine.eventQueries, ['?job_id=5&kinds=job,task,log&show_all=1']);
     assert.equal(r.out.at(-1), 'job 5 completed (succeeded)');
   });
 

@@ -1,9 +1,10 @@
 /**
  * `--follow` (of `submit`, `logs`, `retry`, `rerun`): a job shown live until it ends, from the
- * engine's event stream (`GET /events?job_id=<id>&kinds=job,task,log`). Once the stream is open the
- * job and its log are read once (`GET /jobs/<id>`, `GET /logs/<id>`), so nothing that happened
- * before is missed; after that every `task` event moves a bar, every `log` event prints a line, and
- * the `job` event of its end reads the log a last time and ends. A `reset` event (the server could
+ * engine's event stream (`GET /events?job_id=<id>&kinds=job,task,log`, `&show_all=1` for DEBUG
+ * lines). Once the stream is open the job and its log are read once (`GET /jobs/<id>`,
+ * `GET /logs/<id>`), so nothing that happened before is missed; after that every `task` event
+ * moves a bar, every `log` event prints a line, and the `job` event of its end reads the log a
+ * last time and ends. A `reset` event (the server could
  * not resume after a reconnection) reads the job again. Log entries are printed once each, by id.
  * An engine without `/events` (404) is followed by reading the job and its log every second.
  */
@@ -105,7 +106,7 @@ export async function followJob(
   let end: { queue_state: string; failed: boolean } | null;
   try {
     try {
-      end = await followEvents(io, conn, jobId, display, abort.signal, readJob, printLog);
+      end = await followEvents(io, conn, jobId, display, abort.signal, readJob, printLog, opts.showAll);
     } catch (err) {
       if (!(err instanceof EventStreamRefused)) throw err;
       if (err.status !== 404) throw apiError('GET', '/events', err.status, err.body || err.message);
@@ -129,8 +130,9 @@ async function followEvents(
   signal: AbortSignal,
   readJob: () => Promise<JobSnapshot>,
   printLog: (e: LogEntry) => void,
+  showAll: boolean,
 ): Promise<{ queue_state: string; failed: boolean } | null> {
-  const url = `${conn.url}/events?job_id=${jobId}&kinds=job,task,log`;
+  const url = `${conn.url}/events?job_id=${jobId}&kinds=job,task,log${showAll ? '&show_all=1' : ''}`;
   let opened = false;
   const ended = (job: JobSnapshot) => (FINAL.has(job.queue_state) ? job : null);
   for await (const item of eventStream({ url, headers: authHeaders(conn), signal })) {
