@@ -23,6 +23,7 @@ import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } fr
 import { registerClientRoutes } from './routes/clients.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerConsoleRoutes } from './routes/console.js';
+import { registerJobHistoryRoutes } from './routes/job-history.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
@@ -169,6 +170,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
   void app.register(async (api) => {
     registerStatusRoutes(api, ctx);
     registerJobRoutes(api, ctx);
+    registerJobHistoryRoutes(api, ctx);
     registerLogRoutes(api, ctx);
     registerScheduleRoutes(api, ctx);
     registerSettingsRoutes(api, ctx);

@@ -1,5 +1,6 @@
 /**
- * The CLI's client of a running engine's HTTP API (`submit`, `jobs`, `logs`, and `clients … --url`).
+ * The CLI's client of a running engine's HTTP API (every command but `serve`, `worker`, `migrate`,
+ * and `clients` without `--url`).
  * Connection: `--url`, `--client`, `--api-key`, else `TASK_ENGINE_URL`, `TASK_ENGINE_CLIENT`,
  * `TASK_ENGINE_API_KEY`; without a URL, the API of the engine that holds the local embedded data
  * folder (from its lock file), else `http://127.0.0.1:<TASK_ENGINE_PORT or 3000>`.
@@ -62,6 +63,26 @@ export async function resolveConnection(io: CliIO, opts: ConnectionOptions): Pro
   return { url: url.replace(/\/+$/, ''), client, apiKey };
 }
 
+/** The credential headers of `conn` (the `client` and `api-key` headers of the API). */
+export function authHeaders(conn: ApiConnection): Record<string, string> {
+  return { client: conn.client, 'api-key': conn.apiKey };
+}
+
+/**
+ * Reads a job id argument: a positive whole number.
+ * @throws {CliError} (exit 2) naming the argument and what it accepts.
+ */
+export function jobIdArgument(text: string, name = '<id>'): number {
+  if (!/^[1-9]\d{0,15}$/.test(text) || !Number.isSafeInteger(Number(text)))
+    throw new CliError(`${name} must be a job id such as 42 (got ${JSON.stringify(text)})`, 2);
+  return Number(text);
+}
+
+/** Prints `data` as the API gave it: one line of JSON (for `--json`). */
+export function printJson(io: CliIO, data: unknown): void {
+  io.out(JSON.stringify(data));
+}
+
 /**
  * Calls the API and returns the parsed JSON reply.
  * @throws {CliError} with the server's error message (and status) on a non-2xx reply, or naming
@@ -73,11 +94,7 @@ export async function callApi<T = unknown>(
   path: string,
   body?: unknown,
 ): Promise<T> {
-  const headers: Record<string, string> = {
-    client: conn.client,
-    'api-key': conn.apiKey,
-    accept: 'application/json',
-  };
+  const headers: Record<string, string> = { ...authHeaders(conn), accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
@@ -88,22 +105,37 @@ export async function callApi<T = unknown>(
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
-    const reason =
-      err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-    throw new CliError(
-      `cannot reach the engine at ${conn.url} (${reason}); is it running? (task-engine serve)`,
-    );
+    throw unreachable(conn, err);
   }
   const text = await res.text();
-  let data: unknown;
+  if (!res.ok) throw apiError(method, path, res.status, text);
   try {
-    data = text ? JSON.parse(text) : null;
+    return (text ? JSON.parse(text) : null) as T;
   } catch {
-    data = text;
+    return text as T;
   }
-  if (!res.ok) {
-    const message = data && typeof data === 'object' && 'error' in data ? String(data.error) : text;
-    throw new CliError(`${method} ${path} failed (${res.status}): ${message}`);
+}
+
+/**
+ * The error of a non-2xx reply: `<METHOD> <path> failed (<status>): <the API's message>` (the
+ * reply's `error` field, else its text).
+ */
+export function apiError(method: string, path: string, status: number, text: string): CliError {
+  let message = text;
+  try {
+    const data = JSON.parse(text) as unknown;
+    if (data && typeof data === 'object' && 'error' in data) message = String(data.error);
+  } catch {
+    // not JSON: the text as it came
   }
-  return data as T;
+  return new CliError(`${method} ${path} failed (${status}): ${message}`);
+}
+
+/** The error when the engine cannot be reached at all, naming its URL and the reason. */
+export function unreachable(conn: ApiConnection, err: unknown): CliError {
+  const reason =
+    err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+  return new CliError(
+    `cannot reach the engine at ${conn.url} (${reason}); is it running? (task-engine serve)`,
+  );
 }

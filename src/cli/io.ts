@@ -15,6 +15,11 @@ export interface CliIO {
   onSignal(signals: NodeJS.Signals[], fn: (signal: NodeJS.Signals) => void): () => void;
   /** Ends the process at once with `code` (a second Ctrl-C while stopping). */
   exitNow(code: number): never;
+  /**
+   * Standard output when it is a terminal, for live displays (progress bars); absent otherwise
+   * (a pipe, a file, a test), where commands print plain lines instead.
+   */
+  terminal?: NodeJS.WriteStream;
 }
 
 /** A failure the CLI reports as one message and an exit code (1 by default; 2 for usage/config). */
@@ -25,6 +30,17 @@ export class CliError extends Error {
   ) {
     super(message);
     this.name = 'CliError';
+  }
+}
+
+/**
+ * Ends a command with `exitCode` and no message of its own: what the command printed says why
+ * (e.g. `submit --follow` of a job that failed).
+ */
+export class CliExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = 'CliExit';
   }
 }
 

@@ -17,6 +17,7 @@ const io: CliIO = {
     };
   },
   exitNow: (code) => process.exit(code),
+  ...(process.stdout.isTTY ? { terminal: process.stdout } : {}),
 };
 
 const code = await runCli(process.argv, io, ENGINE_VERSION);

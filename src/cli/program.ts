@@ -8,16 +8,21 @@ import { DataDirInUseError } from '../data-dir-lock.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerClientsCommand } from './commands/clients.js';
 import { registerDemoCommand } from './commands/demo/index.js';
+import { registerControlCommands } from './commands/control.js';
+import { registerJobCommands } from './commands/job.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerRetryCommand } from './commands/retry.js';
 import { registerSchedulesCommand } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerSettingsCommand } from './commands/settings.js';
+import { registerStatusCommands } from './commands/status.js';
 import { registerSubmitCommand } from './commands/submit.js';
 import { registerWhyCommand } from './commands/why.js';
 import { registerWorkerCommand } from './commands/worker.js';
-import { CliError, type CliIO } from './io.js';
+import { registerWorkflowsCommand } from './commands/workflows.js';
+import { CliError, CliExit, type CliIO } from './io.js';
 
 /** Exit code for bad configuration or usage. */
 export const EXIT_USAGE = 2;
@@ -39,8 +44,13 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerClientsCommand(program, io);
   registerSubmitCommand(program, io);
   registerJobsCommand(program, io);
+  registerJobCommands(program, io);
+  registerControlCommands(program, io);
   registerRetryCommand(program, io);
   registerLogsCommand(program, io);
+  registerWorkflowsCommand(program, io);
+  registerStatusCommands(program, io);
+  registerSettingsCommand(program, io);
   registerSchedulesCommand(program, io);
   registerDemoCommand(program, io);
   registerWhyCommand(program, io);
@@ -59,6 +69,7 @@ export async function runCli(argv: string[], io: CliIO, version: string): Promis
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    if (err instanceof CliExit) return err.exitCode;
     if (err instanceof ConfigError) {
       io.err('task-engine: invalid configuration:');
       for (const p of err.problems) io.err(`  - ${p}`);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -87,6 +87,34 @@ void describe('task-engine command line', () => {
     assert.match(run.stdout, new RegExp(`job ${id} completed \\(succeeded\\)`));
     const jobs = await fetch(`${url}/jobs/${id}`, { headers: { client: 'demo-client', 'api-key': key } });
     assert.equal(((await jobs.json()) as { queue_state: string }).queue_state, 'completed');
+  });
+
+  void test("API commands find the local engine through the data folder's lock, else the default port", async () => {
+    const key = /shown only this once:\s+(\S+)/.exec(server!.stdout())![1]!;
+    const env = {
+      TASK_ENGINE_DATA_DIR: dataDir,
+      TASK_ENGINE_CLIENT: 'demo-client',
+      TASK_ENGINE_API_KEY: key,
+    };
+    const lock = JSON.parse(await readFile(path.join(dataDir, 'task-engine.lock'), 'utf8')) as {
+      url?: string;
+    };
+    assert.equal(lock.url, url, 'serve records its URL in the lock once it listens');
+    const health = await runCli(['health', '--json'], env);
+    assert.equal(health.code, 0, health.stderr);
+    assert.equal((JSON.parse(health.stdout) as { databases: { postgres: string } }).databases.postgres, 'OK');
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'te-cli-nolock-'));
+    try {
+      const none = await runCli(['health'], {
+        ...env,
+        TASK_ENGINE_DATA_DIR: elsewhere,
+        TASK_ENGINE_PORT: '1',
+      });
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /cannot reach the engine at http:\/\/127\.0\.0\.1:1 /);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
   });
 
   void test('retry resumes a broken job with a changed parameter and refuses a job that succeeded', async () => {

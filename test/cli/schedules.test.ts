@@ -64,8 +64,12 @@ forEachStore('CLI schedules', (kind) => {
     assert.equal(list.code, 0, list.err);
     assert.match(list.out, /^cli-nightly\s+yes\s+0 3 \* \* \* \(America\/New_York\)\s+greet\s+\d{4}-/m);
     assert.match(list.out, /^push_jobs\s+yes\s+every 30 s\s+\(PushJobs\)/m);
-    const listed = JSON.parse((await cli('list', '--json')).out) as Record<string, { workflow?: string }>;
-    assert.equal(listed['cli-nightly']!.workflow, 'greet');
+    const listed = JSON.parse((await cli('list', '--json')).out) as {
+      result: string;
+      schedules: Record<string, { workflow?: string }>;
+    };
+    assert.equal(listed.result, 'ok');
+    assert.equal(listed.schedules['cli-nightly']!.workflow, 'greet');
 
     const bad = await cli('add', 'cli-bad', '--cron', '0 3 * *', '--workflow', 'greet');
     assert.equal(bad.code, 1);

@@ -87,7 +87,7 @@ export function registerStatusRoutes(app: FastifyInstance, ctx: EngineContext): 
     {
       ...describeOnly,
       schema: {
-        summary: 'Started, queued and scheduled jobs, with the slot settings',
+        summary: 'Started, queued, scheduled, paused and pending jobs, with the slot settings',
         description:
           'Jobs in admission order, without parameters. Admins may narrow to one client with `client`.',
         tags: ['status'],
@@ -104,6 +104,16 @@ export function registerStatusRoutes(app: FastifyInstance, ctx: EngineContext): 
               started: { type: 'array', items: dashboardJobSchema },
               queued: { type: 'array', items: dashboardJobSchema },
               scheduled: { type: 'array', items: dashboardJobSchema },
+              paused: {
+                type: 'array',
+                items: dashboardJobSchema,
+                description: 'paused jobs, by id (beside the original keys)',
+              },
+              pending: {
+                type: 'array',
+                items: dashboardJobSchema,
+                description: 'jobs waiting for their semaphore_url, by id (beside the original keys)',
+              },
               version: { type: 'string' },
             },
           },

@@ -22,6 +22,7 @@ import { DataDirInUseError } from '../../data-dir-lock.js';
 import { openConfiguredStore } from '../../server.js';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
 import { CliError, type CliIO } from '../io.js';
+import { printTable } from '../table.js';
 
 interface ClientsOptions extends ConnectionOptions {
   json?: boolean;
@@ -105,17 +106,12 @@ export function registerClientsCommand(program: Command, io: CliIO): void {
       io.out(JSON.stringify(rows));
       return;
     }
-    io.out(['NAME'.padEnd(24), 'ADMIN', 'KEY', 'CREATED'.padEnd(24), 'REVOKED'].join('  '));
-    for (const r of rows)
-      io.out(
-        [
-          r.name.padEnd(24),
-          (r.admin ? 'yes' : 'no').padEnd(5),
-          `…${r.api_key_last4}`,
-          iso(r.created_at).padEnd(24),
-          iso(r.revoked_at),
-        ].join('  '),
-      );
+    printTable(
+      io,
+      ['NAME', 'ADMIN', 'KEY', 'CREATED', 'REVOKED'],
+      rows.map((r) => [r.name, r.admin, `…${r.api_key_last4}`, iso(r.created_at), iso(r.revoked_at)]),
+      { empty: '(no clients)' },
+    );
   });
 
   addConnectionOptions(

@@ -1,7 +1,14 @@
 /** `task-engine jobs`: lists jobs of a running engine, with the `/jobs` filters. */
 import type { Command } from 'commander';
-import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
+import {
+  addConnectionOptions,
+  callApi,
+  printJson,
+  resolveConnection,
+  type ConnectionOptions,
+} from '../http-client.js';
 import { CliError, type CliIO } from '../io.js';
+import { printTable } from '../table.js';
 
 const STATES = ['queued', 'started', 'completed', 'pending', 'broken', 'scheduled', 'paused'];
 
@@ -87,7 +94,7 @@ export function registerJobsCommand(program: Command, io: CliIO): void {
         'id, created_at, updated_at, priority, run_at, client, workflow, queue_state',
       )
       .option('--asc', 'oldest first')
-      .option('--json', 'print JSON'),
+      .option('--json', 'print the API reply (GET /jobs)'),
   ).action(async (opts: JobsOptions & { forClient?: string }) => {
     const conn = await resolveConnection(io, opts);
     const rows = await callApi<JobRow[]>(
@@ -95,33 +102,21 @@ export function registerJobsCommand(program: Command, io: CliIO): void {
       'GET',
       `/jobs${jobsQuery({ ...opts, filterClient: opts.forClient })}`,
     );
-    if (opts.json) {
-      io.out(JSON.stringify(rows));
-      return;
-    }
-    io.out(
-      [
-        'ID'.padStart(8),
-        'STATE'.padEnd(10),
-        'FAILED',
-        'PRI',
-        'WORKFLOW'.padEnd(20),
-        'CLIENT'.padEnd(16),
-        'CREATED',
-      ].join('  '),
+    if (opts.json) return printJson(io, rows);
+    printTable(
+      io,
+      ['ID', 'STATE', 'FAILED', 'PRI', 'WORKFLOW', 'CLIENT', 'CREATED', 'RUN AT'],
+      rows.map((j) => [
+        j.id,
+        j.queue_state,
+        j.failed,
+        j.priority,
+        j.workflow,
+        j.client,
+        j.created_at,
+        j.run_at,
+      ]),
+      { align: ['right', 'left', 'left', 'right'], empty: '(no jobs)' },
     );
-    for (const j of rows)
-      io.out(
-        [
-          String(j.id).padStart(8),
-          j.queue_state.padEnd(10),
-          (j.failed ? 'yes' : 'no').padEnd(6),
-          String(j.priority).padStart(3),
-          j.workflow.padEnd(20),
-          j.client.padEnd(16),
-          j.created_at,
-        ].join('  '),
-      );
-    if (rows.length === 0) io.out('(no jobs)');
   });
 }

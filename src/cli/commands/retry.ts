@@ -6,12 +6,13 @@
 import type { Command } from 'commander';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
 import { CliError, type CliIO } from '../io.js';
-import { followLogs } from './logs.js';
+import { followJobToExit } from '../follow/follow-job.js';
 import { parseParam } from './submit.js';
 
 interface RetryOptions extends ConnectionOptions {
   param: string[];
   follow?: boolean;
+  plain?: boolean;
 }
 
 /** Registers `retry`. */
@@ -26,7 +27,11 @@ export function registerRetryCommand(program: Command, io: CliIO): void {
         (v: string, acc: string[]) => [...acc, v],
         [],
       )
-      .option('-f, --follow', 'then print the job log until the job ends'),
+      .option(
+        '-f, --follow',
+        'then show the job live (a progress bar per task, its log) until it ends; exit 0 only when it completed without failure',
+      )
+      .option('--plain', 'with --follow: plain lines even on a terminal'),
   ).action(async (idText: string, opts: RetryOptions) => {
     if (!/^[1-9]\d*$/.test(idText))
       throw new CliError(`<id> must be a job id such as 42 (got "${idText}")`, 2);
@@ -36,6 +41,7 @@ export function registerRetryCommand(program: Command, io: CliIO): void {
     const body = opts.param.length > 0 ? { parameters } : {};
     const reply = await callApi<{ id: number; result: string }>(conn, 'POST', `/jobs/${idText}/retry`, body);
     io.out(`job ${reply.id} ${reply.result} for retry`);
-    if (opts.follow) await followLogs(io, conn, reply.id, { showAll: false });
+    if (opts.follow)
+      await followJobToExit(io, conn, reply.id, { showAll: false, plain: opts.plain === true });
   });
 }

@@ -1,10 +1,12 @@
 /**
- * `task-engine schedules add <name> | rm <name> | list`: user schedules of a running engine, over
- * its API (`POST /schedules`, `DELETE /schedules/<name>`, `GET /schedules`) as the given client.
+ * `task-engine schedules add <name> | rm <name> | list | on <name> | off <name>`: schedules of a
+ * running engine, over its API (`POST /schedules`, `DELETE /schedules/<name>`, `GET /schedules`,
+ * `PUT /scheduler`) as the given client.
  */
 import type { Command } from 'commander';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
 import { CliError, type CliIO } from '../io.js';
+import { printTable } from '../table.js';
 import { parseParam } from './submit.js';
 
 interface AddOptions extends ConnectionOptions {
@@ -35,7 +37,7 @@ interface ListedSchedule {
 export function registerSchedulesCommand(program: Command, io: CliIO): void {
   const schedules = program
     .command('schedules')
-    .description('user schedules: submit a workflow on a cron expression (add, rm, list)');
+    .description('schedules: submit a workflow on a cron expression (add, rm, list, on, off)');
 
   addConnectionOptions(
     schedules
@@ -95,7 +97,7 @@ export function registerSchedulesCommand(program: Command, io: CliIO): void {
     schedules
       .command('list')
       .description('list every schedule this client sees')
-      .option('--json', 'print JSON'),
+      .option('--json', 'print the API reply (GET /schedules)'),
   ).action(async (opts: ConnectionOptions & { json?: boolean }) => {
     const reply = await callApi<{ schedules: Record<string, ListedSchedule> }>(
       await resolveConnection(io, opts),
@@ -104,22 +106,46 @@ export function registerSchedulesCommand(program: Command, io: CliIO): void {
     );
     if (!reply || typeof reply.schedules !== 'object') throw new CliError('GET /schedules: unexpected reply');
     if (opts.json) {
-      io.out(JSON.stringify(reply.schedules));
+      io.out(JSON.stringify(reply));
       return;
     }
-    io.out(['NAME'.padEnd(24), 'ACTIVE', 'WHEN'.padEnd(36), 'WORKFLOW'.padEnd(16), 'NEXT RUN'].join('  '));
-    for (const [name, s] of Object.entries(reply.schedules)) {
-      const when =
-        s.cron !== undefined ? `${s.cron} (${s.timezone ?? 'UTC'})` : `every ${s.every?.[0] ?? '?'} s`;
-      io.out(
-        [
-          name.padEnd(24),
-          (s.active ? 'yes' : 'no').padEnd(6),
-          when.padEnd(36),
-          (s.workflow ?? `(${s.class})`).padEnd(16),
-          s.next_run_at ?? '-',
-        ].join('  '),
-      );
-    }
+    printTable(
+      io,
+      ['NAME', 'ACTIVE', 'WHEN', 'WORKFLOW', 'NEXT RUN', 'LAST RUN'],
+      Object.entries(reply.schedules).map(([name, s]) => [
+        name,
+        s.active,
+        s.cron !== undefined ? `${s.cron} (${s.timezone ?? 'UTC'})` : `every ${s.every?.[0] ?? '?'} s`,
+        s.workflow ?? `(${s.class})`,
+        s.next_run_at,
+        s.last_run_at,
+      ]),
+      { empty: '(no schedules)' },
+    );
   });
+
+  for (const [name, active] of [
+    ['on', true],
+    ['off', false],
+  ] as const)
+    addConnectionOptions(
+      schedules
+        .command(`${name} <name>`)
+        .description(
+          `admins: switch a schedule ${name} (maintenance or user schedule; the switch survives restarts)`,
+        )
+        .option('--json', 'print the API reply'),
+    ).action(async (schedule: string, opts: ConnectionOptions & { json?: boolean }) => {
+      const reply = await callApi<{ schedules: string[] }>(
+        await resolveConnection(io, opts),
+        'PUT',
+        '/scheduler',
+        { schedule, active },
+      );
+      io.out(
+        opts.json
+          ? JSON.stringify(reply)
+          : `schedule "${schedule}" switched ${name}; active: ${reply.schedules.join(', ') || '(none)'}`,
+      );
+    });
 }

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
 import { CliError, type CliIO } from '../io.js';
-import { followLogs } from './logs.js';
+import { followJobToExit } from '../follow/follow-job.js';
 
 interface SubmitOptions extends ConnectionOptions {
   param: string[];
@@ -16,7 +16,10 @@ interface SubmitOptions extends ConnectionOptions {
   runAt?: string;
   semaphoreUrl?: string;
   persist?: boolean;
+  topOfQueue?: boolean;
+  idempotencyKey?: string;
   follow?: boolean;
+  plain?: boolean;
 }
 
 /**
@@ -78,7 +81,13 @@ export function registerSubmitCommand(program: Command, io: CliIO): void {
       .option('--run-at <time>', 'when to run, e.g. 2030-01-01T10:00:00.000 (UTC)')
       .option('--semaphore-url <url>', 'wait until this URL answers 2xx/3xx')
       .option('--persist', 'keep the job out of the clean-up')
-      .option('-f, --follow', 'then print the job log until the job ends'),
+      .option('--top-of-queue', 'admit before every other queued job')
+      .option('--idempotency-key <key>', 'a repeat with this key answers the first job and creates nothing')
+      .option(
+        '-f, --follow',
+        'then show the job live (a progress bar per task, its log) until it ends; exit 0 only when it completed without failure',
+      )
+      .option('--plain', 'with --follow: plain lines even on a terminal'),
   ).action(async (workflow: string, opts: SubmitOptions) => {
     const conn = await resolveConnection(io, opts);
     let body: Record<string, unknown>;
@@ -96,6 +105,8 @@ export function registerSubmitCommand(program: Command, io: CliIO): void {
     if (opts.runAt !== undefined) job.run_at = opts.runAt;
     if (opts.semaphoreUrl !== undefined) job.semaphore_url = opts.semaphoreUrl;
     if (opts.persist) job.persist = true;
+    if (opts.topOfQueue) job.top_of_queue = true;
+    if (opts.idempotencyKey !== undefined) job.idempotency_key = opts.idempotencyKey;
     const parameters = { ...((body.parameters as Record<string, unknown> | undefined) ?? {}) };
     for (const p of opts.param) parseParam(p, parameters);
     const reply = await callApi<{ id: number; result: string }>(conn, 'POST', '/job', {
@@ -104,6 +115,7 @@ export function registerSubmitCommand(program: Command, io: CliIO): void {
       parameters,
     });
     io.out(`job ${reply.id} ${reply.result}`);
-    if (opts.follow) await followLogs(io, conn, reply.id, { showAll: false });
+    if (opts.follow)
+      await followJobToExit(io, conn, reply.id, { showAll: false, plain: opts.plain === true });
   });
 }

@@ -1,8 +1,9 @@
 /**
  * `GET /dashboard` (seed "GET: /dashboard"): the slot settings, the started, queued and scheduled
- * jobs, and the version. Queued jobs come in admission order (the order the controller starts
- * them); started and scheduled jobs by id. Each row is the job record without `parameters`, with
- * its `position` in its list; queued and scheduled rows also say why they wait (`waiting`).
+ * jobs, and the version; beside the seed's keys, the `paused` and `pending` jobs (waiting for a
+ * resume, or for their semaphore). Queued jobs come in admission order (the order the controller
+ * starts them); the other lists by id. Each row is the job record without `parameters`, with its
+ * `position` in its list; rows of jobs that wait also say why (`waiting`).
  */
 import { listDashboardJobs } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
@@ -20,16 +21,23 @@ import { explainJobs, type Waiting } from './waiting.js';
 /** Most rows shown per list; a longer list is cut (its length is in `/health`). */
 export const DASHBOARD_LIST_LIMIT = 1000;
 
-/** A `/dashboard` row: queued and scheduled rows say why they wait (`waiting`, src/engine/status/waiting.ts). */
+/** A `/dashboard` row: rows of waiting jobs say why they wait (`waiting`, src/engine/status/waiting.ts). */
 export type DashboardRow = DashboardJobRecord & { waiting?: Waiting | null };
 
-/** The `/dashboard` reply (seed shape). */
+/** The states `/dashboard` lists, each under its own key: the seed's three, then paused and pending. */
+export const DASHBOARD_STATES = ['started', 'queued', 'scheduled', 'paused', 'pending'] as const;
+
+/** The `/dashboard` reply: the seed's shape plus `paused` and `pending`. */
 export interface Dashboard {
   max_jobs: number;
   priority_slots: number;
   started: DashboardRow[];
   queued: DashboardRow[];
   scheduled: DashboardRow[];
+  /** Paused jobs (`PATCH queue_state: paused`), by id; not part of the seed's reply. */
+  paused: DashboardRow[];
+  /** Jobs waiting for their `semaphore_url`, by id; not part of the seed's reply. */
+  pending: DashboardRow[];
   version: string;
 }
 
@@ -63,7 +71,7 @@ export async function getDashboard(
       );
     client = asked;
   }
-  const list = async (state: 'started' | 'queued' | 'scheduled'): Promise<DashboardJobRecord[]> => {
+  const list = async (state: (typeof DASHBOARD_STATES)[number]): Promise<DashboardJobRecord[]> => {
     const rows = (await listDashboardJobs.rows(ctx.db, {
       state,
       client,
@@ -75,15 +83,18 @@ export async function getDashboard(
       toDashboardRecord(r, positions ? (positions.get(Number(r.id)) ?? i + 1) : i + 1),
     );
   };
-  const [settings, started, queued, scheduled] = await Promise.all([
+  const [settings, started, queued, scheduled, paused, pending] = await Promise.all([
     readSettings(ctx.db),
     list('started'),
     list('queued'),
     list('scheduled'),
+    list('paused'),
+    list('pending'),
   ]);
-  // Why each queued and scheduled row waits, from one read of the admission state for all of them.
-  const waiting = await explainJobs(ctx.db, [...queued, ...scheduled], ctx.clock.now());
-  for (const row of [...queued, ...scheduled] as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
+  // Why each waiting row waits, from one read of the admission state for all of them.
+  const waitingRows = [...queued, ...scheduled, ...paused, ...pending];
+  const waiting = await explainJobs(ctx.db, waitingRows, ctx.clock.now());
+  for (const row of waitingRows as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
   return {
     max_jobs: settings.known.max_jobs,
     priority_slots: settings.known.priority_slots,
@@ -91,5 +102,7 @@ export async function getDashboard(
     queued,
     scheduled,
     version: ctx.version,
+    paused,
+    pending,
   };
 }
