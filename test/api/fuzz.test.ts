@@ -33,7 +33,6 @@ const ROUTES: [InjectOptions['method'], string][] = [
   ['POST', '/jobs/:id/retry'],
   ['GET', '/logs/:id'],
   ['GET', '/settings'],
-  ['GET', '/events'],
   ['GET', '/stats'],
   ['GET', '/stats/job-count'],
   ['POST', '/settings'],
