@@ -2,6 +2,7 @@
  * `task-engine serve` (the default command): the whole engine in one process. With no
  * configuration it runs on the embedded database in `./.task-engine` and creates `demo-client`.
  */
+import { submitJob } from '../../engine/jobs/service.js';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.js';
 import type { EngineConfig } from '../../config/schema.js';
@@ -87,6 +88,7 @@ export function describeStart(io: CliIO, config: EngineConfig, running: RunningT
   if (running.url) {
     io.out(`Task Engine ${running.engine.ctx.version} listening on ${running.url} (${store})`);
     io.out(`API docs: ${running.url}/docs`);
+    if (!running.bootstrap.demoClient) io.out(`Console: ${running.url}/ui`);
   } else
     io.out(`Task Engine ${running.engine.ctx.version} running roles ${config.roles.join(', ')} (${store})`);
   const demo = running.bootstrap.demoClient;
@@ -106,6 +108,27 @@ export function explainStartError(err: unknown, config: EngineConfig): unknown {
       `cannot listen on ${config.host}:${config.port} (${String(code)}); check TASK_ENGINE_HOST and TASK_ENGINE_PORT`,
     );
   return err;
+}
+
+/**
+ * On the first start of a new embedded data folder (`demo-client` was just created), submits one
+ * job of the bundled `demo` workflow, so the console has a job and its task graph to show at once.
+ * A failure is printed and does not stop the engine.
+ */
+export async function submitWelcomeJob(io: CliIO, running: RunningTaskEngine): Promise<void> {
+  const demo = running.bootstrap.demoClient;
+  if (!demo || !running.url || !running.engine.ctx.catalog.resolve(demo.name, 'demo')) return;
+  try {
+    const { id } = await submitJob(
+      running.engine.ctx,
+      { client: demo.name, admin: true },
+      { job: { workflow: 'demo' }, parameters: { content_id: 'welcome' } },
+      { path: 'POST /job', remoteAddr: 'serve', headers: {} },
+    );
+    io.out(`Console: ${running.url}/ui (sign in as ${demo.name} with the key above; job ${id} is a first demo job)`);
+  } catch (err) {
+    io.err(`the first demo job was not submitted: ${(err as Error).message}`);
+  }
 }
 
 /** Registers `serve`. */
@@ -132,6 +155,7 @@ export function registerServeCommand(program: Command, io: CliIO): void {
         },
       );
       describeStart(io, config, running);
+      await submitWelcomeJob(io, running);
       await runUntilSignal(io, running);
     });
 }
