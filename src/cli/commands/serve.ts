@@ -125,7 +125,9 @@ export async function submitWelcomeJob(io: CliIO, running: RunningTaskEngine): P
       { job: { workflow: 'demo' }, parameters: { content_id: 'welcome' } },
       { path: 'POST /job', remoteAddr: 'serve', headers: {} },
     );
-    io.out(`Console: ${running.url}/ui (sign in as ${demo.name} with the key above; job ${id} is a first demo job)`);
+    io.out(
+      `Console: ${running.url}/ui (sign in as ${demo.name} with the key above; job ${id} is a first demo job)`,
+    );
   } catch (err) {
     io.err(`the first demo job was not submitted: ${(err as Error).message}`);
   }
