@@ -134,7 +134,6 @@ function findCycle(tasks: TaskDefinition[]): string[] | null {
   return null;
 }
 
-/** Checks one template reference against what exists where it is used. */
 /**
  * The problems of a job concurrency key template: it is rendered at submission, so it may read
  * declared parameters and `job.client`, `job.workflow`, `job.priority`, and nothing else.
@@ -161,6 +160,7 @@ function checkConcurrencyKey(key: string, declared: ReadonlySet<string>): string
   return problems;
 }
 
+/** Checks one template reference against what exists where it is used. */
 function checkReference(
   ref: TemplateReference,
   declaredParameters: ReadonlySet<string>,
