@@ -207,6 +207,13 @@ forEachStore('GET /events', (kind) => {
     await sa.waitFor(ended(ja), "acme's job to complete");
     await so.waitFor(ended(jo), "other's job to complete");
     await sra.waitFor(ended(ja), "acme's job to complete (admin, client=acme)");
+    // Events of a job can follow its completion (the last task's, in commit order): the admin's
+    // stream may be ahead of other's when the waits above return, so let other catch up first.
+    const adminSaw = jobEvents(sr.events, jo).length;
+    await so.waitFor(
+      (ev) => jobEvents(ev, jo).length >= adminSaw,
+      "other to get every event the admin got of other's job",
+    );
     const jobsOf = (s: SseStream) => new Set(s.events.map((e) => e.data.job_id as number));
     assert.ok(!jobsOf(sa).has(jo), 'acme does not see the job of other');
     assert.ok(!jobsOf(so).has(ja), 'other does not see the job of acme');
