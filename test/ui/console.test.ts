@@ -203,6 +203,55 @@ describe(
       await rig.shot(page, 'job-broken');
     });
 
+    void test('priority, top of queue and run_at of a waiting job; an out-of-range priority shows the engine’s message', async () => {
+      const { id } = await rig.api<{ id: number }>(rig.admin, 'POST', '/job', {
+        job: { workflow: 'demo', run_at: '2096-01-01T00:00:00' },
+        parameters: { content_id: 'ui-waiting' },
+      });
+      await page.goto(`${rig.url}/ui/jobs/${id}`);
+      await waitForJobState(page, 'scheduled');
+
+      // The engine decides what a priority may be: the dialog sends what was typed and shows the
+      // 400's words (no browser-side check stands in for them).
+      await page.locator('[data-testid=actions]').getByRole('button', { name: 'Priority…' }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.locator('input[name=priority]').fill('11');
+      await dialog.getByRole('button', { name: 'Set priority' }).click();
+      const refusal = dialog.locator('.error');
+      await refusal.waitFor({ timeout: 5000 });
+      assert.match(
+        (await refusal.textContent()) ?? '',
+        /priority must be a whole number from 1 to 10.*got "11"/,
+      );
+      await rig.shot(page, 'job-refused-priority');
+      await dialog.locator('input[name=priority]').fill('2');
+      await dialog.getByRole('button', { name: 'Set priority' }).click();
+      await dialogClosed(page);
+
+      await act(page, 'Top of queue');
+      await dialogClosed(page);
+      await page
+        .locator('[data-testid=actions]')
+        .getByRole('button', { name: 'Leave top of queue' })
+        .waitFor();
+
+      await page.locator('[data-testid=actions]').getByRole('button', { name: 'Run at…' }).click();
+      await dialog.locator('input[name=run_at]').fill('2095-03-04T05:06:07');
+      await dialog.getByRole('button', { name: 'Set run_at' }).click();
+      await dialogClosed(page);
+
+      const job = await rig.api<{ priority: number; top_of_queue: boolean; run_at: string }>(
+        rig.admin,
+        'GET',
+        `/jobs/${id}`,
+      );
+      assert.equal(job.priority, 2);
+      assert.equal(job.top_of_queue, true);
+      // Entered in the browser's time zone, sent as UTC.
+      assert.equal(job.run_at, new Date(2095, 2, 4, 5, 6, 7).toISOString().replace(/\.\d{3}Z$/, '.000Z'));
+      await rig.api(rig.admin, 'PATCH', `/jobs/${id}`, { queue_state: 'broken' });
+    });
+
     void test('rerun: the new job runs with the same parameters, and the original is broken and links to it', async () => {
       assert.ok(completedJob > 0, 'the submit test ran first');
       await page.goto(`${rig.url}/ui/jobs/${completedJob}`);

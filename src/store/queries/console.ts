@@ -23,8 +23,8 @@ export interface FinishedJobsBucketRow {
  * Counts the jobs that ended (completed or broken) in `(since, now]`, per bucket of
  * `bucketSeconds` counted back from `now`, of `client` only unless null. The window is read
  * through `jobs_cleanup_idx` (finished_at of completed and broken jobs that do not persist) plus
- * the persisted jobs (`jobs_persist_id_idx`), so its cost grows with the jobs in the window and
- * the persisted ones, not with the whole table.
+ * the persisted ones (`jobs_persist_finished_idx`, migration 0017), so its cost grows with the
+ * jobs in the window, not with the whole table nor with every persisted job.
  */
 export const countFinishedJobs = defineQuery<
   { now: Date; since: Date; bucketSeconds: number; client: string | null },

@@ -1,6 +1,7 @@
 /**
  * A button whose action is confirmed first: it opens a dialog saying what will happen, runs the
- * action on "confirm", closes on success, and on a refusal stays open with the API's message.
+ * action on "confirm", closes on success, and on a refusal stays open with the API's message. The
+ * dialog's inputs are not checked by the browser (`noValidate`): the engine's 400 says what is wrong.
  */
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -90,6 +91,9 @@ export function ActionButton(p: ActionButtonProps): JSX.Element {
           <form
             class="dialog"
             aria-label={p.title ?? p.label}
+            // The engine decides what a value may be: what was typed is sent, and a refusal shows
+            // the engine's own message (a browser-side min/max check would only show its own).
+            noValidate
             onSubmit={(e) => {
               e.preventDefault();
               void go();

@@ -114,7 +114,7 @@ function AddSchedule({ onDone }: { onDone: () => void }): JSX.Element {
     }
   };
   return (
-    <form class="form-grid" onSubmit={(e) => void submit(e)}>
+    <form class="form-grid" onSubmit={(e) => void submit(e)} noValidate>
       <div class="field">
         <label for="sch-name">name *</label>
         <input id="sch-name" value={f.name} onInput={set('name')} placeholder="nightly-report" />
