@@ -481,6 +481,17 @@ describe(
       );
       await rig.api({ client: 'newcomer', apiKey }, 'GET', '/health');
       await rig.shot(page, 'clients');
+      // Revoked from the page: the key stops working at once.
+      await page
+        .locator('tr[data-client=newcomer]')
+        .getByRole('button', { name: 'Revoke', exact: true })
+        .click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Revoke', exact: true }).click();
+      await dialogClosed(page);
+      await assert.rejects(
+        rig.api({ client: 'newcomer', apiKey }, 'GET', '/health'),
+        /: 401 .*no active client \\"newcomer\\"/,
+      );
 
       await page.goto(`${rig.url}/ui/schedules`);
       const row = page.locator('tr[data-schedule=cleanup_jobs]');
