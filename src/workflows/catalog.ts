@@ -135,27 +135,17 @@ function findCycle(tasks: TaskDefinition[]): string[] | null {
 }
 
 /**
- * The problems of a job concurrency key template: it is rendered at submission, so it may read
- * declared parameters and `job.client`, `job.workflow`, `job.priority`, and nothing else.
+ * The problems of a concurrency key template at `where` (`concurrency.key`, or
+ * `tasks.<name>.concurrency.key`): one rule for both levels
+ * ({@link checkConcurrencyKeyReference}: rendered at submission, so declared parameters and
+ * `job.client`, `job.workflow`, `job.priority` only).
  */
-function checkConcurrencyKey(key: string, declared: ReadonlySet<string>): string[] {
-  const found = collectTemplates(key, 'concurrency.key');
+function checkConcurrencyKey(key: string, declared: ReadonlySet<string>, where: string): string[] {
+  const found = collectTemplates(key, where);
   const problems = [...found.problems];
   for (const ref of found.references) {
-    const [root, first] = ref.expression.path;
-    const at = `concurrency.key: {{ ${ref.expression.source} }}`;
-    if (root === 'job' && (first === 'id' || first === undefined))
-      problems.push(
-        `${at}: the key is rendered before the job has an id; use job.client, job.workflow or job.priority`,
-      );
-    else if (root !== 'parameters' && root !== 'job')
-      problems.push(
-        `${at}: a concurrency key is rendered at submission and may read only parameters and job.client, job.workflow, job.priority`,
-      );
-    else {
-      const p = checkReference(ref, declared, new Set(), null);
-      if (p) problems.push(p);
-    }
+    const p = checkConcurrencyKeyReference(ref) ?? checkReference(ref, declared, new Set(), null);
+    if (p) problems.push(p);
   }
   return problems;
 }
@@ -355,12 +345,9 @@ export async function loadDefinitionFile(
   }
   for (const task of tasks) {
     if (!task.concurrency) continue;
-    const found = collectTemplates(task.concurrency.key, `tasks.${task.name}.concurrency.key`);
-    problems.push(...found.problems);
-    for (const ref of found.references) {
-      const p = checkConcurrencyKeyReference(ref) ?? checkReference(ref, declared, taskNames, null);
-      if (p) problems.push(p);
-    }
+    problems.push(
+      ...checkConcurrencyKey(task.concurrency.key, declared, `tasks.${task.name}.concurrency.key`),
+    );
   }
   const outputs = isPlainObject(doc.outputs) ? doc.outputs : undefined;
   if (outputs) {
@@ -375,7 +362,7 @@ export async function loadDefinitionFile(
   const concurrency = isPlainObject(doc.concurrency)
     ? (doc.concurrency as unknown as JobConcurrency)
     : undefined;
-  if (concurrency) problems.push(...checkConcurrencyKey(concurrency.key, declared));
+  if (concurrency) problems.push(...checkConcurrencyKey(concurrency.key, declared, 'concurrency.key'));
 
   if (problems.length > 0) return { problems };
   const definition: WorkflowDefinition = { name: doc.name as string, parameters, tasks };

@@ -70,7 +70,8 @@ export interface WorkflowDefinition {
  * A workflow's job-level concurrency limit: `key` is a template rendered at submission with the
  * job's parameters and `job.client`, `job.workflow`, `job.priority` (not `job.id`, not tasks or
  * storage); at most `limit` jobs with the same rendered key (across every workflow and client)
- * hold a slot at once. A key that renders empty puts no limit on the job.
+ * hold a slot at once. Rendered like a task's key (src/workflows/task-concurrency.ts): a key that
+ * renders empty is the key `""`, shared by every such job.
  */
 export interface JobConcurrency {
   key: string;

@@ -89,6 +89,15 @@ forEachStore('API per-client settings', (kind) => {
       /cannot be set for one client; per-client settings: max_jobs, weight/,
     ],
     ['a weight of 0', { name: 'weight', setting: 0, client: 'acme' }, 400, /weight.*at least 1/],
+    ['a negative weight', { name: 'weight', setting: -2, client: 'acme' }, 400, /weight.*at least 1/],
+    [
+      'a weight that is a word',
+      { name: 'weight', setting: 'heavy', client: 'acme' },
+      400,
+      /weight.*whole number/,
+    ],
+    ['a fractional weight', { name: 'weight', setting: 1.5, client: 'acme' }, 400, /weight.*whole number/],
+    ['a quota of 0', { name: 'max_jobs', setting: 0, client: 'acme' }, 400, /max_jobs.*at least 1/],
     [
       'priority_slots above the client max_jobs',
       { name: 'priority_slots', setting: 4, client: 'acme' },

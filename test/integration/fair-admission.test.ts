@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, it } from 'node:test';
 import { createClient } from '../../src/engine/clients/clients.js';
-import { patchJob } from '../../src/engine/jobs/service.js';
+import { getJob, patchJob } from '../../src/engine/jobs/service.js';
 import { postSetting } from '../../src/engine/settings.js';
+import { fitConcurrencyKey, MAX_CONCURRENCY_KEY_LENGTH } from '../../src/workflows/task-concurrency.js';
 import { startTestEngine, submitAs, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -116,6 +117,30 @@ forEachStore('runtime: fair share, quotas, concurrency keys', (kind) => {
     );
     assert.equal(rows.length, 11, 'the key is rendered per job at submission');
     assert.ok(rows.every((r) => r.concurrency_limit === 1));
+  });
+
+  it('a job key that renders empty is the shared key "" (the limit still holds); a long one is fitted like a task key', async () => {
+    await te.setSetting('max_jobs', 6);
+    const first = await te.submit('keyed_whole', { seconds: 30 });
+    await te.waitForState(first, 'started');
+    const second = await te.submit('keyed_whole', { seconds: 30 });
+    const w = await waitFor(
+      async () => {
+        const job = await getJob(te.engine.ctx, admin, String(second));
+        return job.waiting?.reason === 'concurrency_key' ? job.waiting : null;
+      },
+      { what: 'the second job waiting for the empty key' },
+    );
+    assert.match(w.detail, new RegExp(`concurrency key "" is held by 1 job \\(limit 1\\): ${first}`));
+    assert.equal((await te.job(second)).queue_state, 'queued', 'the empty key does not lift the limit');
+    const long = 'ключ-😀'.repeat(100);
+    const third = await te.submit('keyed_whole', { content_id: long, seconds: 0 });
+    const { rows } = await store.db.query<{ concurrency_key: string }>(
+      'SELECT concurrency_key FROM jobs WHERE id = $1',
+      [third],
+    );
+    assert.equal(rows[0]!.concurrency_key, fitConcurrencyKey(long));
+    assert.ok(rows[0]!.concurrency_key.length <= MAX_CONCURRENCY_KEY_LENGTH);
   });
 
   it("a client's own retry_limit and retry_delay decide its tasks' retries", async () => {

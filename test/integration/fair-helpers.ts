@@ -19,6 +19,15 @@ export const FAIR_WORKFLOWS = {
     concurrency: { key: 'content-{{ parameters.content_id }}', limit: 1 },
     tasks: [{ name: 'hold', run: 'sleep', with: { seconds: '{{ parameters.seconds }}' } }],
   },
+  /** The whole key is one parameter: a job without it renders the empty key. */
+  keyed_whole: {
+    parameters: {
+      type: 'object',
+      properties: { content_id: { type: 'string' }, seconds: { type: 'number' } },
+    },
+    concurrency: { key: '{{ parameters.content_id }}', limit: 1 },
+    tasks: [{ name: 'hold', run: 'sleep', with: { seconds: '{{ parameters.seconds }}' } }],
+  },
   flaky: {
     tasks: [{ name: 'boom', run: 'fail', with: { message: 'no luck' } }],
   },

@@ -12,8 +12,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
+import { getJob } from '../../src/engine/jobs/service.js';
+import { getDashboard } from '../../src/engine/status/dashboard.js';
 import { explainReadyTasks } from '../../src/engine/status/task-waiting.js';
-import { startTestEngine, type TestEngine } from '../helpers/engine.js';
+import { startTestEngine, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
 import type { FixtureTask } from '../helpers/fixture-catalog.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -323,6 +325,14 @@ forEachStore('runtime: why a ready task waits', (kind) => {
     const w = await explained(id);
     assert.equal(w.reason, 'task_too_heavy');
     assert.match(w.detail, /needs 16 worker slots.*the largest has 8/);
+    // The same answer on GET /jobs/<id> and on the job's /dashboard row (a started row).
+    const admin = { client: TEST_CLIENT, admin: true };
+    const job = await getJob(te.engine.ctx, admin, String(id));
+    assert.equal(job.waiting?.reason, 'task_too_heavy');
+    assert.equal(job.waiting?.task, 'render');
+    const row = (await getDashboard(te.engine.ctx, admin)).started.find((r) => r.id === id);
+    assert.equal(row?.waiting?.reason, 'task_too_heavy', 'the started row says why');
+    assert.equal(row?.waiting?.detail, w.detail);
     const heavyLines = async (): Promise<string[]> =>
       (await te.logs(id)).map((l) => l.message).filter((m) => m.includes('needs 16 worker slots'));
     await waitFor(async () => (await heavyLines()).length > 0, {

@@ -34,11 +34,15 @@ it('keeps a valid concurrency key in the definition', async () => {
 });
 
 for (const [label, yaml, problem] of [
-  ['job.id', 'concurrency:\n  key: "{{ job.id }}"\n  limit: 1\n', /rendered before the job has an id/],
+  [
+    'job.id',
+    'concurrency:\n  key: "{{ job.id }}"\n  limit: 1\n',
+    /concurrency\.key: \{\{ job\.id \}\} is not accepted: a concurrency key is rendered when the job is submitted/,
+  ],
   [
     'a task output',
     'concurrency:\n  key: "{{ tasks.a.output }}"\n  limit: 1\n',
-    /may read only parameters and job.client/,
+    /is not accepted: a concurrency key is rendered when the job is submitted, so it may read parameters\.<name> and job\.client, job\.workflow, job\.priority/,
   ],
   [
     'an undeclared parameter',

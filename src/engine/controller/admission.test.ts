@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { fitConcurrencyKey } from '../../workflows/task-concurrency.js';
 import { it } from 'node:test';
 import { admissionOrder, chooseJobs, mergeCandidates } from './admission.js';
 
@@ -246,7 +247,7 @@ it("candidateParams lowers each client's read to what its quota leaves and reads
   assert.equal(p.generalFree, true);
 });
 
-it('renderConcurrency renders the key from parameters and job fields; empty means no key', () => {
+it('renderConcurrency renders the key by the rule of task keys: empty is the shared key "", long ones hashed', () => {
   const def = {
     name: 'w',
     parameters: {},
@@ -256,8 +257,12 @@ it('renderConcurrency renders the key from parameters and job fields; empty mean
   const job = { client: 'acme', workflow: 'w', priority: 5, resolvedParameters: { content_id: 42 } };
   assert.deepEqual(renderConcurrency(def, job), { key: 'acme:42', limit: 2 });
   const whole = { ...def, concurrency: { key: '{{ parameters.content_id }}', limit: 1 } };
-  assert.deepEqual(renderConcurrency(whole, { ...job, resolvedParameters: {} }), null);
+  // A missing value does not lift the limit: such jobs share the key "".
+  assert.deepEqual(renderConcurrency(whole, { ...job, resolvedParameters: {} }), { key: '', limit: 1 });
   assert.equal(renderConcurrency({ ...def, concurrency: undefined }, job), null);
   const long = renderConcurrency(whole, { ...job, resolvedParameters: { content_id: 'x'.repeat(2000) } });
-  assert.ok(long && long.key.length < 500 && long.key.includes('sha256:'));
+  assert.equal(long?.key, fitConcurrencyKey('x'.repeat(2000)));
+  assert.match(long.key, /^x{200}#[0-9a-f]{32}$/);
+  const unicode = renderConcurrency(whole, { ...job, resolvedParameters: { content_id: 'ключ-😀' } });
+  assert.equal(unicode?.key, 'ключ-😀');
 });

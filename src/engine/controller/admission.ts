@@ -7,7 +7,6 @@
  * `waiting` (src/engine/status/waiting.ts) runs the very same functions over the same reads to
  * say why a job waits.
  */
-import { createHash } from 'node:crypto';
 import { LOCK_KEYS } from '../../store/executor.js';
 import {
   type AdmissionCandidateRow,
@@ -17,7 +16,7 @@ import {
   readFairCandidates,
   startAdmittedJobs,
 } from '../../store/queries/admission.js';
-import { renderTemplate } from '../../workflows/templates.js';
+import { renderConcurrencyKey } from '../../workflows/task-concurrency.js';
 import type { WorkflowDefinition } from '../../workflows/types.js';
 import type { EngineContext } from '../context.js';
 import { jobEdge } from '../jobs/transitions.js';
@@ -412,14 +411,14 @@ export function admissionOrder(a: AdmissionCandidateRow, b: AdmissionCandidateRo
   return a.id - b.id;
 }
 
-/** Longest concurrency key stored as rendered; a longer one keeps its start and a hash of the whole. */
-export const MAX_CONCURRENCY_KEY_LENGTH = 500;
-
 /**
- * Renders a workflow's job concurrency key for a new job (at submission): the `concurrency.key`
- * template with the job's resolved parameters and `job.client`, `job.workflow`, `job.priority`.
- * A value is interpolated as templates are (objects as JSON). Pure.
- * @returns the key and limit, or null when the workflow declares none or the key renders empty.
+ * Renders a workflow's job concurrency key for a new job (at submission, and again when a retry
+ * changes the parameters): the `concurrency.key` template with the job's resolved parameters and
+ * `job.client`, `job.workflow`, `job.priority`, by the one rule of both levels,
+ * `renderConcurrencyKey` (src/workflows/task-concurrency.ts; docs/task-slots-and-concurrency.md):
+ * values as their text, a missing value the empty string (jobs whose key renders empty share the
+ * key `""` and its limit), a key over 255 characters fitted with a hash. Pure.
+ * @returns the key and limit, or null when the workflow declares none.
  */
 export function renderConcurrency(
   definition: WorkflowDefinition,
@@ -427,19 +426,9 @@ export function renderConcurrency(
 ): { key: string; limit: number } | null {
   const c = definition.concurrency;
   if (!c) return null;
-  const rendered = renderTemplate(c.key, {
+  const key = renderConcurrencyKey(c.key, {
     parameters: job.resolvedParameters,
-    job: { id: 0, client: job.client, workflow: job.workflow, priority: job.priority },
-    tasks: {},
-    storage: { root: '' },
+    job: { client: job.client, workflow: job.workflow, priority: job.priority },
   });
-  let key: string;
-  if (rendered === undefined || rendered === null) key = '';
-  else if (typeof rendered === 'string') key = rendered;
-  else if (typeof rendered === 'number' || typeof rendered === 'boolean') key = String(rendered);
-  else key = JSON.stringify(rendered) ?? '';
-  if (key === '') return null;
-  if (key.length > MAX_CONCURRENCY_KEY_LENGTH)
-    key = `${key.slice(0, 400)}…sha256:${createHash('sha256').update(key).digest('hex')}`;
   return { key, limit: c.limit };
 }

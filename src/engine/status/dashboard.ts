@@ -92,7 +92,8 @@ export async function getDashboard(
     list('pending'),
   ]);
   // Why each waiting row waits, from one read of the admission state for all of them.
-  const waitingRows = [...queued, ...scheduled, ...paused, ...pending];
+  // Started rows too: a started job whose ready task does not run says why.
+  const waitingRows = [...started, ...queued, ...scheduled, ...paused, ...pending];
   const waiting = await explainJobs(ctx.db, waitingRows, ctx.clock.now());
   for (const row of waitingRows as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
   return {

@@ -18,6 +18,10 @@ function row(extra: Partial<ReadyTaskWaitingRow> = {}): ReadyTaskWaitingRow {
     capacity: 8,
     largest: 4,
     slots_in_use: 8,
+    largest_free: 0,
+    ahead_job_id: null,
+    ahead_task: null,
+    ahead_slots: null,
     holders: 0,
     holder_tasks: null,
     ...extra,
@@ -71,5 +75,28 @@ describe('explainReadyTask', () => {
       "The live worker of queue 'work' uses 3 of 4 slots; task 'encode' needs 2 and is taken when they are free, in turn.",
     );
     assert.equal(explainReadyTask(row({ run_after: new Date(NOW.getTime() + 5000) }), NOW), null);
+  });
+  it('says nothing when a worker has room for it, and names a heavier task ahead that a claim stops at', () => {
+    // Ready a moment before a worker claims it: the worker has the room, so it waits for nothing.
+    const room = row({ workers: 1, capacity: 8, largest: 8, slots_in_use: 0, largest_free: 8 });
+    assert.equal(explainReadyTask(room, NOW), null);
+    const behind = explainReadyTask(
+      row({
+        workers: 1,
+        capacity: 8,
+        largest: 8,
+        slots_in_use: 6,
+        largest_free: 2,
+        ahead_job_id: 7,
+        ahead_task: 'render',
+        ahead_slots: 4,
+      }),
+      NOW,
+    );
+    assert.equal(behind?.reason, 'workers_busy');
+    assert.equal(
+      behind?.detail,
+      "A live worker of queue 'work' has 2 free slots, but task 'render' of job 7, ahead in the queue, needs 4: task 'encode' is taken after it.",
+    );
   });
 });

@@ -33,7 +33,10 @@ const NAMED_HOLDERS = 5;
  * delay (`run_after` still ahead). Pure. In order: `no_worker_for_queue` (no live worker serves
  * its queue), `task_too_heavy` (its `slots` exceed the largest live worker of the queue),
  * `concurrency_key` (its key has `limit` running holders, named in the detail), else
- * `workers_busy` (the queue's workers' slots in use and what it needs).
+ * `workers_busy`: no worker of the queue has `slots` free (the slots in use and what it needs), or
+ * one has but a heavier ready task ahead of it in claim order waits for slots first (named).
+ * Null too when a worker has room for it and nothing is ahead: the next claim (within
+ * milliseconds) takes it, so it waits for nothing.
  */
 export function explainReadyTask(row: ReadyTaskWaitingRow, now: Date): TaskWaiting | null {
   if (new Date(row.run_after).getTime() > now.getTime()) return null;
@@ -63,6 +66,16 @@ export function explainReadyTask(row: ReadyTaskWaitingRow, now: Date): TaskWaiti
       reason: 'concurrency_key',
       task,
       detail: `Task '${task}' waits for concurrency key '${row.concurrency_key}' (limit ${row.concurrency_limit}), held by ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}.`,
+    };
+  }
+  if (row.largest_free >= row.slots) {
+    // A worker has room for it: the next claim takes it, unless a heavier task ahead of it in
+    // claim order waits for slots first (a claim stops at the first task that does not fit).
+    if (row.ahead_task === null || row.ahead_job_id === null) return null;
+    return {
+      reason: 'workers_busy',
+      task,
+      detail: `A live worker of queue '${row.queue}' has ${row.largest_free} free slots, but task '${row.ahead_task}' of job ${Number(row.ahead_job_id)}, ahead in the queue, needs ${row.ahead_slots}: task '${task}' is taken after it.`,
     };
   }
   const workers = row.workers === 1 ? 'The live worker' : `The ${row.workers} live workers`;

@@ -393,7 +393,8 @@ export async function explainJob(
 }
 
 /**
- * The `waiting` objects of many jobs at once (`/dashboard` rows), from one {@link readWaitingContext}.
+ * The `waiting` objects of many jobs at once (`/dashboard` rows), from one {@link readWaitingContext}
+ * for the queued ones; a started one gets {@link explainReadyTasks}' answer (null while its tasks run).
  * @param rows - the jobs, with their positions; queued ones in admission order (a prefix of the
  *   queue, as `/dashboard` lists it), so each one's rank in its client's queue is its rank among
  *   the listed jobs of that client.
@@ -420,7 +421,27 @@ export async function explainJobs(
       const rank = ownRank.get(row.client) ?? 0;
       ownRank.set(row.client, rank + 1);
       out.set(r.id, explainQueued(candidateOf(row), rank, r.position, c));
-    } else out.set(r.id, row.queue_state === 'started' ? null : explainNotQueued(row, r.position));
+    } else if (row.queue_state !== 'started') out.set(r.id, explainNotQueued(row, r.position));
   }
+  // A started job waits only when a ready task of it does not run: one read per started row
+  // (at most as many as there are slots, in practice).
+  const started = rows.filter((r) => byId.get(r.id)?.queue_state === 'started');
+  const answers = await Promise.all(started.map((r) => explainReadyTasks(q, r.id, now)));
+  started.forEach((r, i) => {
+    const task = answers[i];
+    out.set(
+      r.id,
+      task
+        ? {
+            reason: task.reason as WaitingReason,
+            detail: task.detail,
+            task: task.task,
+            position: r.position,
+            ahead: null,
+            estimated_start_at: null,
+          }
+        : null,
+    );
+  });
   return out;
 }

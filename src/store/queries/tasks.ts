@@ -267,6 +267,12 @@ export interface ReadyTaskWaitingRow {
   largest: number;
   /** Slots taken now on those workers by running tasks. */
   slots_in_use: number;
+  /** The most free slots on one of those workers (its capacity less its running tasks' slots; 0 when none). */
+  largest_free: number;
+  /** The first ready task ahead of it in claim order that no worker has room for now (a claim stops there); null when none. */
+  ahead_job_id: number | null;
+  ahead_task: string | null;
+  ahead_slots: number | null;
   /** Running tasks holding the task's key (0 without a key). */
   holders: number;
   /** The first few of them, oldest first: `[{job_id, task}]`; null without holders. */
@@ -276,7 +282,7 @@ export interface ReadyTaskWaitingRow {
 /**
  * The ready tasks of job `$jobId`, by id, each with what decides whether a worker takes it: the
  * live workers serving its queue (not stopped, heart-beat within `$aliveSeconds` of `$now`), their
- * capacity and the slots their running tasks take, and the running holders of its concurrency
+ * capacity, the slots their running tasks take (in all, and the most left free on one worker), and the running holders of its concurrency
  * key. Reads only, takes no locks (a snapshot; "why is it waiting" in GET /jobs/<id>).
  */
 export const readReadyTaskWaiting = defineQuery<
@@ -294,6 +300,7 @@ export const readReadyTaskWaiting = defineQuery<
           (SELECT COALESCE(sum(x.slots), 0)::int FROM tasks x JOIN attempts a ON a.id = x.current_attempt_id
             WHERE x.state = 'running' AND a.worker_id IN (SELECT w.id FROM w WHERE t.queue = ANY(w.queues))
           ) AS slots_in_use,
+          f.largest_free, ahead.job_id AS ahead_job_id, ahead.name AS ahead_task, ahead.slots AS ahead_slots,
           (SELECT count(*)::int FROM tasks h WHERE h.state = 'running' AND h.concurrency_key = t.concurrency_key
           ) AS holders,
           (SELECT jsonb_agg(jsonb_build_object('job_id', h.job_id, 'task', h.name) ORDER BY h.id)
@@ -301,10 +308,24 @@ export const readReadyTaskWaiting = defineQuery<
                     WHERE h.state = 'running' AND h.concurrency_key = t.concurrency_key ORDER BY h.id LIMIT 5) AS h
           ) AS holder_tasks
      FROM tasks t
+     JOIN jobs tj ON tj.id = t.job_id
     CROSS JOIN LATERAL (
       SELECT count(*)::int AS workers, COALESCE(sum(w.concurrency), 0)::int AS capacity,
              COALESCE(max(w.concurrency), 0)::int AS largest
         FROM w WHERE t.queue = ANY(w.queues)) AS q
+    CROSS JOIN LATERAL (
+      SELECT COALESCE(max(w.concurrency - (
+               SELECT COALESCE(sum(x.slots), 0) FROM tasks x JOIN attempts a ON a.id = x.current_attempt_id
+                WHERE x.state = 'running' AND a.worker_id = w.id)), 0)::int AS largest_free
+        FROM w WHERE t.queue = ANY(w.queues)) AS f
+    -- A claim takes ready tasks in (job priority, task id) order while they fit and stops at the
+    -- first that does not: the first such task ahead of this one, heavier than any worker's room.
+    LEFT JOIN LATERAL (
+      SELECT x.job_id, x.name, x.slots FROM tasks x JOIN jobs jx ON jx.id = x.job_id
+       WHERE x.state = 'ready' AND x.queue = t.queue AND jx.queue_state = 'started'
+         AND x.run_after <= $now::timestamptz AND x.slots > f.largest_free AND x.slots <= q.largest
+         AND (jx.priority, x.id) < (tj.priority, t.id)
+       ORDER BY jx.priority, x.id LIMIT 1) AS ahead ON true
     WHERE t.job_id = $jobId AND t.state = 'ready'
     ORDER BY t.id`,
 );
