@@ -37,7 +37,9 @@ export function readBoxes(buf: Buffer, from = 0, to = buf.length): Box[] {
 
 /** The first child box of `type`, or undefined. */
 export function child(buf: Buffer, parent: Box | null, type: string): Box | undefined {
-  return readBoxes(buf, parent ? parent.body : 0, parent ? parent.end : buf.length).find((b) => b.type === type);
+  return readBoxes(buf, parent ? parent.body : 0, parent ? parent.end : buf.length).find(
+    (b) => b.type === type,
+  );
 }
 
 /** The box at a path such as `moov/trak/mdia/mdhd`. */
@@ -113,7 +115,9 @@ function readTraf(buf: Buffer, moof: Box, trex: { duration: number; size: number
   let tfdt = 0;
   if (tfdtBox)
     tfdt =
-      buf[tfdtBox.body] === 1 ? Number(buf.readBigUInt64BE(tfdtBox.body + 4)) : buf.readUInt32BE(tfdtBox.body + 4);
+      buf[tfdtBox.body] === 1
+        ? Number(buf.readBigUInt64BE(tfdtBox.body + 4))
+        : buf.readUInt32BE(tfdtBox.body + 4);
   const trun = child(buf, traf, 'trun');
   if (!trun) throw new Error('traf without trun');
   const flags = buf.readUInt32BE(trun.body) & 0xffffff;
@@ -290,7 +294,8 @@ function avcSubsamples(sample: Buffer): [number, number][] {
 export function encryptFragment(segment: Buffer, key: Buffer, isVideo: boolean): Buffer {
   const buf = Buffer.from(segment);
   const [moof, mdat] = readBoxes(buf);
-  if (!moof || moof.type !== 'moof' || !mdat || mdat.type !== 'mdat') throw new Error('not a moof+mdat segment');
+  if (!moof || moof.type !== 'moof' || !mdat || mdat.type !== 'mdat')
+    throw new Error('not a moof+mdat segment');
   const t = readTraf(buf, moof, { duration: 0, size: 0 });
   if (!(t.flags & 0x01)) throw new Error('trun without a data offset');
   let p = moof.start + t.dataOffset;

@@ -21,6 +21,8 @@ import { testConfig, writeSettings } from '../helpers/engine.js';
 import { trackRunning } from '../helpers/leak-guard.js';
 import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { listAssetRenditions } from '../../workflows/handlers/lib/asset-renditions.js';
+import { alignedX264Args, chooseRungs } from '../../workflows/handlers/lib/ladder.js';
 
 const exec = promisify(execFile);
 const CLIENT = 'ladder-admin';
@@ -140,17 +142,98 @@ function decryptFragment(seg: Buffer, key: Buffer): Buffer {
     } else d.update(buf.subarray(at, at + size)).copy(buf, at);
     at += size;
   }
+  // FFmpeg 5.1 refuses fragments whose encryption info it cannot index ("Incorrect number of
+  // samples in encryption info"); once decrypted, the boxes are renamed `free` (same sizes).
+  for (const b of inTraf)
+    if (['senc', 'saiz', 'saio'].includes(b.type)) buf.write('free', b.start + 4, 'latin1');
+  return buf;
+}
+
+/** The init segment with its protection signalling renamed away: `encv`/`enca` back to the `frma` format, `sinf` and `pssh` to `free`. */
+function clearInit(init: Buffer): Buffer {
+  const buf = Buffer.from(init);
+  const stsd = find(buf, 'moov/trak/mdia/minf/stbl/stsd')!;
+  const entry = readBoxes(buf, stsd.body + 8, stsd.end)[0]!;
+  const sinf = readBoxes(buf, entry.body + (entry.type === 'encv' ? 78 : 28), entry.end).find(
+    (b) => b.type === 'sinf',
+  )!;
+  const frma = readBoxes(buf, sinf.body, sinf.end).find((b) => b.type === 'frma')!;
+  buf.write(buf.toString('latin1', frma.body, frma.body + 4), entry.start + 4, 'latin1');
+  buf.write('free', sinf.start + 4, 'latin1');
+  const pssh = find(buf, 'moov/pssh');
+  if (pssh) buf.write('free', pssh.start + 4, 'latin1');
+  return buf;
+}
+
+function stripSignalling(seg: Buffer): Buffer {
+  const buf = Buffer.from(seg);
+  const moof = readBoxes(buf).find((b) => b.type === 'moof')!;
+  const traf = readBoxes(buf, moof.body, moof.end).find((b) => b.type === 'traf')!;
+  for (const b of readBoxes(buf, traf.body, traf.end))
+    if (['senc', 'saiz', 'saio'].includes(b.type)) buf.write('free', b.start + 4, 'latin1');
   return buf;
 }
 
 async function framemd5(file: string): Promise<{ ok: boolean; out: string }> {
   try {
-    const { stdout, stderr } = await exec('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v', '-f', 'framemd5', '-']);
-    return { ok: stderr.trim() === '', out: stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n') };
+    const { stdout, stderr } = await exec('ffmpeg', [
+      '-v',
+      'error',
+      '-i',
+      file,
+      '-map',
+      '0:v',
+      '-f',
+      'framemd5',
+      '-',
+    ]);
+    return {
+      ok: stderr.trim() === '',
+      out: stdout
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n'),
+    };
   } catch (err) {
     return { ok: false, out: String((err as { stdout?: string }).stdout ?? '') };
   }
 }
+
+describe('the ladder', () => {
+  it('caps the default ladder at the source height, never upscales, keeps widths even', () => {
+    const hd = chooseRungs(undefined, 1920, 1080).rungs;
+    assert.deepEqual(
+      hd.map((r) => [r.width, r.height, r.video_bitrate]),
+      [
+        [1920, 1080, 5_000_000],
+        [1280, 720, 2_800_000],
+        [854, 480, 1_400_000],
+        [640, 360, 800_000],
+      ],
+    );
+    const small = chooseRungs(undefined, 1280, 534);
+    // 1280x534 (2.40:1): 480 lines are 1150.6 wide, 360 lines 862.9; both rounded to even.
+    assert.deepEqual(
+      small.rungs.map((r) => `${r.width}x${r.height}`),
+      ['1150x480', '862x360'],
+    );
+    assert.deepEqual(small.dropped, [1080, 720]);
+    for (const r of small.rungs) assert.equal(r.width % 2, 0);
+    // Every asked height is above a 181-line source: one rung at its own height, rounded down to even.
+    const tiny = chooseRungs([{ height: 720, video_bitrate_kbps: 2000 }], 320, 181);
+    assert.deepEqual(
+      tiny.rungs.map((r) => [r.width, r.height, r.video_bitrate]),
+      [[318, 180, 2_000_000]],
+    );
+    assert.throws(() => chooseRungs([{ height: 360 }, { height: 360 }], 640, 360), /asked for twice/);
+  });
+
+  it('fixes the GOP to the segment and turns scene cuts off', () => {
+    const args = alignedX264Args(800_000, 2, 25).join(' ');
+    assert.match(args, /-g 50 -keyint_min 50 -sc_threshold 0/);
+    assert.match(args, /-force_key_frames expr:gte\(t,n_forced\*2\)/);
+  });
+});
 
 describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
   let store: TestStore;
@@ -160,10 +243,18 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
   let root: string;
   const abs = (rel: string): string => path.join(root, rel);
 
-  const api = async <T = unknown>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> => {
+  const api = async <T = unknown>(
+    method: string,
+    p: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${running.url}${p}`, {
       method,
-      headers: { client: CLIENT, 'api-key': KEY, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        client: CLIENT,
+        'api-key': KEY,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     return { status: res.status, body: (await res.json()) as T };
@@ -192,16 +283,37 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     store = await createTestStore('pglite');
     await writeSettings(store.db, { max_jobs: 2, retry_delay: 1 });
     receiver = await startCallbackReceiver();
-    const config = testConfig({ roles: ['api', 'controller', 'worker'], adminClient: CLIENT, adminApiKey: KEY, workerConcurrency: 2 });
+    const config = testConfig({
+      roles: ['api', 'controller', 'worker'],
+      adminClient: CLIENT,
+      adminApiKey: KEY,
+      workerConcurrency: 2,
+    });
     running = await startTaskEngine(config, { db: store.db, logger: pino({ level: 'silent' }) });
     untrack = trackRunning('engine', 'of startTaskEngine', () => running.stop());
     root = path.join(config.storageRoot, CLIENT);
     await mkdir(abs('in/film'), { recursive: true });
     // Noise makes the picture hard enough to compress that the encoder needs its whole target rate.
     await runFfmpeg([
-      '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=25:duration=${SECONDS},noise=alls=30:allf=t`,
-      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${SECONDS}`,
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '18', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=640x360:rate=25:duration=${SECONDS},noise=alls=30:allf=t`,
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=440:sample_rate=48000:duration=${SECONDS}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-crf',
+      '18',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-shortest',
       abs('in/film/source.mp4'),
     ]);
     await writeFile(
@@ -229,7 +341,10 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     await bad({ renditions: [{ height: 361 }] }, /renditions\[0\]\.height/);
     await bad({ renditions: [{ height: 360, video_bitrate_kbps: 'lots' }] }, /video_bitrate_kbps/);
     await bad({ renditions: [] }, /renditions/);
-    await bad({ formats: ['dash'], segment_format: 'ts' }, /segment_format must be \\"cmaf\\" \(DASH needs CMAF/);
+    await bad(
+      { formats: ['dash'], segment_format: 'ts' },
+      /segment_format must be \\"cmaf\\" \(DASH needs CMAF/,
+    );
     await bad({ drm: ['aes'], formats: ['hls', 'dash'] }, /formats is not accepted \(aes/);
     await bad({ drm: ['cenc'], segment_format: 'ts' }, /cenc needs CMAF/);
     await bad({ formats: ['hls', 'smooth'] }, /formats\[1\] must be one of/);
@@ -268,7 +383,10 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       .split('\n')
       .filter((l) => l.startsWith('#EXT-X-STREAM-INF:'))
       .map((l) => parseAttributes(l.slice(18)));
-    assert.deepEqual(inf.map((a) => a.RESOLUTION), ['640x360', '426x240']);
+    assert.deepEqual(
+      inf.map((a) => a.RESOLUTION),
+      ['640x360', '426x240'],
+    );
     for (const a of inf) {
       assert.match(a.CODECS!, /^avc1\.64[0-9a-f]{4},mp4a\.40\.2$/);
       assert.ok(Number(a.BANDWIDTH) >= Number(a['AVERAGE-BANDWIDTH']) && Number(a['AVERAGE-BANDWIDTH']) > 0);
@@ -276,8 +394,17 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       assert.equal(a.AUDIO, 'audio');
       assert.equal(a.SUBTITLES, 'subs');
     }
-    const media = master.split('\n').filter((l) => l.startsWith('#EXT-X-MEDIA:')).map((l) => parseAttributes(l.slice(13)));
-    assert.deepEqual(media.map((m) => [m.TYPE, m.LANGUAGE ?? null]), [['AUDIO', null], ['SUBTITLES', 'en']]);
+    const media = master
+      .split('\n')
+      .filter((l) => l.startsWith('#EXT-X-MEDIA:'))
+      .map((l) => parseAttributes(l.slice(13)));
+    assert.deepEqual(
+      media.map((m) => [m.TYPE, m.LANGUAGE ?? null]),
+      [
+        ['AUDIO', null],
+        ['SUBTITLES', 'en'],
+      ],
+    );
 
     // Each rendition: resolution, bit rate within 15 % of the target, key frames on the segment grid.
     const targets: Record<string, number> = { '360p': 900_000, '240p': 450_000 };
@@ -302,7 +429,10 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       const info = await probeMedia(joined);
       assert.deepEqual([info.video?.width, info.video?.height], name === '360p' ? [640, 360] : [426, 240]);
       const rate = (bytes * 8) / pl.totalSeconds;
-      assert.ok(Math.abs(rate - target) / target <= 0.15, `${name}: ${Math.round(rate)} b/s against ${target}`);
+      assert.ok(
+        Math.abs(rate - target) / target <= 0.15,
+        `${name}: ${Math.round(rate)} b/s against ${target}`,
+      );
       const keys = await keyFrameTimes(joined);
       assert.deepEqual(keys, starts[name], `${name}: a key frame starts every segment, and only there`);
     }
@@ -315,13 +445,17 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     const period = kids(kids(mpd, 'MPD')[0]!, 'Period')[0]!;
     assert.equal(kids(period, 'BaseURL')[0]!.text, 'film_nodrm/');
     const sets = kids(period, 'AdaptationSet');
-    assert.deepEqual(sets.map((s) => s.attrs.contentType), ['video', 'audio', 'text']);
+    assert.deepEqual(
+      sets.map((s) => s.attrs.contentType),
+      ['video', 'audio', 'text'],
+    );
     for (const rep of kids(sets[0]!, 'Representation')) {
       const tmpl = kids(rep, 'SegmentTemplate')[0]!;
       const ts = Number(tmpl.attrs.timescale);
       const durations: number[] = [];
       for (const s of kids(kids(tmpl, 'SegmentTimeline')[0]!, 'S'))
-        for (let i = 0; i <= Number(s.attrs.r ?? 0); i++) durations.push(Math.round((Number(s.attrs.d) / ts) * 1000) / 1000);
+        for (let i = 0; i <= Number(s.attrs.r ?? 0); i++)
+          durations.push(Math.round((Number(s.attrs.d) / ts) * 1000) / 1000);
       assert.deepEqual(durations, hlsDurations[rep.attrs.id!], `MPD and HLS agree on ${rep.attrs.id}`);
       assert.equal(tmpl.attrs.media, `${rep.attrs.id}/segment_$Number%05d$.m4s`);
       assert.match(rep.attrs.codecs!, /^avc1\.64/);
@@ -342,8 +476,13 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     assert.match(cmpd, /urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b/);
     const init = await readFile(path.join(out, 'film_cenc/360p/init.mp4'));
     const pssh = find(init, 'moov/pssh')!;
-    assert.equal(init.subarray(pssh.body + 4, pssh.body + 20).toString('hex'), '1077efecc0b24d02ace33c1e52e2fb4b');
-    const end = (await receiver.waitForCount(1, (r) => r.body.job_id === id && 'status' in r.body, 15_000))[0]!;
+    assert.equal(
+      init.subarray(pssh.body + 4, pssh.body + 20).toString('hex'),
+      '1077efecc0b24d02ace33c1e52e2fb4b',
+    );
+    const end = (
+      await receiver.waitForCount(1, (r) => r.body.job_id === id && 'status' in r.body, 15_000)
+    )[0]!;
     const text = JSON.stringify(end.body);
     assert.ok(text.includes(kid) && !text.includes(keyHex), 'the callback carries the key id, never the key');
     const logs = JSON.stringify((await api('GET', `/logs/${id}?show_all=1`)).body);
@@ -358,14 +497,30 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     const encFile = path.join(out, 'enc.mp4');
     const decFile = path.join(out, 'dec.mp4');
     await writeFile(encFile, Buffer.concat([init, ...segs]));
-    await writeFile(decFile, Buffer.concat([init, ...segs.map((s) => decryptFragment(s, Buffer.from(keyHex, 'hex')))]));
+    await writeFile(
+      decFile,
+      Buffer.concat([clearInit(init), ...segs.map((s) => decryptFragment(s, Buffer.from(keyHex, 'hex')))]),
+    );
     const clearFile = path.join(out, '360p.joined.mp4');
     const clear = await framemd5(clearFile);
+    // Without the key: the same file with only the signalling removed (the samples still encrypted).
+    await writeFile(encFile, Buffer.concat([clearInit(init), ...segs.map((s) => stripSignalling(s))]));
     const enc = await framemd5(encFile);
     const dec = await framemd5(decFile);
     assert.ok(clear.ok && dec.ok, 'the decrypted file decodes without errors');
     assert.equal(dec.out, clear.out, 'decrypted frames equal the clear variant');
     assert.ok(!enc.ok || enc.out !== clear.out, 'the encrypted file does not decode to the picture');
+
+    const listed = await listAssetRenditions(out, 'film');
+    assert.deepEqual(
+      listed.map((r) => [r.variant, r.kind, r.name, r.segment_format, r.height]),
+      ['clear', 'cenc'].flatMap((v) => [
+        [v, 'video', '360p', 'cmaf', 360],
+        [v, 'video', '240p', 'cmaf', 240],
+        [v, 'audio', 'audio', 'cmaf', null],
+        [v, 'subtitles', 'subs/en', 'cmaf', null],
+      ]),
+    );
   });
 
   it('keeps TS renditions with shared audio and makes no keys file when asked', async () => {
@@ -384,6 +539,9 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     assert.match(master, /TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en"/);
     const info = await probeMedia(abs('out/ts/ts_nodrm/240p/index.m3u8'));
     assert.deepEqual(info.streams.map((s) => s.kind).sort(), ['audio', 'video']);
-    assert.match(await readFile(abs('out/ts/ts_nodrm/subs/en/subtitles.vtt'), 'utf8'), /X-TIMESTAMP-MAP=MPEGTS:\d+/);
+    assert.match(
+      await readFile(abs('out/ts/ts_nodrm/subs/en/subtitles.vtt'), 'utf8'),
+      /X-TIMESTAMP-MAP=MPEGTS:\d+/,
+    );
   });
 });

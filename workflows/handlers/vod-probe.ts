@@ -185,7 +185,7 @@ export function readSegmentFormat(
   const given = p.segment_format;
   if (given !== undefined && given !== 'ts' && given !== 'cmaf')
     throw new PermanentTaskError('parameters.segment_format must be "cmaf" or "ts"');
-  const f = (given as 'ts' | 'cmaf' | undefined) ?? (formats.includes('dash') || drm.cenc ? 'cmaf' : 'ts');
+  const f = given ?? (formats.includes('dash') || drm.cenc ? 'cmaf' : 'ts');
   if (f === 'ts' && formats.includes('dash'))
     throw new PermanentTaskError('parameters.segment_format "ts" cannot be used with DASH; use "cmaf"');
   if (f === 'ts' && drm.cenc)

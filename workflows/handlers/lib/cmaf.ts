@@ -30,7 +30,7 @@ import {
 } from '../../../src/media/fmp4.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
 import { assetPaths, exists, listAssetFiles, writeFileAtomic, type RenditionSource, type VodPlan } from './vod.js';
-import { measurePlaylist, writeSubtitleRendition, type StagedAudio, type StagedSubtitle } from './vod-ladder.js';
+import { measurePlaylist, writeSubtitleRendition, type StagedAudio, type StagedSubtitle } from './media-parts.js';
 
 /** A CENC key of a job. The key itself goes only to `keys.json`, never to logs or outputs. */
 export interface CencKey {

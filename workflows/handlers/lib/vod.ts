@@ -31,7 +31,10 @@ import {
   writeSubtitleRendition,
   type StagedAudio,
   type StagedSubtitle,
-} from './vod-ladder.js';
+  type SubtitleTrack,
+} from './media-parts.js';
+
+export type { SubtitleTrack } from './media-parts.js';
 
 /** A variant of the asset. */
 export type Variant = 'clear' | 'aes';
@@ -39,17 +42,6 @@ export type Variant = 'clear' | 'aes';
 /** Every variant vodstream may package: `cenc` is the CENC-encrypted CMAF variant. */
 export type PackagedVariant = Variant | 'cenc';
 
-/** A subtitle track taken from an SRT file. */
-export interface SubtitleTrack {
-  /** Client-relative SRT file. */
-  file: string;
-  /** BCP 47 language tag (`und` when unknown). */
-  language: string;
-  /** Name shown by players. */
-  name: string;
-  /** Folder name inside a variant (`subs/<id>`), unique per job. */
-  id: string;
-}
 
 /** The ladder slots a source may be encoded to, largest first. */
 export const LADDER = [1080, 720, 480, 360] as const;
