@@ -259,9 +259,13 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     });
     return { status: res.status, body: (await res.json()) as T };
   };
-  const run = async (parameters: Record<string, unknown>): Promise<{ id: number; job: JobReply }> => {
+  const run = async (
+    parameters: Record<string, unknown>,
+    workflow = 'vodstream',
+    expectFailure = false,
+  ): Promise<{ id: number; job: JobReply }> => {
     const r = await api<{ id: number }>('POST', '/job', {
-      job: { workflow: 'vodstream' },
+      job: { workflow },
       parameters: { rest_endpoints: [receiver.url('/cb')], ...parameters },
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -272,7 +276,7 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       },
       { timeoutMs: 240_000, intervalMs: 200, what: `job ${r.body.id}` },
     );
-    if (job.failed) {
+    if (job.failed !== expectFailure) {
       const logs = (await api<{ message: string }[]>('GET', `/logs/${r.body.id}?show_all=1`)).body;
       assert.fail(`job failed: ${JSON.stringify(job.tasks)}\n${logs.map((l) => l.message).join('\n')}`);
     }
@@ -543,5 +547,32 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       await readFile(abs('out/ts/ts_nodrm/subs/en/subtitles.vtt'), 'utf8'),
       /X-TIMESTAMP-MAP=MPEGTS:\d+/,
     );
+    assert.deepEqual(
+      (await listAssetRenditions(abs('out/ts'), 'ts')).map((r) => [r.kind, r.name, r.segment_format]),
+      [
+        ['video', '240p', 'ts'],
+        ['subtitles', 'subs/en', 'ts'],
+      ],
+    );
+    assert.ok(!(await readdir(abs('out/ts'))).includes('keys.json'));
+
+    // drmswitch builds the AES variant of this TS asset and carries the subtitles over.
+    await run({ content_id: 'ts', folder: 'out/ts', drm: ['aes'] }, 'drmswitch');
+    assert.match(
+      await readFile(abs('out/ts/ts_aes.m3u8'), 'utf8'),
+      /TYPE=SUBTITLES,GROUP-ID="subs",NAME="English"/,
+    );
+    const vtt = await readFile(abs('out/ts/ts_aes/subs/en/subtitles.vtt'), 'utf8');
+    assert.equal(vtt.match(/X-TIMESTAMP-MAP/g)?.length, 1);
+  });
+
+  it("createmp4 takes a CMAF asset's audio group; drmswitch refuses CMAF assets with a reason", async () => {
+    await run({ source_folder: 'out/film', content_id: 'film', mp4_filename: 'film.mp4' }, 'createmp4');
+    const mp4 = await probeMedia(abs('out/film/film.mp4'));
+    assert.deepEqual(mp4.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    assert.equal(mp4.video?.height, 360);
+    const { id } = await run({ content_id: 'film', folder: 'out/film', drm: ['aes'] }, 'drmswitch', true);
+    const logs = JSON.stringify((await api('GET', `/logs/${id}?show_all=1`)).body);
+    assert.match(logs, /is a CMAF asset; drmswitch switches MPEG-TS assets/);
   });
 });
