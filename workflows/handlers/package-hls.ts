@@ -4,7 +4,7 @@
  * CMAF (`segment_format: cmaf`): fMP4 segments with HLS and/or DASH manifests, clear or CENC
  * (`keys.json` in the output folder unless `write_keys` is false). Inputs: `plan`, `variant`.
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { newCencKey, packageCmaf, type CencKey } from './lib/cmaf.js';
@@ -61,6 +61,7 @@ export default async function packageHls(
         .then((t) => JSON.parse(t) as Record<string, string>)
         .catch(() => ({}));
       await writeFileAtomic(keysFile, `${JSON.stringify({ ...prior, [key.kid]: key.key }, null, 2)}\n`);
+      await chmod(keysFile, 0o600);
       ctx.log(`CENC key id ${key.kid}; its key is in ${rel(ctx, keysFile)}`);
     } else ctx.log(`CENC key id ${key.kid}; write_keys is false, so the key is not stored by the engine`);
   }
