@@ -28,7 +28,12 @@ export interface HlsSegment {
 
 /** A parsed playlist: either a master (variants) or a media playlist (segments). */
 export type HlsPlaylist =
-  | { kind: 'master'; variants: HlsVariant[] }
+  | {
+      kind: 'master';
+      variants: HlsVariant[];
+      /** `EXT-X-MEDIA` lines as attribute maps (audio and subtitle renditions). */
+      media: Record<string, string>[];
+    }
   | {
       kind: 'media';
       segments: HlsSegment[];
@@ -65,6 +70,7 @@ export function parsePlaylist(text: string, source = 'playlist'): HlsPlaylist {
   if (lines[0] !== '#EXTM3U')
     throw new PermanentTaskError(`${source} is not an HLS playlist (no #EXTM3U header)`);
   const variants: HlsVariant[] = [];
+  const media: Record<string, string>[] = [];
   const segments: HlsSegment[] = [];
   let pendingInf: Record<string, string> | null = null;
   let pendingDuration: number | null = null;
@@ -76,6 +82,7 @@ export function parsePlaylist(text: string, source = 'playlist'): HlsPlaylist {
   for (const line of lines.slice(1)) {
     if (!line) continue;
     if (line.startsWith('#EXT-X-STREAM-INF:')) pendingInf = parseAttributes(line.slice(18));
+    else if (line.startsWith('#EXT-X-MEDIA:')) media.push(parseAttributes(line.slice(13)));
     else if (line.startsWith('#EXTINF:')) pendingDuration = Number.parseFloat(line.slice(8));
     else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) {
       const ms = Date.parse(line.slice(25));
@@ -105,7 +112,7 @@ export function parsePlaylist(text: string, source = 'playlist'): HlsPlaylist {
       }
     }
   }
-  if (variants.length > 0) return { kind: 'master', variants };
+  if (variants.length > 0) return { kind: 'master', variants, media };
   return { kind: 'media', segments, totalSeconds: offset, ended, encrypted, startEpochMs };
 }
 
@@ -119,22 +126,62 @@ export interface MasterEntry {
   /** RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`. */
   codecs: string;
   frameRate?: number | null;
+  /** Average bits per second over the whole rendition (AVERAGE-BANDWIDTH), when measured. */
+  averageBandwidth?: number | null;
+}
+
+/** An `EXT-X-MEDIA` rendition of a master playlist (an audio-only or a subtitle group member). */
+export interface MasterMedia {
+  type: 'AUDIO' | 'SUBTITLES';
+  groupId: string;
+  name: string;
+  language?: string | null;
+  uri: string;
+  default?: boolean;
+}
+
+/** Options of {@link writeMasterPlaylist}. */
+export interface MasterOptions {
+  /** `EXT-X-VERSION` (3 by default; 7 for fMP4 media playlists). */
+  version?: number;
+  /** Audio and subtitle renditions; every variant names their groups (AUDIO=, SUBTITLES=). */
+  media?: MasterMedia[];
+  /** Writes `EXT-X-INDEPENDENT-SEGMENTS` (every segment starts with a key frame). */
+  independentSegments?: boolean;
 }
 
 /**
  * Writes a master playlist listing `entries` highest bandwidth first. `comment` lines (without
- * `#`) are written after the header as plain comments, which players ignore.
+ * `#`) are written after the header as plain comments, which players ignore. Attributes follow
+ * RFC 8216 section 4.3.4.2 (`BANDWIDTH`, `AVERAGE-BANDWIDTH`, `RESOLUTION`, `CODECS`, `FRAME-RATE`)
+ * and 4.3.4.1 (`EXT-X-MEDIA`).
  */
-export function writeMasterPlaylist(entries: MasterEntry[], comment: string[] = []): string {
+export function writeMasterPlaylist(
+  entries: MasterEntry[],
+  comment: string[] = [],
+  options: MasterOptions = {},
+): string {
   const sorted = [...entries].sort((a, b) => b.bandwidth - a.bandwidth);
-  const lines = ['#EXTM3U', '#EXT-X-VERSION:3', ...comment.map((c) => `# ${c}`)];
+  const lines = ['#EXTM3U', `#EXT-X-VERSION:${options.version ?? 3}`, ...comment.map((c) => `# ${c}`)];
+  if (options.independentSegments) lines.push('#EXT-X-INDEPENDENT-SEGMENTS');
+  const media = options.media ?? [];
+  for (const m of media) {
+    const attrs = [`TYPE=${m.type}`, `GROUP-ID="${m.groupId}"`, `NAME="${m.name.replace(/"/g, "'")}"`];
+    if (m.language) attrs.push(`LANGUAGE="${m.language}"`);
+    attrs.push(`DEFAULT=${m.default ? 'YES' : 'NO'}`, `AUTOSELECT=YES`);
+    if (m.type === 'AUDIO') attrs.push('CHANNELS="2"');
+    attrs.push(`URI="${m.uri}"`);
+    lines.push(`#EXT-X-MEDIA:${attrs.join(',')}`);
+  }
+  const audio = media.find((m) => m.type === 'AUDIO');
+  const subs = media.find((m) => m.type === 'SUBTITLES');
   for (const e of sorted) {
-    const attrs = [
-      `BANDWIDTH=${Math.round(e.bandwidth)}`,
-      `RESOLUTION=${e.width}x${e.height}`,
-      `CODECS="${e.codecs}"`,
-    ];
+    const attrs = [`BANDWIDTH=${Math.round(e.bandwidth)}`];
+    if (e.averageBandwidth) attrs.push(`AVERAGE-BANDWIDTH=${Math.round(e.averageBandwidth)}`);
+    attrs.push(`RESOLUTION=${e.width}x${e.height}`, `CODECS="${e.codecs}"`);
     if (e.frameRate) attrs.push(`FRAME-RATE=${e.frameRate.toFixed(3)}`);
+    if (audio) attrs.push(`AUDIO="${audio.groupId}"`);
+    if (subs) attrs.push(`SUBTITLES="${subs.groupId}"`);
     lines.push(`#EXT-X-STREAM-INF:${attrs.join(',')}`, e.uri);
   }
   return `${lines.join('\n')}\n`;

@@ -269,7 +269,9 @@ function describeError(e: ErrorObject): string {
     case 'enum':
       return `${p} must be one of: ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'const':
-      return `${p} must be ${JSON.stringify(params.allowedValue)}`;
+      return `${p} must be ${JSON.stringify(params.allowedValue)}${why(e)}`;
+    case 'not':
+      return `${p} is not accepted${why(e)}`;
     case 'format':
       return params.format === STORAGE_PATH_FORMAT
         ? `${p} must be ${STORAGE_PATH_RULE}`
@@ -277,6 +279,12 @@ function describeError(e: ErrorObject): string {
     default:
       return `${p} ${e.message ?? 'is not accepted'}`;
   }
+}
+
+/** ` (<description>)` of the schema that failed, when it has one: the rule in words. */
+function why(e: ErrorObject): string {
+  const d = (e.parentSchema as { description?: unknown } | undefined)?.description;
+  return typeof d === 'string' && d ? ` (${d})` : '';
 }
 
 /** The types a `type` error expected. */
@@ -324,7 +332,11 @@ function coerceNumericStrings(resolved: Record<string, unknown>, errors: readonl
 
 function problemsOf(validate: ValidateFunction): string[] {
   const seen = new Set<string>();
-  for (const e of validate.errors ?? []) seen.add(describeError(e));
+  for (const e of validate.errors ?? []) {
+    // An `if`/`then` failure is reported by the errors inside `then`, which name the value.
+    if (e.keyword === 'if') continue;
+    seen.add(describeError(e));
+  }
   return [...seen];
 }
 

@@ -58,7 +58,7 @@ forEachStore('vodstream progress', (kind) => {
     const job = await te.waitForState(id, ['completed', 'broken'], 180_000);
     const tasks = await te.tasks(id);
     assert.ok(!job.failed, `job failed: ${JSON.stringify(tasks.map((t) => [t.name, t.state, t.error]))}`);
-    const encode = tasks.find((t) => t.name === 'rendition_360')!;
+    const encode = tasks.find((t) => t.name === 'rendition_1')!;
     assert.equal(encode.state, 'succeeded');
 
     const { rows } = await store.db.query<{ data: TaskEvent }>(

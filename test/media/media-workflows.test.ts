@@ -172,12 +172,17 @@ describe('media workflows through the API [pglite]', () => {
     assert.deepEqual(states, {
       probe: 'succeeded',
       thumbnail: 'succeeded',
-      rendition_1080: 'skipped',
-      rendition_720: 'skipped',
-      rendition_480: 'skipped',
-      rendition_360: 'succeeded',
+      rendition_1: 'succeeded',
+      rendition_2: 'skipped',
+      rendition_3: 'skipped',
+      rendition_4: 'skipped',
+      rendition_5: 'skipped',
+      rendition_6: 'skipped',
+      audio: 'succeeded',
+      subtitles: 'skipped',
       package_clear: 'succeeded',
       package_aes: 'succeeded',
+      package_cenc: 'skipped',
       mp4: 'succeeded',
       finalize: 'succeeded',
       remove_staging: 'skipped', // cleanup after a failure only
@@ -502,7 +507,7 @@ describe('media workflows through the API [pglite]', () => {
     assert.equal(job.failed, true, JSON.stringify(job.tasks));
     const byName = new Map(job.tasks.map((t) => [t.name, t]));
     assert.equal(byName.get('finalize')?.state, 'failed');
-    assert.equal(byName.get('rendition_360')?.state, 'succeeded');
+    assert.equal(byName.get('rendition_1')?.state, 'succeeded');
     assert.equal(byName.get('remove_staging')?.state, 'succeeded');
     assert.match(await logsOf(id), new RegExp(`removed out/forced/\\.staging-${id}`));
     const left = (await readdir(abs('out/forced'))).filter((f) => f.startsWith('.staging-'));

@@ -50,11 +50,18 @@ export default async function createMp4(ctx: HandlerContext): Promise<unknown> {
   const master = await findMaster(folderAbs, id);
   const pl = parsePlaylist(await readFile(master, 'utf8'), rel(ctx, master));
   let media = master;
+  let audioPlaylist: string | null = null;
   if (pl.kind === 'master') {
     const best = [...pl.variants].sort((a, b) => b.bandwidth - a.bandwidth)[0];
     if (!best) throw new PermanentTaskError(`${rel(ctx, master)} lists no variants`);
     media = path.resolve(path.dirname(master), best.uri);
     await ctx.storage.resolve(rel(ctx, media));
+    // A CMAF asset keeps its audio in an audio-only rendition group.
+    const audio = pl.media.find((m) => m.TYPE === 'AUDIO' && m.URI);
+    if (audio) {
+      audioPlaylist = path.resolve(path.dirname(master), audio.URI!);
+      await ctx.storage.resolve(rel(ctx, audioPlaylist));
+    }
   }
   const name = fileName(p, 'mp4_filename', `${id ?? path.basename(master, '.m3u8')}.mp4`, '.mp4');
   const out = await ctx.storage.resolve(outputFolder(p, sourceFolder));
@@ -67,8 +74,7 @@ export default async function createMp4(ctx: HandlerContext): Promise<unknown> {
       ...inputArgs,
       '-i',
       media,
-      '-map',
-      '0',
+      ...(audioPlaylist ? [...inputArgs, '-i', audioPlaylist, '-map', '0:v:0', '-map', '1:a:0'] : ['-map', '0']),
       '-c',
       'copy',
       '-bsf:a',

@@ -19,6 +19,10 @@ export default async function getFilenames(ctx: HandlerContext): Promise<SwitchS
     throw new PermanentTaskError(
       `no VOD asset ${id} in ${JSON.stringify(folder)} (neither ${id}_nodrm.m3u8 nor ${id}_aes.m3u8 exists)`,
     );
+  if ((await exists(paths.cenc)) || (await exists(paths.cencMpd)) || (await exists(paths.clearMpd)))
+    throw new PermanentTaskError(
+      `${id} in ${JSON.stringify(folder)} is a CMAF asset; drmswitch switches MPEG-TS assets (clear and AES-128) only`,
+    );
   const active = await activeVariant(paths);
   const e = ctx.parameters.enable_drm;
   const target: 'clear' | 'aes' =

@@ -10,6 +10,7 @@ import { parsePlaylist } from '../../src/media/hls-playlist.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { readState, switchTarget } from './lib/drm-switch.js';
 import { optString, rel } from './lib/params.js';
+import type { StagedSubtitle } from './lib/media-parts.js';
 import { packageVariant, type RenditionSource } from './lib/vod.js';
 
 /** @returns `{built, files}`. */
@@ -24,6 +25,21 @@ export default async function prepareSwitch(ctx: HandlerContext): Promise<unknow
   const from = state.target === 'aes' ? paths.clear : paths.aes;
   const master = parsePlaylist(await readFile(from, 'utf8'), rel(ctx, from));
   if (master.kind !== 'master') throw new PermanentTaskError(`${rel(ctx, from)} is not a master playlist`);
+  const firstMedia = path.resolve(path.dirname(from), master.variants[0]?.uri ?? '');
+  const cmaf = (await readFile(firstMedia, 'utf8').catch(() => '')).includes('#EXT-X-MAP:');
+  if (cmaf || master.media.some((m) => m.TYPE === 'AUDIO'))
+    throw new PermanentTaskError(
+      `${rel(ctx, from)} is a CMAF asset; drmswitch rebuilds MPEG-TS variants only (package CENC with vodstream drm: ["cenc"])`,
+    );
+  // Subtitle renditions are carried over to the new variant.
+  const subtitles: StagedSubtitle[] = [];
+  for (const m of master.media.filter((x) => x.TYPE === 'SUBTITLES' && x.URI)) {
+    const pl = path.resolve(path.dirname(from), m.URI!);
+    const vtt = path.join(path.dirname(pl), 'subtitles.vtt');
+    await ctx.storage.resolve(rel(ctx, vtt));
+    const language = m.LANGUAGE ?? 'und';
+    subtitles.push({ id: path.basename(path.dirname(pl)), language, name: m.NAME ?? language, file: '', vtt });
+  }
   const renditions: RenditionSource[] = [];
   let segment = 4;
   let duration = 0;
@@ -56,6 +72,7 @@ export default async function prepareSwitch(ctx: HandlerContext): Promise<unknow
     segment,
     duration,
     optString(ctx.parameters, 'aes_key_url') ?? null,
+    { subtitles },
   );
   return { built: true, files: files.map((f) => rel(ctx, f)) };
 }

@@ -1,17 +1,28 @@
 /**
- * vodstream `rendition_<h>`: encodes the source to one rung of the ladder (H.264/AAC MP4 in the
- * job's staging folder). Inputs: `plan` (the probe output), `height` (lines).
+ * vodstream `rendition_<n>`: encodes the source to one rung of the ladder — a video-only H.264 MP4
+ * in the job's staging folder, key frames aligned with every other rung. Inputs: `plan` (the probe
+ * output), `rung` (`{name, width, height, video_bitrate}` from `plan.slots`).
  */
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
-import { optNumber } from './lib/params.js';
-import { encodeRendition, readPlan } from './lib/vod.js';
+import type { Rung } from './lib/ladder.js';
+import { readPlan } from './lib/vod.js';
+import { encodeRung } from './lib/vod-ladder.js';
 
-/** @returns the rendition's description (name, size, bandwidth, codecs, staged file). */
+/** @returns the rendition's description (name, size, codecs). */
 export default async function encodeRenditionTask(ctx: HandlerContext): Promise<unknown> {
   const plan = readPlan(ctx);
-  const height = optNumber(ctx.inputs, 'height', 0, { min: 2, max: 4320, integer: true }, 'inputs');
+  const rung = ctx.inputs.rung as Rung | undefined;
+  if (
+    !rung ||
+    typeof rung !== 'object' ||
+    !Number.isInteger(rung.height) ||
+    !Number.isInteger(rung.width) ||
+    !(rung.video_bitrate > 0) ||
+    !/^\d+p$/.test(String(rung.name))
+  )
+    throw new PermanentTaskError('inputs.rung must be a rung of the plan ({name, width, height, video_bitrate})');
   if (!plan.source) throw new PermanentTaskError('the plan names no source file to encode');
   const source = await ctx.storage.resolve(plan.source);
-  return encodeRendition(ctx, plan, source, height);
+  return encodeRung(ctx, plan, source, rung);
 }

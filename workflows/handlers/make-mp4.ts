@@ -1,5 +1,5 @@
 /**
- * `mp4`: the MP4 download of a VOD job — the largest staged rendition remuxed (no re-encode) with
+ * `mp4`: the MP4 download of a VOD job — the largest staged rendition (with the shared audio) remuxed (no re-encode) with
  * the index at the front (`+faststart`), named `mp4_filename`. Inputs: `plan`.
  */
 import { mkdir } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { rel } from './lib/params.js';
 import { readPlan, stagedRenditions } from './lib/vod.js';
+import { stagedAudio } from './lib/vod-ladder.js';
 
 /** @returns `{file}` (client-relative). */
 export default async function makeMp4(ctx: HandlerContext): Promise<{ file: string }> {
@@ -17,7 +18,11 @@ export default async function makeMp4(ctx: HandlerContext): Promise<{ file: stri
   const out = await ctx.storage.resolve(plan.output_folder);
   await mkdir(out, { recursive: true });
   const file = path.join(out, plan.mp4_filename);
-  await runFfmpeg(['-i', top.input, '-map', '0', '-c', 'copy', '-movflags', '+faststart', file], {
+  const audio = await stagedAudio(ctx, plan);
+  const inputs = audio
+    ? ['-i', top.input, '-i', audio.input, '-map', '0:v:0', '-map', '1:a:0']
+    : ['-i', top.input, '-map', '0'];
+  await runFfmpeg([...inputs, '-c', 'copy', '-movflags', '+faststart', file], {
     signal: ctx.signal,
     durationSeconds: plan.duration,
     onProgress: reportFfmpegProgress(ctx, { label: 'mp4' }),

@@ -8,7 +8,15 @@ import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { fileName, rel } from './lib/params.js';
-import { activate, assetPaths, exists, listAssetFiles, readPlan, removeStaging } from './lib/vod.js';
+import {
+  activate,
+  assetPaths,
+  exists,
+  listAssetFiles,
+  readPlan,
+  removeStaging,
+  type PackagedVariant,
+} from './lib/vod.js';
 
 /** The job-end outputs of a VOD workflow. */
 export interface VodResult {
@@ -16,7 +24,14 @@ export interface VodResult {
   message: string;
   /** Client-relative paths of the asset's files (segments left out). */
   files: string[];
-  metadata: { duration: number; width: number; height: number; active: string | null };
+  metadata: {
+    duration: number;
+    width: number;
+    height: number;
+    active: string | null;
+    /** CENC key ids (hex) of the asset; the keys themselves are only in `keys.json`. */
+    key_ids?: string[];
+  };
 }
 
 /** @returns {@link VodResult}. */
@@ -27,16 +42,19 @@ export default async function vodFinalize(ctx: HandlerContext): Promise<VodResul
   const paths = assetPaths(out, plan.content_id);
   let active: string | null = null;
   if (makeVod) {
-    let variant = plan.drm.active;
-    if (!(await exists(variant === 'aes' ? paths.aes : paths.clear))) {
-      const other = variant === 'aes' ? 'clear' : 'aes';
-      if (!(await exists(other === 'aes' ? paths.aes : paths.clear)))
-        throw new PermanentTaskError('no HLS variant was packaged; nothing to activate');
-      variant = other;
-    }
+    const made = async (v: PackagedVariant): Promise<boolean> =>
+      (await exists(v === 'aes' ? paths.aes : v === 'cenc' ? paths.cenc : paths.clear)) ||
+      (v === 'clear' && (await exists(paths.clearMpd))) ||
+      (v === 'cenc' && (await exists(paths.cencMpd)));
+    const order: PackagedVariant[] = [plan.drm.active, 'aes', 'cenc', 'clear'];
+    let variant: PackagedVariant | null = null;
+    for (const v of order) if (variant === null && (await made(v))) variant = v;
+    if (variant === null) throw new PermanentTaskError('no variant was packaged; nothing to activate');
     await activate(paths, variant);
     active = variant;
-    ctx.log(`active manifest: ${rel(ctx, paths.active)} (${variant === 'aes' ? 'AES-128' : 'clear'})`);
+    ctx.log(
+      `active manifest: ${rel(ctx, (await exists(paths.active)) ? paths.active : paths.activeMpd)} (${variant === 'aes' ? 'AES-128' : variant === 'cenc' ? 'CENC' : 'clear'})`,
+    );
   }
   const files = (await listAssetFiles(out, plan.content_id)).map((f) => rel(ctx, f));
   const thumb = path.join(out, `${plan.content_id}.jpg`);
@@ -53,14 +71,20 @@ export default async function vodFinalize(ctx: HandlerContext): Promise<VodResul
     await rm(await ctx.storage.resolve(plan.source), { force: true });
     ctx.log(`source deleted: ${plan.source}`);
   }
+  const keyIds = Object.values(ctx.tasks)
+    .map((t) => (t.output as { key_ids?: unknown } | null | undefined)?.key_ids)
+    .flatMap((k) => (Array.isArray(k) ? k.filter((x): x is string => typeof x === 'string') : []));
   return {
-    message: active ? rel(ctx, paths.active) : (files[0] ?? ''),
+    message: active
+      ? rel(ctx, (await exists(paths.active)) ? paths.active : paths.activeMpd)
+      : (files[0] ?? ''),
     files,
     metadata: {
       duration: Math.round(plan.duration * 1000) / 1000,
       width: plan.width,
       height: plan.height,
       active,
+      ...(keyIds.length ? { key_ids: keyIds } : {}),
     },
   };
 }

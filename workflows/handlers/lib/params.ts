@@ -86,11 +86,13 @@ export function readDrm(
   bag: Bag,
   fallback: string[] = ['clear'],
   allowEmpty = false,
-): { clear: boolean; aes: boolean } {
+  allowCenc = false,
+): { clear: boolean; aes: boolean; cenc: boolean } {
   const v = bag.drm ?? fallback;
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
     throw new PermanentTaskError('parameters.drm must be a list of strings, e.g. ["clear", "aes"]');
   for (const kind of v as string[]) {
+    if (allowCenc && kind === 'cenc') continue;
     if ((UNSUPPORTED_DRM as readonly string[]).includes(kind))
       throw new PermanentTaskError(
         `parameters.drm: "${kind}" is not supported by this engine; supported: ${SUPPORTED_DRM.join(', ')} (AES-128 HLS encryption)`,
@@ -100,8 +102,8 @@ export function readDrm(
         `parameters.drm: unknown kind "${kind}"; supported: ${SUPPORTED_DRM.join(', ')}`,
       );
   }
-  const out = { clear: v.includes('clear'), aes: v.includes('aes') };
-  if (!allowEmpty && !out.clear && !out.aes)
+  const out = { clear: v.includes('clear'), aes: v.includes('aes'), cenc: allowCenc && v.includes('cenc') };
+  if (!allowEmpty && !out.clear && !out.aes && !out.cenc)
     throw new PermanentTaskError('parameters.drm must name at least one of: clear, aes');
   return out;
 }

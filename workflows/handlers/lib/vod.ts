@@ -21,12 +21,27 @@ import path from 'node:path';
 import { PermanentTaskError } from '../../../src/errors/task-errors.js';
 import { runFfmpeg } from '../../../src/media/ffmpeg.js';
 import { reportFfmpegProgress } from '../../../src/media/ffmpeg-progress.js';
-import { writeMasterPlaylist, type MasterEntry } from '../../../src/media/hls-playlist.js';
+import { writeMasterPlaylist, type MasterEntry, type MasterMedia } from '../../../src/media/hls-playlist.js';
 import { probeMedia, rfc6381Codec } from '../../../src/media/probe.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
+import type { Rung } from './ladder.js';
+import {
+  measurePlaylist,
+  tsStartPts,
+  writeSubtitleRendition,
+  type StagedAudio,
+  type StagedSubtitle,
+  type SubtitleTrack,
+} from './media-parts.js';
+
+export type { SubtitleTrack } from './media-parts.js';
 
 /** A variant of the asset. */
 export type Variant = 'clear' | 'aes';
+
+/** Every variant vodstream may package: `cenc` is the CENC-encrypted CMAF variant. */
+export type PackagedVariant = Variant | 'cenc';
+
 
 /** The ladder slots a source may be encoded to, largest first. */
 export const LADDER = [1080, 720, 480, 360] as const;
@@ -71,7 +86,21 @@ export interface VodPlan {
   fps: number | null;
   has_audio: boolean;
   ladder: Record<string, number | null>;
-  drm: { clear: boolean; aes: boolean; active: Variant };
+  /** vodstream: the renditions to encode, largest first (see lib/ladder.ts). */
+  rungs?: Rung[];
+  /** vodstream: the rendition task slots `r1` … `r6` (null = skipped). */
+  slots?: Record<string, Rung | null>;
+  /** vodstream: manifests to write over the segments (default `["hls"]`). */
+  formats?: ('hls' | 'dash')[];
+  /** vodstream: `ts` (MPEG-TS, HLS only) or `cmaf` (fMP4 segments for HLS and DASH). Default `ts`. */
+  segment_format?: 'ts' | 'cmaf';
+  /** vodstream: audio is encoded once by the `audio` task and shared by every rendition. */
+  shared_audio?: boolean;
+  /** vodstream: SRT files made into WebVTT subtitle renditions. */
+  subtitles?: SubtitleTrack[];
+  /** vodstream: write `keys.json` beside a CENC variant (default true). */
+  write_keys?: boolean;
+  drm: { clear: boolean; aes: boolean; cenc?: boolean; active: PackagedVariant };
   /** URI written into AES playlists for the key; null = the relative `../aes.key`. */
   aes_key_url: string | null;
   segment_duration: number;
@@ -100,6 +129,13 @@ export interface AssetPaths {
   aesDir: string;
   key: string;
   keyinfo: string;
+  /** CMAF CENC master, its folder, the DASH manifests and the key file. */
+  cenc: string;
+  cencDir: string;
+  activeMpd: string;
+  clearMpd: string;
+  cencMpd: string;
+  keysJson: string;
 }
 
 /** The paths of asset `contentId` in absolute folder `out` (see the module layout). */
@@ -113,6 +149,12 @@ export function assetPaths(out: string, contentId: string): AssetPaths {
     aesDir: path.join(out, `${contentId}_aes`),
     key: path.join(out, `${contentId}_aes`, 'aes.key'),
     keyinfo: path.join(out, `${contentId}_aes`, 'aes.keyinfo'),
+    cenc: path.join(out, `${contentId}_cenc.m3u8`),
+    cencDir: path.join(out, `${contentId}_cenc`),
+    activeMpd: path.join(out, `${contentId}.mpd`),
+    clearMpd: path.join(out, `${contentId}_nodrm.mpd`),
+    cencMpd: path.join(out, `${contentId}_cenc.mpd`),
+    keysJson: path.join(out, 'keys.json'),
   };
 }
 
@@ -252,6 +294,7 @@ export async function packageVariant(
   segmentSeconds: number,
   durationSeconds: number,
   keyUrl: string | null,
+  extras: { audio?: StagedAudio | null; subtitles?: StagedSubtitle[] } = {},
 ): Promise<string[]> {
   const paths = assetPaths(outAbs, contentId);
   const dir = variant === 'aes' ? paths.aesDir : paths.clearDir;
@@ -273,12 +316,12 @@ export async function packageVariant(
     const rdir = path.join(dir, r.name);
     await mkdir(rdir, { recursive: true });
     const playlist = path.join(rdir, 'index.m3u8');
+    const audio = extras.audio ?? null;
     const args = [
       ...r.inputArgs,
       '-i',
       r.input,
-      '-map',
-      '0',
+      ...(audio ? ['-i', audio.input, '-map', '0:v:0', '-map', '1:a:0'] : ['-map', '0']),
       '-c',
       'copy',
       '-f',
@@ -303,17 +346,41 @@ export async function packageVariant(
         part: { index: n - 1, count: renditions.length },
       }),
     });
+    const measured = await measurePlaylist(playlist);
     entries.push({
       uri: `${path.basename(dir)}/${r.name}/index.m3u8`,
-      bandwidth: r.bandwidth,
+      bandwidth: measured.peak || r.bandwidth,
+      averageBandwidth: measured.average || null,
       width: r.width,
       height: r.height,
-      codecs: r.codecs,
+      codecs: audio ? `${r.codecs.split(',')[0]},${audio.codecs}` : r.codecs,
       frameRate: r.fps,
     });
   }
+  const media: MasterMedia[] = [];
+  const subs = extras.subtitles ?? [];
+  if (subs.length) {
+    const first = renditions[0]!;
+    const pts = await tsStartPts(path.join(dir, first.name, 'segment_00000.ts'));
+    for (const [i, sub] of subs.entries())
+      media.push({
+        type: 'SUBTITLES',
+        groupId: 'subs',
+        name: sub.name,
+        language: sub.language,
+        default: i === 0,
+        uri: `${path.basename(dir)}/${await writeSubtitleRendition(dir, sub, durationSeconds, pts)}`,
+      });
+  }
   const master = variant === 'aes' ? paths.aes : paths.clear;
-  await writeFileAtomic(master, writeMasterPlaylist(entries, [`task-engine-variant: ${variant}`]));
+  await writeFileAtomic(
+    master,
+    writeMasterPlaylist(entries, [`task-engine-variant: ${variant}`], {
+      media,
+      version: 3,
+      independentSegments: true,
+    }),
+  );
   ctx.log(
     `${variant === 'aes' ? 'AES-128' : 'clear'} HLS written: ${path.basename(master)} with ${entries.length} rendition(s)`,
   );
@@ -340,14 +407,26 @@ export async function activeVariant(paths: AssetPaths): Promise<Variant | null> 
   return null;
 }
 
-/** Makes `variant` the active master (copy through a temporary file and rename). */
-export async function activate(paths: AssetPaths, variant: Variant): Promise<void> {
-  const from = variant === 'aes' ? paths.aes : paths.clear;
-  if (!(await exists(from)))
+/**
+ * Makes `variant` the active master (copy through a temporary file and rename); for a CMAF
+ * variant with a DASH manifest, its MPD becomes the active `<content_id>.mpd` the same way.
+ */
+export async function activate(paths: AssetPaths, variant: PackagedVariant): Promise<void> {
+  const from = variant === 'aes' ? paths.aes : variant === 'cenc' ? paths.cenc : paths.clear;
+  const mpd = variant === 'cenc' ? paths.cencMpd : variant === 'clear' ? paths.clearMpd : null;
+  const hasHls = await exists(from);
+  const hasMpd = mpd !== null && (await exists(mpd));
+  if (!hasHls && !hasMpd)
     throw new PermanentTaskError(`cannot activate ${variant}: ${path.basename(from)} does not exist`);
-  const tmp = `${paths.active}.tmp-${process.pid}`;
-  await copyFile(from, tmp);
-  await rename(tmp, paths.active);
+  for (const [src, dst] of [
+    [hasHls ? from : null, paths.active],
+    [hasMpd ? mpd : null, paths.activeMpd],
+  ] as const) {
+    if (!src) continue;
+    const tmp = `${dst}.tmp-${process.pid}`;
+    await copyFile(src, tmp);
+    await rename(tmp, dst);
+  }
 }
 
 async function walk(dir: string): Promise<string[]> {
@@ -367,9 +446,10 @@ async function walk(dir: string): Promise<string[]> {
 export async function listAssetFiles(outAbs: string, contentId: string): Promise<string[]> {
   const p = assetPaths(outAbs, contentId);
   const files: string[] = [];
-  for (const f of [p.active, p.clear, p.aes]) if (await exists(f)) files.push(f);
-  for (const d of [p.clearDir, p.aesDir])
-    files.push(...(await walk(d)).filter((f) => f.endsWith('.m3u8')).sort());
+  for (const f of [p.active, p.clear, p.aes, p.cenc, p.activeMpd, p.clearMpd, p.cencMpd])
+    if (await exists(f)) files.push(f);
+  for (const d of [p.clearDir, p.aesDir, p.cencDir])
+    files.push(...(await walk(d)).filter((f) => f.endsWith('.m3u8') || f.endsWith('.vtt')).sort());
   return files;
 }
 

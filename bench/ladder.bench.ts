@@ -1,0 +1,277 @@
+/**
+ * `npm run bench ladder`: a four-rendition ladder (1080/720/480/360) of a 60 s 1080p source, made
+ * (1) by the engine — a vodstream job (CMAF, HLS + DASH, clear) whose rendition tasks are shared by
+ * two worker processes against one PostgreSQL store — and (2) by one FFmpeg command line that makes
+ * the same ladder in one process (`split` filter, four x264 outputs, the audio once, HLS through
+ * `-var_stream_map`). Same machine, same run, one after the other. Prints the wall time and the CPU
+ * time (user + sys of every process involved, FFmpeg included: the children's times from
+ * /proc/self/stat once they have been reaped) of each.
+ *
+ * Environment: `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else
+ * postgres://postgres@127.0.0.1:5432/test; the database `te_bench_ladder` is made on that server
+ * and dropped at the end), `LADDER_BENCH_SECONDS` (60), `LADDER_BENCH_SIZE` (1920x1080),
+ * `LADDER_BENCH_WORKER_CONCURRENCY` (2 tasks per worker process).
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { pino } from 'pino';
+import { locateFfmpeg } from '../src/media/ffmpeg.js';
+import { startTaskEngine } from '../src/server.js';
+import { testConfig } from '../test/helpers/engine.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BASE_URL =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/test';
+const DB_NAME = 'te_bench_ladder';
+const seconds = Number(process.env.LADDER_BENCH_SECONDS ?? 60);
+const [width, height] = (process.env.LADDER_BENCH_SIZE ?? '1920x1080').split('x').map(Number) as [
+  number,
+  number,
+];
+const perWorker = Number(process.env.LADDER_BENCH_WORKER_CONCURRENCY ?? 2);
+const CLIENT = 'bench';
+const KEY = 'bench-key-0123456789abcdef';
+const LADDER = [
+  { height: 1080, kbps: 5000 },
+  { height: 720, kbps: 2800 },
+  { height: 480, kbps: 1400 },
+  { height: 360, kbps: 800 },
+].filter((r) => r.height <= height);
+const SEG = 4;
+const TICK = 100; // USER_HZ on Linux
+
+/** CPU seconds of this process and its reaped children (utime, stime, cutime, cstime). */
+function cpuSeconds(): { self: number; children: number } {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields after the command: state(3) … utime(14) stime(15) cutime(16) cstime(17), 1-based in proc(5).
+  const n = (i: number): number => Number(f[i - 3]);
+  return { self: (n(14) + n(15)) / TICK, children: (n(16) + n(17)) / TICK };
+}
+
+async function adminSql(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: BASE_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'te-ladder-bench-'));
+const ff = locateFfmpeg();
+const source = path.join(tmp, 'storage', CLIENT, 'in', 'source.mp4');
+await mkdir(path.dirname(source), { recursive: true });
+console.log(`making a ${seconds} s ${width}x${height} source …`);
+execFileSync(ff, [
+  '-hide_banner',
+  '-loglevel',
+  'error',
+  '-f',
+  'lavfi',
+  '-i',
+  `testsrc2=size=${width}x${height}:rate=25:duration=${seconds}`,
+  '-f',
+  'lavfi',
+  '-i',
+  `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+  '-c:v',
+  'libx264',
+  '-preset',
+  'ultrafast',
+  '-crf',
+  '18',
+  '-pix_fmt',
+  'yuv420p',
+  '-c:a',
+  'aac',
+  '-shortest',
+  source,
+]);
+
+// 1. One FFmpeg command line: split filter, four outputs, the audio once.
+const gop = 25 * SEG;
+const split = `[0:v]split=${LADDER.length}${LADDER.map((_, i) => `[s${i}]`).join('')};${LADDER.map(
+  (r, i) => `[s${i}]scale=-2:${r.height},setsar=1[v${i}]`,
+).join(';')}`;
+const oneOut = path.join(tmp, 'one');
+await mkdir(oneOut, { recursive: true });
+const oneArgs = [
+  '-hide_banner',
+  '-loglevel',
+  'error',
+  '-y',
+  '-i',
+  source,
+  '-filter_complex',
+  split,
+  ...LADDER.flatMap((_, i) => ['-map', `[v${i}]`]),
+  '-map',
+  '0:a:0',
+  '-c:v',
+  'libx264',
+  '-preset',
+  'veryfast',
+  '-profile:v',
+  'high',
+  '-pix_fmt',
+  'yuv420p',
+  ...LADDER.flatMap((r, i) => [
+    `-b:v:${i}`,
+    `${r.kbps}k`,
+    `-maxrate:v:${i}`,
+    `${Math.round(r.kbps * 1.1)}k`,
+    `-bufsize:v:${i}`,
+    `${r.kbps * 2}k`,
+  ]),
+  '-g',
+  String(gop),
+  '-keyint_min',
+  String(gop),
+  '-sc_threshold',
+  '0',
+  '-flags',
+  '+cgop',
+  '-force_key_frames',
+  `expr:gte(t,n_forced*${SEG})`,
+  '-c:a',
+  'aac',
+  '-b:a',
+  '128k',
+  '-ac',
+  '2',
+  '-ar',
+  '48000',
+  '-f',
+  'hls',
+  '-hls_time',
+  String(SEG),
+  '-hls_playlist_type',
+  'vod',
+  '-hls_list_size',
+  '0',
+  '-master_pl_name',
+  'master.m3u8',
+  '-var_stream_map',
+  ['a:0,agroup:aud', ...LADDER.map((_, i) => `v:${i},agroup:aud`)].join(' '),
+  '-hls_segment_filename',
+  path.join(oneOut, '%v', 'segment_%05d.ts'),
+  path.join(oneOut, '%v', 'index.m3u8'),
+];
+let cpu0 = cpuSeconds();
+let t0 = performance.now();
+await new Promise<void>((resolve, reject) => {
+  const p = spawn(ff, oneArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+  p.on('error', reject);
+  p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}`))));
+});
+const oneWall = (performance.now() - t0) / 1000;
+let cpu1 = cpuSeconds();
+const oneCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
+
+// 2. The engine: API + controller here, two worker processes.
+await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+await adminSql(`CREATE DATABASE ${DB_NAME}`);
+const u = new URL(BASE_URL);
+u.pathname = `/${DB_NAME}`;
+const dbUrl = u.toString();
+const config = testConfig({
+  dataDir: tmp,
+  storageRoot: path.join(tmp, 'storage'),
+  databaseUrl: dbUrl,
+  roles: ['api', 'controller'],
+  adminClient: CLIENT,
+  adminApiKey: KEY,
+});
+const running = await startTaskEngine(config, { logger: pino({ level: 'silent' }) });
+const workers: ChildProcess[] = [];
+cpu0 = cpuSeconds();
+t0 = performance.now();
+for (let i = 0; i < 2; i++)
+  workers.push(
+    spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        DATABASE_URL: dbUrl,
+        TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
+        TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
+        TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${i}`),
+        TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
+        TASK_ENGINE_LOG_LEVEL: 'error',
+      },
+    }),
+  );
+const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
+  const res = await fetch(`${running.url}${p}`, {
+    method,
+    headers: { client: CLIENT, 'api-key': KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return (await res.json()) as T;
+};
+interface JobReply {
+  queue_state: string;
+  failed: boolean;
+  tasks: { name: string; state: string; error: string | null }[];
+}
+const { id } = await api<{ id: number }>('POST', '/job', {
+  job: { workflow: 'vodstream' },
+  parameters: {
+    content_id: 'bench',
+    source_folder: 'in',
+    output_folder: 'out',
+    renditions: LADDER.map((r) => ({ height: r.height, video_bitrate_kbps: r.kbps })),
+    formats: ['hls', 'dash'],
+    segment_duration: SEG,
+    create_thumbnail: false,
+  },
+});
+let job: JobReply;
+for (;;) {
+  job = await api<JobReply>('GET', `/jobs/${id}`);
+  if (['completed', 'broken'].includes(job.queue_state)) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+const engineWall = (performance.now() - t0) / 1000;
+// Stop the workers and reap them, so their CPU time (and their FFmpeg children's) is counted.
+await Promise.all(
+  workers.map(
+    (w) =>
+      new Promise<void>((resolve) => {
+        w.on('exit', () => resolve());
+        w.kill('SIGTERM');
+      }),
+  ),
+);
+cpu1 = cpuSeconds();
+const engineCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
+await running.stop();
+await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+await rm(tmp, { recursive: true, force: true });
+if (job.failed) {
+  console.error('the job failed:', JSON.stringify(job.tasks));
+  process.exit(1);
+}
+console.log(
+  `input: ${seconds} s ${width}x${height} 25 fps; ladder ${LADDER.map((r) => `${r.height}p@${r.kbps}k`).join(', ')}; ` +
+    `${os.cpus().length} CPU(s)`,
+);
+console.log(
+  `one FFmpeg process (split filter, ${LADDER.length} outputs, HLS): wall ${oneWall.toFixed(1)} s, CPU ${oneCpu.toFixed(1)} s`,
+);
+console.log(
+  `engine, 2 worker processes x ${perWorker} tasks (vodstream CMAF HLS+DASH): wall ${engineWall.toFixed(1)} s, CPU ${engineCpu.toFixed(1)} s ` +
+    `(engine start of the workers included; the API + controller process counted from submission)`,
+);
+console.log(
+  `engine / one process: wall ${(engineWall / oneWall).toFixed(2)}x, CPU ${(engineCpu / oneCpu).toFixed(2)}x`,
+);

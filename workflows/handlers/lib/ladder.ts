@@ -1,0 +1,124 @@
+/**
+ * The adaptive ladder of vodstream: which renditions a source is encoded to, and the encoder
+ * settings that keep every rendition's key frames on the same instants so a player can switch
+ * between them at any segment boundary.
+ */
+import { PermanentTaskError } from '../../../src/errors/task-errors.js';
+
+/** The most renditions one job may ask for (each is a task slot `rendition_1` … `rendition_6`). */
+export const MAX_RENDITIONS = 6;
+
+/** The default ladder (lines → video kb/s), largest first. */
+export const DEFAULT_LADDER: readonly { height: number; video_bitrate_kbps: number }[] = [
+  { height: 1080, video_bitrate_kbps: 5000 },
+  { height: 720, video_bitrate_kbps: 2800 },
+  { height: 480, video_bitrate_kbps: 1400 },
+  { height: 360, video_bitrate_kbps: 800 },
+];
+
+/** One rendition to encode. */
+export interface Rung {
+  /** Folder name, e.g. `720p`. */
+  name: string;
+  /** Pixels; even numbers. */
+  width: number;
+  height: number;
+  /** Target video bit rate, bits per second. */
+  video_bitrate: number;
+}
+
+/** Default video bit rate (kb/s) for a height not in the default ladder: 800 kb/s at 360 lines, scaled by area. */
+export function defaultKbpsFor(height: number): number {
+  const rung = DEFAULT_LADDER.find((r) => r.height === height);
+  if (rung) return rung.video_bitrate_kbps;
+  return Math.max(150, Math.round((800 * (height / 360) ** 2) / 10) * 10);
+}
+
+/** The even width of `height` lines at the source's aspect ratio (square pixels assumed). */
+export function widthFor(height: number, sourceWidth: number, sourceHeight: number): number {
+  const w = Math.round((sourceWidth * height) / sourceHeight / 2) * 2;
+  return Math.max(2, w);
+}
+
+/**
+ * Chooses the renditions for a source: the asked ones (or {@link DEFAULT_LADDER}) not above the
+ * source's height — a source is never upscaled. When every asked height is above the source, one
+ * rendition at the source's own height (even) is made, with the bit rate asked for the smallest
+ * rung (or the default for that height). Largest first.
+ * @param asked `renditions` as given (validated by the workflow schema), or undefined.
+ * @throws PermanentTaskError when two renditions ask for the same height.
+ */
+export function chooseRungs(
+  asked: { height: number; video_bitrate_kbps?: number }[] | undefined,
+  sourceWidth: number,
+  sourceHeight: number,
+): { rungs: Rung[]; dropped: number[] } {
+  const list = (asked ?? DEFAULT_LADDER).map((r) => ({
+    height: r.height,
+    kbps: r.video_bitrate_kbps ?? defaultKbpsFor(r.height),
+  }));
+  const seen = new Set<number>();
+  for (const r of list) {
+    if (seen.has(r.height))
+      throw new PermanentTaskError(`parameters.renditions: height ${r.height} is asked for twice; give each height once`);
+    seen.add(r.height);
+  }
+  list.sort((a, b) => b.height - a.height);
+  const fits = list.filter((r) => r.height <= sourceHeight);
+  const dropped = list.filter((r) => r.height > sourceHeight).map((r) => r.height);
+  if (fits.length === 0) {
+    const h = Math.max(2, sourceHeight - (sourceHeight % 2));
+    const smallest = list[list.length - 1]!;
+    fits.push({ height: h, kbps: asked ? smallest.kbps : defaultKbpsFor(h) });
+  }
+  const rungs = fits.map((r) => ({
+    name: `${r.height}p`,
+    width: widthFor(r.height, sourceWidth, sourceHeight),
+    height: r.height,
+    video_bitrate: r.kbps * 1000,
+  }));
+  return { rungs, dropped };
+}
+
+/** The task slots `r1` … `r6` of the workflow (null = slot not used, the task is skipped). */
+export function rungSlots(rungs: Rung[]): Record<string, Rung | null> {
+  const out: Record<string, Rung | null> = {};
+  for (let i = 0; i < MAX_RENDITIONS; i++) out[`r${i + 1}`] = rungs[i] ?? null;
+  return out;
+}
+
+/**
+ * The H.264 settings that align key frames across renditions: a key frame forced at every multiple
+ * of `segmentSeconds` (by time, so every rendition of the same source gets the same instants),
+ * a fixed GOP of that many frames, no scene-cut key frames and closed GOPs; VBV set so the rate
+ * stays near the target (max rate 1.1x, buffer 2x the target).
+ */
+export function alignedX264Args(videoBitrate: number, segmentSeconds: number, fps: number | null): string[] {
+  const gop = Math.max(1, Math.round((fps && fps > 0 ? fps : 25) * segmentSeconds));
+  return [
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-profile:v',
+    'high',
+    '-pix_fmt',
+    'yuv420p',
+    '-b:v',
+    String(videoBitrate),
+    '-maxrate',
+    String(Math.round(videoBitrate * 1.1)),
+    '-bufsize',
+    String(Math.round(videoBitrate * 2)),
+    '-g',
+    String(gop),
+    '-keyint_min',
+    String(gop),
+    '-sc_threshold',
+    '0',
+    '-flags',
+    '+cgop',
+    '-force_key_frames',
+    `expr:gte(t,n_forced*${segmentSeconds})`,
+  ];
+}
