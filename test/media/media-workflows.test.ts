@@ -254,6 +254,35 @@ describe('media workflows through the API [pglite]', () => {
     assert.match(await logsOf(id), /rendition 180p: 100%/);
   });
 
+  it('vodstream with trickplay: true adds I-frame playlists to the clear master and thumbnails, listed in the callback', async () => {
+    const { id, job } = await run('vodstream', {
+      content_id: 'trick',
+      source_folder: 'in/clip',
+      output_folder: 'out/trick',
+      create_thumbnail: false,
+      segment_duration: 1,
+      trickplay: true,
+      trickplay_thumbnail_interval: 1,
+      trickplay_thumbnail_size: 80,
+    });
+    await assertOk(id, job);
+    assert.equal(job.tasks.find((t) => t.name === 'trickplay')?.state, 'succeeded');
+    const out = abs('out/trick');
+    const master = await readFile(path.join(out, 'trick.m3u8'), 'utf8');
+    assert.match(master, /#EXT-X-I-FRAME-STREAM-INF:.*URI="trick_nodrm\/180p\/iframes.m3u8"/);
+    const iframes = await readFile(path.join(out, 'trick_nodrm/180p/iframes.m3u8'), 'utf8');
+    assert.equal([...iframes.matchAll(/#EXT-X-BYTERANGE:/g)].length, SECONDS); // one key frame per 1 s segment
+    const vtt = await readFile(path.join(out, 'trick_trickplay.vtt'), 'utf8');
+    assert.equal([...vtt.matchAll(/#xywh=/g)].length, SECONDS);
+    const end = await jobEnd(id);
+    for (const f of [
+      'out/trick/trick_nodrm/180p/iframes.m3u8',
+      'out/trick/trick_trickplay.vtt',
+      'out/trick/trick_trickplay/sheet_00001.jpg',
+    ])
+      assert.ok(end.files.includes(f), `${f} in ${JSON.stringify(end.files)}`);
+  });
+
   it('drmswitch flips the active manifest to clear and back to AES', async () => {
     const folder = abs('out/asset1');
     const first = await run('drmswitch', { content_id: 'asset1', folder: 'out/asset1' });
@@ -437,6 +466,22 @@ describe('media workflows through the API [pglite]', () => {
         /drm\[0\] must be one of: "clear", "aes"/,
       ],
       ['asset_delete', { files: ['a/../../b'] }, /files\[0\]/],
+      ['trickplay', { content_id: 'x' }, /source_folder is required/],
+      [
+        'trickplay',
+        { content_id: 'x', source_folder: 'o', trickplay_thumbnail_quality: 101 },
+        /trickplay_thumbnail_quality/,
+      ],
+      [
+        'trickplay',
+        { content_id: 'x', source_folder: 'o', trickplay_thumbnail_interval: 0 },
+        /trickplay_thumbnail_interval/,
+      ],
+      [
+        'vodstream',
+        { content_id: 'x', source_folder: 'in/clip', trickplay_thumbnail_size: -1 },
+        /trickplay_thumbnail_size/,
+      ],
       [
         'vodcapture',
         { content_id: 'x', output_folder: 'o', clips: [{ source: '/abs.mp4' }] },
