@@ -259,6 +259,72 @@ describe('media workflows through the API [pglite]', () => {
     assert.match(await logsOf(id), /rendition 180p: 100%/);
   });
 
+  it('vodstream with trickplay: true adds I-frame playlists to the clear master and thumbnails, listed in the callback', async () => {
+    const { id, job } = await run('vodstream', {
+      content_id: 'trick',
+      source_folder: 'in/clip',
+      output_folder: 'out/trick',
+      create_thumbnail: false,
+      segment_duration: 1,
+      trickplay: true,
+      trickplay_thumbnail_interval: 1,
+      trickplay_thumbnail_size: 80,
+    });
+    await assertOk(id, job);
+    assert.equal(job.tasks.find((t) => t.name === 'trickplay')?.state, 'succeeded');
+    const out = abs('out/trick');
+    const master = await readFile(path.join(out, 'trick.m3u8'), 'utf8');
+    assert.match(master, /#EXT-X-I-FRAME-STREAM-INF:.*URI="trick_nodrm\/180p\/iframes.m3u8"/);
+    const iframes = await readFile(path.join(out, 'trick_nodrm/180p/iframes.m3u8'), 'utf8');
+    assert.equal([...iframes.matchAll(/#EXT-X-BYTERANGE:/g)].length, SECONDS); // one key frame per 1 s segment
+    const vtt = await readFile(path.join(out, 'trick_trickplay.vtt'), 'utf8');
+    assert.equal([...vtt.matchAll(/#xywh=/g)].length, SECONDS);
+    const end = await jobEnd(id);
+    for (const f of [
+      'out/trick/trick_nodrm/180p/iframes.m3u8',
+      'out/trick/trick_trickplay.vtt',
+      'out/trick/trick_trickplay/sheet_00001.jpg',
+    ])
+      assert.ok(end.files.includes(f), `${f} in ${JSON.stringify(end.files)}`);
+  });
+
+  it('vodremix joins a frame-accurate clip and a key-frame clip of another size into an MP4 and HLS, output and metadata.duration in the callback', async () => {
+    await makeTestVideo(abs('in/remix/small.mp4'), { seconds: SECONDS, width: 256, height: 144 });
+    const { id, job } = await run('vodremix', {
+      output_folder: 'out/remix',
+      segment_duration: 1,
+      clips: [
+        { source: 'in/clip/source.mp4', start: '00:00:00.500', end: 1.5, frame_accurate: true },
+        // Not frame-accurate: its only key frame is at 0, so it runs from 0 to the end (3 s).
+        { source: 'in/remix/small.mp4', start: 1, end: 2 },
+      ],
+    });
+    await assertOk(id, job);
+    const mp4 = await probeMedia(abs('out/remix/remix.mp4'), { countFrames: true });
+    assert.deepEqual([mp4.video?.width, mp4.video?.height], [320, 180]);
+    assert.equal(mp4.video?.frames, 25 + 75); // 1 s + 3 s at 25 fps
+    assert.ok(Math.abs(mp4.durationSeconds - 4) <= 0.05, `remix duration ${mp4.durationSeconds}`);
+    const hlsOut = await probeMedia(abs('out/remix/remix_nodrm/180p/index.m3u8'));
+    assert.ok(Math.abs(hlsOut.durationSeconds - 4) <= 0.1, `hls duration ${hlsOut.durationSeconds}`);
+    const end = (await jobEnd(id)) as MediaCallback & { output: string[] };
+    assert.ok(Math.abs(end.metadata.duration - 4) <= 0.04);
+    assert.deepEqual([...end.output].sort(), [
+      'out/remix/remix.m3u8',
+      'out/remix/remix.mp4',
+      'out/remix/remix_nodrm.m3u8',
+      'out/remix/remix_nodrm/180p/index.m3u8',
+    ]);
+    const bad = await run('vodremix', {
+      output_folder: 'out/bad',
+      clips: [{ source: 'in/clip/source.mp4', start: 2, end: 1 }],
+    });
+    assert.equal(bad.job.failed, true);
+    assert.match(await logsOf(bad.id), /end 0:00:01.000 must be after start 0:00:02.000/);
+    const missing = await run('vodremix', { output_folder: 'out/bad', clips: [{ source: 'in/nope.mp4' }] });
+    assert.equal(missing.job.failed, true);
+    assert.match(await logsOf(missing.id), /does not exist/);
+  });
+
   it('drmswitch flips the active manifest to clear and back to AES', async () => {
     const folder = abs('out/asset1');
     const first = await run('drmswitch', { content_id: 'asset1', folder: 'out/asset1' });
@@ -442,6 +508,26 @@ describe('media workflows through the API [pglite]', () => {
         /drm\[0\] must be one of: "clear", "aes"/,
       ],
       ['asset_delete', { files: ['a/../../b'] }, /files\[0\]/],
+      ['trickplay', { content_id: 'x' }, /source_folder is required/],
+      ['vodremix', { output_folder: 'o' }, /clips is required/],
+      ['vodremix', { output_folder: 'o', clips: [{ source: 'a.mp4', start: 'soon' }] }, /clips\[0\]\.start/],
+      ['vodremix', { output_folder: 'o', clips: [{ source: 'http://x/a.m3u8' }] }, /clips\[0\]\.source/],
+      ['vodremix', { output_folder: 'o', output_file: 'a.mov', clips: [{ source: 'a.mp4' }] }, /output_file/],
+      [
+        'trickplay',
+        { content_id: 'x', source_folder: 'o', trickplay_thumbnail_quality: 101 },
+        /trickplay_thumbnail_quality/,
+      ],
+      [
+        'trickplay',
+        { content_id: 'x', source_folder: 'o', trickplay_thumbnail_interval: 0 },
+        /trickplay_thumbnail_interval/,
+      ],
+      [
+        'vodstream',
+        { content_id: 'x', source_folder: 'in/clip', trickplay_thumbnail_size: -1 },
+        /trickplay_thumbnail_size/,
+      ],
       [
         'vodcapture',
         { content_id: 'x', output_folder: 'o', clips: [{ source: '/abs.mp4' }] },

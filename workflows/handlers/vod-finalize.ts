@@ -66,6 +66,10 @@ export default async function vodFinalize(ctx: HandlerContext): Promise<VodResul
     );
     if (await exists(mp4)) files.push(rel(ctx, mp4));
   }
+  // vodstream's trickplay task (when it ran): its I-frame playlists, VTT and sprite sheets.
+  const trick = (ctx.tasks.trickplay?.output as { files?: unknown } | undefined)?.files;
+  if (Array.isArray(trick))
+    for (const f of trick) if (typeof f === 'string' && !files.includes(f)) files.push(f);
   await removeStaging(ctx, plan);
   if (plan.delete_source && plan.source) {
     await rm(await ctx.storage.resolve(plan.source), { force: true });
