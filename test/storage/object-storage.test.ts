@@ -402,4 +402,36 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
       { timeoutMs: 10_000, intervalMs: 100, what: 'the staging folder to be removed' },
     );
   });
+
+  it('a job whose outputs are all made but cannot be published fails and publishes nothing', async () => {
+    const id = await submit('vodstream', {
+      content_id: 'late',
+      source_folder: 'in2/clip',
+      output_folder: 'out/late',
+      source_storage: 's3',
+      destination_storage: 'azure_blob',
+      segment_duration: 1,
+    });
+    // The destination disappears while the job encodes: the publish after finalize cannot open it.
+    assert.equal((await api('DELETE', `/clients/${ADMIN}/storage/azure_blob`)).status, 200);
+    try {
+      const job = await finish(id);
+      assert.equal(job.failed, true);
+      const finalize = job.tasks.find((t) => t.name === 'finalize');
+      assert.equal(finalize?.state, 'failed', JSON.stringify(job.tasks));
+      assert.match(finalize?.error ?? '', /no azure_blob storage configured/);
+      assert.equal(job.tasks.find((t) => t.name === 'package_clear')?.state, 'succeeded');
+      assert.deepEqual(await azure.list('out/late'), []);
+      assert.deepEqual(await bucket.list('out/late'), []);
+      await waitFor(
+        async () =>
+          (await readdir(path.join(storageRoot, '.staging', ADMIN)).catch(() => [])).length === 0
+            ? true
+            : null,
+        { timeoutMs: 10_000, intervalMs: 100, what: 'the staging folder to be removed' },
+      );
+    } finally {
+      assert.equal((await api('PUT', `/clients/${ADMIN}/storage/azure_blob`, azConfig())).status, 200);
+    }
+  });
 });
