@@ -6,10 +6,10 @@
  * downloads). Paths are client-relative (forward slashes, checked with {@link checkStoragePath});
  * object keys are `<prefix>/<path>`. Files stream from and to disk: nothing is held whole in memory.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream, constants as fsConstants } from 'node:fs';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PermanentTaskError } from '../errors/task-errors.js';
 import { checkStoragePath, createStorageContext, normaliseStoragePath } from './storage.js';
@@ -124,8 +124,9 @@ export function localBackend(storageRoot: string, client: string): StorageBacken
     },
     async download(from, toFile) {
       const abs = await ctx.resolve(cleanPath(from));
-      // A hard link costs nothing when the staging folder is on the same file system.
-      await link(abs, toFile).catch(() => copyFile(abs, toFile));
+      // A copy, never a hard link: a handler that rewrites the staged file in place must not
+      // change the client's original. A copy-on-write clone where the file system has them.
+      await copyFile(abs, toFile, fsConstants.COPYFILE_FICLONE);
     },
     async upload(fromFile, to) {
       const abs = await ctx.resolve(cleanPath(to));
@@ -147,7 +148,7 @@ export const PART_BYTES = 8 * 1024 * 1024;
 
 /** The `s3` back-end for `settings` and `secrets`. */
 export async function s3Backend(settings: S3Settings, secrets: S3Secrets): Promise<StorageBackend> {
-  const { S3Client, ListObjectsV2Command, GetObjectCommand, DeleteObjectCommand } =
+  const { S3Client, ListObjectsV2Command, GetObjectCommand, HeadObjectCommand, DeleteObjectCommand } =
     await import('@aws-sdk/client-s3');
   const { Upload } = await import('@aws-sdk/lib-storage');
   const client = new S3Client({
@@ -181,22 +182,17 @@ export async function s3Backend(settings: S3Settings, secrets: S3Secrets): Promi
     },
     async download(from, toFile, signal) {
       const Key = keyOf(prefix, from);
+      const head = await client.send(new HeadObjectCommand({ Bucket, Key }), { abortSignal: signal });
+      const total = head.ContentLength ?? 0;
       const out = createWriteStream(toFile);
       try {
-        let start = 0;
-        let total = Infinity;
-        while (start < total) {
-          const end = start + RANGE_BYTES - 1;
+        for (let start = 0; start < total; start += RANGE_BYTES) {
+          const end = Math.min(start + RANGE_BYTES, total) - 1;
           const res = await client.send(
             new GetObjectCommand({ Bucket, Key, Range: `bytes=${start}-${end}` }),
             { abortSignal: signal },
           );
-          const m = /\/(\d+)$/.exec(res.ContentRange ?? '');
-          total = m ? Number(m[1]) : (res.ContentLength ?? 0);
-          const body = res.Body as Readable;
-          await pipeline(body, out, { end: false });
-          start += res.ContentLength ?? total;
-          if (!res.ContentLength) break;
+          await pipeline(res.Body as Readable, out, { end: false });
         }
       } finally {
         await new Promise<void>((resolve, reject) =>
@@ -288,9 +284,4 @@ export async function azureBackend(settings: AzureSettings, secrets: AzureSecret
       await container.getBlobClient(keyOf(prefix, target)).deleteIfExists();
     },
   };
-}
-
-/** Turns a web `ReadableStream` or Node stream into a Node `Readable` (helper for callers). */
-export function toNodeReadable(body: unknown): Readable {
-  return body instanceof Readable ? body : Readable.fromWeb(body as import('node:stream/web').ReadableStream);
 }

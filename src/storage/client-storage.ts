@@ -14,6 +14,7 @@ import { PermanentTaskError } from '../errors/task-errors.js';
 import { checkEgressUrl } from '../engine/egress/guarded-fetch.js';
 import type { EgressPolicy } from '../engine/egress/rules.js';
 import type { Queryable } from '../store/executor.js';
+import type { TaskDefinition, WorkflowDefinition } from '../workflows/types.js';
 import {
   deleteClientStorage,
   listClientStorage,
@@ -228,18 +229,38 @@ export function usesStaging(kinds: JobStorageKinds): boolean {
 }
 
 /**
- * The submission check: the storage parameters are valid and every object storage they name is
- * configured for `client`.
+ * The last task of a workflow: the one task without `when` that no other task without `when`
+ * needs (null when there are several). A job with object storage publishes after it succeeds.
+ */
+export function lastTaskName(tasks: readonly TaskDefinition[]): string | null {
+  const main = tasks.filter((t) => !t.when);
+  const needed = new Set(main.flatMap((t) => t.needs));
+  const sinks = main.filter((t) => !needed.has(t.name));
+  return sinks.length === 1 ? sinks[0]!.name : null;
+}
+
+/**
+ * The submission check: the storage parameters are valid, every object storage they name is
+ * configured for `client`, and the workflow has one unconditional last task to publish after.
  * @throws {EngineError} `VALIDATION_FAILED` naming the parameter and what is missing.
  */
 export async function assertJobStorage(
   db: Queryable,
   client: string,
   params: Record<string, unknown>,
+  definition: Pick<WorkflowDefinition, 'name' | 'tasks'>,
 ): Promise<void> {
   const kinds = readStorageKinds(params);
   if (typeof kinds === 'string') return fail(kinds);
   const k = kinds;
+  if (usesStaging(k)) {
+    const last = lastTaskName(definition.tasks);
+    const lastTask = definition.tasks.find((t) => t.name === last);
+    if (!lastTask || lastTask.if !== undefined)
+      fail(
+        `workflow "${definition.name}" cannot use s3 or azure_blob storage: its outputs are published after its one last task, and it has ${lastTask ? 'a conditional last task' : 'no single last task'}; use local storage`,
+      );
+  }
   for (const [name, kind] of [
     ['source_storage', k.source],
     ['destination_storage', k.destination],

@@ -93,7 +93,7 @@ export async function submitJob(
       { details: validation.problems },
     );
   await assertEgressAllowed(ctx.egress, submissionUrls(input.parameters, input.semaphoreUrl));
-  await assertJobStorage(ctx.db, viewer.client, validation.resolved);
+  await assertJobStorage(ctx.db, viewer.client, validation.resolved, resolved.definition);
   const now = ctx.clock.now();
   const outcome = await submissionWriter(ctx.db).write({
     job: {

@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openBackend, readStorageKinds, usesStaging } from '../../storage/client-storage.js';
+import { lastTaskName, openBackend, readStorageKinds, usesStaging } from '../../storage/client-storage.js';
 import { publishStaged, removeStaging, stagedStorageContext } from '../../storage/job-staging.js';
 import { createStorageContext } from '../../storage/storage.js';
 import { resolveHandler } from '../../workflows/handlers/registry.js';
@@ -59,17 +59,6 @@ export async function prepareHandler(
   } catch (err) {
     throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
   }
-}
-
-/**
- * The last task of a job's workflow: the one task without `when` that no other task without
- * `when` needs (null when there are several). A staged job publishes after it succeeds.
- */
-export function lastTaskName(tasks: readonly TaskDefinition[]): string | null {
-  const main = tasks.filter((t) => !t.when);
-  const needed = new Set(main.flatMap((t) => t.needs));
-  const sinks = main.filter((t) => !needed.has(t.name));
-  return sinks.length === 1 ? sinks[0]!.name : null;
 }
 
 /**
