@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildServer } from './api/build-server.js';
+import { mediaToolWarnings } from './media/tool-check.js';
 import type { EngineConfig } from './config/schema.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { ensureAdminClient, ensureDemoClient, type CreatedClient } from './engine/clients/clients.js';
@@ -148,6 +149,10 @@ export async function startTaskEngine(
       if (lock) await lock.setUrl(url);
       logger.info({ url, roles: config.roles, store: db.kind }, 'Task Engine listening');
     } else logger.info({ roles: config.roles, store: db.kind }, 'Task Engine started');
+    if (config.roles.includes('worker'))
+      void mediaToolWarnings().then((warnings) => {
+        for (const w of warnings) logger.warn(w);
+      });
 
     let stopping: Promise<void> | null = null;
     return {

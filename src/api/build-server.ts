@@ -20,6 +20,7 @@ import {
   registerErrorHandling,
 } from './plugins/errors.js';
 import { answerClientError, jsonTextError, registerInputGuard, scanJsonText } from './plugins/input-guard.js';
+import { registerClientStorageRoutes } from './routes/client-storage.js';
 import { registerClientRoutes } from './routes/clients.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerConsoleRoutes } from './routes/console.js';
@@ -176,6 +177,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerSettingsRoutes(api, ctx);
     registerWorkflowRoutes(api, ctx);
     registerClientRoutes(api, ctx);
+    registerClientStorageRoutes(api, ctx);
     registerEventRoutes(api, ctx);
     registerStatsRoutes(api, ctx);
   });

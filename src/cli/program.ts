@@ -7,6 +7,7 @@ import { ConfigError } from '../config/load-config.js';
 import { DataDirInUseError } from '../data-dir-lock.js';
 import { EngineError } from '../errors/catalogue.js';
 import { registerClientsCommand } from './commands/clients.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerDemoCommand } from './commands/demo/index.js';
 import { registerControlCommands } from './commands/control.js';
 import { registerJobCommands } from './commands/job.js';
@@ -54,6 +55,7 @@ export function buildProgram(io: CliIO, version: string): Command {
   registerSchedulesCommand(program, io);
   registerDemoCommand(program, io);
   registerWhyCommand(program, io);
+  registerDoctorCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program;
 }

@@ -6,6 +6,7 @@
  * embedded data folder — refused while a running engine holds that folder). With `--url` it asks a
  * running engine over the API as an admin client (`--client`, `--api-key`).
  */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.js';
 import {
@@ -17,7 +18,9 @@ import {
   type ClientRecord,
   type CreatedClient,
 } from '../../engine/clients/clients.js';
+import { parseEgressRules } from '../../engine/egress/rules.js';
 import type { Executor } from '../../store/executor.js';
+import { putClientStorage, removeClientStorage, showClientStorage } from '../../storage/client-storage.js';
 import { DataDirInUseError } from '../../data-dir-lock.js';
 import { openConfiguredStore } from '../../server.js';
 import { addConnectionOptions, callApi, resolveConnection, type ConnectionOptions } from '../http-client.js';
@@ -186,5 +189,85 @@ export function registerClientsCommand(program: Command, io: CliIO): void {
           ? `client "${name}": the previous signing secret no longer signs callbacks`
           : `client "${name}" had no previous signing secret`,
     );
+  });
+  registerStorageCommands(clients, io);
+}
+
+interface StorageOptions extends ClientsOptions {
+  file?: string;
+}
+
+/**
+ * `clients storage set <name> <kind> --file <settings.json>`, `clients storage show <name>` and
+ * `clients storage remove <name> <kind>`: a client's s3 / azure_blob storage (docs/storage.md).
+ * Credentials are read from the file (not the command line, where other users of the host could
+ * see them in the process list) and never printed.
+ */
+function registerStorageCommands(clients: Command, io: CliIO): void {
+  const storage = clients.command('storage').description("a client's object storage (s3, azure_blob)");
+  addConnectionOptions(
+    storage
+      .command('set <name> <kind>')
+      .description('configure s3 or azure_blob storage from a JSON file (fields: docs/storage.md)')
+      .requiredOption('--file <path>', 'JSON file with the settings and credentials')
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, kind: string, opts: StorageOptions) => {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readFile(opts.file!, 'utf8'));
+    } catch (err) {
+      throw new CliError(`--file ${opts.file}: not a readable JSON file (${(err as Error).message})`, 2);
+    }
+    const saved = opts.url
+      ? await callApi<{ kind: string; settings: Record<string, unknown> }>(
+          await resolveConnection(io, opts),
+          'PUT',
+          `/clients/${encodeURIComponent(name)}/storage/${encodeURIComponent(kind)}`,
+          body,
+        )
+      : await withStore(io, 'task-engine clients storage set', async (db) => {
+          const config = loadConfig(io.env);
+          if (!(await listClients(db)).some((c) => c.name === name && !c.revoked_at))
+            throw new CliError(`no active client named ${JSON.stringify(name)}`);
+          return putClientStorage(db, parseEgressRules(config.egress), name, kind, body, new Date());
+        });
+    if (opts.json) return io.out(JSON.stringify(saved, null, 2));
+    io.out(`client "${name}": ${saved.kind} storage set (${JSON.stringify(saved.settings)})`);
+  });
+  addConnectionOptions(
+    storage
+      .command('show <name>')
+      .description("a client's configured storage, without credentials")
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, opts: StorageOptions) => {
+    const shown = opts.url
+      ? (
+          await callApi<{ storage: Record<string, unknown> }>(
+            await resolveConnection(io, opts),
+            'GET',
+            `/clients/${encodeURIComponent(name)}/storage`,
+          )
+        ).storage
+      : await withStore(io, 'task-engine clients storage show', (db) => showClientStorage(db, name));
+    if (opts.json) return io.out(JSON.stringify(shown, null, 2));
+    const kinds = Object.keys(shown);
+    if (!kinds.length) return io.out(`client "${name}" has no object storage configured (local only)`);
+    for (const k of kinds) io.out(`${k}: ${JSON.stringify(shown[k])}`);
+  });
+  addConnectionOptions(
+    storage.command('remove <name> <kind>').description("remove a client's s3 or azure_blob storage"),
+  ).action(async (name: string, kind: string, opts: StorageOptions) => {
+    const removed = opts.url
+      ? (await callApi(
+          await resolveConnection(io, opts),
+          'DELETE',
+          `/clients/${encodeURIComponent(name)}/storage/${encodeURIComponent(kind)}`,
+        ),
+        true)
+      : await withStore(io, 'task-engine clients storage remove', (db) =>
+          removeClientStorage(db, name, kind),
+        );
+    if (!removed) throw new CliError(`client "${name}" has no ${kind} storage configured`);
+    io.out(`client "${name}": ${kind} storage removed`);
   });
 }

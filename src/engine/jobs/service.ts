@@ -4,6 +4,7 @@
  * sees and changes only its own jobs, and another client's job answers 404 exactly like a missing
  * one. Every failure is an {@link EngineError} with a catalogue code.
  */
+import { assertJobStorage } from '../../storage/client-storage.js';
 import { assertEgressAllowed, submissionUrls } from './egress-check.js';
 import { explainJob, type Waiting } from '../status/waiting.js';
 import type { EngineContext } from '../context.js';
@@ -92,6 +93,7 @@ export async function submitJob(
       { details: validation.problems },
     );
   await assertEgressAllowed(ctx.egress, submissionUrls(input.parameters, input.semaphoreUrl));
+  await assertJobStorage(ctx.db, viewer.client, validation.resolved, resolved.definition);
   const now = ctx.clock.now();
   const outcome = await submissionWriter(ctx.db).write({
     job: {

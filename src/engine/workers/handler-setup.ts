@@ -5,6 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { lastTaskName, openBackend, readStorageKinds, usesStaging } from '../../storage/client-storage.js';
+import { publishStaged, removeStaging, stagedStorageContext } from '../../storage/job-staging.js';
 import { createStorageContext } from '../../storage/storage.js';
 import { resolveHandler } from '../../workflows/handlers/registry.js';
 import { renderTemplate } from '../../workflows/templates.js';
@@ -53,10 +55,46 @@ export async function prepareHandler(
   try {
     const rendered = renderTemplate(def.with ?? {}, scope);
     const inputs = rendered && typeof rendered === 'object' ? (rendered as Record<string, unknown>) : {};
-    return { handler, inputs };
+    return { handler: withStagedStorage(ctx, task, def, handler), inputs };
   } catch (err) {
     throw new PermanentSetupError(`inputs of task '${task.name}' cannot be rendered: ${errorText(err)}`);
   }
+}
+
+/**
+ * For a job with object storage (docs/storage.md): after the last task succeeds, its staged
+ * outputs are published (a failed publish fails the attempt); after a cleanup task, the staging
+ * folder of the failed job is removed. Other jobs get `handler` unchanged.
+ */
+function withStagedStorage(
+  ctx: EngineContext,
+  task: ClaimedTask,
+  def: TaskDefinition,
+  handler: TaskHandler,
+): TaskHandler {
+  const kinds = readStorageKinds(task.job.resolved_parameters ?? {});
+  if (typeof kinds === 'string' || !usesStaging(kinds)) return handler;
+  const { client, id } = task.job;
+  const root = ctx.config.storageRoot;
+  const isLast = lastTaskName(task.job.definition?.tasks ?? []) === def.name;
+  if (!isLast && !def.when) return handler;
+  return async (hctx) => {
+    const output = await handler(hctx);
+    if (def.when) await removeStaging(root, client, id);
+    else {
+      const destination = await openBackend(ctx.db, ctx.egress, root, client, kinds.destination);
+      await publishStaged(
+        root,
+        client,
+        id,
+        destination,
+        () => openBackend(ctx.db, ctx.egress, root, client, kinds.source),
+        (line) => hctx.log(line),
+        hctx.signal,
+      );
+    }
+    return output;
+  };
 }
 
 /** What {@link handlerContext} needs from the attempt runner. */
@@ -68,6 +106,22 @@ export interface AttemptHooks {
   workdir: { path: string | null };
   /** The attempt's `ctx.progress` (throttled by the pool's progress writer). */
   progress: HandlerContext['progress'];
+}
+
+/** The job's `ctx.storage`: the client folder, or the staging folder of a job with object storage. */
+function storageFor(ctx: EngineContext, task: ClaimedTask, hooks: AttemptHooks): HandlerContext['storage'] {
+  const { client, id } = task.job;
+  const kinds = readStorageKinds(task.job.resolved_parameters ?? {});
+  if (typeof kinds === 'string' || !usesStaging(kinds))
+    return createStorageContext(ctx.config.storageRoot, client);
+  return stagedStorageContext(
+    ctx.config.storageRoot,
+    client,
+    id,
+    () => openBackend(ctx.db, ctx.egress, ctx.config.storageRoot, client, kinds.source),
+    (message) => hooks.log({ jobId: id, taskId: task.taskId, severity: 1, message }),
+    hooks.signal,
+  );
 }
 
 /** The context a handler of `task` runs with. */
@@ -100,7 +154,7 @@ export function handlerContext(
     get workdir() {
       return scratch();
     },
-    storage: createStorageContext(ctx.config.storageRoot, task.job.client),
+    storage: storageFor(ctx, task, hooks),
     tasks: task.outputs,
     logger: ctx.logger.child(ids),
     fetch: ctx.fetch,
