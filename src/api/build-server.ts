@@ -26,6 +26,8 @@ import { registerConsoleRoutes } from './routes/console.js';
 import { registerJobHistoryRoutes } from './routes/job-history.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
+import { registerProbeRoutes } from './routes/probes.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerStatsRoutes } from './routes/stats.js';
@@ -178,6 +180,8 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerClientRoutes(api, ctx);
     registerEventRoutes(api, ctx);
     registerStatsRoutes(api, ctx);
+    registerMetricsRoutes(api, ctx);
+    registerProbeRoutes(api, ctx);
   });
 
   // The operator console's files (public: the page holds no data; its requests carry credentials).
