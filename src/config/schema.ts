@@ -146,6 +146,7 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     env: 'TASK_ENGINE_METRICS_TOKEN',
     key: 'metricsToken',
     default: 'unset',
-    description: 'a bearer token (at least 16 characters) that may scrape `GET /metrics` besides admin clients',
+    description:
+      'a bearer token (at least 16 characters) that may scrape `GET /metrics` besides admin clients',
   },
 ];

@@ -52,7 +52,10 @@ async function authorizeScrape(ctx: EngineContext, request: FastifyRequest): Pro
       `wrong credentials: no active client "${client.slice(0, 64)}" with that api-key; ${HINT}`,
     );
   if (!viewer.admin)
-    throw new EngineError('FORBIDDEN', `client "${viewer.client}" is not an admin client; GET /metrics needs one`);
+    throw new EngineError(
+      'FORBIDDEN',
+      `client "${viewer.client}" is not an admin client; GET /metrics needs one`,
+    );
 }
 
 /** Registers `GET /metrics`. */
@@ -78,7 +81,10 @@ export function registerMetricsRoutes(app: FastifyInstance, ctx: EngineContext):
     },
     async (request, reply) => {
       if (!metrics)
-        throw new EngineError('NOT_FOUND', 'metrics are off (TASK_ENGINE_METRICS=off); set it to on to serve GET /metrics');
+        throw new EngineError(
+          'NOT_FOUND',
+          'metrics are off (TASK_ENGINE_METRICS=off); set it to on to serve GET /metrics',
+        );
       await authorizeScrape(ctx, request);
       const text = await metrics.render();
       return reply.type(metrics.registry.contentType).send(text);

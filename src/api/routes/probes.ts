@@ -17,7 +17,11 @@ export const READY_TIMEOUT_MS = 2_000;
 export interface Readiness {
   ready: boolean;
   reason: string | null;
-  checks: { database: 'ok' | 'unavailable'; migrations: 'ok' | 'pending' | 'unknown'; database_ms: number | null };
+  checks: {
+    database: 'ok' | 'unavailable';
+    migrations: 'ok' | 'pending' | 'unknown';
+    database_ms: number | null;
+  };
 }
 
 /** Rejects after `ms` with "timed out" (the timer does not keep the process alive). */
@@ -79,7 +83,12 @@ export function registerProbeRoutes(app: FastifyInstance, ctx: EngineContext): v
     '/livez',
     {
       config: { auth: 'public' },
-      schema: { summary: 'Liveness: the process runs', tags: ['status'], security: [], response: { 200: probeReply } },
+      schema: {
+        summary: 'Liveness: the process runs',
+        tags: ['status'],
+        security: [],
+        response: { 200: probeReply },
+      },
     },
     async () => ({ status: 'ok' }),
   );

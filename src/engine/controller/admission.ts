@@ -372,7 +372,11 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
       await advanceLockedJobs(tx, ctx, startedJobs);
       if (ctx.metrics) {
         const started = new Set(startedJobs.map((j) => j.id));
-        countAdmissions(ctx.metrics, chosen.filter((j) => started.has(j.id)), ctx.clock.now());
+        countAdmissions(
+          ctx.metrics,
+          chosen.filter((j) => started.has(j.id)),
+          ctx.clock.now(),
+        );
       }
       startedCount += startedJobs.length;
       // Read again only when slots remain and a job read was held back by a concurrency key that

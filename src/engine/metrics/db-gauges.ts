@@ -67,16 +67,24 @@ export function registerDbGauges(metrics: EngineMetrics, src: DbGaugeSource): vo
   };
   const reg = metrics.registry;
   const withSnapshot =
-    <L extends string>(fill: (s: Snapshot, set: (labels: Partial<Record<L, string>>, v: number) => void) => void) =>
+    <L extends string>(
+      fill: (s: Snapshot, set: (labels: Partial<Record<L, string>>, v: number) => void) => void,
+    ) =>
     async (g: import('prom-client').Gauge<L>): Promise<void> => {
       g.reset();
       const s = await snapshot();
       if (s) fill(s, (labels, v) => g.set(labels, v));
     };
 
-  scrapeGauge(reg, 'task_engine_db_snapshot_up', 'Whether the last read of the database gauges answered (1) or not (0).', [], async (g) => {
-    g.set((await snapshot()) ? 1 : 0);
-  });
+  scrapeGauge(
+    reg,
+    'task_engine_db_snapshot_up',
+    'Whether the last read of the database gauges answered (1) or not (0).',
+    [],
+    async (g) => {
+      g.set((await snapshot()) ? 1 : 0);
+    },
+  );
   scrapeGauge(
     reg,
     'task_engine_jobs',
@@ -93,7 +101,13 @@ export function registerDbGauges(metrics: EngineMetrics, src: DbGaugeSource): vo
     [],
     withSnapshot((s, set) => set({}, s.row.slots_used)),
   );
-  scrapeGauge(reg, 'task_engine_max_jobs', 'The max_jobs setting.', [], withSnapshot((s, set) => set({}, s.maxJobs)));
+  scrapeGauge(
+    reg,
+    'task_engine_max_jobs',
+    'The max_jobs setting.',
+    [],
+    withSnapshot((s, set) => set({}, s.maxJobs)),
+  );
   scrapeGauge(
     reg,
     'task_engine_priority_slots',

@@ -120,7 +120,14 @@ function writeFor(ctx: EngineContext, writer: ResultWriter, ended: EndedAttempt)
 function recordAttemptMetrics(m: EngineMetrics, ended: EndedAttempt, result: string): void {
   const workflow = ended.task.job.workflow;
   const task = ended.task.name;
-  const outcome = result === 'recorded' ? 'succeeded' : result === 'retry' ? 'retry' : result === 'failed' ? 'failed' : null;
+  const outcome =
+    result === 'recorded'
+      ? 'succeeded'
+      : result === 'retry'
+        ? 'retry'
+        : result === 'failed'
+          ? 'failed'
+          : null;
   if (outcome === null) return;
   if (ended.durationMs !== undefined)
     m.taskDuration.labels(workflow, task, outcome).observe(ended.durationMs / 1000);
