@@ -26,7 +26,7 @@ export function timedExecutor(db: Executor, histogram: Histogram<'query'>): Exec
       } finally {
         childOf(sql).observe((performance.now() - t0) / 1000);
       }
-    } as Queryable['query'];
+    };
   const wrapped: Executor = Object.create(db) as Executor;
   return Object.assign(wrapped, {
     kind: db.kind,
