@@ -3,7 +3,8 @@
  * listens: `startTaskEngine` (src/server.ts) does, and tests call `app.inject()`.
  *
  * Every reply is JSON, except the `text/event-stream` of `GET /events`. Bodies must be `application/json` (415 otherwise), valid JSON (400) without
- * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
+ * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /`, the probes (`/livez`, `/readyz`) and the API description needs credentials
+ * (`GET /metrics` checks its own: an admin client or the metrics token).
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';

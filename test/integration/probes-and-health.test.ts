@@ -38,7 +38,7 @@ async function startProxy(
       client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
-    port = (server!.address() as net.AddressInfo).port;
+    port = (server.address() as net.AddressInfo).port;
   };
   await listen();
   return {
