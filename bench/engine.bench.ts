@@ -15,7 +15,9 @@
  * `BENCH_MEMORY_JOBS` (default 100000 on PostgreSQL, 5000 on PGlite), `BENCH_THROUGHPUT_JOBS`
  * (default 3000 / 1000), `BENCH_CONCURRENCY` (worker slots, default 32), `BENCH_ONLY` (a comma list
  * of the parts to run: latency, throughput, post, memory, callbacks, pgbench; default all),
- * `BENCH_CALLBACK_JOBS` (default 300).
+ * `BENCH_CALLBACK_JOBS` (default 300), `BENCH_METRICS` (`on`, `off` or `both`: the throughput part
+ * with the engine's metrics on — scraped once a second, as a busy Prometheus would — off, or
+ * both one after the other in the same run; default on, the engine's default).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -78,13 +80,19 @@ async function openBenchStore(kind: Kind): Promise<{ db: Executor; url: string |
   return { db: await openStore({ databaseUrl: url }), url };
 }
 
-async function newEngine(db: Executor, url: string | null, concurrency = CONCURRENCY): Promise<Engine> {
+async function newEngine(
+  db: Executor,
+  url: string | null,
+  concurrency = CONCURRENCY,
+  metrics = true,
+): Promise<Engine> {
   return createEngine(
     testConfig({
       databaseUrl: url,
       workflowsDir: catalog.dir,
       workerConcurrency: concurrency,
       roles: ['controller', 'worker'],
+      metrics,
     }),
     { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
   );
@@ -157,9 +165,18 @@ async function latency(db: Executor, url: string | null, n: number): Promise<str
   return `queued→started latency (idle engine, ${n} jobs): p50 ${pct(samples, 50).toFixed(1)} ms, p99 ${pct(samples, 99).toFixed(1)} ms, max ${samples.at(-1)!.toFixed(1)} ms`;
 }
 
-/** 2. 3-task no-op workflow end to end, max_jobs 200. */
-async function throughput(db: Executor, url: string | null, n: number): Promise<string> {
-  const engine = await newEngine(db, url);
+/** `BENCH_METRICS`: the metrics settings the throughput part runs with. */
+function metricsRuns(): boolean[] {
+  const v = (process.env.BENCH_METRICS ?? 'on').toLowerCase();
+  if (v === 'both') return [false, true];
+  if (v === 'off') return [false];
+  if (v === 'on') return [true];
+  throw new Error(`BENCH_METRICS must be on, off or both (got "${v}")`);
+}
+
+/** 2. 3-task no-op workflow end to end, max_jobs 200; with metrics on, scraped once a second. */
+async function throughput(db: Executor, url: string | null, n: number, metrics = true): Promise<string> {
+  const engine = await newEngine(db, url, CONCURRENCY, metrics);
   await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
   const before = await countCompleted(db);
   for (let i = 0; i < n; i++) await submitAs(engine, 'noop3');
@@ -167,15 +184,22 @@ async function throughput(db: Executor, url: string | null, n: number): Promise<
   const pg0 = await serverCpuMs(db);
   const t0 = performance.now();
   await engine.start();
+  let scrapes = 0;
+  const scraper = engine.ctx.metrics
+    ? setInterval(() => {
+        void engine.ctx.metrics?.render().then(() => scrapes++);
+      }, 1_000)
+    : null;
   await waitForCompleted(db, before + n);
   const secs = (performance.now() - t0) / 1000;
+  if (scraper) clearInterval(scraper);
   const cpu = process.cpuUsage(cpu0);
   const engineMs = (cpu.user + cpu.system) / 1000;
   const serverMs = (await serverCpuMs(db, pg0.pids)).ms - pg0.ms;
   await engine.stop();
   const perJob = (engineMs + Math.max(0, serverMs)) / n;
   return (
-    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
+    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots, metrics ${metrics ? `on (${scrapes} scrapes)` : 'off'}: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
     `    CPU per job: engine process ${(engineMs / n).toFixed(2)} ms` +
     (db.kind === 'postgres' ? `, PostgreSQL backends ${(serverMs / n).toFixed(2)} ms` : '') +
     ` → about ${(1000 / perJob).toFixed(0)} jobs/s per fully available core`
@@ -360,9 +384,15 @@ async function main(): Promise<void> {
       const pgKind = kind === 'postgres';
       if (wanted('latency')) console.log(await latency(db, url, pgKind ? 200 : 100));
       if (wanted('throughput'))
-        console.log(
-          await throughput(db, url, Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000))),
-        );
+        for (const metrics of metricsRuns())
+          console.log(
+            await throughput(
+              db,
+              url,
+              Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000)),
+              metrics,
+            ),
+          );
       if (wanted('post')) console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
       const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
       if (wanted('memory') && memJobs > 0) console.log(await memory(db, url, memJobs));

@@ -3,7 +3,8 @@
  * listens: `startTaskEngine` (src/server.ts) does, and tests call `app.inject()`.
  *
  * Every reply is JSON, except the `text/event-stream` of `GET /events`. Bodies must be `application/json` (415 otherwise), valid JSON (400) without
- * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /` and the API description needs credentials.
+ * a repeated key or an integer beyond 2^53 - 1 (400), and at most 1 MiB (413). Every route but `GET /`, the probes (`/livez`, `/readyz`) and the API description needs credentials
+ * (`GET /metrics` checks its own: an admin client or the metrics token).
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -27,6 +28,8 @@ import { registerConsoleRoutes } from './routes/console.js';
 import { registerJobHistoryRoutes } from './routes/job-history.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLogRoutes } from './routes/logs.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
+import { registerProbeRoutes } from './routes/probes.js';
 import { registerScheduleRoutes } from './routes/schedules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerStatsRoutes } from './routes/stats.js';
@@ -180,6 +183,8 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     registerClientStorageRoutes(api, ctx);
     registerEventRoutes(api, ctx);
     registerStatsRoutes(api, ctx);
+    registerMetricsRoutes(api, ctx);
+    registerProbeRoutes(api, ctx);
   });
 
   // The operator console's files (public: the page holds no data; its requests carry credentials).

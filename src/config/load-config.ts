@@ -103,6 +103,13 @@ export function loadConfig(
     problems.push(`TASK_ENGINE_EGRESS: ${(err as Error).message}`);
   }
 
+  const metricsRaw = (get('TASK_ENGINE_METRICS') ?? 'on').toLowerCase();
+  if (metricsRaw !== 'on' && metricsRaw !== 'off')
+    problems.push(`TASK_ENGINE_METRICS must be on or off (got "${metricsRaw.slice(0, 32)}")`);
+  const metricsToken = get('TASK_ENGINE_METRICS_TOKEN') ?? null;
+  if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken)))
+    problems.push('TASK_ENGINE_METRICS_TOKEN must be at least 16 characters without spaces');
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host,
@@ -119,5 +126,7 @@ export function loadConfig(
     logLevel,
     shutdownGraceSeconds,
     egress,
+    metrics: metricsRaw !== 'off',
+    metricsToken,
   };
 }

@@ -39,6 +39,10 @@ export interface EngineConfig {
   shutdownGraceSeconds: number;
   /** Egress rules for outbound requests (`TASK_ENGINE_EGRESS`; src/engine/egress/rules.ts); '' = defaults. */
   egress: string;
+  /** Whether `GET /metrics` and the in-process metrics exist (`TASK_ENGINE_METRICS`, on/off; default on). */
+  metrics?: boolean;
+  /** Bearer token that may read `GET /metrics` besides admin clients (`TASK_ENGINE_METRICS_TOKEN`); null = none. */
+  metricsToken?: string | null;
 }
 
 /** One documented environment variable. */
@@ -131,5 +135,18 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: '',
     description:
       'egress rules for outbound requests (comma list: deny-private, deny-loopback, allow-host=<name>, allow-cidr=<range>)',
+  },
+  {
+    env: 'TASK_ENGINE_METRICS',
+    key: 'metrics',
+    default: 'on',
+    description: '`off` removes `GET /metrics` (404) and every in-process metric',
+  },
+  {
+    env: 'TASK_ENGINE_METRICS_TOKEN',
+    key: 'metricsToken',
+    default: 'unset',
+    description:
+      'a bearer token (at least 16 characters) that may scrape `GET /metrics` besides admin clients',
   },
 ];

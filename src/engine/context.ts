@@ -8,6 +8,7 @@ import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
 import type { WorkflowCatalog } from '../workflows/types.js';
 import type { Clock } from './clock.js';
+import type { EngineMetrics } from './metrics/metrics.js';
 
 /** Shared dependencies of the engine's services. */
 export interface EngineContext {
@@ -26,6 +27,8 @@ export interface EngineContext {
    * connection is checked against {@link egress} (src/engine/egress/guarded-fetch.ts).
    */
   fetch: GuardedFetch;
+  /** The process's Prometheus metrics; undefined with `TASK_ENGINE_METRICS=off` (src/engine/metrics). */
+  metrics?: EngineMetrics;
 }
 
 /**

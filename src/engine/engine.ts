@@ -28,6 +28,9 @@ import { createController } from './controller/controller.js';
 import { stopEventHub } from './events/hub.js';
 import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
 import { createSchedulerService } from './scheduler/scheduler-service.js';
+import { registerDbGauges } from './metrics/db-gauges.js';
+import { createEngineMetrics } from './metrics/metrics.js';
+import { timedExecutor } from './metrics/timed-executor.js';
 import { repeatEvery } from './workers/repeat.js';
 import { createWorkerPool, type WorkerPool } from './workers/worker-pool.js';
 
@@ -148,16 +151,25 @@ async function openEngineContext(
     throw err;
   }
   const egress = parseEgressRules(config.egress);
+  // Metrics on (the default): statements are timed through a wrapped executor.
+  const metrics = config.metrics === false ? undefined : createEngineMetrics();
   const ctx: EngineContext = {
     config,
-    db,
+    db: metrics ? timedExecutor(db, metrics.queryDuration) : db,
     clock: opts.clock ?? systemClock,
     logger,
     catalog,
     version: ENGINE_VERSION,
     egress,
     fetch: createGuardedFetch(egress).fetch,
+    ...(metrics ? { metrics } : {}),
   };
+  if (metrics)
+    registerDbGauges(metrics, {
+      db: ctx.db,
+      clock: ctx.clock,
+      queues: () => [...new Set(['work', ...ctx.catalog.queues()])],
+    });
   return { ctx, ownsDb };
 }
 
@@ -206,6 +218,7 @@ class EngineProcess implements Engine {
     if (db.kind === 'pglite') {
       await markOtherWorkersStopped.run(db, { id: this.workerId, now: clock.now() });
       const n = await recoverStalledAttempts(this.ctx, { all: true });
+      if (n > 0) this.ctx.metrics?.stallsRecovered.inc(n);
       if (n > 0) logger.warn({ attempts: n }, 'recovered attempts left running by a previous engine process');
     }
     const queues = this.createServices(roles);
@@ -310,5 +323,6 @@ class EngineProcess implements Engine {
         .run(db, { id: this.workerId, now: clock.now() })
         .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
     if (this.ownsDb) await db.close();
+    this.ctx.metrics?.close();
   }
 }

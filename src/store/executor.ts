@@ -53,6 +53,11 @@ export interface Executor extends Queryable {
    * session holds it. Used for leader election of the scheduler role.
    */
   tryLock(key: number): Promise<SessionLock | null>;
+  /**
+   * The connection pool's counts now (`pg` only; PGlite has one connection and leaves it out):
+   * open connections, idle ones, requests waiting for one, and the pool's size.
+   */
+  poolStats?(): { total: number; idle: number; waiting: number; max: number };
   /** Closes every connection. Idempotent. */
   close(): Promise<void>;
 }

@@ -85,6 +85,12 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
       }
     },
     listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    poolStats: () => ({
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+      max: options.max ?? 10,
+    }),
     tryLock: (key) =>
       tryPgSessionLock(key, { connectionString: options.connectionString, onError, clients: lockClients }),
     async close() {

@@ -42,6 +42,12 @@ export function registerStatusRoutes(app: FastifyInstance, ctx: EngineContext): 
           200: {
             type: 'object',
             properties: {
+              status: { type: 'string', enum: ['ok', 'degraded'] },
+              reasons: { type: 'array', items: { type: 'string' } },
+              checks: {
+                type: 'object',
+                additionalProperties: { type: 'object', additionalProperties: true },
+              },
               version: { type: 'string' },
               databases: { type: 'object', additionalProperties: { type: 'string' } },
               queues: { type: 'object', additionalProperties: counter },

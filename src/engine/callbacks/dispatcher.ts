@@ -37,7 +37,8 @@ import {
 } from '../../store/queries/callbacks.js';
 import { CHANNELS } from '../signals.js';
 import { postCallback } from './post-callback.js';
-import { handBack, recordDeliveryOutcome } from './record-outcome.js';
+import { handBack, isDelivered, recordDeliveryOutcome } from './record-outcome.js';
+import { hostLabel } from '../metrics/metrics.js';
 
 /** Tuning of {@link createCallbackDispatcher}; every field has a production default. */
 export interface CallbackDispatcherOptions {
@@ -255,6 +256,14 @@ class CallbackDispatcher implements Service {
         log: this.log,
       }),
     );
+    const m = this.ctx.metrics;
+    if (m) {
+      const host = hostLabel(row.target_url);
+      const delivered = isDelivered(outcome);
+      m.callbackDeliveries.labels(delivered ? 'delivered' : 'failed').inc();
+      if (!delivered) m.callbackFailures.labels(host).inc();
+      m.callbackDuration.labels(host).observe(outcome.durationMs / 1000);
+    }
   }
 
   private setTimer(ms: number): void {

@@ -7,6 +7,7 @@
  * `waiting` (src/engine/status/waiting.ts) runs the very same functions over the same reads to
  * say why a job waits.
  */
+import { countAdmissions } from '../metrics/record.js';
 import { LOCK_KEYS } from '../../store/executor.js';
 import {
   type AdmissionCandidateRow,
@@ -368,6 +369,14 @@ export async function admitJobs(ctx: EngineContext): Promise<number> {
       const order = new Map(ids.map((id, i) => [id, i]));
       startedJobs.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
       await advanceLockedJobs(tx, ctx, startedJobs);
+      if (ctx.metrics) {
+        const started = new Set(startedJobs.map((j) => j.id));
+        countAdmissions(
+          ctx.metrics,
+          chosen.filter((j) => started.has(j.id)),
+          ctx.clock.now(),
+        );
+      }
       startedCount += startedJobs.length;
       // Read again only when slots remain and a job read was held back by a concurrency key that
       // jobs started in this round now fill: the read skips full keys, so the next one looks

@@ -8,6 +8,7 @@
  * (`applyJobEffects`). The outcome of an attempt (workers/results.ts) adds its own changes to the
  * same effects and goes through the same statement.
  */
+import { countFinishedJobs } from '../metrics/record.js';
 import type { Queryable } from '../../store/executor.js';
 import {
   applyJobEffects,
@@ -541,6 +542,10 @@ export async function advanceLockedJobs(
     if (f) finishing.push({ jobId: j.id, failed: plan.failedTask !== undefined });
   }
   const finished = await applyEffects(tx, effects, now);
+  if (ctx.metrics) {
+    const byId = new Map(jobs.map((j) => [j.id, j]));
+    countFinishedJobs(ctx.metrics, finishing, finished, (id) => byId.get(id));
+  }
   for (const f of finishing)
     if (finished.has(f.jobId))
       results.set(f.jobId, { ...results.get(f.jobId)!, outcome: 'finished', failed: f.failed });

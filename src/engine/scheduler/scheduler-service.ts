@@ -65,6 +65,7 @@ function defaultHandlers(semaphores: SemaphoreLoop): Record<ScheduleName, Schedu
     push_jobs: (c) => admitJobs(c),
     recover_stalled_tasks: async (c) => {
       const recovered = await recoverStalledAttempts(c);
+      if (recovered > 0) c.metrics?.stallsRecovered.inc(recovered);
       const { events } = await cleanupEvents(c);
       return { recovered, events_deleted: events };
     },

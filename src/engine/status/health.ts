@@ -10,7 +10,9 @@ import {
   countWaitingJobs,
   pingDatabase,
   readAliveWorkers,
+  readHealthSignals,
 } from '../../store/queries/status.js';
+import { LOCK_KEYS } from '../../store/executor.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import type { Viewer } from '../jobs/records.js';
@@ -23,8 +25,24 @@ export interface QueueHealth {
   pending: number;
 }
 
-/** The `/health` reply (seed shape). */
+/** One check of the report: `ok`, or `degraded` with why (in the report's `reasons` too). */
+export interface HealthCheck {
+  status: 'ok' | 'degraded';
+  [detail: string]: unknown;
+}
+
+/** The `/health` reply (seed shape, plus `status`, `reasons` and `checks`). */
 export interface HealthReport {
+  /** `degraded` when any check is; `reasons` then says why, one line per problem. */
+  status: 'ok' | 'degraded';
+  reasons: string[];
+  /**
+   * `database` (round trip in ms), `workers` (per task queue with work: ready tasks and live
+   * workers), `controller` (live controller processes), `scheduler` (whether a scheduler holds
+   * the leader lock, and live scheduler processes), `callbacks` (due deliveries, the oldest's wait
+   * in seconds, live processes serving `callback`).
+   */
+  checks: Record<'database' | 'workers' | 'controller' | 'scheduler' | 'callbacks', HealthCheck>;
   version: string;
   /** `postgres` is `OK` when the database answered. `redis` is `not used`: the engine dispatches through PostgreSQL (SPEC section 2). */
   databases: { postgres: string; redis: string };
@@ -51,6 +69,9 @@ export interface HealthReport {
 /** A worker registration counts as alive while it has not stopped and heart-beat within this many seconds. */
 export const WORKER_ALIVE_SECONDS = 30;
 
+/** A due callback delivery waiting longer than this (s) makes `/health` degraded. */
+export const CALLBACK_BACKLOG_DEGRADED_SECONDS = 300;
+
 /**
  * Builds the health report.
  * - queues: `controller` and `scheduler` (workers = alive processes with that role; pending =
@@ -68,20 +89,23 @@ export const WORKER_ALIVE_SECONDS = 30;
  * @throws {EngineError} `STORE_UNAVAILABLE` (503) when the database does not answer.
  */
 export async function getHealth(ctx: EngineContext, viewer: Viewer): Promise<HealthReport> {
+  const t0 = performance.now();
   try {
     await pingDatabase.run(ctx.db, {});
   } catch (err) {
     throw new EngineError('STORE_UNAVAILABLE', `postgres: ${(err as Error).message}`, { cause: err });
   }
+  const databaseMs = Math.round((performance.now() - t0) * 10) / 10;
   const now = ctx.clock.now();
   const client = viewer.admin ? null : viewer.client;
-  const [jobCounts, taskCounts, workers, queueTasks, deliveries, settings] = await Promise.all([
+  const [jobCounts, taskCounts, workers, queueTasks, deliveries, settings, leader] = await Promise.all([
     countJobsByState.rows(ctx.db, { client }),
     countTasksByState.rows(ctx.db, { client }),
     readAliveWorkers.rows(ctx.db, { now, aliveSeconds: WORKER_ALIVE_SECONDS }),
     countActiveTasksByQueue.rows(ctx.db, {}),
     countCallbackDeliveries.first(ctx.db, { now }),
     readSettings(ctx.db),
+    readHealthSignals.first(ctx.db, { now, key: LOCK_KEYS.schedulerLeader }),
   ]);
   const jobs = jobsByState(jobCounts);
   // Job counts for the controller/scheduler blocks are engine-wide, like every queue block.
@@ -89,16 +113,30 @@ export async function getHealth(ctx: EngineContext, viewer: Viewer): Promise<Hea
     ? { queued: jobs.queued, due: jobs.scheduled + jobs.pending }
     : await countWaitingJobs.first(ctx.db, {});
   const taskBy = (state: string) => taskCounts.find((r) => r.state === state)?.n ?? 0;
+  const queues = queueBlocks({
+    taskQueues: [...new Set(['work', ...ctx.catalog.queues()])].sort(),
+    workers,
+    queueTasks,
+    deliveries: deliveries ?? { delivering: 0, due: 0 },
+    waiting: waiting ?? { queued: 0, due: 0 },
+  });
+  const { checks, reasons } = healthChecks({
+    databaseMs,
+    queues,
+    queueTasks,
+    // PGlite has no advisory locks between processes (one process owns the database): its leader
+    // is its live scheduler process.
+    schedulerLeader:
+      ctx.db.kind === 'pglite' ? (queues.scheduler?.workers ?? 0) > 0 : (leader?.scheduler_leader ?? false),
+    oldestDueSeconds: Number(leader?.oldest_due_seconds ?? 0),
+  });
   return {
+    status: reasons.length > 0 ? 'degraded' : 'ok',
+    reasons,
+    checks,
     version: ctx.version,
     databases: { postgres: 'OK', redis: 'not used' },
-    queues: queueBlocks({
-      taskQueues: [...new Set(['work', ...ctx.catalog.queues()])].sort(),
-      workers,
-      queueTasks,
-      deliveries: deliveries ?? { delivering: 0, due: 0 },
-      waiting: waiting ?? { queued: 0, due: 0 },
-    }),
+    queues,
     tasks: {
       failed: taskBy('failed'),
       pending: taskBy('ready'),
@@ -138,6 +176,68 @@ export function jobsByState(
     }
   }
   return { ...states, superseded, superseded_failed: supersededFailed };
+}
+
+/**
+ * The checks of the report and the reasons it is degraded. Pure; exported for its unit test.
+ * - workers: a queue with ready tasks (any queue, not only the catalog's) and no live worker
+ *   serving it is degraded: its work cannot start.
+ * - controller: no live process with the controller role means no job is admitted.
+ * - scheduler: no session holds the scheduler leader lock means no schedules, due jobs or stall
+ *   recovery.
+ * - callbacks: due deliveries with no live process serving `callback`, or a due delivery waiting
+ *   more than {@link CALLBACK_BACKLOG_DEGRADED_SECONDS}.
+ */
+export function healthChecks(c: {
+  databaseMs: number;
+  queues: Record<string, QueueHealth>;
+  queueTasks: readonly { queue: string; state: string; n: number }[];
+  schedulerLeader: boolean;
+  oldestDueSeconds: number;
+}): { checks: HealthReport['checks']; reasons: string[] } {
+  const reasons: string[] = [];
+  const stranded: Record<string, { ready: number; workers: number }> = {};
+  const perQueue: Record<string, { ready: number; workers: number }> = {};
+  for (const r of c.queueTasks) {
+    if (r.state !== 'ready' || r.n === 0) continue;
+    const workers = c.queues[r.queue]?.workers ?? 0;
+    perQueue[r.queue] = { ready: r.n, workers };
+    if (workers === 0) {
+      stranded[r.queue] = perQueue[r.queue]!;
+      reasons.push(`queue "${r.queue}" has ${r.n} ready task(s) and no live worker`);
+    }
+  }
+  const controllers = c.queues.controller?.workers ?? 0;
+  if (controllers === 0) reasons.push('no live controller process: queued jobs are not admitted');
+  const schedulers = c.queues.scheduler?.workers ?? 0;
+  if (!c.schedulerLeader)
+    reasons.push('no scheduler leader: schedules, due jobs and stall recovery do not run');
+  const cb = c.queues.callback ?? { workers: 0, working: 0, pending: 0 };
+  const cbReasons: string[] = [];
+  if (cb.pending > 0 && cb.workers === 0)
+    cbReasons.push(`${cb.pending} callback deliveries are due and no live process sends callbacks`);
+  if (c.oldestDueSeconds > CALLBACK_BACKLOG_DEGRADED_SECONDS)
+    cbReasons.push(
+      `the oldest due callback delivery has waited ${Math.round(c.oldestDueSeconds)} s (more than ${CALLBACK_BACKLOG_DEGRADED_SECONDS} s)`,
+    );
+  reasons.push(...cbReasons);
+  const st = (bad: boolean): 'ok' | 'degraded' => (bad ? 'degraded' : 'ok');
+  return {
+    reasons,
+    checks: {
+      database: { status: 'ok', round_trip_ms: c.databaseMs },
+      workers: { status: st(Object.keys(stranded).length > 0), queues: perQueue },
+      controller: { status: st(controllers === 0), live: controllers },
+      scheduler: { status: st(!c.schedulerLeader), leader: c.schedulerLeader, live: schedulers },
+      callbacks: {
+        status: st(cbReasons.length > 0),
+        due: cb.pending,
+        delivering: cb.working,
+        oldest_due_seconds: Math.round(c.oldestDueSeconds * 10) / 10,
+        live: cb.workers,
+      },
+    },
+  };
 }
 
 /** The queue blocks of the report (see {@link getHealth}). Pure. */

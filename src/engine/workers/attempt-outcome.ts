@@ -5,6 +5,7 @@
  */
 import { sleep } from '../clock.js';
 import type { EngineContext } from '../context.js';
+import type { EngineMetrics } from '../metrics/metrics.js';
 import { errorText } from '../controller/advance.js';
 import { PermanentSetupError, type AbortReason } from './attempt-errors.js';
 import type { ClaimedTask } from './claim.js';
@@ -23,6 +24,8 @@ export interface EndedAttempt {
   outcome: HandlerOutcome;
   /** The task's `timeout` in seconds, for the "timed out after" message. */
   timeoutSeconds: number | undefined;
+  /** How long the handler ran (ms, from its preparation to its end), for the task duration metric. */
+  durationMs?: number;
 }
 
 /** Records ended attempts through the result writer. */
@@ -47,7 +50,9 @@ export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): 
   const writeWithRetries = async (ended: EndedAttempt, write: () => Promise<string>): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        if ((await write()) === 'stale')
+        const result = await write();
+        if (ctx.metrics) recordAttemptMetrics(ctx.metrics, ended, result);
+        if (result === 'stale')
           ctx.logger.debug(
             { jobId: ended.ref.jobId, taskId: ended.ref.taskId, attemptId: ended.ref.attemptId },
             'attempt result dropped: the attempt is no longer the running one',
@@ -105,6 +110,34 @@ function writeFor(ctx: EngineContext, writer: ResultWriter, ended: EndedAttempt)
     case null:
       return () => writer.failure(ref, describeFailure(outcome.ok ? undefined : outcome.error));
   }
+}
+
+/**
+ * Counts a written attempt result (after its commit): `recorded` → task succeeded; `retry` →
+ * an attempt failure and a retry; `failed` → an attempt failure and a failed task. Stale results
+ * and hand-backs count nothing.
+ */
+function recordAttemptMetrics(m: EngineMetrics, ended: EndedAttempt, result: string): void {
+  const workflow = ended.task.job.workflow;
+  const task = ended.task.name;
+  const outcome =
+    result === 'recorded'
+      ? 'succeeded'
+      : result === 'retry'
+        ? 'retry'
+        : result === 'failed'
+          ? 'failed'
+          : null;
+  if (outcome === null) return;
+  if (ended.durationMs !== undefined)
+    m.taskDuration.labels(workflow, task, outcome).observe(ended.durationMs / 1000);
+  if (outcome === 'succeeded') {
+    m.tasksFinished.labels(workflow, task, 'succeeded').inc();
+    return;
+  }
+  m.attemptFailures.labels(workflow, task).inc();
+  if (outcome === 'retry') m.retries.labels(workflow, task).inc();
+  else m.tasksFinished.labels(workflow, task, 'failed').inc();
 }
 
 /** The handler's output as JSON text (`undefined` counts as null), or why it is not JSON. */

@@ -110,6 +110,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
 
   /** Runs one attempt to its recorded end. Never rejects for handler errors. */
   const runAttempt = async (task: ClaimedTask, entry: ActiveAttempt): Promise<void> => {
+    const startedMs = performance.now();
     const def = taskDefinition(task.job, task.name);
     const workdir: { path: string | null } = { path: null };
     const log = (line: BufferedLogLine): void => {
@@ -158,6 +159,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
         reason: entry.reason,
         outcome: ended,
         timeoutSeconds: def?.timeout,
+        durationMs: performance.now() - startedMs,
       });
     } finally {
       // Keep the slot until the handler has really stopped (a child process killed on abort),

@@ -87,6 +87,7 @@ export function createProgressWriter(
         now: ctx.clock.now(),
       });
       for (const b of batch) b.t.written = b.key;
+      ctx.metrics?.progressWrites.inc(batch.length);
     } catch (err) {
       // Progress is advisory: a lost write is replaced by the next report.
       ctx.logger.warn({ err, attempts: batch.length }, 'writing task progress failed');

@@ -6,6 +6,8 @@
  * whose attempt is no longer its task's live attempt (a newer attempt, a break or a stall
  * recovery got there first) is dropped (`stale`), never written over the newer state.
  */
+import type { EngineMetrics } from '../metrics/metrics.js';
+import { countFinishedJobs } from '../metrics/record.js';
 import type { Queryable } from '../../store/executor.js';
 import { cancelRunningAttempt, readOutcomeTasks } from '../../store/queries/attempts.js';
 import { lockJobsForResults } from '../../store/queries/job-effects.js';
@@ -38,6 +40,8 @@ export interface SuccessResult extends AttemptRef {
 export interface OutcomeContext {
   clock: Clock;
   config: { storageRoot: string };
+  /** Counts finished jobs when set. */
+  metrics?: EngineMetrics | undefined;
 }
 
 /**
@@ -112,7 +116,8 @@ export async function writeOutcomes(
     now,
     storageRoot: ctx.config.storageRoot,
   });
-  await applyEffects(tx, effects, now);
+  const finished = await applyEffects(tx, effects, now);
+  if (ctx.metrics) countFinishedJobs(ctx.metrics, effects.finishes, finished, (id) => jobs.get(id));
   return results;
 }
 

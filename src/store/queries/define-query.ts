@@ -32,6 +32,17 @@ export interface Query<P extends object, R> {
 /** Parameters of a statement that takes none. */
 export type NoParams = Record<string, never>;
 
+/** Statement text (as sent) → its name, for timing statements by name (src/engine/metrics). */
+const NAMES_BY_TEXT = new Map<string, string>();
+
+/**
+ * The name of the statement declared with `text` (compiled, as sent to the executor), or
+ * undefined for text no {@link defineQuery} declared (migrations, `BEGIN`).
+ */
+export function queryNameOf(text: string): string | undefined {
+  return NAMES_BY_TEXT.get(text);
+}
+
 const PLACEHOLDER = /\$([A-Za-z_][A-Za-z0-9_]*)(\$?)/g;
 
 /**
@@ -53,6 +64,7 @@ export function defineQuery<P extends object = NoParams, R = Record<string, unkn
     if (i < 0) i = order.push(id) - 1;
     return `$${i + 1}`;
   });
+  if (!NAMES_BY_TEXT.has(compiled)) NAMES_BY_TEXT.set(compiled, name);
   const bind = (values: P): unknown[] => {
     const v = values as Record<string, unknown>;
     return order.map((k) => {

@@ -77,3 +77,25 @@ export const countWaitingJobs = defineQuery<Record<string, never>, { queued: num
           count(*) FILTER (WHERE queue_state IN ('scheduled', 'pending'))::int AS due
      FROM jobs WHERE queue_state IN ('queued', 'scheduled', 'pending')`,
 );
+
+/**
+ * Whether some session holds the scheduler leader lock `key` (a session advisory lock on one
+ * bigint key: `classid` its high half, `objid` its low half, `objsubid` 1; read from `pg_locks`,
+ * the lock table, not rows), and how long the oldest due callback delivery has waited at `now`
+ * (seconds, 0 when none; through `callback_deliveries_due_idx`). No locks.
+ */
+export const readHealthSignals = defineQuery<
+  { now: Date; key: number },
+  { scheduler_leader: boolean; oldest_due_seconds: number }
+>(
+  'read-health-signals',
+  `SELECT EXISTS (
+            SELECT 1 FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND objsubid = 1
+               AND classid = ($key::bigint >> 32)::oid AND objid = ($key::bigint & 4294967295)::oid
+          ) AS scheduler_leader,
+          COALESCE((SELECT EXTRACT(EPOCH FROM ($now::timestamptz - min(next_attempt_at)))::float8
+                      FROM callback_deliveries
+                     WHERE state IN ('pending', 'delivering') AND state = 'pending'
+                       AND next_attempt_at <= $now::timestamptz), 0) AS oldest_due_seconds`,
+);
