@@ -64,7 +64,7 @@ void describe('process log lines', () => {
     // A job whose callbacks are refused (nothing listens on port 9 of 127.0.0.1).
     const ok = await submit({
       job: { workflow: 'demo' },
-      parameters: { content_id: 'a', rest_endpoints: ['http://127.0.0.1:9/refused'] },
+      parameters: { content_id: 'a', seconds: 0, rest_endpoints: ['http://127.0.0.1:9/refused'] },
     });
     assert.equal(ok.status, 200, await ok.clone().text());
     const { id } = (await ok.json()) as { id: number };
@@ -75,8 +75,7 @@ void describe('process log lines', () => {
     await waitFor(
       async () => {
         const r = await fetch(`${url}/jobs/${id}`, { headers });
-        const j = (await r.json()) as { job?: { queue_state?: string } };
-        return j.job?.queue_state === 'completed';
+        return ((await r.json()) as { queue_state?: string }).queue_state === 'completed';
       },
       { timeoutMs: 60_000, what: 'the demo job to complete' },
     );
