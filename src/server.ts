@@ -4,7 +4,8 @@
  * the process plays the `api` role), then start the engine's services.
  */
 import type { FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './engine/logger.js';
 import { buildServer } from './api/build-server.js';
 import { mediaToolWarnings } from './media/tool-check.js';
 import type { EngineConfig } from './config/schema.js';
@@ -100,7 +101,7 @@ export async function startTaskEngine(
   config: EngineConfig,
   opts: StartTaskEngineOptions = {},
 ): Promise<RunningTaskEngine> {
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const cleanups: (() => Promise<void>)[] = [];
   const runCleanups = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) {

@@ -68,16 +68,20 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
     clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
     frameworkErrors: answerFrameworkError,
-    // One line per request at debug level instead of Fastify's two at info: the console stays readable.
+    // Fastify's two lines per request are replaced by one (below).
     logController: new LogController({ disableRequestLogging: true }),
   });
+  // One line per request at info: method, route (the pattern, so no id or query value is written),
+  // status, time in ms and the calling client's name. Headers, keys and bodies are never logged.
   app.addHook('onResponse', async (request, reply) => {
-    request.log.debug(
+    const client = request.headers.client;
+    request.log.info(
       {
         method: request.method,
-        url: request.url,
+        route: request.routeOptions.url ?? 'unmatched',
         status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(typeof client === 'string' && client.length <= 64 ? { client } : {}),
       },
       'request',
     );

@@ -95,6 +95,10 @@ export function loadConfig(
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`TASK_ENGINE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
 
+  const logFormat = get('TASK_ENGINE_LOG_FORMAT') ?? 'json';
+  if (logFormat !== 'json' && logFormat !== 'pretty')
+    problems.push(`TASK_ENGINE_LOG_FORMAT must be json or pretty (got "${logFormat}")`);
+
   const shutdownGraceSeconds = int('TASK_ENGINE_SHUTDOWN_GRACE_SECONDS', 10, 0, 86_400);
   const egress = get('TASK_ENGINE_EGRESS') ?? '';
   try {
@@ -124,6 +128,7 @@ export function loadConfig(
     workerConcurrency,
     roles: [...new Set(roles)],
     logLevel,
+    logFormat: logFormat === 'pretty' ? 'pretty' : 'json',
     shutdownGraceSeconds,
     egress,
     metrics: metricsRaw !== 'off',

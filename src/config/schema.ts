@@ -32,6 +32,8 @@ export interface EngineConfig {
   roles: Role[];
   /** pino log level (`TASK_ENGINE_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
+  /** Process log format (`TASK_ENGINE_LOG_FORMAT`): `json` (one object per line) or `pretty` (pino-pretty). */
+  logFormat: 'json' | 'pretty';
   /**
    * Seconds running attempts may go on finishing after a stop is asked for (SIGTERM), before they
    * are handed back (`TASK_ENGINE_SHUTDOWN_GRACE_SECONDS`, 0 to 86400; default 10).
@@ -121,6 +123,12 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'logLevel',
     default: 'info',
     description: 'process log level (fatal, error, warn, info, debug, trace, silent)',
+  },
+  {
+    env: 'TASK_ENGINE_LOG_FORMAT',
+    key: 'logFormat',
+    default: 'json',
+    description: 'process log format: json (one JSON object per line) or pretty (pino-pretty, for people)',
   },
   {
     env: 'TASK_ENGINE_SHUTDOWN_GRACE_SECONDS',

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './logger.js';
 import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
 import { reapOrphanedChildren } from '../process/child-registry.js';
@@ -135,7 +136,7 @@ async function openEngineContext(
   config: EngineConfig,
   opts: EngineOptions,
 ): Promise<{ ctx: EngineContext; ownsDb: boolean }> {
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const ownsDb = !opts.db;
   const db =
     opts.db ??

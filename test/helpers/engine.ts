@@ -132,6 +132,7 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
     workerConcurrency: 4,
     roles: ['controller', 'worker'],
     logLevel: 'silent',
+    logFormat: 'json',
     egress: '',
     shutdownGraceSeconds: 10,
     ...overrides,

@@ -129,18 +129,6 @@ export async function recordDeliveryOutcome(
     );
     return;
   }
-  if (row.attempts === 1) {
-    await appendLog(tx, {
-      now,
-      jobId: row.job_id,
-      taskId: row.task_id,
-      progname: 'callback',
-      message:
-        row.definition_source === 'client'
-          ? `Using client definitions of ${row.client}.`
-          : 'No client definitions. Using common definitions.',
-    });
-  }
   await appendLog(tx, {
     now,
     jobId: row.job_id,

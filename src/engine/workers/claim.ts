@@ -23,15 +23,6 @@ import { CHANNELS } from '../signals.js';
 /** The edge a claim takes: `ready → running`, cause `claim` (checked against the table at load). */
 export const CLAIM_EDGE = taskEdge(CLAIM_TASK_EDGE.from, CLAIM_TASK_EDGE.to, 'claim');
 
-/**
- * The first log line of a claimed task, by the job's `definition_source`, passed to the claim
- * statement as parameters (the statement builds no message of its own for it).
- */
-const DEFINITIONS_MESSAGE = {
-  client: 'Client definitions found. Using client definitions.',
-  common: 'No client definitions. Using common definitions.',
-} as const;
-
 /** A task claimed by this worker, with its new attempt and what the handler needs. */
 export interface ClaimedTask {
   taskId: number;
@@ -90,8 +81,6 @@ export async function claimReady(db: Queryable, options: ClaimOptions): Promise<
     workerId,
     now: (options.clock ?? systemClock).now(),
     callbacksChannel: CHANNELS.callbacks,
-    clientDefinitionsMessage: DEFINITIONS_MESSAGE.client,
-    commonDefinitionsMessage: DEFINITIONS_MESSAGE.common,
     severity: SEVERITY.INFO,
   });
   const heldBack = rows[0]?.held_back ?? 0;

@@ -28,11 +28,7 @@ export interface ClaimReadyTasksParams {
   now: Date;
   /** The channel the callback dispatchers listen on (payload: the job id). */
   callbacksChannel: string;
-  /** First log line of a task whose job runs the client's own workflow definition. */
-  clientDefinitionsMessage: string;
-  /** First log line of a task whose job runs the common workflow definition. */
-  commonDefinitionsMessage: string;
-  /** Severity of the claim's two log lines (INFO). */
+  /** Severity of the claim's log line (INFO). */
   severity: number;
 }
 
@@ -166,9 +162,7 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
    SELECT up.job_id, up.id, $severity::smallint, 'worker', m.message, true, $now::timestamptz, $now::timestamptz
      FROM up JOIN jobs jj ON jj.id = up.job_id
     CROSS JOIN LATERAL (VALUES
-      (1, CASE WHEN jj.definition_source = 'client' THEN $clientDefinitionsMessage::text
-               ELSE $commonDefinitionsMessage::text END),
-      (2, CASE WHEN up.attempts > 1 THEN 'Task ''' || up.name || ''' started (attempt ' || up.attempts || ')'
+      (1, CASE WHEN up.attempts > 1 THEN 'Task ''' || up.name || ''' started (attempt ' || up.attempts || ')'
                ELSE 'Task ''' || up.name || ''' started' END)) AS m(ord, message)
     ORDER BY up.id, m.ord
  ), cb AS (
