@@ -14,12 +14,18 @@
  * - `CHAOS_RESTART_POSTGRES=1` — also restart the PostgreSQL server once under load, with
  *   `CHAOS_PG_RESTART_COMMAND` (default `pg_ctlcluster --skip-systemctl-redirect <version> main
  *   restart`); only on a machine whose server nothing else is using.
+ * - `CHAOS_DB_OUTAGE_SECONDS` (default 8; 0 for none) — once, a third of the way through, the
+ *   database goes away for the engines for that long: the engines reach PostgreSQL through a TCP
+ *   relay of this run's own, which then drops every connection and refuses new ones. Only this
+ *   run's engines see the outage; the server and its other databases are untouched. Every API
+ *   answer meanwhile must be a JSON 503, within 10 s (no hang, no HTML, no 500).
  * - `CHAOS_RESULTS` — a file to append the run's figures to (one JSON line).
  * Exit code 0 when every check holds, 1 otherwise (each failed check is printed).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +38,7 @@ const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 2000);
 const ENGINES = Number(process.env.CHAOS_ENGINES ?? 3);
 const MAX_JOBS = Number(process.env.CHAOS_MAX_JOBS ?? 4);
 const RESTART_PG = process.env.CHAOS_RESTART_POSTGRES === '1';
+const OUTAGE_SECONDS = Number(process.env.CHAOS_DB_OUTAGE_SECONDS ?? 8);
 const ADMIN = 'chaos';
 const KEY = 'chaos-admin-key-0123456789';
 
@@ -41,6 +48,45 @@ const dbUrl = (() => {
   u.pathname = `/${dbName}`;
   return u.toString();
 })();
+
+/** The engines' way to PostgreSQL; {@link startRelay}. */
+let engineDbUrl = dbUrl;
+
+/**
+ * A TCP relay to the PostgreSQL server, for the engines only. `down()` drops every relayed
+ * connection and stops listening (new connections are refused, as from a stopped server); `up()`
+ * listens again on the same port.
+ */
+async function startRelay(
+  target: URL,
+): Promise<{ port: number; down: () => Promise<void>; up: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client).add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    down: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await closed;
+    },
+    up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
+  };
+}
 
 interface Engine {
   slot: number;
@@ -63,6 +109,10 @@ const figures = {
   samples: 0,
   pg_restarts: 0,
   json_503s_during_outage: 0,
+  db_outages: 0,
+  outage_requests: 0,
+  job_end_receipts: 0,
+  duplicate_receipts: 0,
 };
 
 function log(line: string): void {
@@ -76,7 +126,7 @@ function startEngine(slot: number): Engine {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: engineDbUrl,
       TASK_ENGINE_PORT: '0',
       TASK_ENGINE_DATA_DIR: mkdtempSync(path.join(tmpdir(), `chaos-${slot}-`)),
       TASK_ENGINE_ADMIN_CLIENT: ADMIN,
@@ -115,6 +165,7 @@ async function api(
   method: string,
   route: string,
   body?: unknown,
+  timeoutMs = 15_000,
 ): Promise<{ status: number; json: unknown }> {
   const res = await fetch(base + route, {
     method,
@@ -124,7 +175,7 @@ async function api(
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(15_000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   let json: unknown = null;
@@ -140,17 +191,42 @@ async function api(
   return { status: res.status, json };
 }
 
-/** Job-end callbacks received: `${job_id}` → count, and the receiver's URL. */
-async function startReceiver(): Promise<{ url: string; ends: Map<number, number>; close: () => void }> {
-  const ends = new Map<number, number>();
+/**
+ * What the receiver saw of job-end callbacks: per job, per target path, the distinct `webhook-id`
+ * values and the raw number of receipts. Delivery is at-least-once across a crash (a delivery sent,
+ * then its engine killed before the outcome was recorded, is sent again with the same
+ * `webhook-id`), so "exactly one" is one distinct `webhook-id` per job per target; the raw
+ * duplicates are reported and must not exceed the number of kills.
+ */
+interface Receipts {
+  ids: Set<string>;
+  receipts: number;
+}
+
+/** The receiver's two targets (two URLs of one server), so "per target" is checked too. */
+const TARGETS = ['/hook-a', '/hook-b'];
+
+async function startReceiver(): Promise<{
+  urls: string[];
+  ends: Map<number, Map<string, Receipts>>;
+  close: () => void;
+}> {
+  const ends = new Map<number, Map<string, Receipts>>();
   const server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       try {
         const b = JSON.parse(body) as { job_id?: number; status?: string; task_id?: number };
-        if (b.job_id !== undefined && b.status !== undefined && b.task_id === undefined)
-          ends.set(b.job_id, (ends.get(b.job_id) ?? 0) + 1);
+        if (b.job_id !== undefined && b.status !== undefined && b.task_id === undefined) {
+          const byTarget = ends.get(b.job_id) ?? new Map<string, Receipts>();
+          ends.set(b.job_id, byTarget);
+          const target = req.url ?? '';
+          const seen = byTarget.get(target) ?? { ids: new Set<string>(), receipts: 0 };
+          byTarget.set(target, seen);
+          seen.receipts++;
+          seen.ids.add(String(req.headers['webhook-id'] ?? ''));
+        }
       } catch {
         /* not a callback body */
       }
@@ -159,7 +235,11 @@ async function startReceiver(): Promise<{ url: string; ends: Map<number, number>
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}/hook`, ends, close: () => server.close() };
+  return {
+    urls: TARGETS.map((t) => `http://127.0.0.1:${port}${t}`),
+    ends,
+    close: () => server.close(),
+  };
 }
 
 function pgRestartCommand(): string[] {
@@ -177,6 +257,12 @@ async function main(): Promise<void> {
   log(`database ${dbName}; ${ENGINES} engines; ${KILLS} kill cycles every ${KILL_EVERY_MS} ms`);
 
   const receiver = await startReceiver();
+  const relay = await startRelay(new URL(dbUrl));
+  engineDbUrl = (() => {
+    const u = new URL(dbUrl);
+    u.port = String(relay.port);
+    return u.toString();
+  })();
   // The first engine migrates; the others start once it listens.
   engines[0] = startEngine(0);
   const first = await engines[0].url;
@@ -220,7 +306,7 @@ async function main(): Promise<void> {
             parameters: {
               content_id: `chaos-${n}`,
               seconds: Math.random() * 0.5,
-              rest_endpoints: [receiver.url],
+              rest_endpoints: receiver.urls,
             },
           });
           const id = (r.json as { id?: number } | null)?.id;
@@ -276,6 +362,37 @@ async function main(): Promise<void> {
       // Killing an engine that was still starting is part of the run; any other exit is not.
       if (!killed.has(restarted)) problems.push(`restart of engine ${slot} failed: ${String(err)}`);
     });
+    if (OUTAGE_SECONDS > 0 && k === Math.floor(KILLS / 3)) {
+      // No engine may be starting when the database goes away (a start without one exits).
+      await Promise.allSettled(engines.map(async (e) => e?.url));
+      log(`database away for the engines for ${OUTAGE_SECONDS} s`);
+      await relay.down();
+      pgDown = true;
+      const until = Date.now() + OUTAGE_SECONDS * 1000;
+      while (Date.now() < until) {
+        for (const e of engines) {
+          const url = await e?.url.catch(() => null);
+          if (!url) continue;
+          for (const route of ['/jobs?limit=5', '/health', `/jobs/${jobIds[0] ?? 1}`]) {
+            figures.outage_requests++;
+            try {
+              const r = await api(url, 'GET', route, undefined, 10_000);
+              if (r.status === 503 && r.json !== null) figures.json_503s_during_outage++;
+              else problems.push(`GET ${route} answered ${r.status} while the database was away`);
+            } catch (err) {
+              problems.push(
+                `GET ${route} gave no answer within 10 s while the database was away: ${String(err)}`,
+              );
+            }
+          }
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await relay.up();
+      pgDown = false;
+      figures.db_outages++;
+      log('database back');
+    }
     if (RESTART_PG && k === Math.floor(KILLS / 2)) {
       log('restarting PostgreSQL');
       pgDown = true;
@@ -327,16 +444,27 @@ async function main(): Promise<void> {
   );
   const completed = await db.query<{ id: number }>("SELECT id FROM jobs WHERE queue_state = 'completed'");
   for (const r of completed.rows) {
-    const n = receiver.ends.get(Number(r.id)) ?? 0;
-    if (n === 1) continue;
-    const rows = await db.query<{ state: string; last_status: number | null; last_error: string | null }>(
-      "SELECT state, last_status, last_error FROM callback_deliveries WHERE job_id = $1 AND kind = 'job'",
-      [r.id],
-    );
-    problems.push(
-      `job ${r.id} has ${n} job-end callbacks (expected 1); its deliveries: ${JSON.stringify(rows.rows)}`,
-    );
+    const byTarget = receiver.ends.get(Number(r.id));
+    for (const target of TARGETS) {
+      const seen = byTarget?.get(target);
+      const distinct = seen?.ids.size ?? 0;
+      figures.job_end_receipts += seen?.receipts ?? 0;
+      figures.duplicate_receipts += (seen?.receipts ?? 0) - distinct;
+      if (distinct === 1) continue;
+      const rows = await db.query<{ id: number; state: string; last_status: number | null }>(
+        "SELECT id, state, last_status FROM callback_deliveries WHERE job_id = $1 AND kind = 'job' AND target_url LIKE $2",
+        [r.id, `%${target}`],
+      );
+      problems.push(
+        `job ${r.id} has ${distinct} distinct job-end callbacks at ${target} (expected 1; webhook-ids ` +
+          `${JSON.stringify([...(seen?.ids ?? [])])}); its deliveries: ${JSON.stringify(rows.rows)}`,
+      );
+    }
   }
+  if (figures.duplicate_receipts > figures.kills)
+    problems.push(
+      `${figures.duplicate_receipts} duplicate job-end receipts, more than the ${figures.kills} kills`,
+    );
   const health = (await api(base, 'GET', '/health')).json as { jobs: Record<string, number> };
   const byState = await db.query<{ queue_state: string; failed: boolean; n: number }>(
     'SELECT queue_state, failed, count(*)::int AS n FROM jobs GROUP BY 1, 2',
