@@ -184,6 +184,7 @@ describe('media workflows through the API [pglite]', () => {
       package_aes: 'succeeded',
       package_cenc: 'skipped',
       mp4: 'succeeded',
+      trickplay: 'skipped',
       finalize: 'succeeded',
       remove_staging: 'skipped', // cleanup after a failure only
     });
