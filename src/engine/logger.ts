@@ -3,7 +3,7 @@
  * default) or human-readable lines through pino-pretty (`pretty`), at `TASK_ENGINE_LOG_LEVEL`.
  *
  * Every line carries exactly one `msg` key and names a job, task and attempt as `job_id`,
- * `task_id` and `attempt_id`, whatever the call site wrote (docs/tracing-and-logs.md).
+ * `task_id` and `attempt_id`, whatever the call site wrote (docs/logging.md).
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { build as buildPretty } from 'pino-pretty';
