@@ -305,12 +305,22 @@ forEachStore('CLI commands against an engine', (kind) => {
   test('health: a table of the database, queues and counts; --json as the API gives it', async () => {
     const r = await cli('acme', 'health');
     assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^status:\s+(ok|degraded)$/m);
     assert.match(r.out, /^postgres:\s+OK$/m);
     assert.match(r.out, /^QUEUE\s+WORKERS\s+WORKING\s+PENDING$/m);
     assert.match(r.out, /^work\s+1\s+\d+\s+\d+$/m);
     assert.match(r.out, /^completed\s+\d+$/m);
     const h = jsonOf(await cli('acme', 'health', '--json')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(h).sort(), ['databases', 'jobs', 'queues', 'tasks', 'version']);
+    assert.deepEqual(Object.keys(h).sort(), [
+      'checks',
+      'databases',
+      'jobs',
+      'queues',
+      'reasons',
+      'status',
+      'tasks',
+      'version',
+    ]);
   });
 
   test('settings get and set: values, --json, the API refusing a value or a non-admin', async () => {

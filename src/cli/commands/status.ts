@@ -31,12 +31,16 @@ export function registerStatusCommands(program: Command, io: CliIO): void {
   addConnectionOptions(
     program
       .command('health')
-      .description('database, queues (workers, working, pending), task and job counts')
+      .description(
+        'status (ok or degraded, and why), database, queues (workers, working, pending), task and job counts',
+      )
       .option('--json', 'print the API reply (GET /health)'),
   ).action(async (opts: StatusOptions) => {
     const h = await callApi<HealthReport>(await resolveConnection(io, opts), 'GET', '/health');
     if (opts.json) return printJson(io, h);
     printFields(io, [
+      ['status', h.status],
+      ...h.reasons.map((r): [string, string] => ['reason', r]),
       ['version', h.version],
       ...Object.entries(h.databases).map(([k, v]): [string, string] => [k, v]),
       ['max_jobs', h.jobs.max_jobs],
