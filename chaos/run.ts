@@ -503,6 +503,8 @@ async function main(): Promise<void> {
     e.child.kill('SIGKILL');
   }
   await Promise.all(engines.map(async (e) => e?.exited));
+  // The relay's listening socket would otherwise keep the run from exiting.
+  await relay.down();
   receiver.close();
   const cleanup = new pg.Client({ connectionString: BASE_URL });
   await cleanup.connect();

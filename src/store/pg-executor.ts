@@ -66,6 +66,15 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client has no listener of the pool's: a connection dropped while the
+      // transaction waits between statements would otherwise be an unhandled 'error' event (the
+      // process would exit). The broken connection is then discarded, not returned to the pool.
+      let broken: Error | undefined;
+      const onClientError = (err: Error): void => {
+        broken = err;
+        onError(err);
+      };
+      client.on('error', onClientError);
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
@@ -81,7 +90,8 @@ export function createPgExecutor(options: PgExecutorOptions): Executor {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.removeListener('error', onClientError);
+        client.release(broken);
       }
     },
     listen: (channel, onNotify) => listener.listen(channel, onNotify),

@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EngineError } from '../../errors/catalogue.js';
+import { isStoreConnectionError } from '../../store/connection-errors.js';
 
 /** Largest accepted request body, in bytes (SPEC section 4: 1 MiB). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -80,26 +81,6 @@ function describeFastifyClientError(err: FastifyError, request: FastifyRequest):
   }
 }
 
-/** Connection-level failures (socket errors, PostgreSQL shutdown/connection SQLSTATEs): a 503, not a 500. */
-const STORE_UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  '57P01',
-  '57P02',
-  '57P03',
-  '08000',
-  '08001',
-  '08003',
-  '08006',
-]);
-
-function isStoreUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && STORE_UNAVAILABLE_CODES.has(code);
-}
-
 /**
  * Fastify's `frameworkErrors` option: the router's own refusals (a path that is not valid
  * percent-encoding, a path segment over the router's length limit) answered in the engine's error
@@ -157,7 +138,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
         .type('application/json')
         .send({ error: describeFastifyClientError(err, request) });
     }
-    if (isStoreUnavailable(err)) {
+    if (isStoreConnectionError(err)) {
       request.log.error({ err, request_id: request.id }, 'database unavailable');
       return reply.code(503).type('application/json').send({
         error: 'the database cannot be reached; try again shortly',
