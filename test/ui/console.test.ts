@@ -466,7 +466,7 @@ describe(
       // A graph with fan-out and fan-in: the renditions run side by side between probe and packaging.
       await page.goto(`${rig.url}/ui/workflows/vodstream`);
       await page.locator('.graph .node[data-task=rendition_1]').waitFor();
-      assert.equal(await page.locator('.graph .node').count(), 16); // six rendition slots, audio, subtitles, three variants
+      assert.equal(await page.locator('.graph .node').count(), 17); // six rendition slots, audio, subtitles, three variants, trickplay
       await rig.shot(page, 'workflow-vodstream');
       await page.goto(`${rig.url}/ui/clients`);
       await page.locator('tr[data-client=acme]').waitFor();
