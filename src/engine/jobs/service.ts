@@ -116,6 +116,7 @@ export async function submitJob(
     },
     now,
     firstLog: submissionLogMessage(request, body),
+    ...(ctx.tracing ? { trace: ctx.tracing.newJobTrace(request.headers.traceparent, now) } : {}),
   });
   if (!outcome.created && !outcome.sameContent)
     throw new EngineError(

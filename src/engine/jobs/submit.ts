@@ -23,6 +23,7 @@ import { fitLogMessage } from './job-log.js';
 import type { Viewer } from './records.js';
 import { describe, parseTimestampIn } from './time.js';
 import type { JobState } from './transitions.js';
+import type { JobTraceIds } from '../tracing/tracing.js';
 
 /** Fields accepted inside `job`. */
 export const JOB_FIELDS = [
@@ -265,6 +266,8 @@ export interface JobToInsert {
   now: Date;
   /** The message of the first log entry (cut like every log message when too long). */
   firstLog: string;
+  /** The job's trace ids (tracing on: src/engine/tracing), written with the job. */
+  trace?: JobTraceIds;
 }
 
 /** What writing one submission did. */
@@ -348,11 +351,23 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     fingerprints: [],
     concurrencyKeys: [],
     concurrencyLimits: [],
+    traceJobs: [],
+    traceIds: [],
+    traceSpanIds: [],
+    traceParentSpanIds: [],
+    traceFlags: [],
     retentionSetting: IDEMPOTENCY_RETENTION_SETTING,
     defaultRetentionSeconds: SETTING_DEFAULTS.idempotency_retention,
   };
   const states: JobState[] = [];
-  items.forEach(({ job, now, firstLog }, i) => {
+  items.forEach(({ job, now, firstLog, trace }, i) => {
+    if (trace) {
+      p.traceJobs.push(i + 1);
+      p.traceIds.push(trace.traceId);
+      p.traceSpanIds.push(trace.spanId);
+      p.traceParentSpanIds.push(trace.parentSpanId);
+      p.traceFlags.push(trace.traceFlags);
+    }
     const state = initialState(job.runAt, job.semaphoreUrl, now);
     states.push(state);
     p.clients.push(job.client);
