@@ -158,6 +158,41 @@ forEachStore('tracing', (kind) => {
       [id],
     );
     assert.deepEqual(tr, [{ ended: true }]);
+    // A second end of the same job (another engine, a repeated write) exports nothing.
+    const count = exporter.getFinishedSpans().length;
+    await te.engine.ctx.tracing!.endJobs(store.db, [id], new Date());
+    assert.equal(exporter.getFinishedSpans().length, count);
+  });
+
+  void it('ids made by the submitting engine are the ones the running engine exports', async () => {
+    const apiExporter = new InMemorySpanExporter();
+    const api = await startTestEngine(store, {
+      start: false,
+      roles: ['api'],
+      config: {
+        tracing: {
+          exporter: 'otlp',
+          serviceName: 'api',
+          spanProcessor: new SimpleSpanProcessor(apiExporter),
+        },
+      },
+      workflows: { flaky: { tasks: [{ name: 'flaky', run: 'exec', with: { command: 'true' } }] } },
+    });
+    try {
+      const id = await api.submit('flaky');
+      const { rows } = await store.db.query<{ trace_id: string; span_id: string }>(
+        'SELECT trace_id, span_id FROM job_traces WHERE job_id = $1',
+        [id],
+      );
+      await te.waitForState(id, 'completed', 10_000);
+      const job = await jobSpan(id);
+      assert.equal(job.spanContext().traceId, rows[0]!.trace_id);
+      assert.equal(job.spanContext().spanId, rows[0]!.span_id);
+      assert.ok(attemptSpans(id).every((a) => a.parentSpanContext?.spanId === rows[0]!.span_id));
+      assert.equal(apiExporter.getFinishedSpans().length, 0, 'the submitting engine exports nothing');
+    } finally {
+      await api.stop();
+    }
   });
 
   void it('a failed and retried attempt makes two attempt spans; a failed job ends with ERROR', async () => {
