@@ -11,6 +11,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/api/build-server.js';
 import { createClient } from '../../src/engine/clients/clients.js';
+import { patchJob } from '../../src/engine/jobs/service.js';
 import { parseTraceparent } from '../../src/engine/tracing/tracing.js';
 import { startTestEngine, type TestEngine } from '../helpers/engine.js';
 import { startReceiver, type Receiver } from '../helpers/http-receiver.js';
@@ -59,6 +60,9 @@ forEachStore('tracing', (kind) => {
               retry_delay: 0,
             },
           ],
+        },
+        stuck: {
+          tasks: [{ name: 'stuck', run: 'exec', with: { command: 'sleep', args: ['30'] } }],
         },
         doomed: {
           tasks: [{ name: 'doomed', run: 'fail', with: { message: 'no', permanent: true }, retry_limit: 0 }],
@@ -219,6 +223,23 @@ forEachStore('tracing', (kind) => {
     const [only] = attemptSpans(doomed);
     assert.equal(only?.status.code, SpanStatusCode.ERROR);
     assert.equal(only?.status.message, 'no');
+  });
+
+  void it('a broken job: its span ends with ERROR and outcome broken, the running attempt with cancel', async () => {
+    const id = await te.submit('stuck');
+    await waitFor(async () => (await te.attempts(id, 'stuck')).length === 1, {
+      timeoutMs: 10_000,
+      what: 'the attempt of the stuck task',
+    });
+    await patchJob(te.engine.ctx, { client: 'test-client', admin: true }, String(id), {
+      queue_state: 'broken',
+    });
+    const job = await jobSpan(id);
+    assert.equal(job.attributes.outcome, 'broken');
+    assert.equal(job.status.code, SpanStatusCode.ERROR);
+    await waitFor(() => attemptSpans(id).length === 1, { timeoutMs: 10_000, what: 'the attempt span' });
+    assert.equal(attemptSpans(id)[0]!.attributes.outcome, 'cancel');
+    assert.equal(attemptSpans(id)[0]!.parentSpanContext?.spanId, job.spanContext().spanId);
   });
 
   void it('an incoming traceparent on POST /job becomes the trace and the parent of the job span', async () => {
