@@ -41,7 +41,7 @@ import { endJobTraces, readJobTrace, type JobTraceRow } from '../../store/querie
  * Absent: tracing is off.
  */
 export interface TracingConfig {
-  /** Where spans go: `otlp` (OTLP/HTTP protobuf to {@link otlpUrl}) or `console` (stdout). */
+  /** Where spans go: `otlp` (OTLP/HTTP, JSON bodies, to {@link otlpUrl}) or `console` (stdout). */
   exporter: 'otlp' | 'console';
   /** The OTLP/HTTP traces URL (e.g. `http://collector:4318/v1/traces`); the SDK's default when unset. */
   otlpUrl?: string;
