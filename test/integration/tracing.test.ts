@@ -11,7 +11,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/api/build-server.js';
 import { createClient } from '../../src/engine/clients/clients.js';
-import { patchJob } from '../../src/engine/jobs/service.js';
+import { patchJob, rerunJob } from '../../src/engine/jobs/service.js';
 import { parseTraceparent } from '../../src/engine/tracing/tracing.js';
 import { startTestEngine, type TestEngine } from '../helpers/engine.js';
 import { startReceiver, type Receiver } from '../helpers/http-receiver.js';
@@ -240,6 +240,18 @@ forEachStore('tracing', (kind) => {
     await waitFor(() => attemptSpans(id).length === 1, { timeoutMs: 10_000, what: 'the attempt span' });
     assert.equal(attemptSpans(id)[0]!.attributes.outcome, 'cancel');
     assert.equal(attemptSpans(id)[0]!.parentSpanContext?.spanId, job.spanContext().spanId);
+  });
+
+  void it('a rerun starts a trace of its own, with its job span and attempt spans', async () => {
+    const first = await te.submit('flaky');
+    await te.waitForState(first, 'completed', 10_000);
+    const original = await jobSpan(first);
+    const { id } = await rerunJob(te.engine.ctx, { client: 'test-client', admin: true }, String(first));
+    await te.waitForState(id, 'completed', 10_000);
+    const rerun = await jobSpan(id);
+    assert.notEqual(rerun.spanContext().traceId, original.spanContext().traceId);
+    assert.ok(attemptSpans(id).length >= 1);
+    assert.ok(attemptSpans(id).every((a) => a.parentSpanContext?.spanId === rerun.spanContext().spanId));
   });
 
   void it('an incoming traceparent on POST /job becomes the trace and the parent of the job span', async () => {

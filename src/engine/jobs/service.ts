@@ -433,6 +433,7 @@ export async function rerunJob(
         parameters: orig.parameters,
         payload: 'job_created',
       }),
+      ctx.tracing?.newJobTrace(undefined, now),
     );
     const reason = `superseded by rerun as job ${created.id}`;
     if (orig.queue_state === 'broken')

@@ -417,6 +417,7 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
  * pending, the run-at or semaphore line — and the wake-up of admission (queued) or the scheduler
  * (scheduled, pending). Atomic on its own; runs equally inside the caller's transaction.
  * @param firstLog - the message of the first log entry (cut like every log message when too long).
+ * @param trace - the job's trace ids (tracing on), written into `job_traces` by the same statement.
  * @returns what was written: the new id and its state, or (a job with an idempotency key that is
  * taken) the id of the job holding the key.
  * @throws the driver's error when the statement fails (nothing is written then).
@@ -426,8 +427,9 @@ export async function insertJob(
   job: NewJob,
   now: Date,
   firstLog: string,
+  trace?: JobTraceIds,
 ): Promise<InsertOutcome> {
-  const [outcome] = await insertJobs(q, [{ job, now, firstLog }]);
+  const [outcome] = await insertJobs(q, [{ job, now, firstLog, ...(trace ? { trace } : {}) }]);
   return outcome!;
 }
 
