@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEgressRules } from '../engine/egress/rules.js';
 import { ROLES, type EngineConfig, type Role } from './schema.js';
+import type { TracingConfig } from '../engine/tracing/tracing.js';
 
 /** The bundled workflow definitions folder (`<package>/workflows`). */
 export const BUNDLED_WORKFLOWS_DIR = fileURLToPath(new URL('../../workflows/', import.meta.url));
@@ -114,6 +115,8 @@ export function loadConfig(
   if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken)))
     problems.push('TASK_ENGINE_METRICS_TOKEN must be at least 16 characters without spaces');
 
+  const tracing = readTracing(get, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host,
@@ -133,5 +136,44 @@ export function loadConfig(
     egress,
     metrics: metricsRaw !== 'off',
     metricsToken,
+    ...(tracing ? { tracing } : {}),
+  };
+}
+
+/**
+ * Reads the OpenTelemetry variables (docs/tracing.md): tracing is on when `OTEL_TRACES_EXPORTER`
+ * is `otlp` or `console`, or (unset) when an OTLP endpoint is set; `none` keeps it off.
+ * @returns the tracing settings, or undefined when tracing is off.
+ */
+function readTracing(
+  get: (name: string) => string | undefined,
+  problems: string[],
+): TracingConfig | undefined {
+  const exporterRaw = get('OTEL_TRACES_EXPORTER')?.toLowerCase();
+  const tracesEndpoint = get('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const baseEndpoint = get('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (exporterRaw !== undefined && !['otlp', 'console', 'none'].includes(exporterRaw)) {
+    problems.push(`OTEL_TRACES_EXPORTER must be otlp, console or none (got "${exporterRaw.slice(0, 32)}")`);
+    return undefined;
+  }
+  if (exporterRaw === 'none') return undefined;
+  if (exporterRaw === undefined && !tracesEndpoint && !baseEndpoint) return undefined;
+  let otlpUrl: string | undefined;
+  const raw = tracesEndpoint ?? (baseEndpoint ? `${baseEndpoint.replace(/\/+$/, '')}/v1/traces` : undefined);
+  if (raw !== undefined) {
+    try {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+      otlpUrl = u.toString();
+    } catch {
+      problems.push(
+        `${tracesEndpoint ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'} must be an http(s) URL`,
+      );
+    }
+  }
+  return {
+    exporter: exporterRaw === 'console' ? 'console' : 'otlp',
+    serviceName: get('OTEL_SERVICE_NAME') ?? 'task-engine',
+    ...(otlpUrl ? { otlpUrl } : {}),
   };
 }

@@ -3,6 +3,8 @@
  * Only `src/cli/` reads `process.env`; it hands the environment to {@link loadConfig}.
  */
 
+import type { TracingConfig } from '../engine/tracing/tracing.js';
+
 /** Roles one engine process may play. */
 export const ROLES = ['api', 'controller', 'scheduler', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -45,6 +47,11 @@ export interface EngineConfig {
   metrics?: boolean;
   /** Bearer token that may read `GET /metrics` besides admin clients (`TASK_ENGINE_METRICS_TOKEN`); null = none. */
   metricsToken?: string | null;
+  /**
+   * OpenTelemetry tracing (docs/tracing.md), from the `OTEL_*` variables; absent = off (no SDK
+   * started). Embedders and tests may give a `spanProcessor` instead of an exporter.
+   */
+  tracing?: TracingConfig;
 }
 
 /** One documented environment variable. */
@@ -156,5 +163,35 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: 'unset',
     description:
       'a bearer token (at least 16 characters) that may scrape `GET /metrics` besides admin clients',
+  },
+  {
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    key: 'tracing',
+    default: 'unset',
+    description: 'turns tracing on: OTLP/HTTP base URL of the collector (`/v1/traces` is added)',
+  },
+  {
+    env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    key: 'tracing',
+    default: 'unset',
+    description: 'turns tracing on: the full OTLP/HTTP traces URL (wins over the base URL)',
+  },
+  {
+    env: 'OTEL_TRACES_EXPORTER',
+    key: 'tracing',
+    default: 'unset',
+    description: '`otlp` or `console` turns tracing on, `none` keeps it off whatever else is set',
+  },
+  {
+    env: 'OTEL_SERVICE_NAME',
+    key: 'tracing',
+    default: 'task-engine',
+    description: '`service.name` of the spans',
+  },
+  {
+    env: 'OTEL_TRACES_SAMPLER',
+    key: 'tracing',
+    default: 'parentbased_always_on',
+    description: "the SDK's sampler (with `OTEL_TRACES_SAMPLER_ARG`)",
   },
 ];

@@ -9,6 +9,7 @@ import type { Executor } from '../store/executor.js';
 import type { WorkflowCatalog } from '../workflows/types.js';
 import type { Clock } from './clock.js';
 import type { EngineMetrics } from './metrics/metrics.js';
+import type { EngineTracing } from './tracing/tracing.js';
 
 /** Shared dependencies of the engine's services. */
 export interface EngineContext {
@@ -29,6 +30,8 @@ export interface EngineContext {
   fetch: GuardedFetch;
   /** The process's Prometheus metrics; undefined with `TASK_ENGINE_METRICS=off` (src/engine/metrics). */
   metrics?: EngineMetrics;
+  /** The engine's OpenTelemetry tracing; undefined when tracing is off (src/engine/tracing). */
+  tracing?: EngineTracing;
 }
 
 /**

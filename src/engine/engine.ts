@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
+import { createEngineTracing } from './tracing/tracing.js';
 import type { EngineConfig } from '../config/schema.js';
 import type { Executor } from '../store/executor.js';
 import { reapOrphanedChildren } from '../process/child-registry.js';
@@ -164,6 +165,7 @@ async function openEngineContext(
     egress,
     fetch: createGuardedFetch(egress).fetch,
     ...(metrics ? { metrics } : {}),
+    ...(config.tracing ? { tracing: createEngineTracing(config.tracing, ENGINE_VERSION) } : {}),
   };
   if (metrics)
     registerDbGauges(metrics, {
@@ -325,5 +327,6 @@ class EngineProcess implements Engine {
         .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
     if (this.ownsDb) await db.close();
     this.ctx.metrics?.close();
+    await this.ctx.tracing?.shutdown();
   }
 }

@@ -148,6 +148,11 @@ export interface HandlerContext {
    * (`TASK_ENGINE_EGRESS`): every connection, redirects included, is checked.
    */
   fetch: (url: string | URL, init?: RequestInit) => Promise<Response>;
+  /**
+   * The W3C `traceparent` of this attempt's span (docs/tracing.md); absent when tracing is off.
+   * `exec` passes it as `TRACEPARENT`, `http` as the `traceparent` header.
+   */
+  traceparent?: string;
 }
 
 /** The client's storage root and a path resolver that refuses escapes. */

@@ -45,6 +45,8 @@ export interface TestEngineOptions {
   logLevel?: string;
   /** `TASK_ENGINE_EGRESS` rules; default none (the fixed denials only). */
   egress?: string;
+  /** Further configuration (e.g. `tracing`). */
+  config?: Partial<EngineConfig>;
 }
 
 /** A running test engine and shortcuts over it. */
@@ -166,6 +168,7 @@ export async function startTestEngine(
     workerConcurrency: options.concurrency ?? 4,
     workerQueues: options.queues ?? null,
     egress: options.egress ?? '',
+    ...options.config,
   });
   const engine = await createEngine(config, {
     db: store.db,

@@ -237,12 +237,17 @@ class CallbackDispatcher implements Service {
   /** One attempt: the request, then its outcome (or the hand-back when shutdown cut it). */
   private async deliver(row: ClaimedDeliveryRow): Promise<void> {
     const signal = this.stopController.signal;
+    // Tracing on: the job's trace context (one small read; a failed read only drops the header).
+    const traceparent = this.ctx.tracing
+      ? await this.ctx.tracing.jobTraceparent(this.ctx.db, row.job_id).catch(() => null)
+      : null;
     const outcome = await postCallback(row, {
       version: this.ctx.version,
       clock: this.ctx.clock,
       timeoutMs: this.timeoutMs,
       signal,
       fetch: this.ctx.fetch,
+      traceparent,
     });
     if (this.state !== 'running' && signal.aborted && outcome.status === null) {
       // Shut down mid-request: hand the delivery back untouched so the next dispatcher sends it.

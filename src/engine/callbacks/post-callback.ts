@@ -30,6 +30,8 @@ export interface PostCallbackOptions {
   signal: AbortSignal;
   /** The engine's egress-checked fetch (`ctx.fetch`). */
   fetch: GuardedFetch;
+  /** The job's W3C `traceparent` (parent: the job span), sent as `traceparent`; tracing on only. */
+  traceparent?: string | null;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function postCallback(
     [DELIVERY_HEADER]: String(row.id),
     [ATTEMPT_HEADER]: String(row.attempts),
   };
+  if (options.traceparent) headers.traceparent = options.traceparent;
   // The timeout and the duration are about I/O with the receiver, so they stay on real time
   // (performance.now and AbortSignal.timeout), not on the engine's clock: a test's fake clock must
   // not cut a request that is still on the wire, and the duration logged is what the receiver took.

@@ -135,6 +135,8 @@ export async function breakJob(
     { id: jobId, from, now, keepFinishedAt: from === 'completed' },
     'broken',
   );
+  // Tracing on: the job span ends with the break (once: a rerun's break of a completed job finds it ended).
+  if (opts.ctx?.tracing) await opts.ctx.tracing.endJobs(tx, [jobId], now);
   await appendLog(tx, {
     now,
     jobId,

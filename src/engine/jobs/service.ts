@@ -116,6 +116,7 @@ export async function submitJob(
     },
     now,
     firstLog: submissionLogMessage(request, body),
+    ...(ctx.tracing ? { trace: ctx.tracing.newJobTrace(request.headers.traceparent, now) } : {}),
   });
   if (!outcome.created && !outcome.sameContent)
     throw new EngineError(
@@ -432,6 +433,7 @@ export async function rerunJob(
         parameters: orig.parameters,
         payload: 'job_created',
       }),
+      ctx.tracing?.newJobTrace(undefined, now),
     );
     const reason = `superseded by rerun as job ${created.id}`;
     if (orig.queue_state === 'broken')

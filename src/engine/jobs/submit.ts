@@ -23,6 +23,7 @@ import { fitLogMessage } from './job-log.js';
 import type { Viewer } from './records.js';
 import { describe, parseTimestampIn } from './time.js';
 import type { JobState } from './transitions.js';
+import type { JobTraceIds } from '../tracing/tracing.js';
 
 /** Fields accepted inside `job`. */
 export const JOB_FIELDS = [
@@ -265,6 +266,8 @@ export interface JobToInsert {
   now: Date;
   /** The message of the first log entry (cut like every log message when too long). */
   firstLog: string;
+  /** The job's trace ids (tracing on: src/engine/tracing), written with the job. */
+  trace?: JobTraceIds;
 }
 
 /** What writing one submission did. */
@@ -348,11 +351,23 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     fingerprints: [],
     concurrencyKeys: [],
     concurrencyLimits: [],
+    traceJobs: [],
+    traceIds: [],
+    traceSpanIds: [],
+    traceParentSpanIds: [],
+    traceFlags: [],
     retentionSetting: IDEMPOTENCY_RETENTION_SETTING,
     defaultRetentionSeconds: SETTING_DEFAULTS.idempotency_retention,
   };
   const states: JobState[] = [];
-  items.forEach(({ job, now, firstLog }, i) => {
+  items.forEach(({ job, now, firstLog, trace }, i) => {
+    if (trace) {
+      p.traceJobs.push(i + 1);
+      p.traceIds.push(trace.traceId);
+      p.traceSpanIds.push(trace.spanId);
+      p.traceParentSpanIds.push(trace.parentSpanId);
+      p.traceFlags.push(trace.traceFlags);
+    }
     const state = initialState(job.runAt, job.semaphoreUrl, now);
     states.push(state);
     p.clients.push(job.client);
@@ -402,6 +417,7 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
  * pending, the run-at or semaphore line — and the wake-up of admission (queued) or the scheduler
  * (scheduled, pending). Atomic on its own; runs equally inside the caller's transaction.
  * @param firstLog - the message of the first log entry (cut like every log message when too long).
+ * @param trace - the job's trace ids (tracing on), written into `job_traces` by the same statement.
  * @returns what was written: the new id and its state, or (a job with an idempotency key that is
  * taken) the id of the job holding the key.
  * @throws the driver's error when the statement fails (nothing is written then).
@@ -411,8 +427,9 @@ export async function insertJob(
   job: NewJob,
   now: Date,
   firstLog: string,
+  trace?: JobTraceIds,
 ): Promise<InsertOutcome> {
-  const [outcome] = await insertJobs(q, [{ job, now, firstLog }]);
+  const [outcome] = await insertJobs(q, [{ job, now, firstLog, ...(trace ? { trace } : {}) }]);
   return outcome!;
 }
 

@@ -127,6 +127,7 @@ export async function fireCronSchedule(
             },
             now,
             firstLog: scheduledJobLogMessage(name, slot),
+            ...(ctx.tracing ? { trace: ctx.tracing.newJobTrace(undefined, now) } : {}),
           })),
         );
         firing.submitted = created.map((c, i) => ({ id: c.id, slot: plan.submit[i]! }));

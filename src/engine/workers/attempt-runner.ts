@@ -14,6 +14,7 @@ import type { ClaimedTask } from './claim.js';
 import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
 import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
 import type { ProgressWriter } from './progress-writer.js';
+import type { AttemptSpan } from '../tracing/tracing.js';
 import type { AttemptRef } from './results.js';
 
 /** Options of {@link createAttemptRunner}. */
@@ -119,6 +120,8 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     };
     let handlerSettled: Promise<unknown> = Promise.resolve();
     let ended: HandlerOutcome;
+    // Tracing on: the attempt's span, parented on the stored job span (docs/tracing.md).
+    const span = ctx.tracing ? await startAttemptSpan(ctx, task) : null;
     try {
       if (!def) throw new PermanentSetupError(`task '${task.name}' is not in the job's workflow definition`);
       const { handler, inputs } = await prepareHandler(ctx, loadHandler, task, def);
@@ -130,6 +133,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
         log,
         workdir,
         progress,
+        ...(span ? { traceparent: span.traceparent } : {}),
       });
       const run = Promise.resolve().then(() => handler(hctx));
       handlerSettled = run.then(
@@ -145,6 +149,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       ended = { ok: false, error };
     }
     entry.finishing = true;
+    span?.end(ended.ok ? 'succeeded' : (entry.reason ?? 'failed'), ended.ok ? undefined : ended.error);
     // The handler has ended: its slot may take the next task while the result is written. An
     // aborted attempt keeps its slot until its handler has really stopped (below).
     if (!entry.reason) releaseSlot(entry);
@@ -216,6 +221,29 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       return entry.ref;
     },
   };
+}
+
+/**
+ * Starts the span of `task`'s attempt (see `EngineTracing.startAttempt`).
+ * @returns the span, or null when the job has no trace or its trace could not be read (logged:
+ *   tracing never stops an attempt).
+ */
+async function startAttemptSpan(ctx: EngineContext, task: ClaimedTask): Promise<AttemptSpan | null> {
+  try {
+    return (
+      (await ctx.tracing?.startAttempt(ctx.db, {
+        jobId: task.job.id,
+        client: task.job.client,
+        workflow: task.job.workflow,
+        task: task.name,
+        queue: task.queue,
+        attempt: task.number,
+      })) ?? null
+    );
+  } catch (err) {
+    ctx.logger.warn({ err, attemptId: task.attemptId }, 'could not read the trace of the job');
+    return null;
+  }
 }
 
 /** Waits for `p` to settle, or `ms` of `clock`'s time, whichever comes first. Never rejects. */

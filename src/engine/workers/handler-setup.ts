@@ -106,6 +106,8 @@ export interface AttemptHooks {
   workdir: { path: string | null };
   /** The attempt's `ctx.progress` (throttled by the pool's progress writer). */
   progress: HandlerContext['progress'];
+  /** The attempt span's W3C `traceparent` (tracing on). */
+  traceparent?: string;
 }
 
 /** The job's `ctx.storage`: the client folder, or the staging folder of a job with object storage. */
@@ -158,5 +160,6 @@ export function handlerContext(
     tasks: task.outputs,
     logger: ctx.logger.child(ids),
     fetch: ctx.fetch,
+    ...(hooks.traceparent ? { traceparent: hooks.traceparent } : {}),
   };
 }

@@ -13,6 +13,7 @@ import { cancelRunningAttempt, readOutcomeTasks } from '../../store/queries/atte
 import { lockJobsForResults } from '../../store/queries/job-effects.js';
 import type { Clock } from '../clock.js';
 import type { EngineContext } from '../context.js';
+import type { EngineTracing } from '../tracing/tracing.js';
 import { applyEffects, type AdvanceTaskRow } from '../controller/advance.js';
 import type { RuntimeJob } from '../controller/job-scope.js';
 import { readClientSettings, readSettings } from '../settings.js';
@@ -42,6 +43,8 @@ export interface OutcomeContext {
   config: { storageRoot: string };
   /** Counts finished jobs when set. */
   metrics?: EngineMetrics | undefined;
+  /** Exports the spans of the jobs that end (tracing on). */
+  tracing?: EngineTracing | undefined;
 }
 
 /**
@@ -118,6 +121,7 @@ export async function writeOutcomes(
   });
   const finished = await applyEffects(tx, effects, now);
   if (ctx.metrics) countFinishedJobs(ctx.metrics, effects.finishes, finished, (id) => jobs.get(id));
+  if (ctx.tracing && finished.size > 0) await ctx.tracing.endJobs(tx, finished, now);
   return results;
 }
 

@@ -64,6 +64,15 @@ export interface InsertJobsParams {
   /** Per job: its rendered job concurrency key and limit (null without one; migration 0010). */
   concurrencyKeys: (string | null)[];
   concurrencyLimits: (number | null)[];
+  /**
+   * Per job trace (docs/tracing.md; empty arrays with tracing off): the 1-based position of its job
+   * in the arrays, its trace id, job span id, parent span id (null: root) and trace flags.
+   */
+  traceJobs: number[];
+  traceIds: string[];
+  traceSpanIds: string[];
+  traceParentSpanIds: (string | null)[];
+  traceFlags: number[];
   /** Name of the setting that holds the key retention window in seconds, and its default. */
   retentionSetting: string;
   defaultRetentionSeconds: number;
@@ -168,6 +177,13 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   JOIN u ON u.ord = m.job
   WHERE u.ord NOT IN (SELECT ord FROM held)
   ORDER BY m.ord
+), tr AS (
+  INSERT INTO job_traces (job_id, trace_id, span_id, parent_span_id, trace_flags)
+  SELECT u.id, x.trace_id, x.span_id, x.parent_span_id, x.flags
+  FROM unnest($traceJobs::int[], $traceIds::text[], $traceSpanIds::text[], $traceParentSpanIds::text[],
+              $traceFlags::smallint[]) AS x(job, trace_id, span_id, parent_span_id, flags)
+  JOIN u ON u.ord = x.job
+  WHERE u.ord NOT IN (SELECT ord FROM held)
 )
 SELECT u.ord, COALESCE(h.job_id, u.id) AS id, h.ord IS NULL AS created, h.fingerprint AS key_fingerprint,
        CASE WHEN h.ord IS NULL THEN pg_notify(u.notify_channel, COALESCE(u.notify_payload, u.id::text)) END

@@ -118,6 +118,8 @@ function buildEnv(ctx: HandlerContext, value: unknown): Record<string, string> {
     TASK_ENGINE_STORAGE_ROOT: ctx.storage.root,
   };
   if (process.env.TZ !== undefined) env.TZ = process.env.TZ;
+  // Tracing on: the attempt span's W3C context, for programs that continue the trace.
+  if (ctx.traceparent) env.TRACEPARENT = ctx.traceparent;
   if (value === undefined || value === null) return env;
   if (!isPlainObject(value))
     throw new PermanentTaskError(

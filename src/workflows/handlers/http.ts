@@ -139,6 +139,8 @@ export async function httpHandler(ctx: HandlerContext): Promise<HttpOutput> {
       }
     }
   }
+  // Tracing on: the attempt span's context, unless the task's `headers` set one (docs/tracing.md).
+  if (ctx.traceparent && !headers.has('traceparent')) headers.set('traceparent', ctx.traceparent);
   if (inputs.json !== undefined && inputs.body !== undefined)
     throw new PermanentTaskError(`http: give either "json" or "body", not both`);
   let body: string | undefined;

@@ -1,0 +1,43 @@
+/** Statements of the job traces (`job_traces`, migration 0011; docs/tracing.md). */
+import { defineQuery } from './define-query.js';
+
+/** A job's stored trace ids. */
+export interface JobTraceRow {
+  job_id: number;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  trace_flags: number;
+}
+
+/** Reads the trace ids of job `jobId` (none when the job was submitted with tracing off). No locks. */
+export const readJobTrace = defineQuery<{ jobId: number }, JobTraceRow>(
+  'read-job-trace',
+  `SELECT job_id, trace_id, span_id, parent_span_id, trace_flags FROM job_traces WHERE job_id = $jobId`,
+);
+
+/** A job trace just marked ended, with what its span carries. */
+export interface EndedJobTraceRow extends JobTraceRow {
+  /** The job's submission time (the span's start). */
+  created_at: Date;
+  client: string;
+  workflow: string;
+  queue_state: string;
+  failed: boolean;
+}
+
+/**
+ * Marks ended the traces of those of `jobIds` that have ended (`completed` or `broken`) and were
+ * not marked yet (`WHERE NOT ended`: of several engines writing ends, one gets each row).
+ * Row lock on the trace rows. No state edges.
+ * @returns the rows marked now, with the job's submission time, client, workflow and end state.
+ */
+export const endJobTraces = defineQuery<{ jobIds: number[] }, EndedJobTraceRow>(
+  'end-job-traces',
+  `UPDATE job_traces t SET ended = true
+     FROM jobs j
+    WHERE t.job_id = ANY($jobIds::bigint[]) AND j.id = t.job_id AND NOT t.ended
+      AND j.queue_state IN ('completed', 'broken')
+   RETURNING t.job_id, t.trace_id, t.span_id, t.parent_span_id, t.trace_flags,
+             j.created_at, j.client, j.workflow, j.queue_state, j.failed`,
+);
