@@ -101,7 +101,7 @@ void describe(
         proc.child.kill('SIGKILL');
         await proc.exited;
       }
-      await relay?.up().catch(() => undefined);
+      await relay?.down().catch(() => undefined); // close the relay: a listening server keeps the file running
       await store?.dispose();
       if (workflowsDir) rmSync(workflowsDir, { recursive: true, force: true });
     });
