@@ -25,11 +25,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
-import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { startTcpRelay } from '../test/helpers/tcp-relay.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BASE_URL = process.env.CHAOS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -49,44 +49,8 @@ const dbUrl = (() => {
   return u.toString();
 })();
 
-/** The engines' way to PostgreSQL; {@link startRelay}. */
+/** The engines' way to PostgreSQL; {@link startTcpRelay}. */
 let engineDbUrl = dbUrl;
-
-/**
- * A TCP relay to the PostgreSQL server, for the engines only. `down()` drops every relayed
- * connection and stops listening (new connections are refused, as from a stopped server); `up()`
- * listens again on the same port.
- */
-async function startRelay(
-  target: URL,
-): Promise<{ port: number; down: () => Promise<void>; up: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createTcpServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
-    const drop = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    down: async () => {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await closed;
-    },
-    up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
-  };
-}
 
 interface Engine {
   slot: number;
@@ -257,7 +221,10 @@ async function main(): Promise<void> {
   log(`database ${dbName}; ${ENGINES} engines; ${KILLS} kill cycles every ${KILL_EVERY_MS} ms`);
 
   const receiver = await startReceiver();
-  const relay = await startRelay(new URL(dbUrl));
+  const relay = await startTcpRelay({
+    host: new URL(dbUrl).hostname,
+    port: Number(new URL(dbUrl).port || 5432),
+  });
   engineDbUrl = (() => {
     const u = new URL(dbUrl);
     u.port = String(relay.port);

@@ -8,52 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const ADMIN = 'outage-admin';
 const KEY = 'outage-admin-key-0123456789';
 const OUTAGE_MS = 5_000;
-
-/**
- * A TCP relay to 127.0.0.1:`targetPort`. `down()` drops every relayed connection and stops
- * listening (new connections are refused); `up()` listens again on the same port.
- */
-async function startRelay(
-  targetPort: number,
-): Promise<{ port: number; down(): Promise<void>; up(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    const drop = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    async down() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await closed;
-    },
-    up: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
-  };
-}
 
 const hasPostgres = storeKinds().includes('postgres');
 
@@ -62,14 +27,14 @@ void describe(
   { skip: !hasPostgres && 'needs TEST_DATABASE_URL' },
   () => {
     let store: TestStore;
-    let relay: Awaited<ReturnType<typeof startRelay>>;
+    let relay: TcpRelay;
     let proc: CliProcess;
     let url: string;
     let workflowsDir: string | undefined;
     before(async () => {
       store = await createTestStore('postgres');
       const dbUrl = new URL(store.databaseUrl!);
-      relay = await startRelay(Number(dbUrl.port || 5432));
+      relay = await startTcpRelay({ port: Number(dbUrl.port || 5432) });
       dbUrl.host = `127.0.0.1:${relay.port}`;
       workflowsDir = mkdtempSync(path.join(tmpdir(), 'te-outage-'));
       mkdirSync(path.join(workflowsDir, 'common'));
@@ -131,6 +96,14 @@ void describe(
 
     void it('answers JSON 503s while the database is away, stays up, and goes on once it is back', async () => {
       const before = [await submit('slow'), await submit('slow'), await submit('quick')];
+      // The first slow task is running when the database goes: it ends (2 s) inside the outage (5 s).
+      await waitFor(
+        async () => {
+          const r = await call('GET', `/jobs/${before[0]}`);
+          return (JSON.parse(r.text) as { tasks?: { state: string }[] }).tasks?.[0]?.state === 'running';
+        },
+        { timeoutMs: 10_000, intervalMs: 50, what: 'the first slow task running' },
+      );
       await relay.down();
       const faults: string[] = [];
       const statuses = new Map<string, number>();
@@ -185,17 +158,28 @@ void describe(
             [...before, fresh].map(async (id) => {
               const r = await call('GET', `/jobs/${id}`);
               return r.status === 200
-                ? (JSON.parse(r.text) as { queue_state: string; failed: boolean })
+                ? (JSON.parse(r.text) as {
+                    queue_state: string;
+                    failed: boolean;
+                    tasks: { attempts: number }[];
+                  })
                 : null;
             }),
           );
           return states.every((s) => s?.queue_state === 'completed') ? states : undefined;
         },
-        { timeoutMs: 30_000, intervalMs: 250, what: 'the jobs of before the outage and a new one completed' },
+        // Well under stall recovery (stall_timeout 30 s): a result that ended during the outage is
+        // written once the database is back, not left to recovery.
+        { timeoutMs: 20_000, intervalMs: 250, what: 'the jobs of before the outage and a new one completed' },
       );
       assert.deepEqual(
         ended.map((s) => s?.failed),
         [false, false, false, false],
+      );
+      assert.deepEqual(
+        ended.map((s) => s?.tasks.map((t) => t.attempts)),
+        [[1], [1], [1], [1]],
+        'each task ran once: the slow task that ended during the outage kept its result',
       );
       assert.equal(proc.child.exitCode, null);
       proc.child.kill('SIGTERM');

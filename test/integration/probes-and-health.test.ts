@@ -4,7 +4,6 @@
  * degraded while a queue has ready work and no live worker.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -14,46 +13,8 @@ import { createEngine, type Engine } from '../../src/engine/engine.js';
 import { startTestEngine, testConfig, type TestEngine } from '../helpers/engine.js';
 import { createFixtureCatalog } from '../helpers/fixture-catalog.js';
 import { createTestStore, forEachStore, storeKinds, type TestStore } from '../helpers/stores.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-/** A TCP proxy to 127.0.0.1:`targetPort` that can be stopped (every connection cut) and started again on its port. */
-async function startProxy(
-  targetPort: number,
-): Promise<{ port: number; stop(): Promise<void>; start(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | null = null;
-  let port = 0;
-  const listen = async (): Promise<void> => {
-    server = net.createServer((client) => {
-      const upstream = net.connect(targetPort, '127.0.0.1');
-      sockets.add(client).add(upstream);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
-    port = (server.address() as net.AddressInfo).port;
-  };
-  await listen();
-  return {
-    get port() {
-      return port;
-    },
-    async stop() {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      server = null;
-    },
-    start: listen,
-  };
-}
 
 const hasPostgres = storeKinds().includes('postgres');
 
@@ -61,11 +22,11 @@ describe('GET /readyz follows the database', { skip: !hasPostgres && 'needs TEST
   let store: TestStore;
   let engine: Engine;
   let app: FastifyInstance;
-  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let proxy: TcpRelay;
   before(async () => {
     store = await createTestStore('postgres');
     const url = new URL(store.databaseUrl!);
-    proxy = await startProxy(Number(url.port || 5432));
+    proxy = await startTcpRelay({ port: Number(url.port || 5432) });
     url.host = `127.0.0.1:${proxy.port}`;
     const catalog = createFixtureCatalog({});
     // The engine opens its own pool through the proxy (and so owns and closes it).
@@ -82,7 +43,7 @@ describe('GET /readyz follows the database', { skip: !hasPostgres && 'needs TEST
   after(async () => {
     await app?.close();
     await engine?.stop();
-    await proxy?.stop();
+    await proxy?.down();
     await store?.dispose();
   });
 
@@ -91,7 +52,7 @@ describe('GET /readyz follows the database', { skip: !hasPostgres && 'needs TEST
     const ok = await ready();
     assert.equal(ok.statusCode, 200, ok.body);
     assert.deepEqual((JSON.parse(ok.body) as { status: string }).status, 'ok');
-    await proxy.stop();
+    await proxy.down();
     const down = await ready();
     assert.equal(down.statusCode, 503, down.body);
     assert.match(String(down.headers['content-type']), /^application\/json/);
@@ -100,7 +61,7 @@ describe('GET /readyz follows the database', { skip: !hasPostgres && 'needs TEST
     assert.equal(body.checks.database, 'unavailable');
     const live = await app.inject({ method: 'GET', url: '/livez' });
     assert.equal(live.statusCode, 200);
-    await proxy.start();
+    await proxy.up();
     await waitFor(async () => (await ready()).statusCode === 200, {
       timeoutMs: 10_000,
       what: '/readyz 200 again',

@@ -1,8 +1,9 @@
 /**
  * The hand-off of an ended attempt to the result writer: what its end means (success, failure,
- * timeout, cancel, hand-back at shutdown, superseded), and writing it, with a few retries when
- * the database cannot be reached.
+ * timeout, cancel, hand-back at shutdown, superseded), and writing it, tried again while the
+ * database cannot be reached.
  */
+import { isStoreConnectionError } from '../../store/connection-errors.js';
 import { sleep } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import type { EngineMetrics } from '../metrics/metrics.js';
@@ -33,21 +34,38 @@ export interface AttemptOutcome {
   /**
    * Writes `ended`'s result: a stale one (the attempt is no longer the task's live attempt) is
    * dropped and logged at debug level.
-   * @throws the writer's error when five tries in a row failed (the attempt then stops
-   *   heart-beating and stall recovery retries its task).
+   * @throws the writer's error when the database stayed unreachable for 60 s, or another error
+   *   came five tries in a row (the attempt then stops heart-beating and stall recovery retries
+   *   its task).
    */
   record(ended: EndedAttempt): Promise<void>;
   /** Waits until every result handed to the writer is written. */
   drain(): Promise<void>;
 }
 
-/** Tries of a result write before it is given up to stall recovery. */
+/** Tries of a result write that fails for another reason than a lost database connection. */
 const WRITE_TRIES = 5;
+
+/**
+ * How long (ms) a result write that fails because the database cannot be reached is tried again,
+ * from its first failure: longer than a database restart or fail-over usually takes, and past the
+ * default `stall_timeout` (30 s), after which stall recovery has handed the task on and the late
+ * write is dropped as stale anyway.
+ */
+const UNREACHABLE_WRITE_WINDOW_MS = 60_000;
+
+/** Pause (ms) before the `n`th new try of a result write: 200 ms more each time, at most 2 s. */
+const retryPauseMs = (n: number): number => Math.min(200 * n, 2_000);
 
 /** Creates the {@link AttemptOutcome} over `writer`. */
 export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): AttemptOutcome {
-  /** A result that cannot be written (database unreachable) is tried again a few times. */
+  /**
+   * A result whose write fails is tried again: while the database cannot be reached, for up to
+   * {@link UNREACHABLE_WRITE_WINDOW_MS}, so an outage of a few seconds does not leave the task to
+   * stall recovery; for any other error, {@link WRITE_TRIES} times in all.
+   */
   const writeWithRetries = async (ended: EndedAttempt, write: () => Promise<string>): Promise<void> => {
+    let firstFailureAt: number | null = null;
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await write();
@@ -59,12 +77,17 @@ export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): 
           );
         return;
       } catch (err) {
-        if (attempt >= WRITE_TRIES) throw err;
+        const now = ctx.clock.now().getTime();
+        firstFailureAt ??= now;
+        const retry = isStoreConnectionError(err)
+          ? now - firstFailureAt < UNREACHABLE_WRITE_WINDOW_MS
+          : attempt < WRITE_TRIES;
+        if (!retry) throw err;
         ctx.logger.warn(
           { err, attemptId: ended.ref.attemptId },
           'writing an attempt result failed; retrying',
         );
-        await sleep(ctx.clock, 200 * attempt);
+        await sleep(ctx.clock, retryPauseMs(attempt));
       }
     }
   };
