@@ -17,7 +17,9 @@
  * of the parts to run: latency, throughput, post, memory, callbacks, pgbench; default all),
  * `BENCH_CALLBACK_JOBS` (default 300), `BENCH_METRICS` (`on`, `off` or `both`: the throughput part
  * with the engine's metrics on — scraped once a second, as a busy Prometheus would — off, or
- * both one after the other in the same run; default on, the engine's default).
+ * both one after the other in the same run; default on, the engine's default), `BENCH_TRACING`
+ * (`on`, `off` or `both`: the throughput part with OpenTelemetry tracing on — spans exported over
+ * OTLP/HTTP to a local receiver that drops them — off, or both; default off, the engine's default).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,7 @@ import { buildServer } from '../src/api/build-server.js';
 import { ensureAdminClient } from '../src/engine/clients/clients.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { CHANNELS } from '../src/engine/signals.js';
+import type { TracingConfig } from '../src/engine/tracing/tracing.js';
 import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
@@ -85,6 +88,7 @@ async function newEngine(
   url: string | null,
   concurrency = CONCURRENCY,
   metrics = true,
+  tracing: TracingConfig | undefined = undefined,
 ): Promise<Engine> {
   return createEngine(
     testConfig({
@@ -93,6 +97,7 @@ async function newEngine(
       workerConcurrency: concurrency,
       roles: ['controller', 'worker'],
       metrics,
+      ...(tracing ? { tracing } : {}),
     }),
     { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
   );
@@ -174,9 +179,57 @@ function metricsRuns(): boolean[] {
   throw new Error(`BENCH_METRICS must be on, off or both (got "${v}")`);
 }
 
-/** 2. 3-task no-op workflow end to end, max_jobs 200; with metrics on, scraped once a second. */
-async function throughput(db: Executor, url: string | null, n: number, metrics = true): Promise<string> {
-  const engine = await newEngine(db, url, CONCURRENCY, metrics);
+/** `BENCH_TRACING`: whether the throughput part runs with tracing on (`on`, `off` or `both`; default off). */
+function tracingRuns(): boolean[] {
+  const v = (process.env.BENCH_TRACING ?? 'off').toLowerCase();
+  if (v === 'both') return [false, true];
+  if (v === 'off') return [false];
+  if (v === 'on') return [true];
+  throw new Error(`BENCH_TRACING must be on, off or both (got "${v}")`);
+}
+
+/**
+ * A local OTLP/HTTP receiver that reads and drops every export (so tracing is measured with its
+ * real exporter and network hop, and no collector is needed); counts the requests and bytes.
+ */
+async function startSpanSink(): Promise<{ url: string; stats: () => string; close: () => Promise<void> }> {
+  let requests = 0;
+  let bytes = 0;
+  const server = createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    stats: () => `${requests} exports, ${(bytes / 1024).toFixed(0)} KiB`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/**
+ * 2. 3-task no-op workflow end to end, max_jobs 200; with metrics on, scraped once a second; with
+ * tracing on, spans exported over OTLP/HTTP to a local sink.
+ */
+async function throughput(
+  db: Executor,
+  url: string | null,
+  n: number,
+  metrics = true,
+  tracing = false,
+): Promise<string> {
+  const sink = tracing ? await startSpanSink() : null;
+  const engine = await newEngine(
+    db,
+    url,
+    CONCURRENCY,
+    metrics,
+    sink ? { exporter: 'otlp', otlpUrl: sink.url, serviceName: 'task-engine-bench' } : undefined,
+  );
   await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
   const before = await countCompleted(db);
   for (let i = 0; i < n; i++) await submitAs(engine, 'noop3');
@@ -197,9 +250,10 @@ async function throughput(db: Executor, url: string | null, n: number, metrics =
   const engineMs = (cpu.user + cpu.system) / 1000;
   const serverMs = (await serverCpuMs(db, pg0.pids)).ms - pg0.ms;
   await engine.stop();
+  await sink?.close();
   const perJob = (engineMs + Math.max(0, serverMs)) / n;
   return (
-    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots, metrics ${metrics ? `on (${scrapes} scrapes)` : 'off'}: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
+    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots, metrics ${metrics ? `on (${scrapes} scrapes)` : 'off'}, tracing ${sink ? `on (${sink.stats()})` : 'off'}: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
     `    CPU per job: engine process ${(engineMs / n).toFixed(2)} ms` +
     (db.kind === 'postgres' ? `, PostgreSQL backends ${(serverMs / n).toFixed(2)} ms` : '') +
     ` → about ${(1000 / perJob).toFixed(0)} jobs/s per fully available core`
@@ -385,14 +439,16 @@ async function main(): Promise<void> {
       if (wanted('latency')) console.log(await latency(db, url, pgKind ? 200 : 100));
       if (wanted('throughput'))
         for (const metrics of metricsRuns())
-          console.log(
-            await throughput(
-              db,
-              url,
-              Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000)),
-              metrics,
-            ),
-          );
+          for (const tracing of tracingRuns())
+            console.log(
+              await throughput(
+                db,
+                url,
+                Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000)),
+                metrics,
+                tracing,
+              ),
+            );
       if (wanted('post')) console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
       const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
       if (wanted('memory') && memJobs > 0) console.log(await memory(db, url, memJobs));
