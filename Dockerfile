@@ -37,4 +37,4 @@ EXPOSE 3000
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/cli/main.js"]
 CMD ["serve"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TASK_ENGINE_PORT||3000)+'/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TASK_ENGINE_PORT||3000)+'/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
