@@ -4,7 +4,7 @@
  * this process on a free port, with a client {@link DEMO_MEDIA_CLIENT} whose key is issued afresh.
  */
 import path from 'node:path';
-import { pino } from 'pino';
+import { createLogger } from '../../../engine/logger.js';
 import { loadConfig } from '../../../config/load-config.js';
 import { readDataDirHolder } from '../../../data-dir-lock.js';
 import { createClient, revokeClient } from '../../../engine/clients/clients.js';
@@ -63,7 +63,11 @@ export async function connectDemoEngine(io: CliIO, opts: DemoOptions): Promise<D
 /** Starts the embedded engine with a fresh key for {@link DEMO_MEDIA_CLIENT}. */
 async function startEmbedded(io: CliIO): Promise<DemoEngine & { running: RunningTaskEngine }> {
   const config = loadConfig({ ...io.env, TASK_ENGINE_PORT: '0', TASK_ENGINE_HOST: '127.0.0.1' });
-  const logger = pino({ level: io.env.TASK_ENGINE_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  const logger = createLogger({
+    level: io.env.TASK_ENGINE_LOG_LEVEL ?? 'warn',
+    format: config.logFormat,
+    fd: 2,
+  });
   io.out(`starting the embedded engine (data folder ${config.dataDir})…`);
   const running = await startTaskEngine(config, { logger, purpose: 'demo' });
   const db = running.engine.ctx.db;
