@@ -48,7 +48,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Queue, Worker } from 'bullmq';
+import { createBunRedisClient, Queue, Worker } from 'bullmq';
 import { Logger, makeWorkerUtils, run as runGraphile, runMigrations } from 'graphile-worker';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
@@ -78,6 +78,7 @@ import {
   type TableCounters,
   type WalBytes,
 } from './helpers/pg-measure.js';
+import { RespClient } from './helpers/resp-client.js';
 
 const JOBS = Number(process.env.PEERS_JOBS ?? 10_000);
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 3);
@@ -281,10 +282,7 @@ function pgBossSystem(): System {
 
 // --- BullMQ
 
-type RedisCtor = new (url: string, options: Record<string, unknown>) => {
-  quit(): Promise<unknown>;
-  flushdb(): Promise<unknown>;
-};
+type RedisCtor = new (url: string, options: Record<string, unknown>) => { quit(): Promise<unknown> };
 
 /** ioredis, an optional peer of bullmq 6, or null when it is not installed. */
 function loadIORedis(): RedisCtor | null {
@@ -296,18 +294,33 @@ function loadIORedis(): RedisCtor | null {
   }
 }
 
-function bullmqSystem(IORedis: RedisCtor): System {
+/** A connection for bullmq's `connection` option, and which driver makes it. */
+interface RedisDriver {
+  name: string;
+  connect(): { quit?(): Promise<unknown>; disconnect?(): unknown };
+}
+
+/** ioredis when installed, else the bench's own RESP client behind bullmq's Bun adapter. */
+function redisDriver(): RedisDriver {
+  const IORedis = loadIORedis();
+  if (IORedis) return { name: 'ioredis', connect: () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null }) };
+  return {
+    name: 'bench/helpers/resp-client.ts, ioredis not installed',
+    connect: () => createBunRedisClient(new RespClient(REDIS_URL)),
+  };
+}
+
+function bullmqSystem(driver: RedisDriver): System {
   const QUEUE = 'te_bench_peers';
   return {
     name: 'bullmq',
-    label: `BullMQ on Redis (concurrency ${CONCURRENCY})`,
+    label: `BullMQ on Redis (concurrency ${CONCURRENCY}; ${driver.name})`,
     database: null,
     modes: ['drain', 'live'],
     async setup() {},
     async prepare(mode, n) {
-      const connection = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
-      const workerConnection = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
-      // The ioredis instances are what bullmq's `connection` option takes.
+      const connection = driver.connect();
+      const workerConnection = driver.connect();
       const queue = new Queue(QUEUE, { connection: connection as never });
       await queue.obliterate({ force: true });
       const completed = counter(n);
@@ -334,8 +347,7 @@ function bullmqSystem(IORedis: RedisCtor): System {
           await (worker as Worker | null)?.close();
           await queue.obliterate({ force: true });
           await queue.close();
-          await connection.quit();
-          await workerConnection.quit();
+          for (const c of [connection, workerConnection]) await (c.quit ? c.quit() : c.disconnect?.());
         },
       };
     },
@@ -628,13 +640,7 @@ function table(mode: Mode, rows: Summary[]): string {
 }
 
 async function main(): Promise<void> {
-  const IORedis = loadIORedis();
-  const all: System[] = [];
-  if (IORedis) all.push(bullmqSystem(IORedis));
-  else
-    console.log(
-      'BullMQ skipped: the ioredis package (an optional peer dependency of bullmq 6) is not installed.',
-    );
+  const all: System[] = [bullmqSystem(redisDriver())];
   all.push(pgBossSystem(), graphileSystem(), engineSystem(), engineHttpSystem());
   const systems = all.filter((s) => !WANTED || WANTED.includes(s.name));
   console.log(
