@@ -183,15 +183,17 @@ function graphileSystem(): System {
           taskList: { noop: async () => {} },
         });
       const completed = counter(n);
-      const finish = () =>
-        untilZero(url, 'SELECT count(*) AS n FROM graphile_worker._private_jobs');
+      const finish = () => untilZero(url, 'SELECT count(*) AS n FROM graphile_worker._private_jobs');
       let runner: Awaited<ReturnType<typeof start>> | null = null;
       const attach = (r: Awaited<ReturnType<typeof start>>) =>
         r.events.on('job:success', () => completed.hit());
       if (mode === 'drain') {
         for (let i = 0; i < n; i += INSERT_CHUNK)
           await utils.addJobs(
-            Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({ identifier: 'noop', payload: {} })),
+            Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({
+              identifier: 'noop',
+              payload: {},
+            })),
           );
       } else {
         runner = await start();
@@ -257,7 +259,9 @@ function pgBossSystem(): System {
       };
       if (mode === 'drain') {
         for (let i = 0; i < n; i += INSERT_CHUNK)
-          await boss.insert(Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({ name: QUEUE, data: {} })));
+          await boss.insert(
+            Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({ name: QUEUE, data: {} })),
+          );
       } else await startWorker();
       return {
         async go() {
@@ -269,7 +273,10 @@ function pgBossSystem(): System {
             });
           await completed.done;
           // The handler has returned for every job; its completion is written just after.
-          await untilZero(url, `SELECT count(*) AS n FROM pgboss.job WHERE name = '${QUEUE}' AND state < 'completed'`);
+          await untilZero(
+            url,
+            `SELECT count(*) AS n FROM pgboss.job WHERE name = '${QUEUE}' AND state < 'completed'`,
+          );
         },
         async close() {
           await boss.stop({ graceful: false, wait: true });
@@ -303,7 +310,8 @@ interface RedisDriver {
 /** ioredis when installed, else the bench's own RESP client behind bullmq's Bun adapter. */
 function redisDriver(): RedisDriver {
   const IORedis = loadIORedis();
-  if (IORedis) return { name: 'ioredis', connect: () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null }) };
+  if (IORedis)
+    return { name: 'ioredis', connect: () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null }) };
   return {
     name: 'bench/helpers/resp-client.ts, ioredis not installed',
     connect: () => createBunRedisClient(new RespClient(REDIS_URL)),
@@ -321,13 +329,13 @@ function bullmqSystem(driver: RedisDriver): System {
     async prepare(mode, n) {
       const connection = driver.connect();
       const workerConnection = driver.connect();
-      const queue = new Queue(QUEUE, { connection: connection as never });
+      const queue = new Queue(QUEUE, { connection });
       await queue.obliterate({ force: true });
       const completed = counter(n);
       let worker: Worker | null = null;
       const startWorker = async () => {
         worker = new Worker(QUEUE, async () => {}, {
-          connection: workerConnection as never,
+          connection: workerConnection,
           concurrency: CONCURRENCY,
         });
         worker.on('completed', () => completed.hit());
@@ -335,7 +343,9 @@ function bullmqSystem(driver: RedisDriver): System {
       };
       if (mode === 'drain') {
         for (let i = 0; i < n; i += INSERT_CHUNK)
-          await queue.addBulk(Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({ name: 'noop', data: {} })));
+          await queue.addBulk(
+            Array.from({ length: Math.min(INSERT_CHUNK, n - i) }, () => ({ name: 'noop', data: {} })),
+          );
       } else await startWorker();
       return {
         async go() {
@@ -344,7 +354,7 @@ function bullmqSystem(driver: RedisDriver): System {
           await completed.done;
         },
         async close() {
-          await (worker as Worker | null)?.close();
+          await worker?.close();
           await queue.obliterate({ force: true });
           await queue.close();
           for (const c of [connection, workerConnection]) await (c.quit ? c.quit() : c.disconnect?.());
@@ -376,8 +386,13 @@ async function newEngine(db: Executor, url: string): Promise<Engine> {
 }
 
 /** Counts `CHANNELS.jobEnded` wake-ups; `done` resolves at `n` and after the table agrees. */
-async function engineCompletions(db: Executor, n: number): Promise<{ done: Promise<void>; stop: () => Promise<void> }> {
-  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE queue_state = 'completed'`);
+async function engineCompletions(
+  db: Executor,
+  n: number,
+): Promise<{ done: Promise<void>; stop: () => Promise<void> }> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM jobs WHERE queue_state = 'completed'`,
+  );
   const base = rows[0]!.n;
   const ended = counter(n);
   const un = await db.listen(CHANNELS.jobEnded, () => ended.hit());
@@ -483,7 +498,9 @@ function engineHttpSystem(): System {
         new Promise<void>((resolve, reject) => {
           onLine = () => pred() && resolve();
           onLine();
-          void exited.then((code) => (pred() ? resolve() : reject(new Error(`POST client exited ${code}: ${out}`))));
+          void exited.then((code) =>
+            pred() ? resolve() : reject(new Error(`POST client exited ${code}: ${out}`)),
+          );
         });
       await waitFor(() => out.includes('READY'));
       await warmDone.done;
@@ -595,7 +612,9 @@ function summarise(label: string, runs: RunFigures[]): Summary {
     insPerJob: per((r) => (r.counters ? r.counters.inserted / JOBS : null)),
     updPerJob: per((r) => (r.counters ? r.counters.updated / JOBS : null)),
     delPerJob: per((r) => (r.counters ? r.counters.deleted / JOBS : null)),
-    hot: per((r) => (r.counters && r.counters.updated > 0 ? r.counters.hotUpdated / r.counters.updated : null)),
+    hot: per((r) =>
+      r.counters && r.counters.updated > 0 ? r.counters.hotUpdated / r.counters.updated : null,
+    ),
     walPerJob: per((r) => (r.wal?.database != null ? r.wal.database / JOBS : null)),
     serverWalPerJob: per((r) => (r.wal ? r.wal.server / JOBS : null)),
     runs: runs.map((r) => r.jobs / r.secs),
@@ -680,7 +699,11 @@ async function main(): Promise<void> {
       .map((s) => summarise(s.label, results.get(`${mode}\t${s.name}`) ?? []));
     console.log(`\n${table(mode, rows)}`);
   }
-  console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nload average at the end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   if (process.env.PEERS_KEEP !== '1') for (const s of systems) if (s.database) await dropDatabase(s.database);
 }
 

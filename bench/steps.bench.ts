@@ -175,7 +175,11 @@ async function main(): Promise<void> {
       if (kind === 'postgres') await dropDatabase(DB_NAME);
     }
   }
-  console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nload average at the end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 await main();

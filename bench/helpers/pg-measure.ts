@@ -175,7 +175,7 @@ export function processCpuMs(pid: number): number | null {
 /** The pids of the processes whose command name (`/proc/<pid>/comm`) is `comm`. */
 export function pidsNamed(comm: string): number[] {
   const out: number[] = [];
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {

@@ -37,7 +37,11 @@ function post(): Promise<void> {
         res.on('end', () => {
           if (res.statusCode === 200 || res.statusCode === 201) resolve();
           else
-            reject(new Error(`POST ${target.pathname} answered ${res.statusCode}: ${Buffer.concat(chunks).toString()}`));
+            reject(
+              new Error(
+                `POST ${target.pathname} answered ${res.statusCode}: ${Buffer.concat(chunks).toString()}`,
+              ),
+            );
         });
       },
     );

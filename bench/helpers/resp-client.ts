@@ -16,7 +16,7 @@ const INCOMPLETE = Symbol('incomplete');
 function parse(buf: Buffer, pos: number): [Reply, number] | typeof INCOMPLETE {
   const eol = buf.indexOf('\r\n', pos);
   if (eol < 0) return INCOMPLETE;
-  const type = buf[pos];
+  const type = buf[pos] ?? 0;
   const line = buf.toString('utf8', pos + 1, eol);
   switch (type) {
     case 0x2b: // +
@@ -52,7 +52,9 @@ function parse(buf: Buffer, pos: number): [Reply, number] | typeof INCOMPLETE {
 }
 
 function encode(command: string, args: Arg[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length + 1}\r\n$${Buffer.byteLength(command)}\r\n${command}\r\n`)];
+  const parts: Buffer[] = [
+    Buffer.from(`*${args.length + 1}\r\n$${Buffer.byteLength(command)}\r\n${command}\r\n`),
+  ];
   for (const a of args) {
     const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
     parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
