@@ -157,7 +157,12 @@ interface Timing {
 }
 
 /** GETs `path` `runs` times (after 3 warm-ups) and returns the p50/p99. */
-async function time(base: string, headers: Record<string, string>, path: string, runs: number): Promise<Timing> {
+async function time(
+  base: string,
+  headers: Record<string, string>,
+  path: string,
+  runs: number,
+): Promise<Timing> {
   let rows = 0;
   const once = async (): Promise<void> => {
     const res = await fetch(base + path, { headers });
@@ -282,7 +287,9 @@ async function main(): Promise<void> {
       const { rows: queued } = await db.query<{ n: string }>(
         "SELECT count(*) AS n FROM jobs WHERE queue_state = 'queued'",
       );
-      console.log(`\n${label} (${queued[0]!.n} queued); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+      console.log(
+        `\n${label} (${queued[0]!.n} queued); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
+      );
       console.log(
         `${'case'.padEnd(40)} ${'ranges p50'.padStart(10)} ${'p99'.padStart(8)} ${'window p50'.padStart(11)} ${'p99'.padStart(8)}  rows`,
       );
@@ -313,7 +320,9 @@ async function main(): Promise<void> {
       const over = await phase(reuse ? 'reused database' : `${ROWS.toLocaleString('en')} jobs`);
       if (!reuse && QUEUED > 0) {
         await addQueue(db);
-        over.push(...(await phase(`${ROWS.toLocaleString('en')} jobs + ${QUEUED.toLocaleString('en')} queued`)));
+        over.push(
+          ...(await phase(`${ROWS.toLocaleString('en')} jobs + ${QUEUED.toLocaleString('en')} queued`)),
+        );
       }
       console.log(
         over.length === 0

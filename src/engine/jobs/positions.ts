@@ -34,7 +34,7 @@ const ID_MIN = 0;
 const ID_MAX = Number.MAX_SAFE_INTEGER;
 
 /** One box of `countJobsInBoxes` (see `BOX_KIND`). */
-interface Box {
+export interface Box {
   kind: number;
   state: string;
   t: boolean;
@@ -99,8 +99,15 @@ function idBox(t: boolean, p: number, q: string | null, lo: number, hi: number):
 
 /** Within one (`top_of_queue`, priority): the jobs before `k` (by `queued_at`, then id). */
 function beforeWithinPriority(k: ListKey): Box[] {
-  if (k.q === null) return [...queuedAtBox(k.top, k.priority, '-infinity', 'infinity'), ...idBox(k.top, k.priority, null, ID_MIN, k.id)];
-  return [...queuedAtBox(k.top, k.priority, '-infinity', k.q), ...idBox(k.top, k.priority, k.q, ID_MIN, k.id)];
+  if (k.q === null)
+    return [
+      ...queuedAtBox(k.top, k.priority, '-infinity', 'infinity'),
+      ...idBox(k.top, k.priority, null, ID_MIN, k.id),
+    ];
+  return [
+    ...queuedAtBox(k.top, k.priority, '-infinity', k.q),
+    ...idBox(k.top, k.priority, k.q, ID_MIN, k.id),
+  ];
 }
 
 /** Within one (`top_of_queue`, priority): `k` and the jobs after it. */
