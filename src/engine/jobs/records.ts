@@ -12,6 +12,7 @@ import {
 } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import { SEVERITY_NAMES } from './job-log.js';
+import { computeListPositions } from './positions.js';
 import { formatTimestamp } from './time.js';
 import type { JobState } from './transitions.js';
 
@@ -132,9 +133,31 @@ export interface JobRow {
 export const RANKED_STATES: readonly JobState[] = ['queued', 'started', 'scheduled', 'pending', 'paused'];
 
 /**
+ * How `position` is computed: `ranges` (the engine's way: counts over index ranges up to the
+ * listed jobs, src/engine/jobs/positions.ts) or `window` (the former way, a `row_number()` over
+ * every job of the listed states, kept as the reference for tests and `npm run bench list-jobs`).
+ * Both give the same numbers.
+ */
+export type PositionMethod = 'ranges' | 'window';
+
+let positionMethod: PositionMethod = 'ranges';
+
+/** Sets how `position` is computed (process-wide); for benchmarks and tests comparing the two. */
+export function setPositionMethod(method: PositionMethod): void {
+  positionMethod = method;
+}
+
+/** How `position` is computed now ({@link setPositionMethod}). */
+export function getPositionMethod(): PositionMethod {
+  return positionMethod;
+}
+
+/**
  * Computes the `position` of each listed job: its 1-based rank among ALL jobs in its state (not
- * only the viewer's), since the admission order is global. Only live states are ranked; the
- * window runs over those states' rows, which the partial and state indexes keep small.
+ * only the viewer's), since the admission order is global; only live states are ranked. The cost
+ * is that of counting, along an index in list order, the jobs before the deepest listed job of
+ * each state (src/engine/jobs/positions.ts): a page near the head of a long queue is cheap, one at
+ * depth 100,000 costs one index-only count of 100,000 entries, never a sort of the state.
  * @returns id → position for the ranked jobs among `rows`.
  */
 export async function computePositions(
@@ -142,8 +165,9 @@ export async function computePositions(
   rows: ReadonlyArray<Pick<JobRow, 'id' | 'queue_state'>>,
 ): Promise<Map<number, number>> {
   const ranked = rows.filter((r) => RANKED_STATES.includes(r.queue_state));
+  if (ranked.length === 0) return new Map();
+  if (positionMethod === 'ranges') return computeListPositions(q, ranked);
   const out = new Map<number, number>();
-  if (ranked.length === 0) return out;
   const states = [...new Set(ranked.map((r) => r.queue_state))];
   const found = await rankJobsInStates.rows(q, { states, ids: ranked.map((r) => r.id) });
   for (const r of found) out.set(Number(r.id), Number(r.position));

@@ -5,12 +5,19 @@
  * starts them); the other lists by id. Each row is the job record without `parameters`, with its
  * `position` in its list; rows of jobs that wait also say why (`waiting`).
  */
+import {
+  listClientQueuedJobs,
+  listClientStateJobs,
+  listQueuedJobs,
+  listStateJobs,
+} from '../../store/queries/jobs.js';
 import { listDashboardJobs } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
 import { EngineError } from '../../errors/catalogue.js';
 import {
   computePositions,
   type DashboardJobRecord,
+  getPositionMethod,
   type JobRow,
   toDashboardRecord,
   type Viewer,
@@ -39,6 +46,29 @@ export interface Dashboard {
   /** Jobs waiting for their `semaphore_url`, by id; not part of the seed's reply. */
   pending: DashboardRow[];
   version: string;
+}
+
+/**
+ * Reads one `/dashboard` list: the first {@link DASHBOARD_LIST_LIMIT} jobs of `state` (of `client`
+ * only unless null) in the state's list order, each list along its own index (queued jobs along
+ * the admission indexes, the others by id), so the cost is the rows shown, not the state's size.
+ * With the `window` position method (the former way, for comparison) one statement with a
+ * computed order serves every list instead.
+ */
+async function readDashboardList(
+  ctx: EngineContext,
+  state: (typeof DASHBOARD_STATES)[number],
+  client: string | null,
+): Promise<Record<string, unknown>[]> {
+  const limit = DASHBOARD_LIST_LIMIT;
+  if (getPositionMethod() === 'window') return listDashboardJobs.rows(ctx.db, { state, client, limit });
+  if (state === 'queued')
+    return client === null
+      ? listQueuedJobs.rows(ctx.db, { limit })
+      : listClientQueuedJobs.rows(ctx.db, { client, limit });
+  return client === null
+    ? listStateJobs.rows(ctx.db, { state, limit })
+    : listClientStateJobs.rows(ctx.db, { state, client, limit });
 }
 
 /**
@@ -72,11 +102,7 @@ export async function getDashboard(
     client = asked;
   }
   const list = async (state: (typeof DASHBOARD_STATES)[number]): Promise<DashboardJobRecord[]> => {
-    const rows = (await listDashboardJobs.rows(ctx.db, {
-      state,
-      client,
-      limit: DASHBOARD_LIST_LIMIT,
-    })) as unknown as Omit<JobRow, 'parameters'>[];
+    const rows = (await readDashboardList(ctx, state, client)) as unknown as Omit<JobRow, 'parameters'>[];
     // Unfiltered, the rank is the place in the list; filtered, it is the engine-wide rank.
     const positions = client === null ? null : await computePositions(ctx.db, rows);
     return rows.map((r, i) =>

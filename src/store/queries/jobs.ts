@@ -389,8 +389,11 @@ export const readJobTasks = defineQuery<{ jobId: number }, JobTaskRow>(
 );
 
 /**
- * Ranks jobs within their states: for each of `ids`, its 1-based position among ALL jobs in its
- * state (one of `states`), in {@link STATE_LIST_ORDER_SQL}. No locks.
+ * Ranks jobs within their states by a window over every row of those states: for each of `ids`,
+ * its 1-based position among ALL jobs in its state (one of `states`), in
+ * {@link STATE_LIST_ORDER_SQL}. It sorts the whole of each state per call (O(rows in the states)),
+ * so the engine no longer uses it for `position`; it stays as the reference ranking that the
+ * tests compare {@link countJobsInBoxes} against. No locks.
  */
 export const rankJobsInStates = defineQuery<
   { states: string[]; ids: number[] },
@@ -401,6 +404,128 @@ export const rankJobsInStates = defineQuery<
      SELECT j.id, row_number() OVER (PARTITION BY j.queue_state ORDER BY ${STATE_LIST_ORDER_SQL}) AS position
      FROM jobs j WHERE j.queue_state = ANY($states::text[])
    ) ranked WHERE id = ANY($ids::bigint[])`,
+);
+
+/** The list-order key of a job, as {@link readListKeys} reads it. */
+export interface ListKeyRow {
+  id: number;
+  queue_state: string;
+  top_of_queue: boolean;
+  priority: number;
+  /**
+   * `queued_at` in UTC at full (microsecond) precision, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so that
+   * two keys compare as text and a bound goes back to the database without the millisecond
+   * rounding of a JavaScript Date; null when not set.
+   */
+  queued_at_us: string | null;
+}
+
+/** Reads the list-order keys of jobs `ids` (primary-key lookups). No locks. */
+export const readListKeys = defineQuery<{ ids: number[] }, ListKeyRow>(
+  'read-list-keys',
+  `SELECT j.id, j.queue_state, j.top_of_queue, j.priority,
+          to_char(j.queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS queued_at_us
+     FROM jobs j WHERE j.id = ANY($ids::bigint[])`,
+);
+
+/**
+ * Kinds of the boxes {@link countJobsInBoxes} counts. A box is a set of jobs of one state that is
+ * one contiguous range of an index in that state's list order, so it is counted by one
+ * index-only range scan whose cost is the number of entries in it:
+ * - `PRIORITY`: queued, `top_of_queue = t`, `plo <= priority < phi` (`jobs_admission_idx`);
+ * - `QUEUED_AT`: queued, `top_of_queue = t`, `priority = plo`, `qlo < queued_at < qhi` (the
+ *   bounds may be `-infinity` / `infinity`; a NULL `queued_at` is never inside);
+ * - `QUEUED_AT_NULL`: queued, `top_of_queue = t`, `priority = plo`, `queued_at IS NULL`;
+ * - `ID_AT`: queued, `top_of_queue = t`, `priority = plo`, `queued_at = qlo`, `idlo <= id < idhi`;
+ * - `ID_AT_NULL`: as `ID_AT` with `queued_at IS NULL`;
+ * - `STATE_ID`: `queue_state = state`, `idlo <= id < idhi` (`jobs_state_id_idx`), for the states
+ *   listed by id.
+ */
+export const BOX_KIND = {
+  PRIORITY: 0,
+  QUEUED_AT: 1,
+  QUEUED_AT_NULL: 2,
+  ID_AT: 3,
+  ID_AT_NULL: 4,
+  STATE_ID: 5,
+} as const;
+
+/** Parameters of {@link countJobsInBoxes}: one element per box in each array. */
+export interface CountBoxesParams {
+  /** The caller's tag of each box (the answer sums per tag). */
+  tags: number[];
+  /** {@link BOX_KIND} of each box. */
+  kinds: number[];
+  /** State (`STATE_ID` boxes; ignored otherwise). */
+  states: string[];
+  tops: boolean[];
+  plos: number[];
+  phis: number[];
+  /** Timestamps as text (`-infinity`, `infinity` or ISO-8601 with microseconds), or null. */
+  qlos: (string | null)[];
+  qhis: (string | null)[];
+  idlos: number[];
+  idhis: number[];
+}
+
+/**
+ * Counts the jobs in each box (see {@link BOX_KIND}) and sums them per tag. Each box is one
+ * index-only range scan (a SubPlan per box kind, its bounds as index conditions), so the cost is
+ * the number of index entries inside the boxes plus one index descent per box — never a sort nor
+ * a scan of the whole state. No locks.
+ */
+export const countJobsInBoxes = defineQuery<CountBoxesParams, { tag: number; n: number | string }>(
+  'count-jobs-in-boxes',
+  `SELECT b.tag, sum(CASE b.kind
+     WHEN 0 THEN (SELECT count(*) FROM jobs j WHERE j.queue_state = 'queued' AND j.top_of_queue = b.t
+                    AND j.priority >= b.plo AND j.priority < b.phi)
+     WHEN 1 THEN (SELECT count(*) FROM jobs j WHERE j.queue_state = 'queued' AND j.top_of_queue = b.t
+                    AND j.priority = b.plo AND j.queued_at > b.qlo AND j.queued_at < b.qhi)
+     WHEN 2 THEN (SELECT count(*) FROM jobs j WHERE j.queue_state = 'queued' AND j.top_of_queue = b.t
+                    AND j.priority = b.plo AND j.queued_at IS NULL)
+     WHEN 3 THEN (SELECT count(*) FROM jobs j WHERE j.queue_state = 'queued' AND j.top_of_queue = b.t
+                    AND j.priority = b.plo AND j.queued_at = b.qlo AND j.id >= b.idlo AND j.id < b.idhi)
+     WHEN 4 THEN (SELECT count(*) FROM jobs j WHERE j.queue_state = 'queued' AND j.top_of_queue = b.t
+                    AND j.priority = b.plo AND j.queued_at IS NULL AND j.id >= b.idlo AND j.id < b.idhi)
+     ELSE (SELECT count(*) FROM jobs j WHERE j.queue_state = b.state AND j.id >= b.idlo AND j.id < b.idhi)
+   END) AS n
+   FROM unnest($tags::int[], $kinds::int[], $states::text[], $tops::boolean[], $plos::int[], $phis::int[],
+               $qlos::timestamptz[], $qhis::timestamptz[], $idlos::bigint[], $idhis::bigint[])
+        AS b(tag, kind, state, t, plo, phi, qlo, qhi, idlo, idhi)
+   GROUP BY b.tag`,
+);
+
+/** Columns of a job record without `parameters` (the `/dashboard` rows), qualified with `j`. */
+const LIST_COLUMNS_NO_PARAMETERS = JOB_COLUMNS.replace('j.parameters, ', '');
+
+/**
+ * The first `limit` queued jobs in admission order (the `/dashboard` queued list), read along
+ * `jobs_admission_idx`: cost `limit` index entries, whatever the depth of the queue. No locks.
+ */
+export const listQueuedJobs = defineQuery<{ limit: number }>(
+  'list-queued-jobs',
+  `SELECT ${LIST_COLUMNS_NO_PARAMETERS} FROM jobs j WHERE j.queue_state = 'queued'
+   ORDER BY j.top_of_queue DESC, j.priority, j.queued_at, j.id LIMIT $limit`,
+);
+
+/** {@link listQueuedJobs} of one client, along `jobs_client_admission_idx`. No locks. */
+export const listClientQueuedJobs = defineQuery<{ client: string; limit: number }>(
+  'list-client-queued-jobs',
+  `SELECT ${LIST_COLUMNS_NO_PARAMETERS} FROM jobs j WHERE j.queue_state = 'queued' AND j.client = $client
+   ORDER BY j.top_of_queue DESC, j.priority, j.queued_at, j.id LIMIT $limit`,
+);
+
+/** The first `limit` jobs in `state` by id (a `/dashboard` list other than queued), along `jobs_state_id_idx`. No locks. */
+export const listStateJobs = defineQuery<{ state: string; limit: number }>(
+  'list-state-jobs',
+  `SELECT ${LIST_COLUMNS_NO_PARAMETERS} FROM jobs j WHERE j.queue_state = $state ORDER BY j.id LIMIT $limit`,
+);
+
+/** {@link listStateJobs} of one client, along `jobs_client_state_id_idx`. No locks. */
+export const listClientStateJobs = defineQuery<{ state: string; client: string; limit: number }>(
+  'list-client-state-jobs',
+  `SELECT ${LIST_COLUMNS_NO_PARAMETERS} FROM jobs j WHERE j.queue_state = $state AND j.client = $client
+   ORDER BY j.id LIMIT $limit`,
 );
 
 /** Columns of a job read by {@link readVisibleJob}: a job record plus what a rerun needs. */
