@@ -116,29 +116,52 @@ async function read(url: string): Promise<Reading> {
          FROM pg_stat_database WHERE datname = current_database()`,
     );
     const tables = new Map<string, TableStats>();
-    for (const r of t.rows)
-      tables.set(r.relname, { ins: +r.ins, upd: +r.upd, hot: +r.hot, del: +r.del });
+    for (const r of t.rows) tables.set(r.relname, { ins: +r.ins, upd: +r.upd, hot: +r.hot, del: +r.del });
     return { tables, lsn: d.rows[0]!.lsn, commits: Number(d.rows[0]!.commits) };
   });
 }
 
 /** WAL between two LSNs: the server's bytes, and the bytes of records touching this database. */
-async function walBetween(url: string, from: string, to: string): Promise<{ all: number; ours: number }> {
+async function walBetween(
+  url: string,
+  from: string,
+  to: string,
+): Promise<{ all: number; ours: number; byRelation: { rel: string; bytes: number }[] }> {
   return withClient(url, async (c) => {
-    const all = await c.query<{ n: string }>(`SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn) AS n`, [from, to]);
+    let byRelation: { rel: string; bytes: number }[] = [];
+    const all = await c.query<{ n: string }>(`SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn) AS n`, [
+      from,
+      to,
+    ]);
     let ours = NaN;
     try {
       const r = await c.query<{ n: string | null }>(
-        `SELECT sum(record_length) AS n FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
-          WHERE block_ref LIKE '%/' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '/%'
-             OR (resource_manager = 'Transaction' AND block_ref IS NULL)`,
+        `WITH r AS (SELECT xid, record_length, block_ref, resource_manager
+                      FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)),
+              ours AS (SELECT * FROM r
+                        WHERE block_ref LIKE '%/' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '/%')
+         SELECT (SELECT sum(record_length) FROM ours)
+                + (SELECT COALESCE(sum(record_length), 0) FROM r
+                    WHERE resource_manager = 'Transaction' AND xid <> '0' AND xid IN (SELECT xid FROM ours)) AS n`,
         [from, to],
       );
       ours = Number(r.rows[0]!.n ?? 0);
+      // Each record counted once, under the relation of its first block reference.
+      const b = await c.query<{ rel: string; bytes: string }>(
+        `WITH r AS (SELECT record_length, substring(block_ref FROM 'rel [0-9]+/([0-9]+)/([0-9]+)') AS db,
+                           substring(block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)') AS node
+                      FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) WHERE block_ref IS NOT NULL)
+         SELECT COALESCE(c.relname, 'relfilenode ' || r.node) AS rel, sum(r.record_length) AS bytes
+           FROM r LEFT JOIN pg_class c ON c.relfilenode::text = r.node
+          WHERE r.db = (SELECT oid::text FROM pg_database WHERE datname = current_database())
+          GROUP BY 1 ORDER BY 2 DESC LIMIT 14`,
+        [from, to],
+      );
+      byRelation = b.rows.map((x) => ({ rel: x.rel, bytes: Number(x.bytes) }));
     } catch {
       // pg_walinspect not available: only the server-wide figure
     }
-    return { all: Number(all.rows[0]!.n), ours };
+    return { all: Number(all.rows[0]!.n), ours, byRelation };
   });
 }
 
@@ -167,8 +190,11 @@ async function serverCpuMs(url: string, known: Map<number, number>): Promise<num
 async function waitForEnded(db: Executor, target: number): Promise<void> {
   const count = async () =>
     Number(
-      (await db.query<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE queue_state IN ('completed', 'broken')`))
-        .rows[0]!.n,
+      (
+        await db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM jobs WHERE queue_state IN ('completed', 'broken')`,
+        )
+      ).rows[0]!.n,
     );
   let ended = 0;
   let wake: (() => void) | null = null;
@@ -215,7 +241,12 @@ async function workload(url: string, workflow: 'noop1' | 'noop3', n: number): Pr
   const pg1 = await serverCpuMs(url, pids);
   await engine.stop();
   if (process.env.BENCH_SHOW_LOG) {
-    const { rows } = await store.query<{ task_id: number; progname: string; message: string; visible: boolean }>(
+    const { rows } = await store.query<{
+      task_id: number;
+      progname: string;
+      message: string;
+      visible: boolean;
+    }>(
       `SELECT task_id, progname, message, visible FROM logs WHERE job_id = (SELECT min(id) FROM jobs) ORDER BY id`,
     );
     console.log(rows);
@@ -247,6 +278,7 @@ async function workload(url: string, workflow: 'noop1' | 'noop3', n: number): Pr
     `  statements per job ${(counted.statements() / n).toFixed(2)}, transactions ${(counted.transactions() / n).toFixed(2)}, commits ${((after.commits - before.commits) / n).toFixed(2)} (pg_stat_database, includes the readings)`,
     `  CPU per job (run phase): engine ${(engineMs / n).toFixed(3)} ms + backends ${((pg1 - pg0) / n).toFixed(3)} ms`,
     ...lines,
+    `  WAL per job by relation (bytes): ${wal.byRelation.map((x) => `${x.rel} ${(x.bytes / n).toFixed(0)}`).join(', ')}`,
   ].join('\n');
 }
 
@@ -259,7 +291,9 @@ async function main(): Promise<void> {
   const setup = await openStore({ databaseUrl: url });
   await writeSettings(setup, { max_jobs: 200, priority_slots: 0 });
   await setup.close();
-  await withClient(url, (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect')).catch(() => undefined);
+  await withClient(url, (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect')).catch(
+    () => undefined,
+  );
   console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   if (JOBS1 > 0) console.log(await workload(url, 'noop1', JOBS1));
   if (JOBS3 > 0) console.log(await workload(url, 'noop3', JOBS3));
