@@ -45,8 +45,10 @@ export interface BatchOptions {
  */
 export function readBatch(body: unknown): unknown[] {
   const shape = `a JSON array of 1 to ${MAX_BATCH_JOBS} submissions, each a POST /job body like {"job": {"workflow": "<name>"}, "parameters": {…}}`;
-  if (!Array.isArray(body)) throw new EngineError('VALIDATION_FAILED', `the body must be ${shape}; got ${describe(body)}`);
-  if (body.length === 0) throw new EngineError('VALIDATION_FAILED', `the body must be ${shape}; got an empty array`);
+  if (!Array.isArray(body))
+    throw new EngineError('VALIDATION_FAILED', `the body must be ${shape}; got ${describe(body)}`);
+  if (body.length === 0)
+    throw new EngineError('VALIDATION_FAILED', `the body must be ${shape}; got an empty array`);
   if (body.length > MAX_BATCH_JOBS)
     throw new EngineError(
       'VALIDATION_FAILED',
@@ -139,10 +141,7 @@ function refusal(index: number, err: EngineError): BatchItemResult {
  * @returns per item, its outcome or the error of the statement that wrote it alone.
  * @throws a connection error (the database is unreachable: writing more pieces would not help).
  */
-async function writeSplitting(
-  ctx: EngineContext,
-  items: JobToInsert[],
-): Promise<(InsertOutcome | Error)[]> {
+async function writeSplitting(ctx: EngineContext, items: JobToInsert[]): Promise<(InsertOutcome | Error)[]> {
   if (items.length === 0) return [];
   try {
     return await insertJobs(ctx.db, items);
