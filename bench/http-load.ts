@@ -26,7 +26,11 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
 const body = readFileSync(opts.bodyFile);
 const target = new URL(opts.url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: opts.inflight });
-const headers = { ...opts.headers, 'content-type': 'application/json', 'content-length': String(body.length) };
+const headers = {
+  ...opts.headers,
+  'content-type': 'application/json',
+  'content-length': String(body.length),
+};
 
 function post(): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
