@@ -27,6 +27,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJobHistoryRoutes } from './routes/job-history.js';
 import { registerJobRoutes } from './routes/jobs.js';
+import { registerJobBatchRoute } from './routes/jobs-batch.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerProbeRoutes } from './routes/probes.js';
@@ -178,6 +179,7 @@ export function buildServer(ctx: EngineContext): FastifyInstance {
   void app.register(async (api) => {
     registerStatusRoutes(api, ctx);
     registerJobRoutes(api, ctx);
+    registerJobBatchRoute(api, ctx);
     registerJobHistoryRoutes(api, ctx);
     registerLogRoutes(api, ctx);
     registerScheduleRoutes(api, ctx);

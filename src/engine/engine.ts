@@ -27,6 +27,7 @@ import { createCallbackDispatcher } from './callbacks/dispatcher.js';
 import { systemClock, type Clock, type ClockTimer } from './clock.js';
 import type { EngineContext, Service } from './context.js';
 import { createController } from './controller/controller.js';
+import { jobsOf, type EngineJobs, type JobsAs } from './jobs-api.js';
 import { stopEventHub } from './events/hub.js';
 import { recoverStalledAttempts } from './maintenance/recover-stalled.js';
 import { createSchedulerService } from './scheduler/scheduler-service.js';
@@ -80,6 +81,12 @@ export interface Engine {
    * or when the process has no worker role.
    */
   hurry(): void;
+  /**
+   * The engine's jobs for in-process use, as client `as.client`: submit, submit many, read and
+   * list, with the rules and errors of the HTTP API (see {@link EngineJobs}). Works before
+   * `start()` too (submissions wait for a controller).
+   */
+  jobs(as: JobsAs): EngineJobs;
 }
 
 /** The engine's version, from package.json. */
@@ -207,6 +214,10 @@ class EngineProcess implements Engine {
 
   hurry(): void {
     this.pool?.hurry();
+  }
+
+  jobs(as: JobsAs): EngineJobs {
+    return jobsOf(this.ctx, as);
   }
 
   stop(): Promise<void> {

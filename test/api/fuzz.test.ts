@@ -25,6 +25,7 @@ const ROUTES: [InjectOptions['method'], string][] = [
   ['GET', '/dashboard'],
   ['GET', '/jobs'],
   ['POST', '/job'],
+  ['POST', '/jobs/batch'],
   ['GET', '/jobs/:id'],
   ['GET', '/jobs/:id/attempts'],
   ['GET', '/jobs/:id/callbacks'],
@@ -248,6 +249,7 @@ forEachStore('api: fuzzed inputs', (kind) => {
       fc.asyncProperty(
         fc.constantFrom<[InjectOptions['method'], string]>(
           ['POST', '/job'],
+          ['POST', '/jobs/batch'],
           ['PATCH', '/jobs/1'],
           ['POST', '/settings'],
           ['POST', '/clients'],
@@ -270,6 +272,8 @@ forEachStore('api: fuzzed inputs', (kind) => {
               'an accepted job is written whole',
             );
           else if (url === '/job') assert.deepEqual(after, before, 'a refused submission writes nothing');
+          else if (url === '/jobs/batch' && res.statusCode >= 300)
+            assert.deepEqual(after, before, 'a refused batch writes nothing');
         },
       ),
       { numRuns: RUNS, seed: SEED },
@@ -299,6 +303,57 @@ forEachStore('api: fuzzed inputs', (kind) => {
         }
       }),
       { numRuns: RUNS * 2, seed: SEED },
+    );
+  });
+
+  void test('a batch answers each item as POST /job answers its body, and writes exactly the accepted ones', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(jsonBody, { minLength: 1, maxLength: 6 }), callerOf(h), async (items, as) => {
+        const before = await counts(h);
+        const text = JSON.stringify(items);
+        const res = await bounded(
+          h.call(as, 'POST', '/jobs/batch', text, { headers: { 'content-type': 'application/json' } }),
+          `POST /jobs/batch ${text.slice(0, 200)}`,
+        );
+        assertWellFormed(res, 'POST /jobs/batch');
+        const after = await counts(h);
+        assert.equal(after.orphans, 0, 'no job without its tasks');
+        if (res.statusCode >= 300) {
+          assert.deepEqual(after, before, `refused (${res.statusCode}) but something was written`);
+          return;
+        }
+        const reply = JSON.parse(res.body) as {
+          accepted: number;
+          results: { index: number; id?: number; result?: string; status?: number; error?: string }[];
+        };
+        assert.deepEqual(
+          reply.results.map((r) => r.index),
+          items.map((_x, i) => i),
+        );
+        assert.deepEqual(
+          [after.jobs, after.tasks],
+          [before.jobs + reply.accepted, before.tasks + 2 * reply.accepted],
+          'exactly the accepted items were written, whole',
+        );
+        for (const [i, r] of reply.results.entries()) {
+          const single = await bounded(
+            h.call(as, 'POST', '/job', JSON.stringify(items[i]), {
+              headers: { 'content-type': 'application/json' },
+            }),
+            `POST /job item ${i}`,
+          );
+          if (r.result === 'accepted') {
+            assert.ok(single.statusCode < 300, `item ${i} accepted in the batch, ${single.statusCode} alone`);
+            assert.equal((await h.call(as, 'GET', `/jobs/${r.id}`)).statusCode, 200);
+          } else
+            assert.deepEqual(
+              { status: r.status, error: r.error },
+              { status: single.statusCode, error: (JSON.parse(single.body) as { error: string }).error },
+              `item ${i}: the batch and POST /job disagree`,
+            );
+        }
+      }),
+      { numRuns: RUNS, seed: SEED },
     );
   });
 });

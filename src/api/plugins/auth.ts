@@ -111,11 +111,24 @@ export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): 
     const body = request.body;
     if (!viewer || body === null || typeof body !== 'object' || Array.isArray(body)) return;
     if (!Object.hasOwn(body, 'client') || request.routeOptions.config.bodyClientIsTarget === true) return;
-    const bodyClient = (body as Record<string, unknown>).client;
-    if (bodyClient !== viewer.client)
-      throw new EngineError(
-        'VALIDATION_FAILED',
-        `body field "client" (${JSON.stringify(bodyClient)}) does not match the client header ("${viewer.client}"); send the same client name or leave the field out`,
-      );
+    const refused = bodyClientError(body, viewer);
+    if (refused) throw refused;
   });
+}
+
+/**
+ * The refusal of a body whose `client` field is not the caller (the `preHandler` above; `POST
+ * /jobs/batch` applies it to each item).
+ * @returns the 400 `VALIDATION_FAILED` error, or null when the body has no `client` field or the
+ * caller's name.
+ */
+export function bodyClientError(body: unknown, viewer: Viewer): EngineError | null {
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || !Object.hasOwn(body, 'client'))
+    return null;
+  const bodyClient = (body as Record<string, unknown>).client;
+  if (bodyClient === viewer.client) return null;
+  return new EngineError(
+    'VALIDATION_FAILED',
+    `body field "client" (${JSON.stringify(bodyClient)}) does not match the client header ("${viewer.client}"); send the same client name or leave the field out`,
+  );
 }

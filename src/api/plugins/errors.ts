@@ -61,8 +61,10 @@ export const PROTOTYPE_KEY_MESSAGE =
 /** Maps Fastify's own client errors (body parsing, content type, size) to clear messages. */
 function describeFastifyClientError(err: FastifyError, request: FastifyRequest): string {
   switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `request body is larger than ${BODY_LIMIT_BYTES} bytes (1 MiB); send a smaller body`;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': {
+      const limit = request.routeOptions.bodyLimit;
+      return `request body is larger than ${limit} bytes (${limit / (1024 * 1024)} MiB); send a smaller body${limit === BODY_LIMIT_BYTES ? '' : ` (${request.method} ${request.routeOptions.url ?? ''} accepts up to ${limit} bytes)`}`;
+    }
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       const type = request.headers['content-type'];
       return type

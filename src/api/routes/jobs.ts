@@ -21,7 +21,8 @@ import {
 const timestampIn =
   '`yyyy-MM-ddTHH:mm:ss.fff` is UTC even without a zone; an explicit `Z` or offset is honoured; an invalid date is a 400';
 
-const submitBody = {
+/** The body of `POST /job` (also each item of `POST /jobs/batch`). */
+export const submitBody = {
   type: 'object',
   required: ['job'],
   properties: {
@@ -103,7 +104,8 @@ const listQuery = {
   },
 } as const;
 
-const acceptedReply = {
+/** `{id, result: "accepted"}`. */
+export const acceptedReply = {
   type: 'object',
   properties: { id: { type: 'integer' }, result: { type: 'string', enum: ['accepted'] } },
 } as const;

@@ -48,7 +48,10 @@ import {
 import {
   initialState,
   insertJob,
+  type InsertOutcome,
+  type JobToInsert,
   readSubmission,
+  type SubmissionInput,
   submissionFingerprint,
   type SubmissionRequest,
   submissionLogMessage,
@@ -83,6 +86,33 @@ export async function submitJob(
   body: unknown,
   request: SubmissionRequest,
 ): Promise<{ id: number }> {
+  const prepared = await prepareSubmission(ctx, viewer, body, request);
+  return answerSubmission(prepared, await submissionWriter(ctx.db).write(prepared.item));
+}
+
+/** A submission read, validated and checked, ready to write (see {@link prepareSubmission}). */
+export interface PreparedSubmission {
+  /** The body as read. */
+  input: SubmissionInput;
+  /** What to write ({@link insertJobs} of submit.ts). */
+  item: JobToInsert;
+}
+
+/**
+ * Everything {@link submitJob} does before writing, for one body: reads it, resolves the workflow
+ * for the viewer's client, validates the parameters, checks egress (callback and semaphore URLs)
+ * and client storage, and builds the row to write, submitted at `ctx.clock.now()`. Writes nothing.
+ * `POST /job` and `POST /jobs/batch` (per item) both go through it, so an item of a batch is
+ * refused exactly as the same body would be.
+ * @throws {EngineError} as {@link submitJob} does before writing (400 `VALIDATION_FAILED` or
+ * `UNKNOWN_WORKFLOW`, 403 for a refused egress or storage target).
+ */
+export async function prepareSubmission(
+  ctx: EngineContext,
+  viewer: Viewer,
+  body: unknown,
+  request: SubmissionRequest,
+): Promise<PreparedSubmission> {
   const input = readSubmission(viewer, body);
   const resolved = resolveWorkflow(ctx.catalog, viewer.client, input.workflow);
   const validation = validateParameters(resolved.definition, input.parameters);
@@ -95,7 +125,7 @@ export async function submitJob(
   await assertEgressAllowed(ctx.egress, submissionUrls(input.parameters, input.semaphoreUrl));
   await assertJobStorage(ctx.db, viewer.client, validation.resolved, resolved.definition);
   const now = ctx.clock.now();
-  const outcome = await submissionWriter(ctx.db).write({
+  const item: JobToInsert = {
     job: {
       client: viewer.client,
       workflow: resolved.definition.name,
@@ -117,11 +147,20 @@ export async function submitJob(
     now,
     firstLog: submissionLogMessage(request, body),
     ...(ctx.tracing ? { trace: ctx.tracing.newJobTrace(request.headers.traceparent, now) } : {}),
-  });
+  };
+  return { input, item };
+}
+
+/**
+ * The answer to a written submission: its id, or — when its idempotency key answers a job
+ * submitted with different content — the 409.
+ * @throws {EngineError} `CONFLICT` (409, with the holder's id).
+ */
+export function answerSubmission(prepared: PreparedSubmission, outcome: InsertOutcome): { id: number } {
   if (!outcome.created && !outcome.sameContent)
     throw new EngineError(
       'CONFLICT',
-      `job.idempotency_key ${JSON.stringify(input.idempotencyKey)} was already used for job ${outcome.id} ` +
+      `job.idempotency_key ${JSON.stringify(prepared.input.idempotencyKey)} was already used for job ${outcome.id} ` +
         'with different content (workflow, priority, run_at, semaphore_url, persist, top_of_queue or parameters); ' +
         `send the same submission again to get job ${outcome.id}, or use a new key for a new job`,
       { jobId: outcome.id },

@@ -268,6 +268,12 @@ export interface JobToInsert {
   firstLog: string;
   /** The job's trace ids (tracing on: src/engine/tracing), written with the job. */
   trace?: JobTraceIds;
+  /**
+   * Wake the scheduler (a scheduled or pending job) with the payload `0` instead of the job's id,
+   * so that the wake-ups of many jobs written together collapse into one at commit
+   * (`POST /jobs/batch`). The scheduler treats every numeric payload alike.
+   */
+  sharedWake?: boolean;
 }
 
 /** What writing one submission did. */
@@ -360,7 +366,7 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     defaultRetentionSeconds: SETTING_DEFAULTS.idempotency_retention,
   };
   const states: JobState[] = [];
-  items.forEach(({ job, now, firstLog, trace }, i) => {
+  items.forEach(({ job, now, firstLog, trace, sharedWake }, i) => {
     if (trace) {
       p.traceJobs.push(i + 1);
       p.traceIds.push(trace.traceId);
@@ -387,7 +393,7 @@ function insertParams(items: readonly JobToInsert[]): { params: InsertJobsParams
     p.createdAts.push(now.toISOString());
     p.topOfQueues.push(job.topOfQueue);
     p.notifyChannels.push(state === 'queued' ? CHANNELS.admission : CHANNELS.scheduler);
-    p.notifyPayloads.push(state === 'queued' ? 'job_queued' : null);
+    p.notifyPayloads.push(state === 'queued' ? 'job_queued' : sharedWake ? '0' : null);
     p.tasks.push(tasksText(job));
     p.idempotencyKeys.push(job.idempotency?.key ?? null);
     p.fingerprints.push(job.idempotency?.fingerprint ?? null);
