@@ -257,8 +257,10 @@ describe('media workflows through the API [pglite]', () => {
       'out/asset1/asset1.mp4',
       'out/asset1/asset1_aes.m3u8',
       'out/asset1/asset1_aes/180p/index.m3u8',
+      'out/asset1/asset1_aes/audio/index.m3u8',
       'out/asset1/asset1_nodrm.m3u8',
       'out/asset1/asset1_nodrm/180p/index.m3u8',
+      'out/asset1/asset1_nodrm/audio/index.m3u8',
     ]);
     for (const f of end.files) assert.ok((await stat(abs(f))).size > 0, f);
     // Staging is gone; task progress lines were written.
