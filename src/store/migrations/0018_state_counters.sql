@@ -119,49 +119,37 @@ END $$;
 -- transaction lock 7310005). Returns the counter rows removed.
 CREATE OR REPLACE FUNCTION te_compact_state_counts() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-  removed bigint := 0;
-  k bigint;
+  rows_before bigint;
+  rows_after bigint;
 BEGIN
   IF NOT pg_try_advisory_xact_lock(7310005) THEN RETURN 0; END IF;
+  SELECT (SELECT count(*) FROM job_state_counts) + (SELECT count(*) FROM task_state_counts) INTO rows_before;
   WITH gone AS (
     DELETE FROM job_state_counts WHERE ctid IN (
       SELECT ctid FROM job_state_counts
        WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
-         AND shard <> pg_backend_pid()
        FOR UPDATE SKIP LOCKED)
     RETURNING client, queue_state, failed, superseded, n
-  ), folded AS (
-    INSERT INTO job_state_counts AS c (client, queue_state, failed, superseded, shard, n)
-    SELECT client, queue_state, failed, superseded, 0, sum(n) FROM gone
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (client, queue_state, failed, superseded, shard) DO UPDATE SET n = c.n + excluded.n
-    RETURNING 1
   )
-  SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded) INTO k;
-  removed := removed + k;
+  INSERT INTO job_state_counts AS c (client, queue_state, failed, superseded, shard, n)
+  SELECT client, queue_state, failed, superseded, 0, sum(n) FROM gone
+   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (client, queue_state, failed, superseded, shard) DO UPDATE SET n = c.n + excluded.n;
   DELETE FROM job_state_counts WHERE shard = 0 AND n = 0;
-  GET DIAGNOSTICS k = ROW_COUNT;
-  removed := removed + k;
   WITH gone AS (
     DELETE FROM task_state_counts WHERE ctid IN (
       SELECT ctid FROM task_state_counts
        WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
-         AND shard <> pg_backend_pid()
        FOR UPDATE SKIP LOCKED)
     RETURNING client, state, n
-  ), folded AS (
-    INSERT INTO task_state_counts AS c (client, state, shard, n)
-    SELECT client, state, 0, sum(n) FROM gone GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (client, state, shard) DO UPDATE SET n = c.n + excluded.n
-    RETURNING 1
   )
-  SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded) INTO k;
-  removed := removed + k;
+  INSERT INTO task_state_counts AS c (client, state, shard, n)
+  SELECT client, state, 0, sum(n) FROM gone GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (client, state, shard) DO UPDATE SET n = c.n + excluded.n;
   DELETE FROM task_state_counts WHERE shard = 0 AND n = 0;
-  GET DIAGNOSTICS k = ROW_COUNT;
-  removed := removed + k;
   DELETE FROM state_count_deleted_jobs;
-  RETURN removed;
+  SELECT (SELECT count(*) FROM job_state_counts) + (SELECT count(*) FROM task_state_counts) INTO rows_after;
+  RETURN rows_before - rows_after;
 END $$;
 
 -- No write to either table may be in flight while the triggers are created and the counts
