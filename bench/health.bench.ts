@@ -161,8 +161,12 @@ async function main(): Promise<void> {
     } as unknown as EngineContext;
     const check = await getHealth(ctx, { client: 'bench', admin: true });
     console.log(`counts: ${JSON.stringify(check.jobs)} ${JSON.stringify(check.tasks)}`);
-    const old = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE queue_state = 'completed'`);
-    console.log(`completed jobs by count(*): ${old.rows[0]!.n} (counters: ${check.jobs.completed + check.jobs.failed})`);
+    const old = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs WHERE queue_state = 'completed'`,
+    );
+    console.log(
+      `completed jobs by count(*): ${old.rows[0]!.n} (counters: ${check.jobs.completed + check.jobs.failed})`,
+    );
     const scanRuns = Math.max(3, Math.round(RUNS / 3));
     for (const client of [null, 'client-00'])
       await time(`before: the two full-scan counts, ${client ?? 'admin'}`, scanRuns, () =>
@@ -173,7 +177,9 @@ async function main(): Promise<void> {
         Promise.all([countJobsByState.rows(db, { client }), countTasksByState.rows(db, { client })]),
       );
     await time('after: getHealth, admin', RUNS, () => getHealth(ctx, { client: 'bench', admin: true }));
-    await time('after: getHealth, client-00', RUNS, () => getHealth(ctx, { client: 'client-00', admin: false }));
+    await time('after: getHealth, client-00', RUNS, () =>
+      getHealth(ctx, { client: 'client-00', admin: false }),
+    );
     await time('metrics snapshot (readMetricsSnapshot)', RUNS, () =>
       readMetricsSnapshot.first(db, { now: new Date(), aliveSeconds: 30 }),
     );

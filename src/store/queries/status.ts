@@ -101,8 +101,10 @@ export const compactStateCounts = defineQuery<Record<string, never>, { removed: 
  */
 export const countStatesFromTables = defineQuery<
   Record<string, never>,
-  { jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
-    tasks: { client: string; state: string; n: number }[] | null }
+  {
+    jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
+    tasks: { client: string; state: string; n: number }[] | null;
+  }
 >(
   'count-states-from-tables',
   `SELECT
@@ -117,8 +119,10 @@ export const countStatesFromTables = defineQuery<
 /** The job and task counts as the counters hold them, in the shape of {@link countStatesFromTables}. No locks. */
 export const countStatesFromCounters = defineQuery<
   Record<string, never>,
-  { jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
-    tasks: { client: string; state: string; n: number }[] | null }
+  {
+    jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
+    tasks: { client: string; state: string; n: number }[] | null;
+  }
 >(
   'count-states-from-counters',
   `SELECT
