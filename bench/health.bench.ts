@@ -168,7 +168,10 @@ async function main(): Promise<void> {
       `completed jobs by count(*): ${old.rows[0]!.n} (counters: ${check.jobs.completed + check.jobs.failed})`,
     );
     const scanRuns = Math.max(3, Math.round(RUNS / 3));
-    for (const client of [null, 'client-00'])
+    // The old non-admin statement (tasks of a client's jobs through `job_id IN (…)`) ran for more
+    // than 13 minutes at 1,000,000 jobs on the 2-core machine and was stopped: it is left out
+    // unless BENCH_OLD_CLIENT=1.
+    for (const client of process.env.BENCH_OLD_CLIENT === '1' ? [null, 'client-00'] : [null])
       await time(`before: the two full-scan counts, ${client ?? 'admin'}`, scanRuns, () =>
         Promise.all([db.query(OLD_COUNT_JOBS, [client]), db.query(OLD_COUNT_TASKS, [client])]),
       );
