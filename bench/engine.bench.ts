@@ -19,7 +19,12 @@
  * with the engine's metrics on — scraped once a second, as a busy Prometheus would — off, or
  * both one after the other in the same run; default on, the engine's default), `BENCH_TRACING`
  * (`on`, `off` or `both`: the throughput part with OpenTelemetry tracing on — spans exported over
- * OTLP/HTTP to a local receiver that drops them — off, or both; default off, the engine's default).
+ * OTLP/HTTP to a local receiver that drops them — off, or both; default off, the engine's default),
+ * `BENCH_COUNTERS`
+ * (`on`, `off`, `both`, or a comma list such as `off,on,off,on`: the throughput part with the job
+ * and task counter triggers of migration 0018 enabled or disabled, one run per entry on the same
+ * database; default on; a run with them off leaves the counters wrong, which the bench ignores),
+ * `BENCH_DATABASE_NAME` (default `te_bench_engine`; it is dropped and created).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -45,7 +50,7 @@ const BASE_URL =
   process.env.BENCH_DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
   'postgres://postgres@127.0.0.1:5432/test';
-const DB_NAME = 'te_bench_engine';
+const DB_NAME = process.env.BENCH_DATABASE_NAME ?? 'te_bench_engine';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
 const catalog = createFixtureCatalog({
@@ -177,6 +182,24 @@ function metricsRuns(): boolean[] {
   if (v === 'off') return [false];
   if (v === 'on') return [true];
   throw new Error(`BENCH_METRICS must be on, off or both (got "${v}")`);
+}
+
+/** `BENCH_COUNTERS`: whether the counter triggers are enabled, per throughput run. */
+function counterRuns(): boolean[] {
+  const v = (process.env.BENCH_COUNTERS ?? 'on').toLowerCase();
+  if (v === 'both') return [false, true];
+  const runs = v.split(',').map((x) => x.trim());
+  if (runs.some((x) => x !== 'on' && x !== 'off'))
+    throw new Error(`BENCH_COUNTERS must be on, off, both or a comma list of on and off (got "${v}")`);
+  return runs.map((x) => x === 'on');
+}
+
+/** The counter triggers of migration 0018 (`jobs_state_counts_*`, `tasks_state_counts_*`). */
+async function setCounterTriggers(db: Executor, on: boolean): Promise<void> {
+  const verb = on ? 'ENABLE' : 'DISABLE';
+  for (const table of ['jobs', 'tasks'])
+    for (const op of ['insert', 'update', 'delete', 'truncate'])
+      await db.query(`ALTER TABLE ${table} ${verb} TRIGGER ${table}_state_counts_${op}`);
 }
 
 /** `BENCH_TRACING`: whether the throughput part runs with tracing on (`on`, `off` or `both`; default off). */
@@ -438,17 +461,20 @@ async function main(): Promise<void> {
       const pgKind = kind === 'postgres';
       if (wanted('latency')) console.log(await latency(db, url, pgKind ? 200 : 100));
       if (wanted('throughput'))
-        for (const metrics of metricsRuns())
-          for (const tracing of tracingRuns())
-            console.log(
-              await throughput(
+        for (const counters of counterRuns())
+          for (const metrics of metricsRuns())
+            for (const tracing of tracingRuns()) {
+              await setCounterTriggers(db, counters);
+              const line = await throughput(
                 db,
                 url,
                 Number(process.env.BENCH_THROUGHPUT_JOBS ?? (pgKind ? 3000 : 1000)),
                 metrics,
                 tracing,
-              ),
-            );
+              );
+              console.log(`${line} [counter triggers ${counters ? 'on' : 'off'}]`);
+            }
+      await setCounterTriggers(db, true);
       if (wanted('post')) console.log(await postJobRate(db, url, pgKind ? 3000 : 1000));
       const memJobs = Number(process.env.BENCH_MEMORY_JOBS ?? (pgKind ? 100_000 : 5_000));
       if (wanted('memory') && memJobs > 0) console.log(await memory(db, url, memJobs));

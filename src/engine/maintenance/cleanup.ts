@@ -4,6 +4,7 @@
  */
 import { deleteEventsUpTo, readEventCutoffId } from '../../store/queries/events.js';
 import { deleteExpiredJobs } from '../../store/queries/maintenance.js';
+import { compactStateCounts } from '../../store/queries/status.js';
 import type { EngineContext } from '../context.js';
 import { readSettings } from '../settings.js';
 
@@ -24,7 +25,8 @@ export interface CleanupResult {
  * deliveries go with them through `ON DELETE CASCADE`. Works in batches of
  * {@link CLEANUP_BATCH_SIZE} jobs, one short transaction each, oldest first, until nothing is left
  * (rows locked by someone else are skipped and taken by the next run). A job without
- * `finished_at` is never deleted. Source: the original manual's "30 day routines" that clear jobs
+ * `finished_at` is never deleted. Then compacts the job and task counters
+ * (`te_compact_state_counts()`, migration 0018). Source: the original manual's "30 day routines" that clear jobs
  * and their logs, sparing `persist` jobs.
  * @param ctx - engine context (`db`, `clock`).
  * @param options.batchSize - jobs per statement (tests use small ones).
@@ -49,6 +51,9 @@ export async function cleanupJobs(
     // of the event loop, not a wait in time, so it stays outside the clock.
     await new Promise((resolve) => setImmediate(resolve));
   }
+  // The job and task counters (migration 0018): fold the rows of ended database sessions, drop
+  // zero groups. Counts are the same before and after.
+  await compactStateCounts.first(ctx.db, {});
   return { jobs: total, cutoff };
 }
 

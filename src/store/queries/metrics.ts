@@ -26,8 +26,8 @@ export interface MetricsSnapshotRow {
 }
 
 /**
- * Reads every database gauge in one round trip. The job counts use `jobs_state_id_idx`
- * (`queue_state, id`) for the five live states only; tasks use the partial `tasks_claim_idx` /
+ * Reads every database gauge in one round trip. The job counts are sums of `job_state_counts`
+ * (kept by triggers, migration 0018: a few rows whatever the number of jobs); tasks use the partial `tasks_claim_idx` /
  * `tasks_running_idx`; deliveries `callback_deliveries_due_idx`; workers `workers_alive_idx`.
  * No locks.
  */
@@ -35,7 +35,7 @@ export const readMetricsSnapshot = defineQuery<{ now: Date; aliveSeconds: number
   'read-metrics-snapshot',
   `SELECT
      (SELECT json_agg(json_build_object('state', s.queue_state, 'n', s.n)) FROM (
-        SELECT queue_state, count(*)::int AS n FROM jobs
+        SELECT queue_state, sum(n)::int AS n FROM job_state_counts
          WHERE queue_state IN ('queued', 'started', 'scheduled', 'paused', 'pending')
          GROUP BY queue_state) s) AS jobs,
      (SELECT count(*)::int FROM jobs j

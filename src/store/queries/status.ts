@@ -23,24 +23,30 @@ export const pingDatabase = defineQuery('ping-database', 'SELECT 1');
 
 /**
  * Counts jobs per state, `failed`, and `superseded` (a rerun replaced it: `rerun_by` is set), of
- * `client` only unless null. No locks.
+ * `client` only unless null: the sums of `job_state_counts`, which triggers keep equal to
+ * `count(*)` over `jobs` (migration 0018), so the cost does not grow with the table. Groups
+ * without jobs are left out, as a `GROUP BY` over the table would. No locks.
  */
 export const countJobsByState = defineQuery<
   { client: string | null },
   { queue_state: string; failed: boolean; superseded: boolean; n: number }
 >(
   'count-jobs-by-state',
-  `SELECT queue_state, failed, rerun_by IS NOT NULL AS superseded, count(*)::int AS n FROM jobs
-     WHERE ($client::text IS NULL OR client = $client) GROUP BY 1, 2, 3`,
+  `SELECT queue_state, failed, superseded, sum(n)::int AS n FROM job_state_counts
+     WHERE ($client::text IS NULL OR client = $client)
+     GROUP BY 1, 2, 3 HAVING sum(n) <> 0`,
 );
 
-/** Counts failed, ready and succeeded tasks (of `client`'s jobs only, unless null). No locks. */
+/**
+ * Counts failed, ready and succeeded tasks (of `client`'s jobs only, unless null): the sums of
+ * `task_state_counts` (kept by triggers, migration 0018). No locks.
+ */
 export const countTasksByState = defineQuery<{ client: string | null }, { state: string; n: number }>(
   'count-tasks-by-state',
-  `SELECT t.state, count(*)::int AS n FROM tasks t
-     WHERE t.state IN ('failed', 'ready', 'succeeded')
-       AND ($client::text IS NULL OR t.job_id IN (SELECT id FROM jobs WHERE client = $client))
-     GROUP BY t.state`,
+  `SELECT state, sum(n)::int AS n FROM task_state_counts
+     WHERE state IN ('failed', 'ready', 'succeeded')
+       AND ($client::text IS NULL OR client = $client)
+     GROUP BY state HAVING sum(n) <> 0`,
 );
 
 /** The queues and roles of every worker process alive at `now` (not stopped, heart-beat within `aliveSeconds`). No locks. */
@@ -70,12 +76,62 @@ export const countCallbackDeliveries = defineQuery<{ now: Date }, { delivering: 
      FROM callback_deliveries WHERE state IN ('pending', 'delivering')`,
 );
 
-/** Counts queued jobs, and scheduled or pending ones, over every client. No locks. */
+/** Counts queued jobs, and scheduled or pending ones, over every client (from `job_state_counts`). No locks. */
 export const countWaitingJobs = defineQuery<Record<string, never>, { queued: number; due: number }>(
   'count-waiting-jobs',
-  `SELECT count(*) FILTER (WHERE queue_state = 'queued')::int AS queued,
-          count(*) FILTER (WHERE queue_state IN ('scheduled', 'pending'))::int AS due
-     FROM jobs WHERE queue_state IN ('queued', 'scheduled', 'pending')`,
+  `SELECT COALESCE(sum(n) FILTER (WHERE queue_state = 'queued'), 0)::int AS queued,
+          COALESCE(sum(n) FILTER (WHERE queue_state IN ('scheduled', 'pending')), 0)::int AS due
+     FROM job_state_counts WHERE queue_state IN ('queued', 'scheduled', 'pending')`,
+);
+
+/**
+ * Folds the counter rows of ended sessions into shard 0 and drops groups whose count is zero
+ * (`te_compact_state_counts()`, migration 0018); returns how many counter rows it removed. Skips
+ * rows a live session holds and returns 0 at once while another compaction runs. Counts read
+ * before and after are the same.
+ */
+export const compactStateCounts = defineQuery<Record<string, never>, { removed: number }>(
+  'compact-state-counts',
+  `SELECT te_compact_state_counts()::int AS removed`,
+);
+
+/**
+ * The job and task counts straight from the tables (`count(*)`, a scan of both): what the
+ * counters must equal. For tests and checks, never for a request path.
+ */
+export const countStatesFromTables = defineQuery<
+  Record<string, never>,
+  {
+    jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
+    tasks: { client: string; state: string; n: number }[] | null;
+  }
+>(
+  'count-states-from-tables',
+  `SELECT
+     (SELECT json_agg(r ORDER BY r.client, r.queue_state, r.failed, r.superseded) FROM (
+        SELECT client, queue_state, failed, rerun_by IS NOT NULL AS superseded, count(*)::int AS n
+          FROM jobs GROUP BY 1, 2, 3, 4) r) AS jobs,
+     (SELECT json_agg(r ORDER BY r.client, r.state) FROM (
+        SELECT j.client, t.state, count(*)::int AS n FROM tasks t JOIN jobs j ON j.id = t.job_id
+         GROUP BY 1, 2) r) AS tasks`,
+);
+
+/** The job and task counts as the counters hold them, in the shape of {@link countStatesFromTables}. No locks. */
+export const countStatesFromCounters = defineQuery<
+  Record<string, never>,
+  {
+    jobs: { client: string; queue_state: string; failed: boolean; superseded: boolean; n: number }[] | null;
+    tasks: { client: string; state: string; n: number }[] | null;
+  }
+>(
+  'count-states-from-counters',
+  `SELECT
+     (SELECT json_agg(r ORDER BY r.client, r.queue_state, r.failed, r.superseded) FROM (
+        SELECT client, queue_state, failed, superseded, sum(n)::int AS n FROM job_state_counts
+         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) r) AS jobs,
+     (SELECT json_agg(r ORDER BY r.client, r.state) FROM (
+        SELECT client, state, sum(n)::int AS n FROM task_state_counts
+         GROUP BY 1, 2 HAVING sum(n) <> 0) r) AS tasks`,
 );
 
 /**
