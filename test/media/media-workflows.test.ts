@@ -512,6 +512,13 @@ describe('media workflows through the API [pglite]', () => {
       ['trickplay', { content_id: 'x' }, /source_folder is required/],
       ['vodremix', { output_folder: 'o' }, /clips is required/],
       ['vodremix', { output_folder: 'o', clips: [{ source: 'a.mp4', start: 'soon' }] }, /clips\[0\]\.start/],
+      // Minutes and seconds of 60 or more are refused at submission, as the handler would refuse them.
+      [
+        'vodremix',
+        { output_folder: 'o', clips: [{ source: 'a.mp4', start: '00:75:00' }] },
+        /clips\[0\]\.start/,
+      ],
+      ['vodremix', { output_folder: 'o', clips: [{ source: 'a.mp4', end: '1:00:60.5' }] }, /clips\[0\]\.end/],
       ['vodremix', { output_folder: 'o', clips: [{ source: 'http://x/a.m3u8' }] }, /clips\[0\]\.source/],
       ['vodremix', { output_folder: 'o', output_file: 'a.mov', clips: [{ source: 'a.mp4' }] }, /output_file/],
       [
