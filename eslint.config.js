@@ -98,7 +98,7 @@ export default tseslint.config(
   {
     // Creating and dropping whole databases (a template, one per suite or benchmark run) needs an
     // admin connection to the server, outside any Executor; nothing here runs engine statements.
-    files: ['test/helpers/stores.ts', 'bench/engine.bench.ts', 'bench/list-jobs.bench.ts', 'bench/admission.bench.ts', 'bench/ladder.bench.ts', 'bench/peers.bench.ts', 'bench/helpers/pg-measure.ts', 'bench/writes.bench.ts', 'bench/submit.bench.ts', 'bench/health.bench.ts'],
+    files: ['test/helpers/stores.ts', 'bench/engine.bench.ts', 'bench/list-jobs.bench.ts', 'bench/admission.bench.ts', 'bench/ladder.bench.ts', 'bench/peers.bench.ts', 'bench/helpers/pg-measure.ts', 'bench/writes.bench.ts', 'bench/submit.bench.ts', 'bench/helpers/bench-setup.ts', 'bench/health.bench.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

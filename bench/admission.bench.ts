@@ -27,12 +27,10 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
+import { BENCH_BASE_URL } from './helpers/bench-setup.js';
 
 type Kind = 'postgres' | 'pglite';
-const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
+const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = 'te_bench_admission';
 const JOBS = Number(process.env.BENCH_JOBS ?? 10_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);

@@ -44,31 +44,16 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
+import { BENCH_BASE_URL, NOOP_WORKFLOWS, benchDatabaseUrl } from './helpers/bench-setup.js';
 
 type Kind = 'postgres' | 'pglite';
-const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
+const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = process.env.BENCH_DATABASE_NAME ?? 'te_bench_engine';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
-const catalog = createFixtureCatalog({
-  noop1: { tasks: [{ name: 'a', run: 'sleep', with: { seconds: 0 } }] },
-  noop3: {
-    tasks: [
-      { name: 'a', run: 'sleep', with: { seconds: 0 } },
-      { name: 'b', run: 'sleep', with: { seconds: 0 } },
-      { name: 'c', run: 'sleep', with: { seconds: 0 } },
-    ],
-  },
-});
+const catalog = createFixtureCatalog(NOOP_WORKFLOWS);
 
-function urlFor(name: string): string {
-  const u = new URL(BASE_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const urlFor = benchDatabaseUrl;
 
 async function admin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: BASE_URL });

@@ -23,12 +23,10 @@ import { pino } from 'pino';
 import { locateFfmpeg } from '../src/media/ffmpeg.js';
 import { startTaskEngine } from '../src/server.js';
 import { testConfig } from '../test/helpers/engine.js';
+import { BENCH_BASE_URL } from './helpers/bench-setup.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
+const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = 'te_bench_ladder';
 const seconds = Number(process.env.LADDER_BENCH_SECONDS ?? 60);
 const [width, height] = (process.env.LADDER_BENCH_SIZE ?? '1920x1080').split('x').map(Number) as [

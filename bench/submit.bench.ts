@@ -35,11 +35,9 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
+import { BENCH_BASE_URL } from './helpers/bench-setup.js';
 
-const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
+const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = 'te_bench_batch';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

@@ -21,7 +21,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { createEngine } from '../src/engine/engine.js';
 import { CHANNELS } from '../src/engine/signals.js';
@@ -29,42 +28,19 @@ import type { Executor, Queryable } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
+import { BENCH_BASE_URL, NOOP_WORKFLOWS, benchDatabaseUrl, withPgClient } from './helpers/bench-setup.js';
 
-const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
+const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = 'te_bench_writes';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const JOBS1 = Number(process.env.BENCH_WRITES_JOBS ?? 2000);
 const JOBS3 = Number(process.env.BENCH_WRITES_JOBS3 ?? 500);
 
-const catalog = createFixtureCatalog({
-  noop1: { tasks: [{ name: 'a', run: 'sleep', with: { seconds: 0 } }] },
-  noop3: {
-    tasks: [
-      { name: 'a', run: 'sleep', with: { seconds: 0 } },
-      { name: 'b', run: 'sleep', with: { seconds: 0 } },
-      { name: 'c', run: 'sleep', with: { seconds: 0 } },
-    ],
-  },
-});
+const catalog = createFixtureCatalog(NOOP_WORKFLOWS);
 
-function urlFor(name: string): string {
-  const u = new URL(BASE_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const urlFor = benchDatabaseUrl;
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const withClient = withPgClient;
 
 /** Counts the statements and transactions an executor runs (its own and inside transactions). */
 function counting(db: Executor): { db: Executor; statements: () => number; transactions: () => number } {
