@@ -17,7 +17,6 @@
  * (default 50), `BENCH_ROUNDS` (default 200).
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { admitJobs } from '../src/engine/controller/admission.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
@@ -27,7 +26,7 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
-import { BENCH_BASE_URL } from './helpers/bench-setup.js';
+import { BENCH_BASE_URL, adminQuery } from './helpers/bench-setup.js';
 
 type Kind = 'postgres' | 'pglite';
 const BASE_URL = BENCH_BASE_URL;
@@ -43,15 +42,7 @@ const catalog = createFixtureCatalog({
   hold: { tasks: [{ name: 'a', run: 'sleep', with: { seconds: 3600 } }] },
 });
 
-async function adminSql(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: BASE_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const adminSql = adminQuery;
 
 async function openBenchStore(kind: Kind): Promise<{ db: Executor; url: string | null }> {
   if (kind === 'pglite') return { db: await openStore({ dataDir: null }), url: null };

@@ -33,7 +33,6 @@ import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { buildServer } from '../src/api/build-server.js';
 import { ensureAdminClient } from '../src/engine/clients/clients.js';
@@ -44,10 +43,9 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { submitAs, testConfig, writeSettings } from '../test/helpers/engine.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
-import { BENCH_BASE_URL, NOOP_WORKFLOWS, benchDatabaseUrl } from './helpers/bench-setup.js';
+import { NOOP_WORKFLOWS, adminQuery, benchDatabaseUrl } from './helpers/bench-setup.js';
 
 type Kind = 'postgres' | 'pglite';
-const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = process.env.BENCH_DATABASE_NAME ?? 'te_bench_engine';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
@@ -55,15 +53,7 @@ const catalog = createFixtureCatalog(NOOP_WORKFLOWS);
 
 const urlFor = benchDatabaseUrl;
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: BASE_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const admin = adminQuery;
 
 async function openBenchStore(kind: Kind): Promise<{ db: Executor; url: string | null }> {
   if (kind === 'pglite') return { db: await openStore({ dataDir: null }), url: null };

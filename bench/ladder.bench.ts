@@ -18,12 +18,11 @@ import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { pino } from 'pino';
 import { locateFfmpeg } from '../src/media/ffmpeg.js';
 import { startTaskEngine } from '../src/server.js';
 import { testConfig } from '../test/helpers/engine.js';
-import { BENCH_BASE_URL } from './helpers/bench-setup.js';
+import { BENCH_BASE_URL, adminQuery } from './helpers/bench-setup.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_URL = BENCH_BASE_URL;
@@ -54,15 +53,7 @@ function cpuSeconds(): { self: number; children: number } {
   return { self: (n(14) + n(15)) / TICK, children: (n(16) + n(17)) / TICK };
 }
 
-async function adminSql(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: BASE_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const adminSql = adminQuery;
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'te-ladder-bench-'));
 const ff = locateFfmpeg();

@@ -26,7 +26,6 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
-import pg from 'pg';
 import { pino } from 'pino';
 import { buildServer } from '../src/api/build-server.js';
 import { createClient } from '../src/engine/clients/clients.js';
@@ -35,7 +34,7 @@ import type { Executor } from '../src/store/executor.js';
 import { openStore } from '../src/store/open-store.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
-import { BENCH_BASE_URL } from './helpers/bench-setup.js';
+import { BENCH_BASE_URL, adminQuery } from './helpers/bench-setup.js';
 
 const BASE_URL = BENCH_BASE_URL;
 const DB_NAME = 'te_bench_batch';
@@ -53,15 +52,7 @@ const catalog = createFixtureCatalog({
   },
 });
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: BASE_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const admin = adminQuery;
 
 /** CPU time (ms) used so far by this database's PostgreSQL backends (see engine.bench.ts). */
 async function serverCpuMs(db: Executor, known: Map<number, number>): Promise<number> {

@@ -34,6 +34,14 @@ export async function withPgClient<T>(url: string, fn: (c: pg.Client) => Promise
   }
 }
 
+/**
+ * Runs one statement (CREATE/DROP DATABASE and the like) on a new connection to
+ * {@link BENCH_BASE_URL}'s database. Statements are the bench's own text, never input.
+ */
+export async function adminQuery(sql: string): Promise<void> {
+  await withPgClient(BENCH_BASE_URL, (c) => c.query(sql));
+}
+
 /** Workflows of one (`noop1`) and three sequential (`noop3`) tasks that do nothing (a 0 s sleep). */
 export const NOOP_WORKFLOWS = {
   noop1: { tasks: [{ name: 'a', run: 'sleep', with: { seconds: 0 } }] },

@@ -5,30 +5,15 @@
  * the server processes read from `/proc` (Linux only; 0 elsewhere).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
+import { BENCH_BASE_URL, benchDatabaseUrl, withPgClient } from './bench-setup.js';
 
-/** The server the benches use: `BENCH_DATABASE_URL`, else `TEST_DATABASE_URL`, else the local `test`. */
-export const BASE_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
-
-/** The URL of database `name` on the {@link BASE_URL} server. */
-export function urlFor(name: string): string {
-  const u = new URL(BASE_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+/** The server the benches use, and the URL of one of its databases (see bench-setup.ts). */
+export { BENCH_BASE_URL as BASE_URL, benchDatabaseUrl as urlFor } from './bench-setup.js';
 
 /** Runs `fn` on a fresh connection to `url` (default the {@link BASE_URL} database), then closes it. */
-export async function withClient<T>(fn: (c: pg.Client) => Promise<T>, url = BASE_URL): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
+export function withClient<T>(fn: (c: pg.Client) => Promise<T>, url = BENCH_BASE_URL): Promise<T> {
+  return withPgClient(url, fn);
 }
 
 function assertIdentifier(name: string): void {
@@ -45,7 +30,7 @@ export async function recreateDatabase(name: string): Promise<string> {
     await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${name}`);
   });
-  const url = urlFor(name);
+  const url = benchDatabaseUrl(name);
   await withClient(async (c) => {
     await c.query(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`).catch(() => undefined);
   }, url);
@@ -96,7 +81,7 @@ export async function tableCounters(name: string, timeoutMs = 15_000): Promise<T
     );
     const r = rows[0]!;
     return { inserted: +r.ins, updated: +r.upd, hotUpdated: +r.hot, deleted: +r.del };
-  }, urlFor(name));
+  }, benchDatabaseUrl(name));
 }
 
 /** The difference `after - before` of two {@link TableCounters}. */
@@ -156,7 +141,7 @@ export async function walOfDatabase(name: string, from: string, to: string): Pro
     } catch {
       return { server, database: null };
     }
-  }, urlFor(name));
+  }, benchDatabaseUrl(name));
 }
 
 const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
