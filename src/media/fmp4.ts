@@ -93,10 +93,16 @@ interface TrafInfo {
   dataOffset: number;
   sizes: number[];
   durations: number[];
+  /** Sample flags (ISO/IEC 14496-12 8.8.3.1); bit 0x10000 = not a sync sample. */
+  sampleFlags: number[];
   tfdt: number;
 }
 
-function readTraf(buf: Buffer, moof: Box, trex: { duration: number; size: number }): TrafInfo {
+function readTraf(
+  buf: Buffer,
+  moof: Box,
+  trex: { duration: number; size: number; flags?: number },
+): TrafInfo {
   const traf = child(buf, moof, 'traf');
   if (!traf) throw new Error('moof without traf');
   const tfhd = child(buf, traf, 'tfhd')!;
@@ -106,11 +112,16 @@ function readTraf(buf: Buffer, moof: Box, trex: { duration: number; size: number
   if (tfhdFlags & 0x02) o += 4;
   let defDuration = trex.duration;
   let defSize = trex.size;
+  let defFlags = trex.flags ?? 0;
   if (tfhdFlags & 0x08) {
     defDuration = buf.readUInt32BE(o);
     o += 4;
   }
-  if (tfhdFlags & 0x10) defSize = buf.readUInt32BE(o);
+  if (tfhdFlags & 0x10) {
+    defSize = buf.readUInt32BE(o);
+    o += 4;
+  }
+  if (tfhdFlags & 0x20) defFlags = buf.readUInt32BE(o);
   const tfdtBox = child(buf, traf, 'tfdt');
   let tfdt = 0;
   if (tfdtBox)
@@ -128,12 +139,18 @@ function readTraf(buf: Buffer, moof: Box, trex: { duration: number; size: number
     dataOffset = buf.readInt32BE(p);
     p += 4;
   }
-  if (flags & 0x04) p += 4;
+  let firstFlags: number | null = null;
+  if (flags & 0x04) {
+    firstFlags = buf.readUInt32BE(p);
+    p += 4;
+  }
   const sizes: number[] = [];
   const durations: number[] = [];
+  const sampleFlags: number[] = [];
   for (let i = 0; i < sampleCount; i++) {
     let d = defDuration;
     let s = defSize;
+    let f = i === 0 && firstFlags !== null ? firstFlags : defFlags;
     if (flags & 0x100) {
       d = buf.readUInt32BE(p);
       p += 4;
@@ -142,18 +159,93 @@ function readTraf(buf: Buffer, moof: Box, trex: { duration: number; size: number
       s = buf.readUInt32BE(p);
       p += 4;
     }
-    if (flags & 0x400) p += 4;
+    if (flags & 0x400) {
+      f = buf.readUInt32BE(p);
+      p += 4;
+    }
     if (flags & 0x800) p += 4;
     durations.push(d);
     sizes.push(s);
+    sampleFlags.push(f);
   }
-  return { traf, trun, flags, sampleCount, dataOffset, sizes, durations, tfdt };
+  return { traf, trun, flags, sampleCount, dataOffset, sizes, durations, sampleFlags, tfdt };
 }
 
-function trexDefaults(buf: Buffer, moov: Box): { duration: number; size: number } {
+function trexDefaults(buf: Buffer, moov: Box): { duration: number; size: number; flags: number } {
   const trex = child(buf, child(buf, moov, 'mvex') ?? null, 'trex');
-  if (!trex) return { duration: 0, size: 0 };
-  return { duration: buf.readUInt32BE(trex.body + 12), size: buf.readUInt32BE(trex.body + 16) };
+  if (!trex) return { duration: 0, size: 0, flags: 0 };
+  return {
+    duration: buf.readUInt32BE(trex.body + 12),
+    size: buf.readUInt32BE(trex.body + 16),
+    flags: buf.readUInt32BE(trex.body + 20),
+  };
+}
+
+/** One sample of a fragment, as {@link fragmentSamples} lists it. */
+export interface FragmentSample {
+  /** Byte offset of the sample's data in the buffer given. */
+  offset: number;
+  /** Bytes. */
+  size: number;
+  /** Decode time (`tfdt` plus the durations before it), in the track's timescale. */
+  decodeTime: number;
+  /** Duration, in the track's timescale. */
+  duration: number;
+  /** A sync sample (key frame): `sample_is_non_sync_sample` clear. */
+  sync: boolean;
+}
+
+/** The timescale (`mdhd`) of a single-track init segment, and its `trex` defaults. */
+export function initTrackInfo(init: Buffer): {
+  timescale: number;
+  trex: { duration: number; size: number; flags: number };
+} {
+  const moov = find(init, 'moov');
+  const mdhd = find(init, 'moov/trak/mdia/mdhd');
+  if (!moov || !mdhd) throw new Error('not an MP4 init segment (no moov/trak/mdia/mdhd)');
+  return {
+    timescale: init.readUInt32BE(mdhd.body + (init[mdhd.body] === 1 ? 20 : 12)),
+    trex: trexDefaults(init, moov),
+  };
+}
+
+/**
+ * The fragments of an fMP4 media segment (top-level `moof` + `mdat` pairs, `styp`/`sidx` before
+ * them skipped) with their samples, read from the first `traf`'s `tfhd`/`tfdt`/`trun` (sample
+ * sizes, durations and flags; defaults from `trex` of the init segment).
+ * @param trex the init segment's defaults ({@link initTrackInfo}).
+ * @returns per fragment: where its `moof` starts, where its `mdat` ends (exclusive), and the samples.
+ * @throws Error for a truncated box or a `moof` not followed by an `mdat`.
+ */
+export function fragmentSamples(
+  buf: Buffer,
+  trex: { duration: number; size: number; flags: number },
+): { moofStart: number; mdatEnd: number; samples: FragmentSample[] }[] {
+  const top = readBoxes(buf);
+  const out: { moofStart: number; mdatEnd: number; samples: FragmentSample[] }[] = [];
+  for (const [i, moof] of top.entries()) {
+    if (moof.type !== 'moof') continue;
+    const mdat = top.slice(i + 1).find((b) => b.type === 'mdat' || b.type === 'moof');
+    if (!mdat || mdat.type !== 'mdat') throw new Error(`moof at ${moof.start} without a following mdat`);
+    const t = readTraf(buf, moof, trex);
+    // default-base-is-moof (or no base offset given): data offsets count from the moof's start.
+    let p = moof.start + (t.flags & 0x01 ? t.dataOffset : mdat.body - moof.start);
+    let time = t.tfdt;
+    const samples: FragmentSample[] = [];
+    for (let k = 0; k < t.sampleCount; k++) {
+      samples.push({
+        offset: p,
+        size: t.sizes[k]!,
+        decodeTime: time,
+        duration: t.durations[k]!,
+        sync: (t.sampleFlags[k]! & 0x10000) === 0,
+      });
+      p += t.sizes[k]!;
+      time += t.durations[k]!;
+    }
+    out.push({ moofStart: moof.start, mdatEnd: mdat.end, samples });
+  }
+  return out;
 }
 
 /**

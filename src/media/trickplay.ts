@@ -1,17 +1,27 @@
 /**
  * Trick play for HLS VOD assets: HLS I-frame playlists (RFC 8216 4.3.3.6 `EXT-X-I-FRAMES-ONLY`,
- * 4.3.4.3 `EXT-X-I-FRAME-STREAM-INF`) built from the key frames of MPEG-TS renditions, and
- * thumbnail sprite sheets with a WebVTT index (`<sheet>.jpg#xywh=x,y,w,h`).
+ * 4.3.4.3 `EXT-X-I-FRAME-STREAM-INF`) built from the key frames of MPEG-TS and fMP4/CMAF
+ * renditions, and thumbnail sprite sheets with a WebVTT index (`<sheet>.jpg#xywh=x,y,w,h`).
  *
- * Key frames come from ffprobe `-show_packets` on each segment: a key frame's byte range starts
- * at its PES packet's first TS packet (`pos`), moved back over the PAT/PMT (and SDT) packets the
- * muxer writes just before it, so each range can be decoded on its own; it ends where the next
+ * MPEG-TS: key frames come from ffprobe `-show_packets` on each segment: a key frame's byte range
+ * starts at its PES packet's first TS packet (`pos`), moved back over the PAT/PMT (and SDT) packets
+ * the muxer writes just before it, so each range can be decoded on its own; it ends where the next
  * video packet starts (or at the end of the segment file).
+ *
+ * fMP4 (segments `.m4s` after an `EXT-X-MAP` init segment): the boxes of each segment are read
+ * (src/media/fmp4.ts); a fragment (`moof` + `mdat`) whose first sample is a sync sample gives one
+ * entry whose byte range starts at the `moof` and ends with that sample's last byte in the `mdat`
+ * — the `moof`, the `mdat` header and the key frame, as Apple's HLS authoring specification
+ * describes I-frame playlists for fMP4. The playlist carries the media playlist's `EXT-X-MAP`, so
+ * a player decodes init + range alone. A key frame later inside a fragment cannot be cut out that
+ * way (the range would have to hold the frames before it): it is left out and counted in
+ * `leftOut`. vodstream's CMAF segments are one fragment per key frame, so none is left out there.
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../errors/task-errors.js';
 import { runFfprobe } from './ffmpeg.js';
+import { fragmentSamples, initTrackInfo } from './fmp4.js';
 import { parseAttributes } from './hls-playlist.js';
 
 /** One key frame entry of an I-frame playlist. */
@@ -36,6 +46,8 @@ export interface IFramePlaylist {
   /** Peak bits per second of the ranges (BANDWIDTH of the EXT-X-I-FRAME-STREAM-INF). */
   bandwidth: number;
   average: number;
+  /** fMP4: key frames inside a fragment (not its first sample), which get no entry. */
+  leftOut: number;
 }
 
 interface MediaSegment {
@@ -45,7 +57,10 @@ interface MediaSegment {
 }
 
 /** Reads the segments of a media playlist; throws when it is not one this module handles. */
-function readSegments(text: string, where: string): { segments: MediaSegment[]; kind: 'ts' | 'fmp4' } {
+function readSegments(
+  text: string,
+  where: string,
+): { segments: MediaSegment[]; kind: 'ts' | 'fmp4'; map: string | null } {
   const lines = text
     .replace(/^\uFEFF/, '')
     .split(/\r?\n/)
@@ -54,10 +69,20 @@ function readSegments(text: string, where: string): { segments: MediaSegment[]; 
   const segments: MediaSegment[] = [];
   let dur: number | null = null;
   let kind: 'ts' | 'fmp4' = 'ts';
+  let map: string | null = null;
   let t = 0;
   for (const line of lines) {
-    if (line.startsWith('#EXT-X-MAP:')) kind = 'fmp4';
-    else if (line.startsWith('#EXT-X-BYTERANGE:'))
+    if (line.startsWith('#EXT-X-MAP:')) {
+      kind = 'fmp4';
+      const a = parseAttributes(line.slice(11));
+      if (a.BYTERANGE)
+        throw new PermanentTaskError(
+          `${where} has an init segment byte range; only whole files are supported`,
+        );
+      if (map !== null && a.URI !== map)
+        throw new PermanentTaskError(`${where} changes its init segment; only one EXT-X-MAP is supported`);
+      map = a.URI ?? null;
+    } else if (line.startsWith('#EXT-X-BYTERANGE:'))
       throw new PermanentTaskError(
         `${where} already uses byte ranges; only one file per segment is supported`,
       );
@@ -73,7 +98,9 @@ function readSegments(text: string, where: string): { segments: MediaSegment[]; 
     }
   }
   if (segments.some((s) => /\.(m4s|mp4|cmfv)$/i.test(s.uri))) kind = 'fmp4';
-  return { segments, kind };
+  if (kind === 'fmp4' && map === null)
+    throw new PermanentTaskError(`${where} has fMP4 segments but no EXT-X-MAP init segment`);
+  return { segments, kind, map };
 }
 
 const TS = 188;
@@ -97,10 +124,12 @@ function tablePids(head: Buffer): Set<number> {
 }
 
 /**
- * Builds the I-frame playlist of an HLS media playlist whose segments are MPEG-TS files.
+ * Builds the I-frame playlist of an HLS media playlist whose segments are MPEG-TS files, or fMP4
+ * files after an `EXT-X-MAP` init segment (CMAF).
  * @param playlistFile absolute path of the media playlist (segment URIs relative to it).
- * @returns the playlist, or `{skipped}` saying why (fMP4 segments, encryption, byte ranges).
- * @throws Error when ffprobe cannot read a segment.
+ * @returns the playlist, or `{skipped}` saying why (encryption — AES-128 or CENC —, byte ranges,
+ *   remote segments, no key frames).
+ * @throws Error when ffprobe cannot read a TS segment, or an fMP4 segment's boxes are truncated.
  */
 export async function buildIFramePlaylist(
   playlistFile: string,
@@ -113,16 +142,89 @@ export async function buildIFramePlaylist(
     if (err instanceof PermanentTaskError) return { skipped: err.message };
     throw err;
   }
-  if (parsed.kind === 'fmp4')
-    return {
-      skipped: `${path.basename(playlistFile)} has fMP4 segments; I-frame playlists are made for MPEG-TS only`,
-    };
   const dir = path.dirname(playlistFile);
-  const keys: Omit<IFrameEntry, 'duration'>[] = [];
   const total = parsed.segments.reduce((a, s) => a + s.duration, 0);
-  let firstPts: number | null = null;
-  for (const seg of parsed.segments) {
+  for (const seg of parsed.segments)
     if (/^[a-z]+:/i.test(seg.uri)) return { skipped: `segment ${seg.uri} is not a local file` };
+  if (parsed.map !== null && /^[a-z]+:/i.test(parsed.map))
+    return { skipped: `init segment ${parsed.map} is not a local file` };
+  const { keys, leftOut } =
+    parsed.kind === 'fmp4'
+      ? await fmp4KeyFrames(dir, parsed.map!, parsed.segments)
+      : { keys: await tsKeyFrames(dir, parsed.segments, options.signal), leftOut: 0 };
+  if (keys.length === 0) return { skipped: `${path.basename(playlistFile)} has no key frames` };
+  const entries: IFrameEntry[] = keys.map((k, i) => ({
+    ...k,
+    duration: Math.max(0.001, (i + 1 < keys.length ? keys[i + 1]!.time : total) - k.time),
+  }));
+  const target = Math.max(1, Math.ceil(Math.max(...entries.map((e) => e.duration)) - 1e-6));
+  const lines = [
+    '#EXTM3U',
+    // EXT-X-MAP in an I-frames-only playlist needs version 5; fMP4 segments version 6 (7 as the
+    // CMAF media playlists are written).
+    parsed.kind === 'fmp4' ? '#EXT-X-VERSION:7' : '#EXT-X-VERSION:4',
+    `#EXT-X-TARGETDURATION:${target}`,
+    '#EXT-X-MEDIA-SEQUENCE:0',
+    '#EXT-X-PLAYLIST-TYPE:VOD',
+    '#EXT-X-I-FRAMES-ONLY',
+  ];
+  if (parsed.map !== null) lines.push(`#EXT-X-MAP:URI="${parsed.map}"`);
+  for (const e of entries)
+    lines.push(`#EXTINF:${e.duration.toFixed(6)},`, `#EXT-X-BYTERANGE:${e.length}@${e.offset}`, e.uri);
+  lines.push('#EXT-X-ENDLIST');
+  const rates = entries.map((e) => (e.length * 8) / e.duration);
+  const bytes = entries.reduce((a, e) => a + e.length, 0);
+  return {
+    text: `${lines.join('\n')}\n`,
+    entries,
+    bandwidth: Math.round(Math.max(...rates)),
+    average: Math.round((bytes * 8) / Math.max(total, 0.001)),
+    leftOut,
+  };
+}
+
+/**
+ * Key frames of fMP4 segments: one entry per fragment that starts with a sync sample, its range
+ * from the fragment's `moof` to the end of that sample's data; times from the samples' decode
+ * times (the track's timescale from the init segment), measured from the playlist's first sample.
+ */
+async function fmp4KeyFrames(
+  dir: string,
+  map: string,
+  segments: MediaSegment[],
+): Promise<{ keys: Omit<IFrameEntry, 'duration'>[]; leftOut: number }> {
+  const { timescale, trex } = initTrackInfo(await readFile(path.resolve(dir, map)));
+  const keys: Omit<IFrameEntry, 'duration'>[] = [];
+  let leftOut = 0;
+  let first: number | null = null;
+  for (const seg of segments) {
+    const buf = await readFile(path.resolve(dir, seg.uri));
+    for (const frag of fragmentSamples(buf, trex)) {
+      const head = frag.samples[0];
+      if (!head) continue;
+      first ??= head.decodeTime;
+      leftOut += frag.samples.slice(1).filter((x) => x.sync).length;
+      if (!head.sync) continue;
+      keys.push({
+        uri: seg.uri,
+        offset: frag.moofStart,
+        length: head.offset + head.size - frag.moofStart,
+        time: (head.decodeTime - first) / timescale,
+      });
+    }
+  }
+  return { keys, leftOut };
+}
+
+/** Key frames of MPEG-TS segments (see the module comment). */
+async function tsKeyFrames(
+  dir: string,
+  segments: MediaSegment[],
+  signal: AbortSignal | undefined,
+): Promise<Omit<IFrameEntry, 'duration'>[]> {
+  const keys: Omit<IFrameEntry, 'duration'>[] = [];
+  let firstPts: number | null = null;
+  for (const seg of segments) {
     const file = path.resolve(dir, seg.uri);
     const size = (await stat(file)).size;
     const json = JSON.parse(
@@ -137,7 +239,7 @@ export async function buildIFramePlaylist(
           'json',
           file,
         ],
-        { signal: options.signal },
+        { signal },
       ),
     ) as { packets?: { pts_time?: string; flags?: string; pos?: string }[] };
     const packets = (json.packets ?? []).filter((p) => p.pos !== undefined);
@@ -168,31 +270,7 @@ export async function buildIFramePlaylist(
       await fh.close();
     }
   }
-  if (keys.length === 0) return { skipped: `${path.basename(playlistFile)} has no key frames` };
-  const entries: IFrameEntry[] = keys.map((k, i) => ({
-    ...k,
-    duration: Math.max(0.001, (i + 1 < keys.length ? keys[i + 1]!.time : total) - k.time),
-  }));
-  const target = Math.max(1, Math.ceil(Math.max(...entries.map((e) => e.duration)) - 1e-6));
-  const lines = [
-    '#EXTM3U',
-    '#EXT-X-VERSION:4',
-    `#EXT-X-TARGETDURATION:${target}`,
-    '#EXT-X-MEDIA-SEQUENCE:0',
-    '#EXT-X-PLAYLIST-TYPE:VOD',
-    '#EXT-X-I-FRAMES-ONLY',
-  ];
-  for (const e of entries)
-    lines.push(`#EXTINF:${e.duration.toFixed(6)},`, `#EXT-X-BYTERANGE:${e.length}@${e.offset}`, e.uri);
-  lines.push('#EXT-X-ENDLIST');
-  const rates = entries.map((e) => (e.length * 8) / e.duration);
-  const bytes = entries.reduce((a, e) => a + e.length, 0);
-  return {
-    text: `${lines.join('\n')}\n`,
-    entries,
-    bandwidth: Math.round(Math.max(...rates)),
-    average: Math.round((bytes * 8) / Math.max(total, 0.001)),
-  };
+  return keys;
 }
 
 /** One I-frame stream for {@link addIFrameStreams}. */

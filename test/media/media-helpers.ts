@@ -2,12 +2,13 @@
  * Helpers for the media tests: tiny real test videos made with FFmpeg, ffprobe checks, and a
  * hand-built handler context for running one module handler directly.
  */
+import assert from 'node:assert/strict';
 import { createGuardedFetch } from '../../src/engine/egress/guarded-fetch.js';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { createStorageContext } from '../../src/storage/storage.js';
 import type { HandlerContext, TaskHandler } from '../../src/workflows/types.js';
 
@@ -109,4 +110,47 @@ export async function runHandlerDirect(
   } finally {
     await rm(workdir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Checks every entry of an fMP4 I-frame playlist: its range starts with a `moof` box, and the
+ * init segment followed by the range decodes (ffprobe) as exactly one frame, a key frame, at the
+ * entry's time. Key frame times of the whole rendition come from ffprobe over the media playlist.
+ * @returns the number of entries.
+ */
+export async function assertFmp4RangesDecode(dir: string, text: string, scratch: string): Promise<number> {
+  const init = await readFile(path.join(dir, /#EXT-X-MAP:URI="([^"]+)"/.exec(text)![1]!));
+  const entries = [...text.matchAll(/#EXTINF:([\d.]+),\n#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)/g)];
+  assert.ok(entries.length > 0, 'entries');
+  let t = 0;
+  let first = 0;
+  for (const [i, e] of entries.entries()) {
+    const seg = await readFile(path.join(dir, e[4]!));
+    const part = seg.subarray(Number(e[3]), Number(e[3]) + Number(e[2]));
+    assert.equal(part.length, Number(e[2]), `range ${i} lies inside ${e[4]}`);
+    assert.equal(part.toString('latin1', 4, 8), 'moof', `range ${i} starts with a moof box`);
+    const cut = path.join(scratch, `fmp4_range_${i}.mp4`);
+    await writeFile(cut, Buffer.concat([init, part]));
+    const probed = JSON.parse(
+      await runFfprobe([
+        '-select_streams',
+        'v:0',
+        '-show_frames',
+        '-show_entries',
+        'frame=key_frame,pict_type,pts_time',
+        '-of',
+        'json',
+        cut,
+      ]),
+    ) as { frames: { key_frame: number; pict_type: string; pts_time: string }[] };
+    assert.equal(probed.frames.length, 1, `range ${i} decodes as one frame`);
+    assert.equal(probed.frames[0]!.key_frame, 1, `range ${i} is a key frame`);
+    assert.equal(probed.frames[0]!.pict_type, 'I');
+    // The frame lies at the entry's time: the EXTINF durations before it, from the first entry.
+    const pts = Number(probed.frames[0]!.pts_time);
+    if (i === 0) first = pts;
+    assert.ok(Math.abs(pts - first - t) < 0.002, `range ${i} at ${pts - first} s, playlist says ${t} s`);
+    t += Number(e[1]);
+  }
+  return entries.length;
 }

@@ -2,7 +2,9 @@
  * trickplay on a real HLS folder (FFmpeg-made, 2 key frames per MPEG-TS segment): I-frame
  * playlist entries equal the key frames and every byte range decodes on its own; the
  * multi-variant playlist lists it; sprite sheets and the WebVTT index match the duration and
- * interval.
+ * interval. And on an FFmpeg-made fMP4 rendition (init segment + `.m4s`, one fragment per 2 s
+ * segment holding two key frames): one entry per fragment, each range a `moof` that decodes
+ * with the init segment as exactly one key frame.
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
 import trickplay, { IFRAME_PLAYLIST } from '../../workflows/handlers/trickplay.js';
-import { runHandlerDirect, tempStorageRoot } from './media-helpers.js';
+import { assertFmp4RangesDecode, runHandlerDirect, tempStorageRoot } from './media-helpers.js';
 
 const SECONDS = 7;
 
@@ -160,5 +162,66 @@ describe('trickplay handler', () => {
       parameters: { content_id: 'a', source_folder: 'asset', trickplay_thumbnails: false },
     });
     assert.equal(await readFile(path.join(client, 'asset/a_nodrm.m3u8'), 'utf8'), master);
+  });
+
+  it('writes I-frame playlists for fMP4 renditions: EXT-X-MAP, and each range a moof that decodes as one key frame', async () => {
+    const dir = path.join(client, 'fmp4/f_nodrm/180p');
+    await mkdir(dir, { recursive: true });
+    await runFfmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=320x180:rate=25:duration=${SECONDS}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-g',
+      '25',
+      '-pix_fmt',
+      'yuv420p',
+      '-f',
+      'hls',
+      '-hls_time',
+      '2',
+      '-hls_playlist_type',
+      'vod',
+      '-hls_segment_type',
+      'fmp4',
+      '-hls_fmp4_init_filename',
+      'init.mp4',
+      '-hls_segment_filename',
+      path.join(dir, 'segment_%05d.m4s'),
+      path.join(dir, 'index.m3u8'),
+    ]);
+    await writeFile(
+      path.join(client, 'fmp4/f_nodrm.m3u8'),
+      '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=500000,RESOLUTION=320x180,CODECS="avc1.64000d"\nf_nodrm/180p/index.m3u8\n',
+    );
+    const run = await runHandlerDirect(trickplay, {
+      storageRoot: root.root,
+      parameters: { content_id: 'f', source_folder: 'fmp4', trickplay_thumbnails: false },
+    });
+    const segments = (await readFile(path.join(dir, 'index.m3u8'), 'utf8')).match(/\.m4s$/gm)!.length;
+    assert.equal(segments, Math.ceil(SECONDS / 2));
+    const text = await readFile(path.join(dir, IFRAME_PLAYLIST), 'utf8');
+    assert.match(text, /#EXT-X-VERSION:7\n/);
+    assert.match(text, /#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI="init.mp4"\n/);
+    const entries = await assertFmp4RangesDecode(dir, text, root.root);
+    // One fragment per segment, each starting with a key frame; the key frame in the middle of
+    // each 2 s fragment has no range of its own and is left out (and logged).
+    assert.equal(entries, segments);
+    assert.ok(
+      run.logs.some((l) =>
+        /I-frame playlist fmp4\/f_nodrm\/180p\/iframes.m3u8: 4 key frames.*3 key frame\(s\) inside fMP4 fragments left out/.test(
+          l,
+        ),
+      ),
+      run.logs.join('\n'),
+    );
+    assert.match(
+      await readFile(path.join(client, 'fmp4/f_nodrm.m3u8'), 'utf8'),
+      /#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=320x180,CODECS="avc1.64000d",URI="f_nodrm\/180p\/iframes.m3u8"/,
+    );
   });
 });

@@ -21,6 +21,7 @@ import { testConfig, writeSettings } from '../helpers/engine.js';
 import { trackRunning } from '../helpers/leak-guard.js';
 import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { assertFmp4RangesDecode } from './media-helpers.js';
 import { listAssetRenditions } from '../../workflows/handlers/lib/asset-renditions.js';
 import { alignedX264Args, chooseRungs } from '../../workflows/handlers/lib/ladder.js';
 
@@ -370,6 +371,8 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       drm: ['clear', 'cenc'],
       segment_duration: SEG,
       create_thumbnail: false,
+      trickplay: true,
+      trickplay_thumbnails: false,
     });
     cencId = id;
     const states = Object.fromEntries(job.tasks.map((t) => [t.name, t.state]));
@@ -514,6 +517,40 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     assert.ok(clear.ok && dec.ok, 'the decrypted file decodes without errors');
     assert.equal(dec.out, clear.out, 'decrypted frames equal the clear variant');
     assert.ok(!enc.ok || enc.out !== clear.out, 'the encrypted file does not decode to the picture');
+
+    // Trick play: an I-frame playlist per clear CMAF rendition, one entry per key frame (= segment),
+    // each range a moof that decodes with the init segment as one key frame; listed in the clear
+    // multi-variant playlist. The CENC variant gets none.
+    assert.equal(states.trickplay, 'succeeded');
+    for (const name of ['360p', '240p']) {
+      const dir = path.join(out, 'film_nodrm', name);
+      const text = await readFile(path.join(dir, 'iframes.m3u8'), 'utf8');
+      assert.match(text, /#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI="init.mp4"\n/);
+      assert.equal(
+        await assertFmp4RangesDecode(dir, text, out),
+        SECONDS / SEG,
+        `${name}: one entry per segment`,
+      );
+    }
+    const withIframes = await readFile(path.join(out, 'film_nodrm.m3u8'), 'utf8');
+    const iframeInf = withIframes
+      .split('\n')
+      .filter((l) => l.startsWith('#EXT-X-I-FRAME-STREAM-INF:'))
+      .map((l) => parseAttributes(l.slice(26)));
+    assert.deepEqual(
+      iframeInf.map((a) => [a.RESOLUTION, a.URI]),
+      [
+        ['640x360', 'film_nodrm/360p/iframes.m3u8'],
+        ['426x240', 'film_nodrm/240p/iframes.m3u8'],
+      ],
+    );
+    for (const a of iframeInf) assert.match(a.CODECS!, /^avc1\.64[0-9a-f]{4}$/);
+    // The active master is the CENC one (enable_drm defaults to true), which has no I-frame streams.
+    assert.doesNotMatch(await readFile(path.join(out, 'film_cenc.m3u8'), 'utf8'), /I-FRAME/);
+    assert.equal(
+      await readFile(path.join(out, 'film.m3u8'), 'utf8'),
+      await readFile(path.join(out, 'film_cenc.m3u8'), 'utf8'),
+    );
 
     const listed = await listAssetRenditions(out, 'film');
     assert.deepEqual(

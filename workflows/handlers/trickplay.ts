@@ -1,9 +1,10 @@
 /**
  * trickplay (and vodstream's `trickplay` task): trick play for an HLS VOD asset folder.
- * - For every clear MPEG-TS rendition named by a multi-variant playlist in the folder, an I-frame
- *   playlist `iframes.m3u8` beside its media playlist, listed in the multi-variant playlist as an
- *   `EXT-X-I-FRAME-STREAM-INF` (see src/media/trickplay.ts). Encrypted and fMP4 renditions are
- *   skipped with a log line saying so.
+ * - For every clear video rendition (MPEG-TS, or fMP4/CMAF with its init segment) named by a
+ *   multi-variant playlist in the folder, an I-frame playlist `iframes.m3u8` beside its media
+ *   playlist, listed in the multi-variant playlist as an `EXT-X-I-FRAME-STREAM-INF` (see
+ *   src/media/trickplay.ts). Encrypted renditions (AES-128, CENC) are skipped with a log line
+ *   saying so.
  * - With `trickplay_thumbnails`, sprite sheets `<content_id>_trickplay/sheet_NNNNN.jpg` of
  *   `trickplay_tile_columns` x `trickplay_tile_rows` thumbnails, one every
  *   `trickplay_thumbnail_interval` seconds (the first frame at or after each cue start), taken
@@ -112,7 +113,10 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
           iframeCount += 1;
           built.set(v.media, { bandwidth: r.bandwidth, entries: r.entries.length });
           ctx.log(
-            `I-frame playlist ${rel(ctx, target)}: ${r.entries.length} key frames, peak ${Math.round(r.bandwidth / 1000)} kb/s`,
+            `I-frame playlist ${rel(ctx, target)}: ${r.entries.length} key frames, peak ${Math.round(r.bandwidth / 1000)} kb/s` +
+              (r.leftOut
+                ? ` (${r.leftOut} key frame(s) inside fMP4 fragments left out: no range holds them alone)`
+                : ''),
           );
         }
       }
@@ -220,7 +224,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   }
   if (iframeCount === 0 && !thumbs)
     throw new PermanentTaskError(
-      `nothing made: ${folderRel} has no clear MPEG-TS rendition and trickplay_thumbnails is false`,
+      `nothing made: ${folderRel} has no clear video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
 }
