@@ -14,6 +14,8 @@ export interface HlsVariant {
   width: number | null;
   height: number | null;
   codecs: string | null;
+  /** `AUDIO` attribute: the `GROUP-ID` of the audio rendition group it plays with, or null. */
+  audio: string | null;
 }
 
 /** A segment of a media playlist. */
@@ -99,6 +101,7 @@ export function parsePlaylist(text: string, source = 'playlist'): HlsPlaylist {
           width: res ? Number(res[1]) : null,
           height: res ? Number(res[2]) : null,
           codecs: pendingInf.CODECS ?? null,
+          audio: pendingInf.AUDIO ?? null,
         });
         pendingInf = null;
       } else if (pendingDuration !== null) {
@@ -114,6 +117,21 @@ export function parsePlaylist(text: string, source = 'playlist'): HlsPlaylist {
   }
   if (variants.length > 0) return { kind: 'master', variants, media };
   return { kind: 'media', segments, totalSeconds: offset, ended, encrypted, startEpochMs };
+}
+
+/**
+ * The URI (as written) of the audio rendition a variant plays with: the `EXT-X-MEDIA` of
+ * `TYPE=AUDIO` in the variant's `AUDIO` group that has a `URI`, the `DEFAULT=YES` one first
+ * (RFC 8216 4.3.4.1.1). Null when the variant names no audio group, or when the group's members
+ * have no URI (their audio is then inside the variant's own segments).
+ */
+export function variantAudioUri(
+  master: Extract<HlsPlaylist, { kind: 'master' }>,
+  variant: HlsVariant,
+): string | null {
+  if (!variant.audio) return null;
+  const group = master.media.filter((m) => m.TYPE === 'AUDIO' && m['GROUP-ID'] === variant.audio && m.URI);
+  return (group.find((m) => m.DEFAULT === 'YES') ?? group[0])?.URI ?? null;
 }
 
 /** One rendition for {@link writeMasterPlaylist}. */
@@ -221,7 +239,9 @@ export async function fetchPlaylist(
 /**
  * Resolves a source URL to a media playlist: a master playlist's highest-bandwidth variant is
  * followed once.
- * @returns the media playlist URL and its parsed content.
+ * @returns the media playlist URL and its parsed content, and for a master whose chosen variant
+ *   plays with a separate audio rendition ({@link variantAudioUri}) that rendition's absolute
+ *   URL (`audioUrl`, else null; also null when `url` is a media playlist).
  * @throws as {@link fetchPlaylist}; PermanentTaskError for a master without variants.
  */
 export async function loadMediaPlaylist(
@@ -231,14 +251,19 @@ export async function loadMediaPlaylist(
     signal?: AbortSignal;
     timeoutMs?: number;
   },
-): Promise<{ url: string; playlist: Extract<HlsPlaylist, { kind: 'media' }> }> {
+): Promise<{ url: string; playlist: Extract<HlsPlaylist, { kind: 'media' }>; audioUrl: string | null }> {
   const first = await fetchPlaylist(url, options);
-  if (first.playlist.kind === 'media') return { url, playlist: first.playlist };
+  if (first.playlist.kind === 'media') return { url, playlist: first.playlist, audioUrl: null };
   const best = [...first.playlist.variants].sort((a, b) => b.bandwidth - a.bandwidth)[0];
   if (!best) throw new PermanentTaskError(`HLS master playlist ${url} lists no variants`);
   const variantUrl = new URL(best.uri, url).toString();
   const second = await fetchPlaylist(variantUrl, options);
   if (second.playlist.kind !== 'media')
     throw new PermanentTaskError(`HLS variant ${variantUrl} of ${url} is not a media playlist`);
-  return { url: variantUrl, playlist: second.playlist };
+  const audio = variantAudioUri(first.playlist, best);
+  return {
+    url: variantUrl,
+    playlist: second.playlist,
+    audioUrl: audio ? new URL(audio, url).toString() : null,
+  };
 }

@@ -578,8 +578,45 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     assert.equal(Object.fromEntries(job.tasks.map((t) => [t.name, t.state])).audio, 'succeeded');
     const master = await readFile(abs('out/ts/ts_nodrm.m3u8'), 'utf8');
     assert.match(master, /TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en"/);
-    const info = await probeMedia(abs('out/ts/ts_nodrm/240p/index.m3u8'));
-    assert.deepEqual(info.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    // The audio is its own audio-only rendition group, as in CMAF ladders; the video carries video only.
+    assert.match(
+      master,
+      /#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="ts_nodrm\/audio\/index.m3u8"/,
+    );
+    assert.match(
+      master,
+      /#EXT-X-STREAM-INF:[^\n]*CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"[^\n]*,AUDIO="audio"/,
+    );
+    const video = await probeMedia(abs('out/ts/ts_nodrm/240p/index.m3u8'));
+    assert.deepEqual(
+      video.streams.map((s) => s.kind),
+      ['video'],
+    );
+    const audioOnly = await probeMedia(abs('out/ts/ts_nodrm/audio/index.m3u8'));
+    assert.deepEqual(
+      audioOnly.streams.map((s) => s.kind),
+      ['audio'],
+    );
+    assert.ok(
+      Math.abs(audioOnly.durationSeconds - SECONDS) < 0.2,
+      `audio lasts ${audioOnly.durationSeconds} s`,
+    );
+    // FFmpeg playing the master takes the video rendition and the audio group together.
+    const played = await probeMedia(abs('out/ts/ts_nodrm.m3u8'));
+    assert.deepEqual(played.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    await runFfmpeg([
+      '-v',
+      'error',
+      '-i',
+      abs('out/ts/ts_nodrm.m3u8'),
+      '-map',
+      '0:v:0',
+      '-map',
+      '0:a:0',
+      '-f',
+      'null',
+      '-',
+    ]);
     assert.match(
       await readFile(abs('out/ts/ts_nodrm/subs/en/subtitles.vtt'), 'utf8'),
       /X-TIMESTAMP-MAP=MPEGTS:\d+/,
@@ -588,6 +625,7 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       (await listAssetRenditions(abs('out/ts'), 'ts')).map((r) => [r.kind, r.name, r.segment_format]),
       [
         ['video', '240p', 'ts'],
+        ['audio', 'audio', 'ts'],
         ['subtitles', 'subs/en', 'ts'],
       ],
     );
@@ -599,6 +637,17 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
       await readFile(abs('out/ts/ts_aes.m3u8'), 'utf8'),
       /TYPE=SUBTITLES,GROUP-ID="subs",NAME="English"/,
     );
+    assert.match(
+      await readFile(abs('out/ts/ts_aes.m3u8'), 'utf8'),
+      /TYPE=AUDIO,GROUP-ID="audio"[^\n]*URI="ts_aes\/audio\/index.m3u8"/,
+    );
+    assert.match(await readFile(abs('out/ts/ts_aes/audio/index.m3u8'), 'utf8'), /#EXT-X-KEY:METHOD=AES-128/);
+    // createmp4 on the TS asset muxes its audio group in.
+    await run({ source_folder: 'out/ts', content_id: 'ts', mp4_filename: 'ts.mp4' }, 'createmp4');
+    assert.deepEqual((await probeMedia(abs('out/ts/ts.mp4'))).streams.map((s) => s.kind).sort(), [
+      'audio',
+      'video',
+    ]);
     const vtt = await readFile(abs('out/ts/ts_aes/subs/en/subtitles.vtt'), 'utf8');
     assert.equal(vtt.match(/X-TIMESTAMP-MAP/g)?.length, 1);
   });

@@ -328,11 +328,13 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
       'out/asset1/asset1.m3u8',
       'out/asset1/asset1_nodrm.m3u8',
       'out/asset1/asset1_nodrm/180p/index.m3u8',
+      'out/asset1/asset1_nodrm/audio/index.m3u8',
       'out/asset1/asset1.jpg',
       'out/asset1/asset1.mp4',
     ])
       assert.ok(objects.includes(f), `${f} published; have ${objects.join(', ')}`);
     assert.ok(objects.some((o) => /asset1_nodrm\/180p\/segment_\d+\.ts$/.test(o)));
+    assert.ok(objects.some((o) => /asset1_nodrm\/audio\/segment_\d+\.ts$/.test(o)));
     assert.ok(!objects.some((o) => o.includes('.staging-')), 'no staging folder published');
     assert.ok(!objects.some((o) => o.startsWith('in/')), 'the source is not copied to the destination');
     // Download the whole asset and play it with ffprobe.
@@ -341,9 +343,21 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
       await mkdir(path.dirname(path.join(dl, o)), { recursive: true });
       await bucket.download(o, path.join(dl, o));
     }
+    // The video rendition is video only; the audio is the master's audio rendition group, which
+    // FFmpeg playing the downloaded master follows.
     const info = await probeMedia(path.join(dl, 'out/asset1/asset1_nodrm/180p/index.m3u8'));
-    assert.deepEqual(info.streams.map((s) => s.kind).sort(), ['audio', 'video']);
+    assert.deepEqual(
+      info.streams.map((s) => s.kind),
+      ['video'],
+    );
     assert.ok(Math.abs(info.durationSeconds - 2) <= 0.3, `duration ${info.durationSeconds}`);
+    const audio = await probeMedia(path.join(dl, 'out/asset1/asset1_nodrm/audio/index.m3u8'));
+    assert.deepEqual(
+      audio.streams.map((s) => s.kind),
+      ['audio'],
+    );
+    const played = await probeMedia(path.join(dl, 'out/asset1/asset1_nodrm.m3u8'));
+    assert.deepEqual(played.streams.map((s) => s.kind).sort(), ['audio', 'video']);
     const mp4 = await probeMedia(path.join(dl, 'out/asset1/asset1.mp4'));
     assert.equal(mp4.video?.height, 180);
     // The source stays in Azure; nothing was written to the local client folder; staging is gone.
@@ -377,6 +391,7 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
     const file = path.join(tmp, 'dl2/remux.mp4');
     await mkdir(path.dirname(file), { recursive: true });
     await azure.download('mp4s/remux.mp4', file);
+    // The video comes from the best rendition, the audio from the asset's audio rendition group.
     const info = await probeMedia(file);
     assert.deepEqual(info.streams.map((s) => s.kind).sort(), ['audio', 'video']);
     // Nothing fetched from S3 came back as an output.

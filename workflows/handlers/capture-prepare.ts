@@ -27,6 +27,11 @@ export interface CaptureClip {
   start: number;
   duration: number;
   has_audio: boolean;
+  /**
+   * The separate audio rendition of an HLS source (its audio group; see lib/source.ts), or null
+   * when the audio, if any, is inside `input`.
+   */
+  audio?: { input: string; inputArgs: string[] } | null;
 }
 
 /** @returns the plan with `clips`. */
@@ -75,8 +80,12 @@ export default async function capturePrepare(
       start,
       duration: end - start,
       has_audio: src.info.audio !== null,
+      audio: src.audio,
     });
-    ctx.log(`${where}: ${c.source} from ${formatSeconds(start)} to ${formatSeconds(end)}`);
+    ctx.log(
+      `${where}: ${c.source} from ${formatSeconds(start)} to ${formatSeconds(end)}` +
+        (src.audio ? ' (audio from its audio rendition group)' : ''),
+    );
   }
   const v = first!.info.video!;
   const width = (v.width ?? 2) - ((v.width ?? 2) % 2);

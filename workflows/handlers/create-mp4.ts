@@ -1,14 +1,15 @@
 /**
  * createmp4: an MP4 from an HLS VOD folder — the highest-bandwidth rendition of the asset's master
  * playlist (the active one `<content_id>.m3u8`, else its clear or AES variant, else the only master
- * in the folder) remuxed without re-encoding; AES-128 segments are decrypted with the key beside them.
+ * in the folder) remuxed without re-encoding, with the audio rendition of its `AUDIO` group muxed in
+ * when it has one; AES-128 segments are decrypted with the key beside them.
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import { runFfmpeg } from '../../src/media/ffmpeg.js';
 import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
-import { parsePlaylist } from '../../src/media/hls-playlist.js';
+import { parsePlaylist, variantAudioUri } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { contentId, fileName, outputFolder, reqString, rel } from './lib/params.js';
@@ -56,10 +57,11 @@ export default async function createMp4(ctx: HandlerContext): Promise<unknown> {
     if (!best) throw new PermanentTaskError(`${rel(ctx, master)} lists no variants`);
     media = path.resolve(path.dirname(master), best.uri);
     await ctx.storage.resolve(rel(ctx, media));
-    // A CMAF asset keeps its audio in an audio-only rendition group.
-    const audio = pl.media.find((m) => m.TYPE === 'AUDIO' && m.URI);
+    // CMAF and (since audio became its own group there too) MPEG-TS ladders keep the audio in an
+    // audio-only rendition group; older TS assets carry it in each rendition.
+    const audio = variantAudioUri(pl, best);
     if (audio) {
-      audioPlaylist = path.resolve(path.dirname(master), audio.URI!);
+      audioPlaylist = path.resolve(path.dirname(master), audio);
       await ctx.storage.resolve(rel(ctx, audioPlaylist));
     }
   }

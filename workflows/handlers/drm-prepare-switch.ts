@@ -6,11 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
-import { parsePlaylist } from '../../src/media/hls-playlist.js';
+import { parsePlaylist, variantAudioUri } from '../../src/media/hls-playlist.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import { readState, switchTarget } from './lib/drm-switch.js';
 import { optString, rel } from './lib/params.js';
-import type { StagedSubtitle } from './lib/media-parts.js';
+import type { StagedAudio, StagedSubtitle } from './lib/media-parts.js';
 import { packageVariant, type RenditionSource } from './lib/vod.js';
 
 /** @returns `{built, files}`. */
@@ -27,10 +27,20 @@ export default async function prepareSwitch(ctx: HandlerContext): Promise<unknow
   if (master.kind !== 'master') throw new PermanentTaskError(`${rel(ctx, from)} is not a master playlist`);
   const firstMedia = path.resolve(path.dirname(from), master.variants[0]?.uri ?? '');
   const cmaf = (await readFile(firstMedia, 'utf8').catch(() => '')).includes('#EXT-X-MAP:');
-  if (cmaf || master.media.some((m) => m.TYPE === 'AUDIO'))
+  if (cmaf)
     throw new PermanentTaskError(
       `${rel(ctx, from)} is a CMAF asset; drmswitch rebuilds MPEG-TS variants only (package CENC with vodstream drm: ["cenc"])`,
     );
+  // An MPEG-TS ladder's audio-only rendition is carried over, as are subtitle renditions. An asset
+  // made before the audio was its own group carries the audio in each rendition: it is copied with them.
+  const audioUri = master.variants[0] ? variantAudioUri(master, master.variants[0]) : null;
+  let audio: StagedAudio | null = null;
+  if (audioUri) {
+    const input = path.resolve(path.dirname(from), audioUri);
+    await ctx.storage.resolve(rel(ctx, input));
+    const codecs = master.variants[0]?.codecs?.split(',').find((c) => c.startsWith('mp4a')) ?? 'mp4a.40.2';
+    audio = { input, inputArgs: ['-allowed_extensions', 'ALL'], codecs, bitrate: 0 };
+  }
   // Subtitle renditions are carried over to the new variant.
   const subtitles: StagedSubtitle[] = [];
   for (const m of master.media.filter((x) => x.TYPE === 'SUBTITLES' && x.URI)) {
@@ -38,7 +48,13 @@ export default async function prepareSwitch(ctx: HandlerContext): Promise<unknow
     const vtt = path.join(path.dirname(pl), 'subtitles.vtt');
     await ctx.storage.resolve(rel(ctx, vtt));
     const language = m.LANGUAGE ?? 'und';
-    subtitles.push({ id: path.basename(path.dirname(pl)), language, name: m.NAME ?? language, file: '', vtt });
+    subtitles.push({
+      id: path.basename(path.dirname(pl)),
+      language,
+      name: m.NAME ?? language,
+      file: '',
+      vtt,
+    });
   }
   const renditions: RenditionSource[] = [];
   let segment = 4;
@@ -72,7 +88,7 @@ export default async function prepareSwitch(ctx: HandlerContext): Promise<unknow
     segment,
     duration,
     optString(ctx.parameters, 'aes_key_url') ?? null,
-    { subtitles },
+    { audio, subtitles },
   );
   return { built: true, files: files.map((f) => rel(ctx, f)) };
 }

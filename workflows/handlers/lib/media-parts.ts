@@ -21,8 +21,10 @@ export interface SubtitleTrack {
 
 /** The shared audio of a job, as staged by the `audio` task. */
 export interface StagedAudio {
-  /** Absolute path of the AAC MP4. */
+  /** Absolute path of the AAC MP4 (or of an audio-only HLS media playlist, with `inputArgs`). */
   input: string;
+  /** Extra FFmpeg input options (e.g. `-allowed_extensions ALL` for an AES playlist). */
+  inputArgs?: string[];
   /** RFC 6381 codec, e.g. `mp4a.40.2`. */
   codecs: string;
   bitrate: number;

@@ -6,6 +6,8 @@
  * ```
  * <out>/<content_id>.m3u8           the ACTIVE master playlist: a byte copy of one of the two below
  * <out>/<content_id>_nodrm.m3u8     clear master      -> <content_id>_nodrm/<h>p/index.m3u8 + segment_NNNNN.ts
+ *                                   vodstream ladders: + <content_id>_nodrm/audio/index.m3u8, the audio
+ *                                   group (EXT-X-MEDIA TYPE=AUDIO) the video-only renditions name
  * <out>/<content_id>_aes.m3u8       AES-128 master    -> <content_id>_aes/<h>p/index.m3u8 + encrypted segments
  * <out>/<content_id>_aes/aes.key    the 16-byte AES key; aes.keyinfo beside it (FFmpeg key info file)
  * <out>/<content_id>.jpg            thumbnail (create_thumbnail)
@@ -41,7 +43,6 @@ export type Variant = 'clear' | 'aes';
 
 /** Every variant vodstream may package: `cenc` is the CENC-encrypted CMAF variant. */
 export type PackagedVariant = Variant | 'cenc';
-
 
 /** The ladder slots a source may be encoded to, largest first. */
 export const LADDER = [1080, 720, 480, 360] as const;
@@ -279,7 +280,10 @@ export async function stagedRenditions(ctx: HandlerContext, plan: VodPlan): Prom
 
 /**
  * Packages `renditions` as one HLS variant of the asset: per rendition a media playlist and
- * MPEG-TS segments of `segmentSeconds`, then the variant's master playlist. For `aes`, a key is
+ * MPEG-TS segments of `segmentSeconds`, then the variant's master playlist. With `extras.audio` (the
+ * shared audio of a ladder) the audio is its own audio-only rendition `audio/index.m3u8` in an
+ * `EXT-X-MEDIA TYPE=AUDIO` group that every variant names (`AUDIO="audio"`), and the video
+ * renditions carry video only; without it each rendition keeps the audio of its input. For `aes`, a key is
  * created when `aes.key` does not exist yet (kept otherwise, so a rebuilt variant stays playable
  * with keys already handed out), and segments are AES-128-CBC encrypted (IV = media sequence number,
  * the HLS default).
@@ -309,48 +313,72 @@ export async function packageVariant(
     // its working directory, the variant folder, so no absolute server path is stored).
     await writeFile(paths.keyinfo, `${keyUrl ?? '../aes.key'}\naes.key\n`);
   }
+  const audio = extras.audio ?? null;
+  const hlsArgs = (rdir: string): string[] => [
+    '-c',
+    'copy',
+    '-f',
+    'hls',
+    '-hls_time',
+    String(segmentSeconds),
+    '-hls_playlist_type',
+    'vod',
+    '-hls_list_size',
+    '0',
+    '-hls_segment_filename',
+    path.join(rdir, 'segment_%05d.ts'),
+    ...(variant === 'aes' ? ['-hls_key_info_file', paths.keyinfo] : []),
+    path.join(rdir, 'index.m3u8'),
+  ];
+  const parts = renditions.length + (audio ? 1 : 0);
+  // The shared audio is its own audio-only rendition (EXT-X-MEDIA TYPE=AUDIO), as in CMAF variants;
+  // the video renditions then carry video only.
+  let audioMeasured: { peak: number; average: number } | null = null;
+  if (audio) {
+    const adir = path.join(dir, 'audio');
+    await mkdir(adir, { recursive: true });
+    await runFfmpeg(
+      [...(audio.inputArgs ?? []), '-i', audio.input, '-map', '0:a:0', '-vn', ...hlsArgs(adir)],
+      {
+        signal: ctx.signal,
+        cwd: variant === 'aes' ? dir : undefined,
+        durationSeconds,
+        onProgress: reportFfmpegProgress(ctx, {
+          label: `packaging ${variant} audio (1/${parts})`,
+          part: { index: 0, count: parts },
+        }),
+      },
+    );
+    audioMeasured = await measurePlaylist(path.join(adir, 'index.m3u8'));
+  }
   const entries: MasterEntry[] = [];
-  let n = 0;
+  let n = audio ? 1 : 0;
   for (const r of renditions) {
     n += 1;
     const rdir = path.join(dir, r.name);
     await mkdir(rdir, { recursive: true });
     const playlist = path.join(rdir, 'index.m3u8');
-    const audio = extras.audio ?? null;
     const args = [
       ...r.inputArgs,
       '-i',
       r.input,
-      ...(audio ? ['-i', audio.input, '-map', '0:v:0', '-map', '1:a:0'] : ['-map', '0']),
-      '-c',
-      'copy',
-      '-f',
-      'hls',
-      '-hls_time',
-      String(segmentSeconds),
-      '-hls_playlist_type',
-      'vod',
-      '-hls_list_size',
-      '0',
-      '-hls_segment_filename',
-      path.join(rdir, 'segment_%05d.ts'),
-      ...(variant === 'aes' ? ['-hls_key_info_file', paths.keyinfo] : []),
-      playlist,
+      ...(audio ? ['-map', '0:v:0', '-an'] : ['-map', '0']),
+      ...hlsArgs(rdir),
     ];
     await runFfmpeg(args, {
       signal: ctx.signal,
       cwd: variant === 'aes' ? dir : undefined,
       durationSeconds,
       onProgress: reportFfmpegProgress(ctx, {
-        label: `packaging ${variant} ${r.name} (${n}/${renditions.length})`,
-        part: { index: n - 1, count: renditions.length },
+        label: `packaging ${variant} ${r.name} (${n}/${parts})`,
+        part: { index: n - 1, count: parts },
       }),
     });
     const measured = await measurePlaylist(playlist);
     entries.push({
       uri: `${path.basename(dir)}/${r.name}/index.m3u8`,
-      bandwidth: measured.peak || r.bandwidth,
-      averageBandwidth: measured.average || null,
+      bandwidth: (measured.peak || r.bandwidth) + (audioMeasured?.peak ?? 0),
+      averageBandwidth: measured.average ? measured.average + (audioMeasured?.average ?? 0) : null,
       width: r.width,
       height: r.height,
       codecs: audio ? `${r.codecs.split(',')[0]},${audio.codecs}` : r.codecs,
@@ -358,6 +386,14 @@ export async function packageVariant(
     });
   }
   const media: MasterMedia[] = [];
+  if (audio)
+    media.push({
+      type: 'AUDIO',
+      groupId: 'audio',
+      name: 'audio',
+      uri: `${path.basename(dir)}/audio/index.m3u8`,
+      default: true,
+    });
   const subs = extras.subtitles ?? [];
   if (subs.length) {
     const first = renditions[0]!;
