@@ -9,6 +9,7 @@ import { createDecipheriv } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parseAttributes, parsePlaylist } from '../../src/media/hls-playlist.js';
@@ -233,6 +234,19 @@ describe('the ladder', () => {
     const args = alignedX264Args(800_000, 2, 25).join(' ');
     assert.match(args, /-g 50 -keyint_min 50 -sc_threshold 0/);
     assert.match(args, /-force_key_frames expr:gte\(t,n_forced\*2\)/);
+    assert.match(args, /-profile:v high -pix_fmt yuv420p -b:v 800000 -maxrate 880000 -bufsize 1600000/);
+  });
+
+  it('has one x264 rule: no workflow handler but lib/ladder.ts writes libx264 options', async () => {
+    const root = fileURLToPath(new URL('../../workflows/handlers/', import.meta.url));
+    const files = [
+      ...(await readdir(root)).map((f) => path.join(root, f)),
+      ...(await readdir(path.join(root, 'lib'))).map((f) => path.join(root, 'lib', f)),
+    ].filter((f) => f.endsWith('.ts'));
+    const writers: string[] = [];
+    for (const f of files)
+      if ((await readFile(f, 'utf8')).includes("'libx264'")) writers.push(path.relative(root, f));
+    assert.deepEqual(writers, ['lib/ladder.ts']);
   });
 });
 

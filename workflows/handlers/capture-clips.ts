@@ -18,6 +18,7 @@ import { loadMediaPlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
 import type { CaptureClip } from './capture-prepare.js';
+import { alignedX264Args } from './lib/ladder.js';
 import { AUDIO_BITRATE, describeStaged, readPlan, videoBitrateFor } from './lib/vod.js';
 
 /**
@@ -170,18 +171,7 @@ export default async function captureClips(ctx: HandlerContext): Promise<unknown
       '-map',
       '[v]',
       ...(plan.has_audio ? ['-map', '[a]'] : []),
-      '-c:v',
-      'libx264',
-      '-preset',
-      'veryfast',
-      '-profile:v',
-      'high',
-      '-b:v',
-      String(vbr),
-      '-force_key_frames',
-      `expr:gte(t,n_forced*${plan.segment_duration})`,
-      '-sc_threshold',
-      '0',
+      ...alignedX264Args(vbr, plan.segment_duration, fps),
       ...(plan.has_audio ? ['-c:a', 'aac', '-b:a', String(AUDIO_BITRATE)] : []),
       '-movflags',
       '+faststart',

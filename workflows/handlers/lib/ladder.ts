@@ -87,11 +87,35 @@ export function rungSlots(rungs: Rung[]): Record<string, Rung | null> {
   return out;
 }
 
+/** The VBV of {@link alignedX264Args}: max rate and buffer size as multiples of the target rate. */
+export const X264_VBV = { maxrate: 1.1, bufsize: 2 } as const;
+
 /**
- * The H.264 settings that align key frames across renditions: a key frame forced at every multiple
- * of `segmentSeconds` (by time, so every rendition of the same source gets the same instants),
- * a fixed GOP of that many frames, no scene-cut key frames and closed GOPs; VBV set so the rate
- * stays near the target (max rate 1.1x, buffer 2x the target).
+ * The one x264 rule of the media workflows: the encoder arguments of every H.264 rendition the
+ * engine makes (vodstream's ladder rungs in lib/vod-ladder.ts, {@link encodeRendition} in
+ * lib/vod.ts, vodcapture's and vodremix's joined capture in capture-clips.ts). Nothing else
+ * writes `-c:v libx264` options for packaged renditions.
+ *
+ * Source of the rule: the ladder section of docs/media-packaging.md ("Aligned key frames",
+ * "Rate"), which follows RFC 8216 (`EXT-X-INDEPENDENT-SEGMENTS`: every segment starts with a key
+ * frame, so a player switches renditions at any segment boundary) and Apple's HLS Authoring
+ * Specification for Apple Devices (key frames aligned across the variants of a multi-variant
+ * playlist; peak rate bounded near the average).
+ *
+ * - **Key frames aligned**: a key frame forced at every multiple of `segmentSeconds`
+ *   (`-force_key_frames expr:gte(t,n_forced*D)`, by time, so every rendition of the same source
+ *   gets the same instants), no scene-cut key frames (`-sc_threshold 0`), closed GOPs (`+cgop`).
+ * - **Fixed GOP**: `-g` and `-keyint_min` of `fps × segmentSeconds` frames (25 fps when the rate is
+ *   unknown).
+ * - **Profile/level**: H.264 High (`-profile:v high`), 8-bit 4:2:0 (`-pix_fmt yuv420p`); the level
+ *   is left to x264, which picks the lowest that fits the size, frame rate and VBV.
+ * - **Rate**: ABR at `videoBitrate` with VBV: `-maxrate` {@link X264_VBV}.maxrate × and `-bufsize`
+ *   {@link X264_VBV}.bufsize × the target; preset `veryfast`.
+ *
+ * @param videoBitrate target video bit rate, bits per second.
+ * @param segmentSeconds segment duration, seconds (the key frame interval).
+ * @param fps the source's frame rate (frames per second), or null when unknown.
+ * @returns FFmpeg output options, from `-c:v libx264` on (no input, filter or output file).
  */
 export function alignedX264Args(videoBitrate: number, segmentSeconds: number, fps: number | null): string[] {
   const gop = Math.max(1, Math.round((fps && fps > 0 ? fps : 25) * segmentSeconds));
@@ -107,9 +131,9 @@ export function alignedX264Args(videoBitrate: number, segmentSeconds: number, fp
     '-b:v',
     String(videoBitrate),
     '-maxrate',
-    String(Math.round(videoBitrate * 1.1)),
+    String(Math.round(videoBitrate * X264_VBV.maxrate)),
     '-bufsize',
-    String(Math.round(videoBitrate * 2)),
+    String(Math.round(videoBitrate * X264_VBV.bufsize)),
     '-g',
     String(gop),
     '-keyint_min',

@@ -26,7 +26,7 @@ import { reportFfmpegProgress } from '../../../src/media/ffmpeg-progress.js';
 import { writeMasterPlaylist, type MasterEntry, type MasterMedia } from '../../../src/media/hls-playlist.js';
 import { probeMedia, rfc6381Codec } from '../../../src/media/probe.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
-import type { Rung } from './ladder.js';
+import { alignedX264Args, type Rung } from './ladder.js';
 import {
   measurePlaylist,
   tsStartPts,
@@ -188,8 +188,9 @@ export async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * Encodes `sourceAbs` to an H.264/AAC MP4 of `height` lines into the staging folder, with key frames
- * every `segment_duration` seconds so every rendition's segments line up.
+ * Encodes `sourceAbs` to an H.264/AAC MP4 of `height` lines into the staging folder, with the
+ * encoder arguments of {@link alignedX264Args} (key frames every `segment_duration` seconds so every
+ * rendition's segments line up) at {@link videoBitrateFor} the height.
  * @returns the sidecar describing it.
  */
 export async function encodeRendition(
@@ -212,24 +213,7 @@ export async function encodeRendition(
     ...(plan.has_audio ? ['-map', '0:a:0'] : []),
     '-vf',
     `scale=-2:${height}`,
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-profile:v',
-    'high',
-    '-pix_fmt',
-    'yuv420p',
-    '-b:v',
-    String(vbr),
-    '-maxrate',
-    String(Math.round(vbr * 1.07)),
-    '-bufsize',
-    String(Math.round(vbr * 1.5)),
-    '-force_key_frames',
-    `expr:gte(t,n_forced*${seg})`,
-    '-sc_threshold',
-    '0',
+    ...alignedX264Args(vbr, seg, plan.fps),
     ...(plan.has_audio ? ['-c:a', 'aac', '-b:a', String(AUDIO_BITRATE), '-ac', '2', '-ar', '48000'] : []),
     '-movflags',
     '+faststart',
