@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import { locateTool, parseProgressBlock, runFfmpeg, MediaToolError } from '../../src/media/ffmpeg.js';
-import { parsePlaylist, writeMasterPlaylist } from '../../src/media/hls-playlist.js';
+import { parsePlaylist, variantAudioUri, writeMasterPlaylist } from '../../src/media/hls-playlist.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { parseMediaTime, toOffsetSeconds } from '../../src/media/timecode.js';
 import { checkStoragePath, createStorageContext, resolveOutputBase } from '../../src/storage/storage.js';
@@ -233,5 +233,33 @@ describe('media: times and playlists', () => {
       ],
     );
     assert.throws(() => parsePlaylist('<html>'), PermanentTaskError);
+  });
+
+  it("finds a variant's audio rendition: its AUDIO group, DEFAULT=YES first; none without a group or a URI", () => {
+    const pl = parsePlaylist(
+      [
+        '#EXTM3U',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="fr",DEFAULT=NO,URI="a/fr/index.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="en",DEFAULT=YES,URI="a/en/index.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="muxed",NAME="main",DEFAULT=YES',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="aac",NAME="s",URI="s/index.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=3000000,AUDIO="aac"',
+        'a/720p/index.m3u8',
+        '#EXT-X-STREAM-INF:BANDWIDTH=2000000,AUDIO="muxed"',
+        'a/480p/index.m3u8',
+        '#EXT-X-STREAM-INF:BANDWIDTH=1000000',
+        'a/360p/index.m3u8',
+        '',
+      ].join('\n'),
+    );
+    assert.ok(pl.kind === 'master');
+    assert.deepEqual(
+      pl.variants.map((v) => [v.audio, variantAudioUri(pl, v)]),
+      [
+        ['aac', 'a/en/index.m3u8'],
+        ['muxed', null],
+        [null, null],
+      ],
+    );
   });
 });
