@@ -12,9 +12,10 @@ import { createTestStore, storeKinds, type TestStore } from '../helpers/stores.j
 
 /** Every relation a plan (EXPLAIN FORMAT JSON) reads, with the node type and index that read it. */
 function scansOf(node: Record<string, unknown>, out: string[] = []): string[] {
+  const index = node['Index Name'];
   if (typeof node['Relation Name'] === 'string')
     out.push(
-      `${String(node['Node Type'])} ${node['Relation Name']}${node['Index Name'] ? ` (${String(node['Index Name'])})` : ''}`,
+      `${String(node['Node Type'])} ${node['Relation Name']}${typeof index === 'string' ? ` (${index})` : ''}`,
     );
   for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) scansOf(child, out);
   return out;

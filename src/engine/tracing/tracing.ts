@@ -34,7 +34,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Queryable } from '../../store/executor.js';
-import { endJobTraces, readJobTrace, type JobTraceRow } from '../../store/queries/job-traces.js';
+import { endJobTraces, readJobTrace } from '../../store/queries/job-traces.js';
 
 /**
  * The tracing settings (`EngineConfig.tracing`; read from the `OTEL_*` variables by loadConfig).
@@ -62,6 +62,16 @@ export interface JobTraceIds {
   spanId: string;
   /** The incoming `traceparent`'s span, or null for a root job span. */
   parentSpanId: string | null;
+  /** W3C trace flags (bit 0: sampled). */
+  traceFlags: number;
+}
+
+/** A job span's stored ids as a claim returns them with the task (`job_traces`). */
+export interface StoredJobSpan {
+  /** 32 hex digits. */
+  traceId: string;
+  /** The job span's id, 16 hex digits. */
+  spanId: string;
   /** W3C trace flags (bit 0: sampled). */
   traceFlags: number;
 }
@@ -94,18 +104,17 @@ export interface EngineTracing {
    */
   newJobTrace(traceparent: unknown, submittedAt: Date): JobTraceIds;
   /**
-   * Starts the span of an attempt of job `info.jobId`, parented on the stored job span (one small
-   * read).
-   * @returns the span, or null when the job has no stored trace (submitted with tracing off).
+   * Starts the span of an attempt of job `info.jobId`, parented on the stored job span `job` (its
+   * ids as the claim read them with the task: no statement of its own). Synchronous; an unsampled
+   * job gets a non-recording span (its `traceparent` still carries the trace, flags `00`).
+   * @returns the span, or null when `job` is null (the job has no trace: submitted with tracing off).
    */
-  startAttempt(db: Queryable, info: AttemptSpanInfo): Promise<AttemptSpan | null>;
+  startAttempt(job: StoredJobSpan | null, info: AttemptSpanInfo): AttemptSpan | null;
   /**
    * Exports the job spans of those of `jobIds` that have ended, each once across every engine
    * (`job_traces.ended`, set in `q`'s transaction).
    */
   endJobs(q: Queryable, jobIds: Iterable<number>, now: Date): Promise<void>;
-  /** The `traceparent` of job `jobId`'s callbacks (parent: the job span), or null without a trace. */
-  jobTraceparent(db: Queryable, jobId: number): Promise<string | null>;
   /** Flushes the spans not exported yet and stops the provider. Never throws. */
   shutdown(): Promise<void>;
 }
@@ -155,13 +164,19 @@ class StoredIdGenerator implements IdGenerator {
   }
 }
 
+/**
+ * Reads the stored ids of job `jobId`'s span (`job_traces`, by primary key; no locks): for an
+ * attempt claimed without them, and for callbacks.
+ * @returns them, or null when the job has no trace (submitted with tracing off).
+ * @throws the driver's error.
+ */
+export async function readStoredJobSpan(db: Queryable, jobId: number): Promise<StoredJobSpan | null> {
+  const row = await readJobTrace.first(db, { jobId });
+  return row ? { traceId: row.trace_id, spanId: row.span_id, traceFlags: row.trace_flags } : null;
+}
+
 /** The job span's name: `job <workflow>`. */
 const jobSpanName = (workflow: string): string => `job ${workflow}`;
-
-/** The remote context of a stored job span (the parent of its attempts and callbacks). */
-function jobSpanContext(row: Pick<JobTraceRow, 'trace_id' | 'span_id' | 'trace_flags'>): SpanContext {
-  return { traceId: row.trace_id, spanId: row.span_id, traceFlags: row.trace_flags, isRemote: true };
-}
 
 /**
  * Creates an engine's tracing: its own tracer provider with `config.spanProcessor`, or a batch
@@ -203,10 +218,14 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
       };
     },
 
-    async startAttempt(db, info) {
-      const row = await readJobTrace.first(db, { jobId: info.jobId });
-      if (!row) return null;
-      const parent = trace.setSpanContext(ROOT_CONTEXT, jobSpanContext(row));
+    startAttempt(job, info) {
+      if (!job) return null;
+      const parent = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: job.traceId,
+        spanId: job.spanId,
+        traceFlags: job.traceFlags,
+        isRemote: true,
+      });
       const span: Span = tracer.startSpan(
         `task ${info.task}`,
         {
@@ -278,11 +297,6 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
         );
         span.end(now);
       }
-    },
-
-    async jobTraceparent(db, jobId) {
-      const row = await readJobTrace.first(db, { jobId });
-      return row ? formatTraceparent(row.trace_id, row.span_id, row.trace_flags) : null;
     },
 
     async shutdown() {

@@ -27,8 +27,9 @@ export interface EndedJobTraceRow extends JobTraceRow {
 }
 
 /**
- * Marks ended the traces of those of `jobIds` that have ended (`completed` or `broken`) and were
- * not marked yet (`WHERE NOT ended`: of several engines writing ends, one gets each row).
+ * Marks ended the traces of those of `jobIds` that have ended (`completed` or `broken`), are
+ * sampled (trace flags bit 0: an unsampled job span is never exported, so its row is left alone)
+ * and were not marked yet (`WHERE NOT ended`: of several engines writing ends, one gets each row).
  * Row lock on the trace rows. No state edges.
  * @returns the rows marked now, with the job's submission time, client, workflow and end state.
  */
@@ -36,7 +37,7 @@ export const endJobTraces = defineQuery<{ jobIds: number[] }, EndedJobTraceRow>(
   'end-job-traces',
   `UPDATE job_traces t SET ended = true
      FROM jobs j
-    WHERE t.job_id = ANY($jobIds::bigint[]) AND j.id = t.job_id AND NOT t.ended
+    WHERE t.job_id = ANY($jobIds::bigint[]) AND j.id = t.job_id AND NOT t.ended AND (t.trace_flags & 1) = 1
       AND j.queue_state IN ('completed', 'broken')
    RETURNING t.job_id, t.trace_id, t.span_id, t.parent_span_id, t.trace_flags,
              j.created_at, j.client, j.workflow, j.queue_state, j.failed`,
