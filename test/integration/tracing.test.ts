@@ -164,7 +164,8 @@ forEachStore('tracing', (kind) => {
     assert.deepEqual(tr, [{ ended: true }]);
     // A second end of the same job (another engine, a repeated write) exports nothing.
     const count = exporter.getFinishedSpans().length;
-    await te.engine.ctx.tracing!.endJobs(store.db, [id], new Date());
+    te.engine.ctx.tracing!.jobsEnded([id], new Date());
+    await te.engine.ctx.tracing!.flushJobEnds();
     assert.equal(exporter.getFinishedSpans().length, count);
   });
 

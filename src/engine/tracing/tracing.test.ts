@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ConfigError, loadConfig } from '../../config/load-config.js';
+import type { Queryable } from '../../store/executor.js';
 import { TraceFlags } from '@opentelemetry/api';
 import { createEngineTracing, formatTraceparent, parseTraceparent } from './tracing.js';
+
+/** These tests end no job: a database that refuses every statement. */
+const noDatabase: Queryable = {
+  query: () => Promise.reject(new Error('no database in this test')),
+  exec: () => Promise.reject(new Error('no database in this test')),
+};
 
 describe('tracing settings (OTEL_* variables)', () => {
   it('is off without the variables, and with OTEL_TRACES_EXPORTER=none whatever else is set', () => {
@@ -78,6 +85,7 @@ describe('traceparent', () => {
     const tracing = createEngineTracing(
       { exporter: 'otlp', serviceName: 't', spanProcessor: new SimpleSpanProcessor(exporter) },
       '0.0.0',
+      noDatabase,
     );
     const a = tracing.newJobTrace(undefined, new Date());
     const b = tracing.newJobTrace(undefined, new Date());
@@ -108,6 +116,7 @@ describe('traceparent', () => {
       const tracing = createEngineTracing(
         { exporter: 'otlp', serviceName: 't', spanProcessor: new SimpleSpanProcessor(exporter) },
         '0.0.0',
+        noDatabase,
       );
       const roots = Array.from({ length: 400 }, () => tracing.newJobTrace(undefined, new Date()));
       const sampled = roots.filter((r) => (r.traceFlags & TraceFlags.SAMPLED) !== 0).length;

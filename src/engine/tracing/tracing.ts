@@ -34,7 +34,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Queryable } from '../../store/executor.js';
-import { endJobTraces, readJobTrace } from '../../store/queries/job-traces.js';
+import { endJobTraces, readJobTrace, type EndedJobTraceRow } from '../../store/queries/job-traces.js';
 
 /**
  * The tracing settings (`EngineConfig.tracing`; read from the `OTEL_*` variables by loadConfig).
@@ -111,11 +111,21 @@ export interface EngineTracing {
    */
   startAttempt(job: StoredJobSpan | null, info: AttemptSpanInfo): AttemptSpan | null;
   /**
-   * Exports the job spans of those of `jobIds` that have ended, each once across every engine
-   * (`job_traces.ended`, set in `q`'s transaction).
+   * Notes that the transaction of the caller writes the end of `jobIds` at `now` (the job spans'
+   * end time). Synchronous and writes nothing: at most {@link JOB_END_FLUSH_MS} later, after that
+   * transaction has committed, one statement for every job noted meanwhile marks the sampled
+   * traces of those that have ended (`job_traces.ended`, so each is exported once across every
+   * engine) and their job spans are exported. A job whose end is not visible yet (its transaction
+   * still open) is looked at again on the next flushes, up to {@link JOB_END_MAX_WAITS} times; a
+   * rolled-back end is written again by its retry, which notes the job again.
    */
-  endJobs(q: Queryable, jobIds: Iterable<number>, now: Date): Promise<void>;
-  /** Flushes the spans not exported yet and stops the provider. Never throws. */
+  jobsEnded(jobIds: Iterable<number>, now: Date): void;
+  /**
+   * Runs the pending job-end flushes now (tests, shutdown).
+   * @returns when every job noted before the call has been looked at once. Never rejects.
+   */
+  flushJobEnds(): Promise<void>;
+  /** Flushes the job ends and the spans not exported yet and stops the provider. Never throws. */
   shutdown(): Promise<void>;
 }
 
@@ -178,12 +188,20 @@ export async function readStoredJobSpan(db: Queryable, jobId: number): Promise<S
 /** The job span's name: `job <workflow>`. */
 const jobSpanName = (workflow: string): string => `job ${workflow}`;
 
+/** How long a noted job end waits before its flush (ms): the ends of that window share one statement. */
+export const JOB_END_FLUSH_MS = 100;
+
+/** How many flushes a noted job whose end is not visible yet is looked at again before it is dropped. */
+export const JOB_END_MAX_WAITS = 50;
+
 /**
  * Creates an engine's tracing: its own tracer provider with `config.spanProcessor`, or a batch
  * processor in front of the OTLP/HTTP or console exporter. The sampler is the SDK's from
- * `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`).
+ * `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`); the batch
+ * processor's limits are the SDK's from `OTEL_BSP_*`. `db` is where job ends are marked
+ * ({@link EngineTracing.jobsEnded}; the engine's executor).
  */
-export function createEngineTracing(config: TracingConfig, version: string): EngineTracing {
+export function createEngineTracing(config: TracingConfig, version: string, db: Queryable): EngineTracing {
   const ids = new StoredIdGenerator();
   const processor =
     config.spanProcessor ??
@@ -201,6 +219,88 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
     spanProcessors: [processor],
   });
   const tracer: Tracer = provider.getTracer('task-engine', version);
+
+  // Job ends noted and not yet looked at: job id → the end time and how often it was not visible.
+  const pending = new Map<number, { at: Date; waits: number }>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let closed = false;
+  let chain: Promise<void> = Promise.resolve();
+  const clearTimer = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  const schedule = (): void => {
+    if (timer || closed || pending.size === 0) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void flush();
+    }, JOB_END_FLUSH_MS);
+    timer.unref?.();
+  };
+  /** One statement for the ends noted so far, then their spans; serialised; never rejects. */
+  const flush = (): Promise<void> => {
+    chain = chain.then(async () => {
+      if (pending.size === 0) return;
+      const batch = new Map(pending);
+      pending.clear();
+      let rows: EndedJobTraceRow[];
+      try {
+        rows = await endJobTraces.rows(db, { jobIds: [...batch.keys()] });
+      } catch {
+        // The database did not answer: every end of the batch waits for the next flush.
+        rows = [...batch.keys()].map((id) => ({ waiting: true, job_id: id }) as EndedJobTraceRow);
+      }
+      for (const row of rows) {
+        const id = Number(row.job_id);
+        const noted = batch.get(id);
+        if (!noted) continue;
+        if (row.waiting) {
+          if (noted.waits < JOB_END_MAX_WAITS && !pending.has(id))
+            pending.set(id, { at: noted.at, waits: noted.waits + 1 });
+        } else exportJobSpan(row, noted.at);
+      }
+      schedule();
+    });
+    return chain;
+  };
+  /** Re-creates, ends at `end` and exports the job span of a trace row just marked ended. */
+  const exportJobSpan = (row: EndedJobTraceRow, end: Date): void => {
+    if ((row.trace_flags & TraceFlags.SAMPLED) === 0) return;
+    const parent = row.parent_span_id
+      ? trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: row.trace_id,
+          spanId: row.parent_span_id,
+          traceFlags: row.trace_flags,
+          isRemote: true,
+        })
+      : ROOT_CONTEXT;
+    const outcome = row.queue_state === 'broken' ? 'broken' : row.failed ? 'failed' : 'completed';
+    // startSpan is synchronous: the ids set here are the ones this span takes.
+    ids.nextTraceId = row.trace_id;
+    ids.nextSpanId = row.span_id;
+    const span = tracer.startSpan(
+      jobSpanName(row.workflow),
+      {
+        kind: SpanKind.INTERNAL,
+        startTime: row.created_at,
+        attributes: {
+          'job.id': Number(row.job_id),
+          workflow: row.workflow,
+          client: row.client,
+          outcome,
+        },
+      },
+      parent,
+    );
+    ids.nextTraceId = null;
+    ids.nextSpanId = null;
+    span.setStatus(
+      outcome === 'completed'
+        ? { code: SpanStatusCode.OK }
+        : { code: SpanStatusCode.ERROR, message: `job ${outcome}` },
+    );
+    span.end(end);
+  };
 
   return {
     newJobTrace(traceparent, submittedAt) {
@@ -256,50 +356,22 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
       };
     },
 
-    async endJobs(q, jobIds, now) {
-      const list = [...jobIds];
-      if (list.length === 0) return;
-      const rows = await endJobTraces.rows(q, { jobIds: list });
-      for (const row of rows) {
-        if ((row.trace_flags & TraceFlags.SAMPLED) === 0) continue;
-        const parent = row.parent_span_id
-          ? trace.setSpanContext(ROOT_CONTEXT, {
-              traceId: row.trace_id,
-              spanId: row.parent_span_id,
-              traceFlags: row.trace_flags,
-              isRemote: true,
-            })
-          : ROOT_CONTEXT;
-        const outcome = row.queue_state === 'broken' ? 'broken' : row.failed ? 'failed' : 'completed';
-        // startSpan is synchronous: the ids set here are the ones this span takes.
-        ids.nextTraceId = row.trace_id;
-        ids.nextSpanId = row.span_id;
-        const span = tracer.startSpan(
-          jobSpanName(row.workflow),
-          {
-            kind: SpanKind.INTERNAL,
-            startTime: row.created_at,
-            attributes: {
-              'job.id': Number(row.job_id),
-              workflow: row.workflow,
-              client: row.client,
-              outcome,
-            },
-          },
-          parent,
-        );
-        ids.nextTraceId = null;
-        ids.nextSpanId = null;
-        span.setStatus(
-          outcome === 'completed'
-            ? { code: SpanStatusCode.OK }
-            : { code: SpanStatusCode.ERROR, message: `job ${outcome}` },
-        );
-        span.end(now);
-      }
+    jobsEnded(jobIds, now) {
+      for (const id of jobIds) pending.set(Number(id), { at: now, waits: 0 });
+      schedule();
+    },
+
+    flushJobEnds() {
+      clearTimer();
+      return flush();
     },
 
     async shutdown() {
+      closed = true;
+      clearTimer();
+      // Once for the ends noted so far, once more for those whose transaction was still open.
+      await flush();
+      if (pending.size > 0) await flush();
       await provider.shutdown().catch(() => undefined);
     },
   };
