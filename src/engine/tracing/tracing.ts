@@ -239,28 +239,30 @@ export function createEngineTracing(config: TracingConfig, version: string, db: 
   };
   /** One statement for the ends noted so far, then their spans; serialised; never rejects. */
   const flush = (): Promise<void> => {
-    chain = chain.then(async () => {
-      if (pending.size === 0) return;
-      const batch = new Map(pending);
-      pending.clear();
-      let rows: EndedJobTraceRow[];
-      try {
-        rows = await endJobTraces.rows(db, { jobIds: [...batch.keys()] });
-      } catch {
-        // The database did not answer: every end of the batch waits for the next flush.
-        rows = [...batch.keys()].map((id) => ({ waiting: true, job_id: id }) as EndedJobTraceRow);
-      }
-      for (const row of rows) {
-        const id = Number(row.job_id);
-        const noted = batch.get(id);
-        if (!noted) continue;
-        if (row.waiting) {
-          if (noted.waits < JOB_END_MAX_WAITS && !pending.has(id))
-            pending.set(id, { at: noted.at, waits: noted.waits + 1 });
-        } else exportJobSpan(row, noted.at);
-      }
-      schedule();
-    });
+    chain = chain
+      .then(async () => {
+        if (pending.size === 0) return;
+        const batch = new Map(pending);
+        pending.clear();
+        let rows: EndedJobTraceRow[];
+        try {
+          rows = await endJobTraces.rows(db, { jobIds: [...batch.keys()] });
+        } catch {
+          // The database did not answer: every end of the batch waits for the next flush.
+          rows = [...batch.keys()].map((id) => ({ waiting: true, job_id: id }) as EndedJobTraceRow);
+        }
+        for (const row of rows) {
+          const id = Number(row.job_id);
+          const noted = batch.get(id);
+          if (!noted) continue;
+          if (row.waiting) {
+            if (noted.waits < JOB_END_MAX_WAITS && !pending.has(id))
+              pending.set(id, { at: noted.at, waits: noted.waits + 1 });
+          } else exportJobSpan(row, noted.at);
+        }
+        schedule();
+      })
+      .catch(() => undefined);
     return chain;
   };
   /** Re-creates, ends at `end` and exports the job span of a trace row just marked ended. */
