@@ -5,8 +5,10 @@
  * it, one span per task attempt (`task <name>`). Jobs outlive processes, so the job span is never
  * held in memory: at submission its ids are made (continuing an incoming W3C `traceparent`) and
  * stored in `job_traces`; each attempt span is parented on a remote context built from those ids
- * by whichever worker runs it; and whichever process writes the job's end re-creates the job span
- * with the stored ids and submission time, ends it and exports it, once (`job_traces.ended`).
+ * (returned with the task by the worker's claim) by whichever worker runs it; and whichever
+ * process writes the job's end notes it, and after that transaction re-creates the job span with
+ * the stored ids and submission time, ends it and exports it, once (`job_traces.ended`, marked in
+ * batches: {@link EngineTracing.jobsEnded}).
  *
  * Each engine has its own tracer provider (never the global one), so several engines in one
  * process stay apart. With tracing off the engine has no {@link EngineTracing} at all.
