@@ -18,13 +18,16 @@
  * `BENCH_CALLBACK_JOBS` (default 300), `BENCH_METRICS` (`on`, `off` or `both`: the throughput part
  * with the engine's metrics on — scraped once a second, as a busy Prometheus would — off, or
  * both one after the other in the same run; default on, the engine's default), `BENCH_TRACING`
- * (`on`, `off` or `both`: the throughput part with OpenTelemetry tracing on — spans exported over
- * OTLP/HTTP to a local receiver that drops them — off, or both; default off, the engine's default),
+ * (`on`, `off`, `both`, `ratio=<r>` or a comma list of those such as `off,on,off,on`: the throughput
+ * part with OpenTelemetry tracing on — spans exported over OTLP/HTTP to a local receiver that drops
+ * them; `ratio=0.1` samples one job in ten — or off; default off, the engine's default),
  * `BENCH_COUNTERS`
  * (`on`, `off`, `both`, or a comma list such as `off,on,off,on`: the throughput part with the job
  * and task counter triggers of migration 0018 enabled or disabled, one run per entry on the same
  * database; default on; a run with them off leaves the counters wrong, which the bench ignores),
- * `BENCH_DATABASE_NAME` (default `te_bench_engine`; it is dropped and created).
+ * `BENCH_EMPTY_RUNS=1` (each throughput run on empty job tables, so later runs do not inherit the
+ * rows of earlier ones), `BENCH_STATEMENTS=1` (with metrics on: the statements per job of each
+ * throughput run, by name), `BENCH_DATABASE_NAME` (default `te_bench_engine`; it is dropped and created).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -177,13 +180,29 @@ async function setCounterTriggers(db: Executor, on: boolean): Promise<void> {
       await db.query(`ALTER TABLE ${table} ${verb} TRIGGER ${table}_state_counts_${op}`);
 }
 
-/** `BENCH_TRACING`: whether the throughput part runs with tracing on (`on`, `off` or `both`; default off). */
-function tracingRuns(): boolean[] {
+/**
+ * `BENCH_TRACING`: the tracing of each throughput run: `off`, `on` (every job sampled), `ratio=<r>`
+ * (on, with `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG=<r>`), `both`
+ * (off then on), or a comma list of those (e.g. `off,on,off,on`: interleaved runs); default off.
+ */
+function tracingRuns(): TracingRun[] {
   const v = (process.env.BENCH_TRACING ?? 'off').toLowerCase();
-  if (v === 'both') return [false, true];
-  if (v === 'off') return [false];
-  if (v === 'on') return [true];
-  throw new Error(`BENCH_TRACING must be on, off or both (got "${v}")`);
+  const entries = v === 'both' ? ['off', 'on'] : v.split(',').map((x) => x.trim());
+  return entries.map((x) => {
+    if (x === 'off') return { on: false, ratio: null };
+    if (x === 'on') return { on: true, ratio: null };
+    const r = /^ratio=(0(\.\d+)?|1(\.0+)?)$/.exec(x);
+    if (r) return { on: true, ratio: Number(r[1]) };
+    throw new Error(
+      `BENCH_TRACING must be on, off, both, ratio=<0..1> or a comma list of those (got "${v}")`,
+    );
+  });
+}
+
+/** One throughput run's tracing: off, or on with every job sampled (`ratio` null) or a ratio of them. */
+interface TracingRun {
+  on: boolean;
+  ratio: number | null;
 }
 
 /**
@@ -218,9 +237,17 @@ async function throughput(
   url: string | null,
   n: number,
   metrics = true,
-  tracing = false,
+  tracing: TracingRun = { on: false, ratio: null },
 ): Promise<string> {
-  const sink = tracing ? await startSpanSink() : null;
+  // The SDK reads the sampler variables when the engine's tracer provider is made.
+  if (tracing.ratio === null) {
+    delete process.env.OTEL_TRACES_SAMPLER;
+    delete process.env.OTEL_TRACES_SAMPLER_ARG;
+  } else {
+    process.env.OTEL_TRACES_SAMPLER = 'parentbased_traceidratio';
+    process.env.OTEL_TRACES_SAMPLER_ARG = String(tracing.ratio);
+  }
+  const sink = tracing.on ? await startSpanSink() : null;
   const engine = await newEngine(
     db,
     url,
@@ -231,6 +258,8 @@ async function throughput(
   await writeSettings(db, { max_jobs: 200, priority_slots: 0 });
   const before = await countCompleted(db);
   for (let i = 0; i < n; i++) await submitAs(engine, 'noop3');
+  // Only the statements of running the jobs are counted (BENCH_STATEMENTS=1), not the submissions'.
+  engine.ctx.metrics?.queryDuration.reset();
   const cpu0 = process.cpuUsage();
   const pg0 = await serverCpuMs(db);
   const t0 = performance.now();
@@ -247,14 +276,44 @@ async function throughput(
   const cpu = process.cpuUsage(cpu0);
   const engineMs = (cpu.user + cpu.system) / 1000;
   const serverMs = (await serverCpuMs(db, pg0.pids)).ms - pg0.ms;
+  const statements = process.env.BENCH_STATEMENTS === '1' ? await statementsPerJob(engine, n) : '';
   await engine.stop();
   await sink?.close();
   const perJob = (engineMs + Math.max(0, serverMs)) / n;
   return (
-    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots, metrics ${metrics ? `on (${scrapes} scrapes)` : 'off'}, tracing ${sink ? `on (${sink.stats()})` : 'off'}: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
+    `3-task no-op workflow, max_jobs 200, ${CONCURRENCY} worker slots, metrics ${metrics ? `on (${scrapes} scrapes)` : 'off'}, tracing ${sink ? `on${tracing.ratio === null ? '' : ` (sampled ${tracing.ratio})`} (${sink.stats()})` : 'off'}: ${n} jobs in ${secs.toFixed(1)} s = ${(n / secs).toFixed(0)} jobs/s (${((3 * n) / secs).toFixed(0)} tasks/s)\n` +
     `    CPU per job: engine process ${(engineMs / n).toFixed(2)} ms` +
     (db.kind === 'postgres' ? `, PostgreSQL backends ${(serverMs / n).toFixed(2)} ms` : '') +
-    ` → about ${(1000 / perJob).toFixed(0)} jobs/s per fully available core`
+    ` → about ${(1000 / perJob).toFixed(0)} jobs/s per fully available core` +
+    statements
+  );
+}
+
+/**
+ * `BENCH_STATEMENTS=1` (metrics on): the database statements of a throughput run per job, by
+ * query name, from `task_engine_db_query_duration_seconds` (count per job, and ms per statement
+ * as the engine waited for it), most frequent first.
+ */
+async function statementsPerJob(engine: Engine, n: number): Promise<string> {
+  const m = engine.ctx.metrics;
+  if (!m) return '\n    (statements per job: metrics are off)';
+  const { values } = await m.queryDuration.get();
+  const by = new Map<string, { count: number; sum: number }>();
+  for (const v of values) {
+    const q = String(v.labels.query);
+    const e = by.get(q) ?? { count: 0, sum: 0 };
+    if (v.metricName?.endsWith('_count')) e.count = v.value;
+    else if (v.metricName?.endsWith('_sum')) e.sum = v.value;
+    by.set(q, e);
+  }
+  const rows = [...by.entries()].filter(([, e]) => e.count > 0).sort((a, b) => b[1].count - a[1].count);
+  const total = rows.reduce((t, [, e]) => t + e.count, 0);
+  return (
+    `\n    statements per job: ${(total / n).toFixed(2)} (` +
+    rows
+      .map(([q, e]) => `${q} ${(e.count / n).toFixed(2)} × ${((e.sum / e.count) * 1000).toFixed(2)} ms`)
+      .join(', ') +
+    ')'
   );
 }
 
@@ -418,6 +477,19 @@ function pgbench(): string {
   return `pgbench simple insert (4 clients, 10 s): ${tps ?? `failed: ${run.stderr}`} tps`;
 }
 
+/**
+ * `BENCH_EMPTY_RUNS=1`: each throughput run starts on empty job tables (`TRUNCATE jobs CASCADE`
+ * empties every table that refers to jobs; the counters are reset by their truncate triggers, or
+ * here when those are off), so runs compared with each other do not differ by how many jobs the
+ * runs before them left behind.
+ */
+async function emptyJobTables(db: Executor): Promise<void> {
+  await db.query('TRUNCATE jobs CASCADE');
+  await db.query('DELETE FROM job_state_counts');
+  await db.query('DELETE FROM task_state_counts');
+  await db.query('ANALYZE');
+}
+
 /** `BENCH_ONLY=throughput,post` runs only the named parts (latency, throughput, post, memory, callbacks, pgbench). */
 function wanted(part: string): boolean {
   const only = process.env.BENCH_ONLY;
@@ -440,6 +512,7 @@ async function main(): Promise<void> {
           for (const metrics of metricsRuns())
             for (const tracing of tracingRuns()) {
               await setCounterTriggers(db, counters);
+              if (process.env.BENCH_EMPTY_RUNS === '1') await emptyJobTables(db);
               const line = await throughput(
                 db,
                 url,

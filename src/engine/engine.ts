@@ -162,9 +162,10 @@ async function openEngineContext(
   const egress = parseEgressRules(config.egress);
   // Metrics on (the default): statements are timed through a wrapped executor.
   const metrics = config.metrics === false ? undefined : createEngineMetrics();
+  const ctxDb = metrics ? timedExecutor(db, metrics.queryDuration) : db;
   const ctx: EngineContext = {
     config,
-    db: metrics ? timedExecutor(db, metrics.queryDuration) : db,
+    db: ctxDb,
     clock: opts.clock ?? systemClock,
     logger,
     catalog,
@@ -172,7 +173,7 @@ async function openEngineContext(
     egress,
     fetch: createGuardedFetch(egress).fetch,
     ...(metrics ? { metrics } : {}),
-    ...(config.tracing ? { tracing: createEngineTracing(config.tracing, ENGINE_VERSION) } : {}),
+    ...(config.tracing ? { tracing: createEngineTracing(config.tracing, ENGINE_VERSION, ctxDb) } : {}),
   };
   if (metrics)
     registerDbGauges(metrics, {
@@ -336,8 +337,9 @@ class EngineProcess implements Engine {
       await markWorkerStopped
         .run(db, { id: this.workerId, now: clock.now() })
         .catch((err: unknown) => logger.warn({ err }, 'could not mark the worker stopped'));
+    // The job ends noted last are marked and their spans exported while the database is open.
+    await this.ctx.tracing?.shutdown();
     if (this.ownsDb) await db.close();
     this.ctx.metrics?.close();
-    await this.ctx.tracing?.shutdown();
   }
 }

@@ -164,8 +164,35 @@ forEachStore('tracing', (kind) => {
     assert.deepEqual(tr, [{ ended: true }]);
     // A second end of the same job (another engine, a repeated write) exports nothing.
     const count = exporter.getFinishedSpans().length;
-    await te.engine.ctx.tracing!.endJobs(store.db, [id], new Date());
+    te.engine.ctx.tracing!.jobsEnded([id], new Date());
+    await te.engine.ctx.tracing!.flushJobEnds();
     assert.equal(exporter.getFinishedSpans().length, count);
+  });
+
+  void it('attempt spans and callbacks take the trace ids from their claims: no read of the trace per attempt or delivery', async () => {
+    const metrics = te.engine.ctx.metrics!;
+    const statements = async (): Promise<Map<string, number>> => {
+      const counts = new Map<string, number>();
+      for (const v of (await metrics.queryDuration.get()).values)
+        if (v.metricName?.endsWith('_count')) counts.set(String(v.labels.query), v.value);
+      return counts;
+    };
+    const before = await statements();
+    const id = await te.submit('two', { rest_endpoints: [`${rx.url}/reads`] });
+    await te.waitForState(id, 'completed', 10_000);
+    const job = await jobSpan(id);
+    await waitFor(() => rx.on('/reads').some((r) => r.raw.includes('"status"')), {
+      timeoutMs: 10_000,
+      what: 'the job-end callback',
+    });
+    const after = await statements();
+    const ran = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    assert.ok(ran('claim-ready-tasks-traced') >= 2, 'the claims read the trace ids');
+    assert.equal(ran('claim-ready-tasks'), 0, 'no claim without them while tracing is on');
+    assert.equal(ran('read-job-trace'), 0, 'no read of the trace per attempt or per delivery');
+    assert.equal(attemptSpans(id).length, 2);
+    for (const r of rx.on('/reads'))
+      assert.equal(parseTraceparent(r.headers.traceparent)?.spanId, job.spanContext().spanId);
   });
 
   void it('ids made by the submitting engine are the ones the running engine exports', async () => {

@@ -36,6 +36,7 @@ import {
   type ClaimedDeliveryRow,
 } from '../../store/queries/callbacks.js';
 import { CHANNELS } from '../signals.js';
+import { formatTraceparent } from '../tracing/tracing.js';
 import { postCallback } from './post-callback.js';
 import { handBack, isDelivered, recordDeliveryOutcome } from './record-outcome.js';
 import { hostLabel } from '../metrics/metrics.js';
@@ -237,10 +238,11 @@ class CallbackDispatcher implements Service {
   /** One attempt: the request, then its outcome (or the hand-back when shutdown cut it). */
   private async deliver(row: ClaimedDeliveryRow): Promise<void> {
     const signal = this.stopController.signal;
-    // Tracing on: the job's trace context (one small read; a failed read only drops the header).
-    const traceparent = this.ctx.tracing
-      ? await this.ctx.tracing.jobTraceparent(this.ctx.db, row.job_id).catch(() => null)
-      : null;
+    // Tracing on: the job span's context, read with the claim (none when the job has no trace).
+    const traceparent =
+      this.ctx.tracing && row.trace_id && row.span_id
+        ? formatTraceparent(row.trace_id, row.span_id, row.trace_flags ?? 0)
+        : null;
     const outcome = await postCallback(row, {
       version: this.ctx.version,
       clock: this.ctx.clock,

@@ -542,7 +542,8 @@ export async function advanceLockedJobs(
     if (f) finishing.push({ jobId: j.id, failed: plan.failedTask !== undefined });
   }
   const finished = await applyEffects(tx, effects, now);
-  if (ctx.tracing && finished.size > 0) await ctx.tracing.endJobs(tx, finished, now);
+  // Tracing on: the job spans are marked and exported after this transaction (batched).
+  if (ctx.tracing && finished.size > 0) ctx.tracing.jobsEnded(finished, now);
   if (ctx.metrics) {
     const byId = new Map(jobs.map((j) => [j.id, j]));
     countFinishedJobs(ctx.metrics, finishing, finished, (id) => byId.get(id));

@@ -135,8 +135,9 @@ export async function breakJob(
     { id: jobId, from, now, keepFinishedAt: from === 'completed' },
     'broken',
   );
-  // Tracing on: the job span ends with the break (once: a rerun's break of a completed job finds it ended).
-  if (opts.ctx?.tracing) await opts.ctx.tracing.endJobs(tx, [jobId], now);
+  // Tracing on: the job span ends with the break, marked and exported after this transaction
+  // (once: a rerun's break of a completed job finds it ended).
+  opts.ctx?.tracing?.jobsEnded([jobId], now);
   await appendLog(tx, {
     now,
     jobId,

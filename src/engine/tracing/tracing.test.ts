@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ConfigError, loadConfig } from '../../config/load-config.js';
+import type { Queryable } from '../../store/executor.js';
+import { TraceFlags } from '@opentelemetry/api';
 import { createEngineTracing, formatTraceparent, parseTraceparent } from './tracing.js';
+
+/** These tests end no job: a database that refuses every statement. */
+const noDatabase: Queryable = {
+  query: () => Promise.reject(new Error('no database in this test')),
+  exec: () => Promise.reject(new Error('no database in this test')),
+};
 
 describe('tracing settings (OTEL_* variables)', () => {
   it('is off without the variables, and with OTEL_TRACES_EXPORTER=none whatever else is set', () => {
@@ -77,6 +85,7 @@ describe('traceparent', () => {
     const tracing = createEngineTracing(
       { exporter: 'otlp', serviceName: 't', spanProcessor: new SimpleSpanProcessor(exporter) },
       '0.0.0',
+      noDatabase,
     );
     const a = tracing.newJobTrace(undefined, new Date());
     const b = tracing.newJobTrace(undefined, new Date());
@@ -96,5 +105,53 @@ describe('traceparent', () => {
     assert.equal(unsampled.traceFlags, 0, 'the parent-based sampler follows the caller');
     assert.equal(exporter.getFinishedSpans().length, 0);
     await tracing.shutdown();
+  });
+
+  it('OTEL_TRACES_SAMPLER=parentbased_traceidratio: the ratio decides for new traces, the caller for continued ones; unsampled attempts export nothing', async () => {
+    const saved = { s: process.env.OTEL_TRACES_SAMPLER, a: process.env.OTEL_TRACES_SAMPLER_ARG };
+    try {
+      process.env.OTEL_TRACES_SAMPLER = 'parentbased_traceidratio';
+      process.env.OTEL_TRACES_SAMPLER_ARG = '0.25';
+      const exporter = new InMemorySpanExporter();
+      const tracing = createEngineTracing(
+        { exporter: 'otlp', serviceName: 't', spanProcessor: new SimpleSpanProcessor(exporter) },
+        '0.0.0',
+        noDatabase,
+      );
+      const roots = Array.from({ length: 400 }, () => tracing.newJobTrace(undefined, new Date()));
+      const sampled = roots.filter((r) => (r.traceFlags & TraceFlags.SAMPLED) !== 0).length;
+      assert.ok(sampled > 50 && sampled < 150, `about a quarter of 400 new traces sampled: ${sampled}`);
+      const followed = tracing.newJobTrace(
+        '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        new Date(),
+      );
+      assert.equal(followed.traceFlags, 1, "a sampled caller's trace is sampled whatever the ratio");
+      const info = { jobId: 1, client: 'c', workflow: 'w', task: 't', queue: 'work', attempt: 1 };
+      const unsampled = roots.find((r) => r.traceFlags === 0)!;
+      const quiet = tracing.startAttempt(unsampled, info)!;
+      assert.match(
+        quiet.traceparent,
+        new RegExp(`^00-${unsampled.traceId}-[0-9a-f]{16}-00$`),
+        'propagated, unsampled',
+      );
+      quiet.end('succeeded');
+      const loud = tracing.startAttempt(followed, info)!;
+      assert.match(loud.traceparent, /-01$/);
+      loud.end('succeeded');
+      assert.deepEqual(
+        exporter.getFinishedSpans().map((s) => s.spanContext().traceId),
+        [followed.traceId],
+        'only the sampled attempt is exported',
+      );
+      assert.equal(tracing.startAttempt(null, info), null, 'no span for a job without a trace');
+      await tracing.shutdown();
+    } finally {
+      for (const [k, v] of [
+        ['OTEL_TRACES_SAMPLER', saved.s],
+        ['OTEL_TRACES_SAMPLER_ARG', saved.a],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
   });
 });

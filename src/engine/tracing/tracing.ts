@@ -5,8 +5,10 @@
  * it, one span per task attempt (`task <name>`). Jobs outlive processes, so the job span is never
  * held in memory: at submission its ids are made (continuing an incoming W3C `traceparent`) and
  * stored in `job_traces`; each attempt span is parented on a remote context built from those ids
- * by whichever worker runs it; and whichever process writes the job's end re-creates the job span
- * with the stored ids and submission time, ends it and exports it, once (`job_traces.ended`).
+ * (returned with the task by the worker's claim) by whichever worker runs it; and whichever
+ * process writes the job's end notes it, and after that transaction re-creates the job span with
+ * the stored ids and submission time, ends it and exports it, once (`job_traces.ended`, marked in
+ * batches: {@link EngineTracing.jobsEnded}).
  *
  * Each engine has its own tracer provider (never the global one), so several engines in one
  * process stay apart. With tracing off the engine has no {@link EngineTracing} at all.
@@ -34,7 +36,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Queryable } from '../../store/executor.js';
-import { endJobTraces, readJobTrace, type JobTraceRow } from '../../store/queries/job-traces.js';
+import { endJobTraces, readJobTrace, type EndedJobTraceRow } from '../../store/queries/job-traces.js';
 
 /**
  * The tracing settings (`EngineConfig.tracing`; read from the `OTEL_*` variables by loadConfig).
@@ -62,6 +64,16 @@ export interface JobTraceIds {
   spanId: string;
   /** The incoming `traceparent`'s span, or null for a root job span. */
   parentSpanId: string | null;
+  /** W3C trace flags (bit 0: sampled). */
+  traceFlags: number;
+}
+
+/** A job span's stored ids as a claim returns them with the task (`job_traces`). */
+export interface StoredJobSpan {
+  /** 32 hex digits. */
+  traceId: string;
+  /** The job span's id, 16 hex digits. */
+  spanId: string;
   /** W3C trace flags (bit 0: sampled). */
   traceFlags: number;
 }
@@ -94,19 +106,28 @@ export interface EngineTracing {
    */
   newJobTrace(traceparent: unknown, submittedAt: Date): JobTraceIds;
   /**
-   * Starts the span of an attempt of job `info.jobId`, parented on the stored job span (one small
-   * read).
-   * @returns the span, or null when the job has no stored trace (submitted with tracing off).
+   * Starts the span of an attempt of job `info.jobId`, parented on the stored job span `job` (its
+   * ids as the claim read them with the task: no statement of its own). Synchronous; an unsampled
+   * job gets a non-recording span (its `traceparent` still carries the trace, flags `00`).
+   * @returns the span, or null when `job` is null (the job has no trace: submitted with tracing off).
    */
-  startAttempt(db: Queryable, info: AttemptSpanInfo): Promise<AttemptSpan | null>;
+  startAttempt(job: StoredJobSpan | null, info: AttemptSpanInfo): AttemptSpan | null;
   /**
-   * Exports the job spans of those of `jobIds` that have ended, each once across every engine
-   * (`job_traces.ended`, set in `q`'s transaction).
+   * Notes that the transaction of the caller writes the end of `jobIds` at `now` (the job spans'
+   * end time). Synchronous and writes nothing: at most {@link JOB_END_FLUSH_MS} later, after that
+   * transaction has committed, one statement for every job noted meanwhile marks the sampled
+   * traces of those that have ended (`job_traces.ended`, so each is exported once across every
+   * engine) and their job spans are exported. A job whose end is not visible yet (its transaction
+   * still open) is looked at again on the next flushes, up to {@link JOB_END_MAX_WAITS} times; a
+   * rolled-back end is written again by its retry, which notes the job again.
    */
-  endJobs(q: Queryable, jobIds: Iterable<number>, now: Date): Promise<void>;
-  /** The `traceparent` of job `jobId`'s callbacks (parent: the job span), or null without a trace. */
-  jobTraceparent(db: Queryable, jobId: number): Promise<string | null>;
-  /** Flushes the spans not exported yet and stops the provider. Never throws. */
+  jobsEnded(jobIds: Iterable<number>, now: Date): void;
+  /**
+   * Runs the pending job-end flushes now (tests, shutdown).
+   * @returns when every job noted before the call has been looked at once. Never rejects.
+   */
+  flushJobEnds(): Promise<void>;
+  /** Flushes the job ends and the spans not exported yet and stops the provider. Never throws. */
   shutdown(): Promise<void>;
 }
 
@@ -155,20 +176,34 @@ class StoredIdGenerator implements IdGenerator {
   }
 }
 
+/**
+ * Reads the stored ids of job `jobId`'s span (`job_traces`, by primary key; no locks): for an
+ * attempt claimed without them, and for callbacks.
+ * @returns them, or null when the job has no trace (submitted with tracing off).
+ * @throws the driver's error.
+ */
+export async function readStoredJobSpan(db: Queryable, jobId: number): Promise<StoredJobSpan | null> {
+  const row = await readJobTrace.first(db, { jobId });
+  return row ? { traceId: row.trace_id, spanId: row.span_id, traceFlags: row.trace_flags } : null;
+}
+
 /** The job span's name: `job <workflow>`. */
 const jobSpanName = (workflow: string): string => `job ${workflow}`;
 
-/** The remote context of a stored job span (the parent of its attempts and callbacks). */
-function jobSpanContext(row: Pick<JobTraceRow, 'trace_id' | 'span_id' | 'trace_flags'>): SpanContext {
-  return { traceId: row.trace_id, spanId: row.span_id, traceFlags: row.trace_flags, isRemote: true };
-}
+/** How long a noted job end waits before its flush (ms): the ends of that window share one statement. */
+export const JOB_END_FLUSH_MS = 100;
+
+/** How many flushes a noted job whose end is not visible yet is looked at again before it is dropped. */
+export const JOB_END_MAX_WAITS = 50;
 
 /**
  * Creates an engine's tracing: its own tracer provider with `config.spanProcessor`, or a batch
  * processor in front of the OTLP/HTTP or console exporter. The sampler is the SDK's from
- * `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`).
+ * `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`); the batch
+ * processor's limits are the SDK's from `OTEL_BSP_*`. `db` is where job ends are marked
+ * ({@link EngineTracing.jobsEnded}; the engine's executor).
  */
-export function createEngineTracing(config: TracingConfig, version: string): EngineTracing {
+export function createEngineTracing(config: TracingConfig, version: string, db: Queryable): EngineTracing {
   const ids = new StoredIdGenerator();
   const processor =
     config.spanProcessor ??
@@ -187,6 +222,90 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
   });
   const tracer: Tracer = provider.getTracer('task-engine', version);
 
+  // Job ends noted and not yet looked at: job id → the end time and how often it was not visible.
+  const pending = new Map<number, { at: Date; waits: number }>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let closed = false;
+  let chain: Promise<void> = Promise.resolve();
+  const clearTimer = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  const schedule = (): void => {
+    if (timer || closed || pending.size === 0) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void flush();
+    }, JOB_END_FLUSH_MS);
+    timer.unref?.();
+  };
+  /** One statement for the ends noted so far, then their spans; serialised; never rejects. */
+  const flush = (): Promise<void> => {
+    chain = chain
+      .then(async () => {
+        if (pending.size === 0) return;
+        const batch = new Map(pending);
+        pending.clear();
+        let rows: EndedJobTraceRow[];
+        try {
+          rows = await endJobTraces.rows(db, { jobIds: [...batch.keys()] });
+        } catch {
+          // The database did not answer: every end of the batch waits for the next flush.
+          rows = [...batch.keys()].map((id) => ({ waiting: true, job_id: id }) as EndedJobTraceRow);
+        }
+        for (const row of rows) {
+          const id = Number(row.job_id);
+          const noted = batch.get(id);
+          if (!noted) continue;
+          if (row.waiting) {
+            if (noted.waits < JOB_END_MAX_WAITS && !pending.has(id))
+              pending.set(id, { at: noted.at, waits: noted.waits + 1 });
+          } else exportJobSpan(row, noted.at);
+        }
+        schedule();
+      })
+      .catch(() => undefined);
+    return chain;
+  };
+  /** Re-creates, ends at `end` and exports the job span of a trace row just marked ended. */
+  const exportJobSpan = (row: EndedJobTraceRow, end: Date): void => {
+    if ((row.trace_flags & TraceFlags.SAMPLED) === 0) return;
+    const parent = row.parent_span_id
+      ? trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: row.trace_id,
+          spanId: row.parent_span_id,
+          traceFlags: row.trace_flags,
+          isRemote: true,
+        })
+      : ROOT_CONTEXT;
+    const outcome = row.queue_state === 'broken' ? 'broken' : row.failed ? 'failed' : 'completed';
+    // startSpan is synchronous: the ids set here are the ones this span takes.
+    ids.nextTraceId = row.trace_id;
+    ids.nextSpanId = row.span_id;
+    const span = tracer.startSpan(
+      jobSpanName(row.workflow),
+      {
+        kind: SpanKind.INTERNAL,
+        startTime: row.created_at,
+        attributes: {
+          'job.id': Number(row.job_id),
+          workflow: row.workflow,
+          client: row.client,
+          outcome,
+        },
+      },
+      parent,
+    );
+    ids.nextTraceId = null;
+    ids.nextSpanId = null;
+    span.setStatus(
+      outcome === 'completed'
+        ? { code: SpanStatusCode.OK }
+        : { code: SpanStatusCode.ERROR, message: `job ${outcome}` },
+    );
+    span.end(end);
+  };
+
   return {
     newJobTrace(traceparent, submittedAt) {
       const incoming = parseTraceparent(traceparent);
@@ -203,10 +322,14 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
       };
     },
 
-    async startAttempt(db, info) {
-      const row = await readJobTrace.first(db, { jobId: info.jobId });
-      if (!row) return null;
-      const parent = trace.setSpanContext(ROOT_CONTEXT, jobSpanContext(row));
+    startAttempt(job, info) {
+      if (!job) return null;
+      const parent = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: job.traceId,
+        spanId: job.spanId,
+        traceFlags: job.traceFlags,
+        isRemote: true,
+      });
       const span: Span = tracer.startSpan(
         `task ${info.task}`,
         {
@@ -237,55 +360,22 @@ export function createEngineTracing(config: TracingConfig, version: string): Eng
       };
     },
 
-    async endJobs(q, jobIds, now) {
-      const list = [...jobIds];
-      if (list.length === 0) return;
-      const rows = await endJobTraces.rows(q, { jobIds: list });
-      for (const row of rows) {
-        if ((row.trace_flags & TraceFlags.SAMPLED) === 0) continue;
-        const parent = row.parent_span_id
-          ? trace.setSpanContext(ROOT_CONTEXT, {
-              traceId: row.trace_id,
-              spanId: row.parent_span_id,
-              traceFlags: row.trace_flags,
-              isRemote: true,
-            })
-          : ROOT_CONTEXT;
-        const outcome = row.queue_state === 'broken' ? 'broken' : row.failed ? 'failed' : 'completed';
-        // startSpan is synchronous: the ids set here are the ones this span takes.
-        ids.nextTraceId = row.trace_id;
-        ids.nextSpanId = row.span_id;
-        const span = tracer.startSpan(
-          jobSpanName(row.workflow),
-          {
-            kind: SpanKind.INTERNAL,
-            startTime: row.created_at,
-            attributes: {
-              'job.id': Number(row.job_id),
-              workflow: row.workflow,
-              client: row.client,
-              outcome,
-            },
-          },
-          parent,
-        );
-        ids.nextTraceId = null;
-        ids.nextSpanId = null;
-        span.setStatus(
-          outcome === 'completed'
-            ? { code: SpanStatusCode.OK }
-            : { code: SpanStatusCode.ERROR, message: `job ${outcome}` },
-        );
-        span.end(now);
-      }
+    jobsEnded(jobIds, now) {
+      for (const id of jobIds) pending.set(Number(id), { at: now, waits: 0 });
+      schedule();
     },
 
-    async jobTraceparent(db, jobId) {
-      const row = await readJobTrace.first(db, { jobId });
-      return row ? formatTraceparent(row.trace_id, row.span_id, row.trace_flags) : null;
+    flushJobEnds() {
+      clearTimer();
+      return flush();
     },
 
     async shutdown() {
+      closed = true;
+      clearTimer();
+      // Once for the ends noted so far, once more for those whose transaction was still open.
+      await flush();
+      if (pending.size > 0) await flush();
       await provider.shutdown().catch(() => undefined);
     },
   };

@@ -14,7 +14,7 @@ import type { ClaimedTask } from './claim.js';
 import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
 import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
 import type { ProgressWriter } from './progress-writer.js';
-import type { AttemptSpan } from '../tracing/tracing.js';
+import { readStoredJobSpan, type AttemptSpan } from '../tracing/tracing.js';
 import type { AttemptRef } from './results.js';
 
 /** Options of {@link createAttemptRunner}. */
@@ -224,22 +224,25 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
 }
 
 /**
- * Starts the span of `task`'s attempt (see `EngineTracing.startAttempt`).
+ * Starts the span of `task`'s attempt (see `EngineTracing.startAttempt`), parented on the job
+ * span's ids the claim read with the task; reads them by job id only for a task claimed without
+ * them (`task.trace` absent).
  * @returns the span, or null when the job has no trace or its trace could not be read (logged:
  *   tracing never stops an attempt).
  */
 async function startAttemptSpan(ctx: EngineContext, task: ClaimedTask): Promise<AttemptSpan | null> {
+  const tracing = ctx.tracing;
+  if (!tracing) return null;
   try {
-    return (
-      (await ctx.tracing?.startAttempt(ctx.db, {
-        jobId: task.job.id,
-        client: task.job.client,
-        workflow: task.job.workflow,
-        task: task.name,
-        queue: task.queue,
-        attempt: task.number,
-      })) ?? null
-    );
+    const job = task.trace !== undefined ? task.trace : await readStoredJobSpan(ctx.db, task.job.id);
+    return tracing.startAttempt(job, {
+      jobId: task.job.id,
+      client: task.job.client,
+      workflow: task.job.workflow,
+      task: task.name,
+      queue: task.queue,
+      attempt: task.number,
+    });
   } catch (err) {
     ctx.logger.warn({ err, attemptId: task.attemptId }, 'could not read the trace of the job');
     return null;

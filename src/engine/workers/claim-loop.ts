@@ -132,6 +132,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         capacity: options.capacity,
         workerId: options.workerId,
         clock,
+        traced: ctx.tracing !== undefined,
       }));
       claimFailures = 0;
     } catch (err) {

@@ -9,6 +9,7 @@ import { insertWorkerLogLines } from '../../store/queries/logs.js';
 import {
   CLAIM_TASK_EDGE,
   claimReadyTasks,
+  claimReadyTasksTraced,
   markTooHeavyTasks,
   readMsUntilNextDue,
 } from '../../store/queries/tasks.js';
@@ -19,6 +20,7 @@ import { taskTooHeavyLine } from '../jobs/log-messages.js';
 import { WORKER_ALIVE_SECONDS } from '../status/health.js';
 import { taskEdge } from '../jobs/task-transitions.js';
 import { CHANNELS } from '../signals.js';
+import type { StoredJobSpan } from '../tracing/tracing.js';
 
 /** The edge a claim takes: `ready → running`, cause `claim` (checked against the table at load). */
 export const CLAIM_EDGE = taskEdge(CLAIM_TASK_EDGE.from, CLAIM_TASK_EDGE.to, 'claim');
@@ -36,6 +38,11 @@ export interface ClaimedTask {
   job: RuntimeJob;
   /** Outputs of the job's tasks that had ended when the attempt started. */
   outputs: TaskOutputs;
+  /**
+   * The job span's stored ids (claims with {@link ClaimOptions.traced}; null when the job has no
+   * trace, absent when the claim did not read them): the parent of the attempt's span.
+   */
+  trace?: StoredJobSpan | null;
 }
 
 /** What one claim pass took. */
@@ -60,6 +67,11 @@ export interface ClaimOptions {
   workerId: string;
   /** The time the claim is made at (due check, `started_at`, heartbeat); the pool passes `ctx.clock`. */
   clock?: Clock;
+  /**
+   * Tracing on: also read each claimed task's job trace ids, in the same statement
+   * ({@link claimReadyTasksTraced}), into {@link ClaimedTask.trace}. Default false.
+   */
+  traced?: boolean;
 }
 
 /**
@@ -74,7 +86,7 @@ export interface ClaimOptions {
 export async function claimReady(db: Queryable, options: ClaimOptions): Promise<ClaimResult> {
   const { queues, freeSlots, capacity, workerId } = options;
   if (freeSlots <= 0 || queues.length === 0) return { tasks: [], heldBack: 0 };
-  const rows = await claimReadyTasks.rows(db, {
+  const rows = await (options.traced ? claimReadyTasksTraced : claimReadyTasks).rows(db, {
     queues,
     limit: freeSlots,
     capacity,
@@ -96,6 +108,13 @@ export async function claimReady(db: Queryable, options: ClaimOptions): Promise<
       attemptId: r.attempt_id,
       number: r.number,
       outputs: r.outputs ?? {},
+      ...(options.traced
+        ? {
+            trace: r.trace_id
+              ? { traceId: r.trace_id, spanId: r.span_id!, traceFlags: r.trace_flags ?? 0 }
+              : null,
+          }
+        : {}),
       job: {
         id: r.id,
         client: r.client,

@@ -121,7 +121,8 @@ export async function writeOutcomes(
   });
   const finished = await applyEffects(tx, effects, now);
   if (ctx.metrics) countFinishedJobs(ctx.metrics, effects.finishes, finished, (id) => jobs.get(id));
-  if (ctx.tracing && finished.size > 0) await ctx.tracing.endJobs(tx, finished, now);
+  // Tracing on: the job spans are marked and exported after this transaction (batched).
+  if (ctx.tracing && finished.size > 0) ctx.tracing.jobsEnded(finished, now);
   return results;
 }
 

@@ -51,6 +51,13 @@ export interface ClaimedDeliveryRow {
   /** The client's previous signing secret while a rotation overlaps, else null. */
   previous_signing_secret: string | null;
   definition_source: string;
+  /**
+   * The job span's stored ids (`job_traces`, null when the job has no trace): the delivery's
+   * `traceparent` when tracing is on (docs/tracing.md), read with the claim instead of per delivery.
+   */
+  trace_id: string | null;
+  span_id: string | null;
+  trace_flags: number | null;
 }
 
 /**
@@ -64,7 +71,9 @@ export interface ClaimedDeliveryRow {
  * on the latest row version, so two dispatchers never claim the same delivery, and a head claimed
  * elsewhere (its `next_attempt_at` moved to its lease expiry) is not claimed again until that
  * lease expires. Edges: `pending` → `delivering`, and `delivering` (lease expired) → `delivering`;
- * `attempts` + 1, `locked_until` = `next_attempt_at` = `now` + `leaseSeconds`.
+ * `attempts` + 1, `locked_until` = `next_attempt_at` = `now` + `leaseSeconds`. Each row carries its
+ * job's client, signing secrets and stored trace ids (`job_traces` by primary key; none with
+ * tracing off, an empty table then).
  */
 export const claimDueDeliveries = defineQuery<
   {
@@ -110,9 +119,11 @@ SET state = 'delivering',
 FROM due
 JOIN jobs j ON j.id = due.job_id
 LEFT JOIN clients cl ON cl.name = j.client
+LEFT JOIN job_traces jt ON jt.job_id = due.job_id
 WHERE c.id = due.id
 RETURNING c.id, c.job_id, c.task_id, c.kind, c.event, c.target_url, c.body, c.attempts,
-          j.client, cl.signing_secret, cl.previous_signing_secret, j.definition_source`,
+          j.client, cl.signing_secret, cl.previous_signing_secret, j.definition_source,
+          jt.trace_id, jt.span_id, jt.trace_flags`,
 );
 
 /**

@@ -59,13 +59,19 @@ export const readAliveWorkers = defineQuery<
      WHERE stopped_at IS NULL AND heartbeat_at > $now::timestamptz - make_interval(secs => $aliveSeconds)`,
 );
 
-/** Counts ready and running tasks per queue. No locks. */
+/**
+ * Counts ready and running tasks per queue, one branch per state so each reads its partial index
+ * (`tasks_claim_idx`, `tasks_running_idx`; a single `state IN (…)` matches neither and scans every
+ * task). No locks.
+ */
 export const countActiveTasksByQueue = defineQuery<
   Record<string, never>,
   { queue: string; state: string; n: number }
 >(
   'count-active-tasks-by-queue',
-  `SELECT queue, state, count(*)::int AS n FROM tasks WHERE state IN ('ready', 'running') GROUP BY queue, state`,
+  `SELECT queue, 'ready' AS state, count(*)::int AS n FROM tasks WHERE state = 'ready' GROUP BY queue
+   UNION ALL
+   SELECT queue, 'running' AS state, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY queue`,
 );
 
 /** Counts callback deliveries being sent, and those due at `now`. No locks. */

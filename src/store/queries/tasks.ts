@@ -53,6 +53,13 @@ export interface ClaimReadyTasksRow extends RuntimeJobRow {
   attempt_id: number;
   /** Output and state of the job's ended tasks, by task name; null when none has ended. */
   outputs: Record<string, { output: unknown; state: string }> | null;
+  /**
+   * The job's stored trace ids (`job_traces`; {@link claimReadyTasksTraced} only, null when the job
+   * has no trace): the parent of the attempt's span, read with the claim instead of once per attempt.
+   */
+  trace_id?: string | null;
+  span_id?: string | null;
+  trace_flags?: number | null;
 }
 
 /**
@@ -77,43 +84,8 @@ const CLAIM_CALLBACK_TARGETS = `(SELECT e.url, e.n FROM (
 const CLEANUP_TASK_OF_BROKEN_JOB = `EXISTS (SELECT 1 FROM jsonb_array_elements(j.definition->'tasks') AS d
                  WHERE d->>'name' = t.name AND d ? 'when')`;
 
-/**
- * Claims ready tasks on `$queues` whose `slots` add up to at most `$limit` (the worker's free
- * slots) and starts an attempt for each, in one statement (one round trip, atomic without an
- * explicit transaction).
- *
- * Candidates (`c`): tasks in state `ready` with `run_after <= $now` of jobs in state `started`, by
- * job priority then task id, at most `$limit` of them (every task takes at least one slot), leaving
- * out a task heavier than `$capacity` (this worker can never run it; see {@link markTooHeavyTasks})
- * and a keyed task whose key already has `concurrency_limit` running holders as this statement's
- * snapshot sees them (a hashed set of `(key, 1..holders)` pairs, built once from the index on
- * running holders and only when a keyed row is met; the conditions are written so that the planner
- * estimates them as passing nearly every row, as they do, and keeps the plan of a claim without
- * them). Locks: `FOR UPDATE OF t SKIP LOCKED` on the tasks, so concurrent workers
- * never wait on each other or take the same task; `FOR KEY SHARE OF j SKIP LOCKED` on the jobs,
- * so a job being paused or broken (those lock it `FOR UPDATE`) is passed over, while result
- * writers (`FOR NO KEY UPDATE`) do not conflict with a claim. For a candidate set without
- * concurrency keys the next steps are a few cheap operations over at most `$limit` rows.
- *
- * Keys (`held`): for the keys among the candidates, `te_concurrency_holders` (migration 0012) takes
- * each key's transaction-scoped advisory lock and then counts its running holders with a fresh
- * snapshot, so two engines claiming the same key at once are serialised and the second counts the
- * first one's tasks (docs/task-slots-and-concurrency.md explains why this is race-free). A keyed
- * candidate is allowed while `held` plus its rank among this claim's candidates of the key stays
- * within its limit; the others are passed over (`held_back`).
- *
- * Weights (`pick`): the allowed candidates are taken in order while their summed `slots` fit
- * `$limit`; the first that does not fit ends the claim, so a heavy task at the head is not
- * overtaken by lighter ones behind it (it gets the slots as they free).
- *
- * Edge: task `ready → running` (cause `claim`) with `attempts + 1`, `current_attempt_id` and
- * `started_at`, and the task's progress cleared (each attempt starts from none); inserts the `attempts` rows (state `running`, heartbeat `$now`); logs the
- * definition line and "Task '<name>' started" (progname worker); enqueues the `start` task
- * callback (fields of `TaskEventBody`, `time` the attempt's `started_at` as
- * `Date.toISOString()` writes it) for every target and notifies `$callbacksChannel` once per job.
- */
-export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTasksRow>(
-  'claim-ready-tasks',
+/** The text of {@link claimReadyTasks}; `traced`: also the job's trace ids ({@link claimReadyTasksTraced}). */
+const claimStatement = (traced: boolean): string =>
   `WITH c AS (
    SELECT t.id, t.slots, t.concurrency_key AS ckey, t.concurrency_limit AS climit, j.priority AS prio
      FROM tasks t JOIN jobs j ON j.id = t.job_id
@@ -190,9 +162,63 @@ export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTask
             (SELECT jsonb_object_agg(o.name, jsonb_build_object('output', o.output, 'state', o.state))
                FROM tasks o WHERE o.job_id = up.job_id AND o.state IN ('succeeded', 'failed', 'skipped', 'cancelled')
             ) AS outputs,
-            (SELECT count(*) FROM cn) AS notified
-       FROM up JOIN jobs j ON j.id = up.job_id) AS x ON true
-  ORDER BY x.priority, x.task_id`,
+            (SELECT count(*) FROM cn) AS notified${
+              traced ? ',\n            jt.trace_id, jt.span_id, jt.trace_flags' : ''
+            }
+       FROM up JOIN jobs j ON j.id = up.job_id${
+         traced ? '\n       LEFT JOIN job_traces jt ON jt.job_id = up.job_id' : ''
+       }) AS x ON true
+  ORDER BY x.priority, x.task_id`;
+
+/**
+ * Claims ready tasks on `$queues` whose `slots` add up to at most `$limit` (the worker's free
+ * slots) and starts an attempt for each, in one statement (one round trip, atomic without an
+ * explicit transaction).
+ *
+ * Candidates (`c`): tasks in state `ready` with `run_after <= $now` of jobs in state `started`, by
+ * job priority then task id, at most `$limit` of them (every task takes at least one slot), leaving
+ * out a task heavier than `$capacity` (this worker can never run it; see {@link markTooHeavyTasks})
+ * and a keyed task whose key already has `concurrency_limit` running holders as this statement's
+ * snapshot sees them (a hashed set of `(key, 1..holders)` pairs, built once from the index on
+ * running holders and only when a keyed row is met; the conditions are written so that the planner
+ * estimates them as passing nearly every row, as they do, and keeps the plan of a claim without
+ * them). Locks: `FOR UPDATE OF t SKIP LOCKED` on the tasks, so concurrent workers
+ * never wait on each other or take the same task; `FOR KEY SHARE OF j SKIP LOCKED` on the jobs,
+ * so a job being paused or broken (those lock it `FOR UPDATE`) is passed over, while result
+ * writers (`FOR NO KEY UPDATE`) do not conflict with a claim. For a candidate set without
+ * concurrency keys the next steps are a few cheap operations over at most `$limit` rows.
+ *
+ * Keys (`held`): for the keys among the candidates, `te_concurrency_holders` (migration 0012) takes
+ * each key's transaction-scoped advisory lock and then counts its running holders with a fresh
+ * snapshot, so two engines claiming the same key at once are serialised and the second counts the
+ * first one's tasks (docs/task-slots-and-concurrency.md explains why this is race-free). A keyed
+ * candidate is allowed while `held` plus its rank among this claim's candidates of the key stays
+ * within its limit; the others are passed over (`held_back`).
+ *
+ * Weights (`pick`): the allowed candidates are taken in order while their summed `slots` fit
+ * `$limit`; the first that does not fit ends the claim, so a heavy task at the head is not
+ * overtaken by lighter ones behind it (it gets the slots as they free).
+ *
+ * Edge: task `ready → running` (cause `claim`) with `attempts + 1`, `current_attempt_id` and
+ * `started_at`, and the task's progress cleared (each attempt starts from none); inserts the `attempts` rows (state `running`, heartbeat `$now`); logs the
+ * definition line and "Task '<name>' started" (progname worker); enqueues the `start` task
+ * callback (fields of `TaskEventBody`, `time` the attempt's `started_at` as
+ * `Date.toISOString()` writes it) for every target and notifies `$callbacksChannel` once per job.
+ */
+export const claimReadyTasks = defineQuery<ClaimReadyTasksParams, ClaimReadyTasksRow>(
+  'claim-ready-tasks',
+  claimStatement(false),
+);
+
+/**
+ * {@link claimReadyTasks}, and each claimed task's row also carries its job's stored trace ids
+ * (`trace_id`, `span_id`, `trace_flags` of `job_traces`, by primary key; null without a trace):
+ * the statement of a worker with tracing on (docs/tracing.md), so an attempt span needs no read of
+ * its own. Same locks and edges.
+ */
+export const claimReadyTasksTraced = defineQuery<ClaimReadyTasksParams, ClaimReadyTasksRow>(
+  'claim-ready-tasks-traced',
+  claimStatement(true),
 );
 
 /**
