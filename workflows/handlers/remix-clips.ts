@@ -38,10 +38,11 @@ export default async function remixClips(ctx: HandlerContext): Promise<unknown> 
     return { ...((await captureClips(ctx)) as Record<string, unknown>), smart_cut: null };
   }
   for (const f of await readdir(staging))
-    if (/^part_\d+\.ts$|^parts\.ffconcat$|^audio\.m4a$/.test(f)) await rm(path.join(staging, f), { force: true });
+    if (/^part_\d+\.ts$|^parts\.ffconcat$|^audio\.m4a$/.test(f))
+      await rm(path.join(staging, f), { force: true });
   const got = await probeMedia(result.file, { signal: ctx.signal });
   const frames = result.encodedFrames + result.copiedFrames;
-  if (typeof got.video?.frames === "number" && got.video.frames !== frames)
+  if (typeof got.video?.frames === 'number' && got.video.frames !== frames)
     throw new PermanentTaskError(`the smart cut gave ${got.video.frames} frames instead of ${frames}`);
   const sidecar = await describeStaged(staging, name, result.file);
   ctx.log(

@@ -75,7 +75,9 @@ const PROFILES: Record<string, string> = {
 const EPS = 1e-3;
 
 function ratio(text: string | undefined): number {
-  const [a, b] = String(text ?? '').split('/').map(Number);
+  const [a, b] = String(text ?? '')
+    .split('/')
+    .map(Number);
   return a && b ? a / b : NaN;
 }
 
@@ -177,7 +179,7 @@ export async function smartCut(
       .sort((a, b) => a.t - b.t);
     const n = frames.length;
     const end = c.start + c.duration;
-    let i0 = frames.findIndex((f) => f.t >= c.start - EPS);
+    const i0 = frames.findIndex((f) => f.t >= c.start - EPS);
     if (i0 < 0) return `clips[${ci}] holds no frames`;
     let i1 = frames.findIndex((f) => f.t >= end - EPS);
     if (i1 < 0) i1 = n;
@@ -217,8 +219,21 @@ export async function smartCut(
     // frame at or before -ss and keeps it: a quarter frame late lands on the part's key frame.
     const frame = 1 / ratio(f.frameRate);
     const ss = Math.max(0, p.mode === 'copy' ? p.from + frame / 4 : p.from - frame / 2).toFixed(6);
-    const common = ['-ss', ss, '-i', c.input, '-map', '0:v:0', '-an', '-sn', '-dn', '-frames:v', String(p.frames)];
-    if (p.mode === 'copy') await runFfmpeg([...common, '-c:v', 'copy', '-f', 'mpegts', out], { signal: o.signal });
+    const common = [
+      '-ss',
+      ss,
+      '-i',
+      c.input,
+      '-map',
+      '0:v:0',
+      '-an',
+      '-sn',
+      '-dn',
+      '-frames:v',
+      String(p.frames),
+    ];
+    if (p.mode === 'copy')
+      await runFfmpeg([...common, '-c:v', 'copy', '-f', 'mpegts', out], { signal: o.signal });
     else
       await runFfmpeg(
         [
