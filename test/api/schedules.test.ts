@@ -201,7 +201,11 @@ forEachStore('API user schedules', (kind) => {
     assert.deepEqual(Object.keys(await schedules(h.root)).sort(), MAINTENANCE);
   });
   void test('storage: a schedule naming object storage the client lacks is a 400 like POST /job; one whose storage went away breaks its job at the firing, with the reason in the job log', async () => {
-    const params = { content_id: 'stored', source_storage: 'S3' };
+    const params = {
+      content_id: 'stored',
+      source_storage: 'S3',
+      rest_endpoints: ['http://127.0.0.1:9/cb'],
+    };
     const direct = await h.call(h.acme, 'POST', '/job', { job: { workflow: 'greet' }, parameters: params });
     assert.equal(direct.statusCode, 400, direct.body);
     const missing = /parameters\.source_storage is s3, but client acme has no s3 storage configured/;
@@ -240,6 +244,15 @@ forEachStore('API user schedules', (kind) => {
     assert.match(
       logs,
       /Job broken \(was \w+\): storage check failed: parameters\.source_storage is s3, but client acme has no s3 storage configured/,
+    );
+    // The job-end callback (status failed) is queued for the job's rest_endpoints.
+    const { rows } = await h.store.db.query<{ event: string; target_url: string; body: { status: string } }>(
+      `SELECT event, target_url, body FROM callback_deliveries WHERE job_id = $1 AND kind = 'job'`,
+      [id],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.event, r.target_url, r.body.status]),
+      [['failed', 'http://127.0.0.1:9/cb', 'failed']],
     );
     assert.equal((await h.call(h.acme, 'DELETE', '/schedules/acme-stored')).statusCode, 200);
   });
