@@ -24,6 +24,7 @@ import { posix } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { parseMediaTime } from '../media/timecode.js';
 import { readNumericString } from './numeric-string.js';
 import type { ParameterValidation, WorkflowDefinition } from './types.js';
 
@@ -50,6 +51,23 @@ export function isStoragePath(value: string): boolean {
   const normal = posix.normalize(value);
   if (normal === '.' || normal === './' || normal === '..' || normal.startsWith('../')) return false;
   return true;
+}
+
+/**
+ * Name of the object keyword `timeOrder: [first, second]`: when both properties are present and
+ * both read as media offsets (seconds or `hh:mm:ss(.fff)`, see `parseMediaTime`), the second must be
+ * after the first. UTC timestamps, or one of each kind, are left to the handler (an offset and an
+ * instant cannot be compared without the source).
+ */
+export const TIME_ORDER_KEYWORD = 'timeOrder';
+
+/** True unless both `names` of `data` are media offsets and the second is not after the first. */
+function timesInOrder(data: Record<string, unknown>, [a, b]: [string, string]): boolean {
+  if (data[a] === undefined || data[b] === undefined) return true;
+  const ta = parseMediaTime(data[a]);
+  const tb = parseMediaTime(data[b]);
+  if (ta?.kind !== 'offset' || tb?.kind !== 'offset') return true;
+  return tb.seconds > ta.seconds;
 }
 
 /** Keys every workflow accepts even when its schema does not declare them (SPEC section 7). */
@@ -112,6 +130,19 @@ function createAjv(): Ajv2020 {
   });
   addFormats(ajv);
   ajv.addFormat(STORAGE_PATH_FORMAT, { type: 'string', validate: isStoragePath });
+  ajv.addKeyword({
+    keyword: TIME_ORDER_KEYWORD,
+    type: 'object',
+    schemaType: 'array',
+    metaSchema: { type: 'array', items: { type: 'string' }, minItems: 2, maxItems: 2 },
+    error: {
+      message: (cxt) => {
+        const [a, b] = cxt.schema as [string, string];
+        return `${b} must be after ${a}`;
+      },
+    },
+    validate: (names: [string, string], data: Record<string, unknown>) => timesInOrder(data, names),
+  });
   return ajv;
 }
 
@@ -272,6 +303,11 @@ function describeError(e: ErrorObject): string {
       return `${p} must be ${JSON.stringify(params.allowedValue)}${why(e)}`;
     case 'not':
       return `${p} is not accepted${why(e)}`;
+    case TIME_ORDER_KEYWORD: {
+      const [a, b] = e.schema as [string, string];
+      const d = e.data as Record<string, unknown>;
+      return `${p}: ${b} ${JSON.stringify(d[b])} must be after ${a} ${JSON.stringify(d[a])}`;
+    }
     case 'format':
       return params.format === STORAGE_PATH_FORMAT
         ? `${p} must be ${STORAGE_PATH_RULE}`

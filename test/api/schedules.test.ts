@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { fireCronSchedule } from '../../src/engine/scheduler/cron-runner.js';
 import { forEachStore } from '../helpers/stores.js';
 import { createApiHarness, json, type ApiHarness } from './harness.js';
 
@@ -197,5 +199,61 @@ forEachStore('API user schedules', (kind) => {
     assert.equal((await h.call(h.acme, 'DELETE', '/schedules/acme-nightly')).statusCode, 404);
     assert.equal((await h.call(h.root, 'DELETE', '/schedules/acme-minimal')).statusCode, 200);
     assert.deepEqual(Object.keys(await schedules(h.root)).sort(), MAINTENANCE);
+  });
+  void test('storage: a schedule naming object storage the client lacks is a 400 like POST /job; one whose storage went away breaks its job at the firing, with the reason in the job log', async () => {
+    const params = {
+      content_id: 'stored',
+      source_storage: 'S3',
+      rest_endpoints: ['http://127.0.0.1:9/cb'],
+    };
+    const direct = await h.call(h.acme, 'POST', '/job', { job: { workflow: 'greet' }, parameters: params });
+    assert.equal(direct.statusCode, 400, direct.body);
+    const missing = /parameters\.source_storage is s3, but client acme has no s3 storage configured/;
+    assert.match(json<{ error: string }>(direct).error, missing);
+    const every = { name: 'acme-stored', cron: '* * * * * *', workflow: 'greet', parameters: params };
+    const refused = await h.call(h.acme, 'POST', '/schedules', every);
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(json<{ error: string }>(refused).error, json<{ error: string }>(direct).error);
+    assert.ok(!('acme-stored' in (await schedules(h.root))));
+
+    const s3 = {
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      bucket: 'media',
+      access_key_id: 'AKIDEXAMPLE',
+      secret_access_key: 'secret-example-0123456789',
+      force_path_style: true,
+    };
+    const put = await h.call(h.root, 'PUT', '/clients/acme/storage/s3', s3);
+    assert.equal(put.statusCode, 200, put.body);
+    const made = await h.call(h.acme, 'POST', '/schedules', every);
+    assert.equal(made.statusCode, 201, made.body);
+    // The storage is removed after the schedule was made: the next firing finds out.
+    assert.equal((await h.call(h.root, 'DELETE', '/clients/acme/storage/s3')).statusCode, 200);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const firing = await fireCronSchedule(h.engine.ctx, pino({ level: 'silent' }), 'acme-stored');
+    assert.equal(firing?.submitted.length, 1, JSON.stringify(firing));
+    const id = firing.submitted[0]!.id;
+    const job = json<{ queue_state: string; schedule: string }>(await h.call(h.acme, 'GET', `/jobs/${id}`));
+    assert.equal(job.queue_state, 'broken');
+    assert.equal(job.schedule, 'acme-stored');
+    const logs = json<{ message: string }[]>(await h.call(h.acme, 'GET', `/logs/${id}?show_all=1`))
+      .map((l) => l.message)
+      .join('\n');
+    assert.match(logs, /submitted by schedule acme-stored/);
+    assert.match(
+      logs,
+      /Job broken \(was \w+\): storage check failed: parameters\.source_storage is s3, but client acme has no s3 storage configured/,
+    );
+    // The job-end callback (status failed) is queued for the job's rest_endpoints.
+    const { rows } = await h.store.db.query<{ event: string; target_url: string; body: { status: string } }>(
+      `SELECT event, target_url, body FROM callback_deliveries WHERE job_id = $1 AND kind = 'job'`,
+      [id],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.event, r.target_url, r.body.status]),
+      [['failed', 'http://127.0.0.1:9/cb', 'failed']],
+    );
+    assert.equal((await h.call(h.acme, 'DELETE', '/schedules/acme-stored')).statusCode, 200);
   });
 });

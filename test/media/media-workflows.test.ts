@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
+import { runFfmpeg } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
 import {
@@ -303,6 +304,73 @@ describe('media workflows through the API [pglite]', () => {
       assert.ok(end.files.includes(f), `${f} in ${JSON.stringify(end.files)}`);
   });
 
+  it('vodremix smart cut: re-encodes only up to the first key frame and from the last one, copies the middle bit for bit', async () => {
+    // 6 s, 320x180, 25 fps, a key frame every second (frames 0, 25, 50 ...), with B-frames.
+    const src = abs('in/smart/source.mp4');
+    await mkdir(path.dirname(src), { recursive: true });
+    await runFfmpeg([
+      ...['-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=6'],
+      ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=6'],
+      ...['-c:v', 'libx264', '-preset', 'veryfast', '-g', '25', '-keyint_min', '25', '-sc_threshold', '0'],
+      ...['-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k', '-shortest', src],
+    ]);
+    const { id, job } = await run('vodremix', {
+      output_folder: 'out/smart',
+      clips: [
+        // Frames 13 to 81: 12 re-encoded (13-24), 50 copied (25-74), 7 re-encoded (75-81).
+        { source: 'in/smart/source.mp4', start: '00:00:00.520', end: 3.28, frame_accurate: true },
+        // On key frames: 100 to 124, all copied.
+        { source: 'in/smart/source.mp4', start: 4, end: '0:05' },
+      ],
+    });
+    await assertOk(id, job);
+    const out = abs('out/smart/remix.mp4');
+    const info = await probeMedia(out, { countFrames: true });
+    assert.equal(info.video?.frames, 69 + 25);
+    // Within one frame (0.04 s) of the clips' sum: 2.76 s + 1 s.
+    assert.ok(Math.abs(info.durationSeconds - 3.76) <= 0.04, `duration ${info.durationSeconds}`);
+    assert.ok(info.audio, 'the remix has audio');
+    assert.ok(
+      Math.abs((info.audio.durationSeconds ?? 0) - 3.76) <= 0.04,
+      `audio ${info.audio.durationSeconds}`,
+    );
+    const frameBytes = 320 * 180;
+    const decode = async (file: string): Promise<Buffer[]> => {
+      const raw = `${file}.gray`;
+      await runFfmpeg(['-i', file, '-map', '0:v:0', '-f', 'rawvideo', '-pix_fmt', 'gray', raw]);
+      const b = await readFile(raw);
+      return Array.from({ length: b.length / frameBytes }, (_, i) =>
+        b.subarray(i * frameBytes, (i + 1) * frameBytes),
+      );
+    };
+    const [o, s] = [await decode(out), await decode(src)];
+    const psnr = (a: Buffer, b: Buffer): number => {
+      let se = 0;
+      for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
+      return se === 0 ? Infinity : 10 * Math.log10((255 * 255) / (se / a.length));
+    };
+    // The first frame is the source's frame at 0.52 s (13), not its neighbours.
+    const first = psnr(o[0]!, s[13]!);
+    assert.ok(first > 35, `first frame PSNR ${first}`);
+    assert.ok(first > psnr(o[0]!, s[12]!) + 10 && first > psnr(o[0]!, s[14]!) + 10);
+    // The copied frames decode to exactly the source's frames (a re-encode never would) ...
+    for (let i = 0; i < 50; i++)
+      assert.ok(o[12 + i]!.equals(s[25 + i]!), `frame ${12 + i} is source frame ${25 + i}`);
+    for (let i = 0; i < 25; i++)
+      assert.ok(o[69 + i]!.equals(s[100 + i]!), `frame ${69 + i} is source frame ${100 + i}`);
+    // ... and the re-encoded ones are close to theirs but not the same bits.
+    for (const [oi, si] of [
+      [0, 13],
+      [11, 24],
+      [62, 75],
+      [68, 81],
+    ] as const) {
+      assert.ok(!o[oi]!.equals(s[si]!), `frame ${oi} was re-encoded`);
+      assert.ok(psnr(o[oi]!, s[si]!) > 35, `frame ${oi} PSNR ${psnr(o[oi]!, s[si]!)}`);
+    }
+    assert.match(await logsOf(id), /smart cut of 2 clip\(s\): 3\.760 s, 75 frame\(s\) copied, 19 re-encoded/);
+  });
+
   it('vodremix joins a frame-accurate clip and a key-frame clip of another size into an MP4 and HLS, output and metadata.duration in the callback', async () => {
     await makeTestVideo(abs('in/remix/small.mp4'), { seconds: SECONDS, width: 256, height: 144 });
     const { id, job } = await run('vodremix', {
@@ -315,6 +383,8 @@ describe('media workflows through the API [pglite]', () => {
       ],
     });
     await assertOk(id, job);
+    // Sources of two sizes cannot be joined by stream copy: every clip is re-encoded.
+    assert.match(await logsOf(id), /whole re-encode \(no smart cut\): in\/remix\/small\.mp4 differs/);
     const mp4 = await probeMedia(abs('out/remix/remix.mp4'), { countFrames: true });
     assert.deepEqual([mp4.video?.width, mp4.video?.height], [320, 180]);
     assert.equal(mp4.video?.frames, 25 + 75); // 1 s + 3 s at 25 fps
@@ -329,12 +399,17 @@ describe('media workflows through the API [pglite]', () => {
       'out/remix/remix_nodrm.m3u8',
       'out/remix/remix_nodrm/180p/index.m3u8',
     ]);
+    // end before start is a 400 at submission (see "bad inputs"); an end past the source's end is
+    // found by the handler, which reads the source.
     const bad = await run('vodremix', {
       output_folder: 'out/bad',
-      clips: [{ source: 'in/clip/source.mp4', start: 2, end: 1 }],
+      clips: [{ source: 'in/clip/source.mp4', start: 2, end: 60 }],
     });
     assert.equal(bad.job.failed, true);
-    assert.match(await logsOf(bad.id), /end 0:00:01.000 must be after start 0:00:02.000/);
+    assert.match(
+      await logsOf(bad.id),
+      /clips\[0\]\.end 0:01:00\.000 is past the end of in\/clip\/source\.mp4/,
+    );
     const missing = await run('vodremix', { output_folder: 'out/bad', clips: [{ source: 'in/nope.mp4' }] });
     assert.equal(missing.job.failed, true);
     assert.match(await logsOf(missing.id), /does not exist/);
@@ -598,6 +673,25 @@ describe('media workflows through the API [pglite]', () => {
         /clips\[0\]\.start/,
       ],
       ['vodremix', { output_folder: 'o', clips: [{ source: 'a.mp4', end: '1:00:60.5' }] }, /clips\[0\]\.end/],
+      // end not after start, in seconds or hh:mm:ss.fff (or mixed), names the clip.
+      [
+        'vodremix',
+        { output_folder: 'o', clips: [{ source: 'a.mp4', start: 2, end: 1 }] },
+        /parameters\.clips\[0\]: end 1 must be after start 2/,
+      ],
+      [
+        'vodremix',
+        {
+          output_folder: 'o',
+          clips: [{ source: 'a.mp4' }, { source: 'a.mp4', start: '00:00:02.000', end: '00:00:01.500' }],
+        },
+        /parameters\.clips\[1\]: end "00:00:01.500" must be after start "00:00:02.000"/,
+      ],
+      [
+        'vodremix',
+        { output_folder: 'o', clips: [{ source: 'a.mp4', start: '0:01', end: 1 }] },
+        /clips\[0\]: end 1/,
+      ],
       ['vodremix', { output_folder: 'o', clips: [{ source: 'http://x/a.m3u8' }] }, /clips\[0\]\.source/],
       ['vodremix', { output_folder: 'o', output_file: 'a.mov', clips: [{ source: 'a.mp4' }] }, /output_file/],
       [

@@ -33,6 +33,52 @@ const media = definition(
 );
 
 describe('validateParameters', () => {
+  it('timeOrder: the second time must be after the first when both are offsets; UTC times are left to the handler', () => {
+    const clips = definition({
+      type: 'object',
+      properties: {
+        clips: {
+          type: 'array',
+          items: { type: 'object', timeOrder: ['start', 'end'], properties: { start: {}, end: {} } },
+        },
+      },
+    });
+    const problems = (list: unknown[]): string[] => {
+      const r = validateParameters(clips, { clips: list });
+      return r.ok ? [] : r.problems;
+    };
+    assert.deepEqual(
+      problems([{ start: 1, end: 2 }, { start: '0:01', end: '00:00:01.001' }, { end: 3 }]),
+      [],
+    );
+    assert.deepEqual(
+      problems([
+        { start: 1, end: 2 },
+        { start: 2, end: 1 },
+      ]),
+      ['parameters.clips[1]: end 1 must be after start 2'],
+    );
+    assert.deepEqual(
+      problems([
+        { start: '00:01:00', end: '59.5' },
+        { start: 5, end: 5 },
+      ]),
+      [
+        'parameters.clips[0]: end "59.5" must be after start "00:01:00"',
+        'parameters.clips[1]: end 5 must be after start 5',
+      ],
+    );
+    // A UTC instant and an offset, or a time that does not parse, are not compared here.
+    assert.deepEqual(
+      problems([
+        { start: '2030-01-01T00:00:10Z', end: 1 },
+        { start: 'soon', end: 1 },
+      ]),
+      [],
+    );
+    assert.match(checkParameterSchema({ type: 'object', timeOrder: ['a'] })[0] ?? '', /timeOrder|usable/);
+  });
+
   it('applies plain defaults and defaults that refer to other parameters, in dependency order', () => {
     const r = validateParameters(media, { content_id: 'c1', source_folder: 'in/c1' });
     assert.ok(r.ok);

@@ -23,7 +23,12 @@ import {
   stampScheduledJobs,
   type CronScheduleRow,
 } from '../../store/queries/cron-schedules.js';
+import { EngineError } from '../../errors/catalogue.js';
+import { assertJobStorage } from '../../storage/client-storage.js';
 import { validateParameters } from '../../workflows/parameters.js';
+import { callbackTargets, jobEndBody } from '../callbacks/bodies.js';
+import { enqueueJobEnd } from '../callbacks/enqueue.js';
+import { breakJob } from '../jobs/control.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext, Service } from '../context.js';
 import { insertJobs } from '../jobs/submit.js';
@@ -64,7 +69,9 @@ async function previousUnfinished(q: Queryable, row: CronScheduleRow): Promise<b
  * cursor to now (see `planSlots`), submits a job per chosen slot as the schedule's client (first
  * log entry `submitted by schedule <name> for slot <ISO>`), and moves the cursor to the first
  * slot after now. A workflow that no longer exists, or parameters its schema now refuses, skip
- * the slots (`invalid`) with an error in the process log.
+ * the slots (`invalid`) with an error in the process log. Parameters naming object storage the
+ * client no longer has configured (the submission check of POST /job): the jobs are submitted and
+ * broken at once, with the reason in their log and a `failed` job-end callback.
  * @returns what it did, or null when the schedule is gone, off or not due.
  */
 export async function fireCronSchedule(
@@ -131,6 +138,49 @@ export async function fireCronSchedule(
           })),
         );
         firing.submitted = created.map((c, i) => ({ id: c.id, slot: plan.submit[i]! }));
+        // The client's storage may have changed since the schedule was made: the check POST /job
+        // makes. A job that fails it is broken at once, with the reason in its log and the job-end
+        // callback (status failed), rather than failing later deep in a task.
+        const storageProblem = await assertJobStorage(
+          tx,
+          row.client,
+          validation.resolved,
+          resolved.definition,
+        ).then(
+          () => null,
+          (err: unknown) => {
+            if (err instanceof EngineError) return err.message;
+            throw err;
+          },
+        );
+        if (storageProblem !== null) {
+          log.error(
+            { schedule: name, jobs: created.map((c) => c.id) },
+            `scheduler: schedule ${name}: ${storageProblem}; job(s) broken`,
+          );
+          const contentId = validation.resolved.content_id;
+          for (const c of created) {
+            await breakJob(tx, c.id, `storage check failed: ${storageProblem}`, {
+              now,
+              progname: 'scheduler',
+            });
+            await enqueueJobEnd(
+              tx,
+              callbackTargets(validation.resolved),
+              jobEndBody(
+                {
+                  id: c.id,
+                  workflow: resolved.definition.name,
+                  content_id: typeof contentId === 'string' ? contentId : null,
+                  client: row.client,
+                  resolved_parameters: validation.resolved,
+                },
+                'failed',
+                now,
+              ),
+            );
+          }
+        }
         await stampScheduledJobs.run(tx, { name, ids: created.map((c) => c.id), slots: plan.submit });
       }
     }

@@ -13,6 +13,7 @@ import {
   setCronScheduleSwitch,
   type CronScheduleRow,
 } from '../../store/queries/cron-schedules.js';
+import { assertJobStorage } from '../../storage/client-storage.js';
 import { validateParameters } from '../../workflows/parameters.js';
 import type { EngineContext } from '../context.js';
 import { parseInteger, resolveWorkflow } from '../jobs/input.js';
@@ -128,7 +129,8 @@ export function compileCron(cron: string, timezone: string): CronSlots {
  * parameters against its schema, then stores it planned at its first slot after now and wakes the
  * scheduler leader.
  * @returns `{result: "ok", name, schedule}`.
- * @throws {EngineError} `VALIDATION_FAILED` or `UNKNOWN_WORKFLOW` (400) naming the field;
+ * @throws {EngineError} `VALIDATION_FAILED` or `UNKNOWN_WORKFLOW` (400) naming the field (the
+ *   parameters, and the storage they name as POST /job checks it);
  *   `CONFLICT` (409) when a user schedule of that name exists.
  */
 export async function createCronSchedule(
@@ -166,6 +168,9 @@ export async function createCronSchedule(
       `parameters are not valid for workflow "${input.workflow}": ${validation.problems.join('; ')}`,
       { details: validation.problems },
     );
+  // The storage check of POST /job: object storage the client has configured, and a workflow that
+  // can publish to it. Checked again at each firing (the configuration may change).
+  await assertJobStorage(ctx.db, viewer.client, validation.resolved, resolved.definition);
   const priority =
     input.priority === undefined ? DEFAULT_PRIORITY : parseInteger('priority', input.priority, 1, 10);
   const row = await ctx.db.transaction(async (tx) => {
