@@ -3,12 +3,8 @@
  * passes (one claim statement each), woken by `CHANNELS.tasks` notifications for its queues (an
  * empty payload, sent when a task holding a concurrency key stops running, wakes every pool), by
  * a freed slot, by a timer armed for the earliest delayed retry, and by a slow safety-net poll.
- * Slots are the pool's capacity (its concurrency); a task takes its `slots` of them. The hand-off
- * claim ({@link ClaimLoop.claimWithin}) is the same statement run by the result writer inside the
- * transaction that made the next tasks ready, so a job's next task starts without waiting for the
- * notification and a pass of its own.
+ * Slots are the pool's capacity (its concurrency); a task takes its `slots` of them.
  */
-import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS } from '../signals.js';
@@ -17,9 +13,6 @@ import { repeatEvery } from './repeat.js';
 
 /** Claim passes one worker pool keeps in flight at most (see {@link ClaimLoop.wake}). */
 const MAX_CLAIMS_IN_FLIGHT = 2;
-
-/** After a hand-off claim failed, how long claims go by passes only (ms). */
-const HANDOFF_PAUSE_MS = 60_000;
 
 /** Options of {@link createClaimLoop}. */
 export interface ClaimLoopOptions {
@@ -50,21 +43,6 @@ export interface ClaimLoop {
   wake(): void;
   /** Replaces the queues (duplicates dropped), re-reads the next due time and asks for a pass. */
   setQueues(queues: string[]): void;
-  /**
-   * The hand-off claim: when `readyQueues` (queues a transaction just made tasks ready on) meets
-   * this loop's queues and slots are free, claims in `tx` — the transaction that made them ready,
-   * before its commit — with the same statement as a pass, for the free slots no pass in flight
-   * has asked for. The claimed tasks start only when the caller reports the commit.
-   * @returns null when it claimed nothing (no free slot, no queue of ours, stopped, or a hand-off
-   *   claim failed in the last minute); else the two ends, exactly one of which the caller must
-   *   call: `committed` (the tasks run) or `rolledBack` (nothing was claimed; a pass is asked for).
-   * @throws the claim statement's error (`tx` is then unusable: the caller's transaction fails,
-   *   and hand-off claims stop for a minute so the caller's retry goes without them).
-   */
-  claimWithin(
-    tx: Queryable,
-    readyQueues: ReadonlySet<string>,
-  ): Promise<{ committed(): void; rolledBack(): void } | null>;
 }
 
 /** A one-shot timer that keeps only the earliest of the times it is armed for. */
@@ -180,66 +158,6 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     }
   };
 
-  /** When a hand-off claim last failed (ms of the clock): none are tried for a minute after. */
-  let lastHandoffFailure = -Infinity;
-
-  const claimWithin: ClaimLoop['claimWithin'] = async (tx, readyQueues) => {
-    if (stopped || clock.now().getTime() - lastHandoffFailure < HANDOFF_PAUSE_MS) return null;
-    if (![...readyQueues].some((q) => queueSet.has(q))) return null;
-    const free = options.freeSlots() - reserved;
-    if (free <= 0) return null;
-    claimsInFlight++;
-    reserved += free;
-    let settled = false;
-    const release = (): void => {
-      if (settled) return;
-      settled = true;
-      claimsInFlight--;
-      reserved -= free;
-    };
-    let claimed: ClaimedTask[];
-    try {
-      ({ tasks: claimed } = await claimReady(tx, {
-        queues,
-        freeSlots: free,
-        capacity: options.capacity,
-        workerId: options.workerId,
-        clock,
-      }));
-    } catch (err) {
-      lastHandoffFailure = clock.now().getTime();
-      release();
-      ctx.logger.warn({ err }, 'hand-off claim failed; claiming by passes for a minute');
-      throw err;
-    }
-    if (claimed.length === 0) {
-      release();
-      return null;
-    }
-    return {
-      committed() {
-        if (settled) return;
-        release();
-        let slots = 0;
-        for (const task of claimed) {
-          slots += task.slots;
-          options.onClaimed(task);
-        }
-        // Full: more may be ready. A wake-up that came meanwhile was kept for us.
-        if (slots >= free || again) {
-          again = false;
-          wake();
-        }
-      },
-      rolledBack() {
-        if (settled) return;
-        release();
-        again = false;
-        wake();
-      },
-    };
-  };
-
   /** Writes the job log line of tasks too heavy for every live worker (at most once per poll period). */
   const reportHeavy = async (): Promise<void> => {
     lastHeavyCheck = clock.now().getTime();
@@ -264,7 +182,6 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
 
   return {
     wake,
-    claimWithin,
     setQueues(next) {
       queues = [...new Set(next)];
       queueSet = new Set(queues);

@@ -34,11 +34,6 @@ export interface WorkerPoolOptions {
   abortSettleMs?: number;
   /** Least time between two writes of handlers' `ctx.progress` reports, ms; default 500. */
   progressIntervalMs?: number;
-  /**
-   * Whether a result write that makes tasks ready on this pool's queues claims them in its own
-   * transaction (the hand-off claim, `ClaimLoop.claimWithin`); default true.
-   */
-  handoffClaims?: boolean;
 }
 
 /** The worker pool service, with hooks for tests and the engine. */
@@ -81,12 +76,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     abortSettleMs: options.abortSettleMs ?? 12_000,
     logs,
     progress,
-    outcome: createAttemptOutcome(
-      ctx,
-      createResultWriter(ctx, {
-        handoff: options.handoffClaims === false ? undefined : (tx, ready) => claims.claimWithin(tx, ready),
-      }),
-    ),
+    outcome: createAttemptOutcome(ctx, createResultWriter(ctx)),
     onSlotFreed: () => claims.wake(),
   });
   const claims = createClaimLoop(ctx, {
