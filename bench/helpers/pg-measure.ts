@@ -48,6 +48,11 @@ export async function vacuum(url: string): Promise<void> {
   await withClient((c) => c.query('VACUUM (ANALYZE)').then(() => undefined), url);
 }
 
+/** Runs `ANALYZE` on the whole database at `url` (statistics only: no vacuum). */
+export async function analyze(url: string): Promise<void> {
+  await withClient((c) => c.query('ANALYZE').then(() => undefined), url);
+}
+
 /** Sums over the user tables of one database (`pg_stat_user_tables`). */
 export interface TableCounters {
   inserted: number;
