@@ -17,7 +17,6 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
-import { runFfmpeg } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
 import {
