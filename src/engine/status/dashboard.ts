@@ -23,7 +23,8 @@ import {
   type Viewer,
 } from '../jobs/records.js';
 import { readSettings } from '../settings.js';
-import { explainJobs, type Waiting } from './waiting.js';
+import type { WaitingJobRow } from '../../store/queries/admission.js';
+import { explainJobs, explainRows, type Waiting } from './waiting.js';
 
 /** Most rows shown per list; a longer list is cut (its length is in `/health`). */
 export const DASHBOARD_LIST_LIMIT = 1000;
@@ -101,13 +102,18 @@ export async function getDashboard(
       );
     client = asked;
   }
+  // Each list's rows carry what `waiting` needs (WAITING_EXTRA_COLUMNS), but for the former way.
+  const read: { row: WaitingJobRow; position: number }[][] = [];
   const list = async (state: (typeof DASHBOARD_STATES)[number]): Promise<DashboardJobRecord[]> => {
-    const rows = (await readDashboardList(ctx, state, client)) as unknown as Omit<JobRow, 'parameters'>[];
+    const rows = (await readDashboardList(ctx, state, client)) as unknown as (Omit<JobRow, 'parameters'> &
+      WaitingJobRow)[];
     // Unfiltered, the rank is the place in the list; filtered, it is the engine-wide rank.
     const positions = client === null ? null : await computePositions(ctx.db, rows);
-    return rows.map((r, i) =>
+    const records = rows.map((r, i) =>
       toDashboardRecord(r, positions ? (positions.get(Number(r.id)) ?? i + 1) : i + 1),
     );
+    read.push(records.map((rec, i) => ({ row: rows[i]!, position: rec.position })));
+    return records;
   };
   const [settings, started, queued, scheduled, paused, pending] = await Promise.all([
     readSettings(ctx.db),
@@ -120,7 +126,11 @@ export async function getDashboard(
   // Why each waiting row waits, from one read of the admission state for all of them.
   // Started rows too: a started job whose ready task does not run says why.
   const waitingRows = [...started, ...queued, ...scheduled, ...paused, ...pending];
-  const waiting = await explainJobs(ctx.db, waitingRows, ctx.clock.now());
+  const now = ctx.clock.now();
+  const waiting =
+    getPositionMethod() === 'window'
+      ? await explainJobs(ctx.db, waitingRows, now)
+      : await explainRows(ctx.db, read.flat(), now);
   for (const row of waitingRows as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
   return {
     max_jobs: settings.known.max_jobs,

@@ -5,6 +5,7 @@
  * and write rows.
  */
 import type { Queryable } from '../executor.js';
+import { WAITING_EXTRA_COLUMNS } from './admission.js';
 import { defineQuery } from './define-query.js';
 
 /** Columns behind a job record (`JobRow` in src/engine/jobs/records.ts), qualified with `j`. */
@@ -495,8 +496,11 @@ export const countJobsInBoxes = defineQuery<CountBoxesParams, { tag: number; n: 
    GROUP BY b.tag`,
 );
 
-/** Columns of a job record without `parameters` (the `/dashboard` rows), qualified with `j`. */
-const LIST_COLUMNS_NO_PARAMETERS = JOB_COLUMNS.replace('j.parameters, ', '');
+/**
+ * Columns of a job record without `parameters` (the `/dashboard` rows), qualified with `j`, and
+ * what explaining the row (`waiting`) needs, so a list is explained without reading its rows again.
+ */
+const LIST_COLUMNS_NO_PARAMETERS = `${JOB_COLUMNS.replace('j.parameters, ', '')}, ${WAITING_EXTRA_COLUMNS}`;
 
 /**
  * The first `limit` queued jobs in admission order (the `/dashboard` queued list), read along
