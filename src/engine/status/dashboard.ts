@@ -26,8 +26,19 @@ import { readSettings } from '../settings.js';
 import type { WaitingJobRow } from '../../store/queries/admission.js';
 import { explainJobs, explainRows, type Waiting } from './waiting.js';
 
-/** Most rows shown per list; a longer list is cut (its length is in `/health`). */
+/**
+ * Most rows of `started` (jobs that hold a slot: at most `max_jobs` of them in practice, so the
+ * list is whole and its length is the slots in use).
+ */
 export const DASHBOARD_LIST_LIMIT = 1000;
+
+/**
+ * Most rows of each list of waiting jobs (queued, scheduled, paused, pending): the head of each,
+ * the jobs that start next. The whole of a list is paged with `GET /jobs?state=…&order_by=position&asc=1`
+ * (same order, same positions); its length is in `/health`. Bounded so that `/dashboard` costs the
+ * same at any depth of the queue (each row also carries its `waiting`).
+ */
+export const DASHBOARD_WAITING_LIST_LIMIT = 100;
 
 /** A `/dashboard` row: rows of waiting jobs say why they wait (`waiting`, src/engine/status/waiting.ts). */
 export type DashboardRow = DashboardJobRecord & { waiting?: Waiting | null };
@@ -50,7 +61,8 @@ export interface Dashboard {
 }
 
 /**
- * Reads one `/dashboard` list: the first {@link DASHBOARD_LIST_LIMIT} jobs of `state` (of `client`
+ * Reads one `/dashboard` list: the first {@link DASHBOARD_LIST_LIMIT} started jobs or
+ * {@link DASHBOARD_WAITING_LIST_LIMIT} jobs of another `state` (of `client`
  * only unless null) in the state's list order, each list along its own index (queued jobs along
  * the admission indexes, the others by id), so the cost is the rows shown, not the state's size.
  * With the `window` position method (the former way, for comparison) one statement with a
@@ -61,7 +73,7 @@ async function readDashboardList(
   state: (typeof DASHBOARD_STATES)[number],
   client: string | null,
 ): Promise<Record<string, unknown>[]> {
-  const limit = DASHBOARD_LIST_LIMIT;
+  const limit = state === 'started' ? DASHBOARD_LIST_LIMIT : DASHBOARD_WAITING_LIST_LIMIT;
   if (getPositionMethod() === 'window') return listDashboardJobs.rows(ctx.db, { state, client, limit });
   if (state === 'queued')
     return client === null

@@ -559,6 +559,8 @@ export const LIST_ORDER_BY_COLUMNS = {
   client: 'j.client',
   workflow: 'j.workflow',
   queue_state: 'j.queue_state',
+  /** The order of `position` (see buildJobListing); the column is for the type only. */
+  position: 'j.id',
 } as const;
 export type ListOrderBy = keyof typeof LIST_ORDER_BY_COLUMNS;
 
@@ -636,7 +638,15 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   // instant), which the (created_at, id) index serves directly at any table size.
   const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
   const column = LIST_ORDER_BY_COLUMNS[orderBy];
-  const order = orderBy === 'id' ? `j.id ${dir}` : `${column} ${dir}, j.id ${dir}`;
+  // `position` order: with state=queued, the admission order (`asc`: position 1 first), which
+  // `jobs_admission_idx` (or `jobs_client_admission_idx`) serves as it stands; any other state's
+  // list is by id.
+  const order =
+    orderBy === 'position' && f.state === 'queued'
+      ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
+      : orderBy === 'id' || orderBy === 'position'
+        ? `j.id ${dir}`
+        : `${column} ${dir}, j.id ${dir}`;
   const sql =
     `SELECT ${JOB_COLUMNS} FROM jobs j` +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
