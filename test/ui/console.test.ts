@@ -482,7 +482,8 @@ describe(
       const drawn = await page.locator('#list-scheduled .qrow[data-job]').count();
       assert.ok(drawn > 0 && drawn < 40, `only the rows in view are drawn (${drawn} of ${total})`);
       await page.locator('#list-scheduled .qscroll').evaluate((el) => {
-        el.scrollTop = el.scrollHeight;
+        const box = el as unknown as { scrollTop: number; scrollHeight: number };
+        box.scrollTop = box.scrollHeight;
       });
       const lastRow = page.locator(`#list-scheduled .qrow[data-job="${lastId}"]`);
       await lastRow.waitFor();
