@@ -27,7 +27,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** The pages and the selector that shows their data drawn. */
 const PAGES: [string, string, string][] = [
   ['Overview', '/ui/', '[data-testid=slots]'],
-  ['Queue', '/ui/queue', '#list-queued .qrow[data-job]'],
+  // BENCH_QUEUE_SELECTOR: for a console before the virtualised Queue page, `#list-queued tr[data-job]`.
+  ['Queue', '/ui/queue', process.env.BENCH_QUEUE_SELECTOR ?? '#list-queued .qrow[data-job]'],
 ];
 
 async function main(): Promise<void> {
