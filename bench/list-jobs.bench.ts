@@ -231,6 +231,16 @@ async function main(): Promise<void> {
       ['state=0 (queued)', adminViewer, { state: '0' }],
       ['state=0 asc (oldest queued)', adminViewer, { state: '0', asc: '1' }],
       ['state=0 limit=1000', adminViewer, { state: '0', limit: '1000' }],
+      [
+        'state=0 order_by=position asc limit=100',
+        adminViewer,
+        { state: '0', order_by: 'position', asc: '1', limit: '100' },
+      ],
+      [
+        'state=0 order_by=position asc offset=50000',
+        adminViewer,
+        { state: '0', order_by: 'position', asc: '1', limit: '100', offset: '50000' },
+      ],
       ['state=1 (started)', adminViewer, { state: '1' }],
       ['state=2 (completed)', adminViewer, { state: '2' }],
       ['state=3 (paused)', adminViewer, { state: '3' }],

@@ -447,12 +447,12 @@ describe(
         '/dashboard',
       );
       await page.goto(`${rig.url}/ui/queue`);
-      await page.locator(`#list-paused tr[data-job="${paused.id}"]`).waitFor();
+      await page.locator(`#list-paused .qrow[data-job="${paused.id}"]`).waitFor();
       const scheduled: [number, number][] = [];
-      for (const row of await page.locator('#list-scheduled tr[data-job]').all())
+      for (const row of await page.locator('#list-scheduled .qrow[data-job]').all())
         scheduled.push([
           Number(await row.getAttribute('data-job')),
-          Number(await row.locator('td').first().textContent()),
+          Number(await row.locator('span').first().textContent()),
         ]);
       assert.deepEqual(
         scheduled,
@@ -460,6 +460,34 @@ describe(
       );
       assert.ok(scheduled.some(([id]) => id === later.id));
       await rig.shot(page, 'queue');
+
+      // A long list is virtualised and paged: 250 more scheduled jobs, more than the dashboard's
+      // head of 100; only the rows in view are drawn, and scrolling to the end reads the last page.
+      const batch = await rig.api<{ results: { id: number }[] }>(
+        rig.admin,
+        'POST',
+        '/jobs/batch',
+        Array.from({ length: 250 }, (_, i) => ({
+          job: { workflow: 'demo', run_at: '2099-01-01T00:00:00' },
+          parameters: { content_id: `ui-many-${i}` },
+        })),
+      );
+      const lastId = Math.max(...batch.results.map((r) => r.id));
+      const total = (await rig.api<{ count: number }>(rig.admin, 'GET', '/stats/job-count?state=scheduled'))
+        .count;
+      assert.ok(total > 250);
+      await page.goto(`${rig.url}/ui/queue`);
+      const list = page.locator(`#list-scheduled [data-total="${total}"]`);
+      await list.waitFor();
+      const drawn = await page.locator('#list-scheduled .qrow[data-job]').count();
+      assert.ok(drawn > 0 && drawn < 40, `only the rows in view are drawn (${drawn} of ${total})`);
+      await page.locator('#list-scheduled .qscroll').evaluate((el) => {
+        const box = el as unknown as { scrollTop: number; scrollHeight: number };
+        box.scrollTop = box.scrollHeight;
+      });
+      const lastRow = page.locator(`#list-scheduled .qrow[data-job="${lastId}"]`);
+      await lastRow.waitFor();
+      assert.equal(Number(await lastRow.locator('span').first().textContent()), total);
       await page.goto(`${rig.url}/ui/workflows`);
       await page.locator('[data-workflow=demo]').waitFor();
       await rig.shot(page, 'workflows');

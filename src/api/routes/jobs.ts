@@ -92,7 +92,17 @@ const listQuery = {
     offset: { type: 'string', description: 'rows to skip (paging); default 0' },
     order_by: {
       type: 'string',
-      enum: ['id', 'created_at', 'updated_at', 'priority', 'run_at', 'client', 'workflow', 'queue_state'],
+      enum: [
+        'id',
+        'created_at',
+        'updated_at',
+        'priority',
+        'run_at',
+        'client',
+        'workflow',
+        'queue_state',
+        'position',
+      ],
       description: 'default id',
     },
     persist: { type: 'string', enum: ['1', '0'] },

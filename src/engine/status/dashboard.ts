@@ -23,10 +23,22 @@ import {
   type Viewer,
 } from '../jobs/records.js';
 import { readSettings } from '../settings.js';
-import { explainJobs, type Waiting } from './waiting.js';
+import type { WaitingJobRow } from '../../store/queries/admission.js';
+import { explainJobs, explainRows, type Waiting } from './waiting.js';
 
-/** Most rows shown per list; a longer list is cut (its length is in `/health`). */
+/**
+ * Most rows of `started` (jobs that hold a slot: at most `max_jobs` of them in practice, so the
+ * list is whole and its length is the slots in use).
+ */
 export const DASHBOARD_LIST_LIMIT = 1000;
+
+/**
+ * Most rows of each list of waiting jobs (queued, scheduled, paused, pending): the head of each,
+ * the jobs that start next. The whole of a list is paged with `GET /jobs?state=…&order_by=position&asc=1`
+ * (same order, same positions); its length is in `/health`. Bounded so that `/dashboard` costs the
+ * same at any depth of the queue (each row also carries its `waiting`).
+ */
+export const DASHBOARD_WAITING_LIST_LIMIT = 100;
 
 /** A `/dashboard` row: rows of waiting jobs say why they wait (`waiting`, src/engine/status/waiting.ts). */
 export type DashboardRow = DashboardJobRecord & { waiting?: Waiting | null };
@@ -49,7 +61,8 @@ export interface Dashboard {
 }
 
 /**
- * Reads one `/dashboard` list: the first {@link DASHBOARD_LIST_LIMIT} jobs of `state` (of `client`
+ * Reads one `/dashboard` list: the first {@link DASHBOARD_LIST_LIMIT} started jobs or
+ * {@link DASHBOARD_WAITING_LIST_LIMIT} jobs of another `state` (of `client`
  * only unless null) in the state's list order, each list along its own index (queued jobs along
  * the admission indexes, the others by id), so the cost is the rows shown, not the state's size.
  * With the `window` position method (the former way, for comparison) one statement with a
@@ -60,7 +73,7 @@ async function readDashboardList(
   state: (typeof DASHBOARD_STATES)[number],
   client: string | null,
 ): Promise<Record<string, unknown>[]> {
-  const limit = DASHBOARD_LIST_LIMIT;
+  const limit = state === 'started' ? DASHBOARD_LIST_LIMIT : DASHBOARD_WAITING_LIST_LIMIT;
   if (getPositionMethod() === 'window') return listDashboardJobs.rows(ctx.db, { state, client, limit });
   if (state === 'queued')
     return client === null
@@ -101,13 +114,18 @@ export async function getDashboard(
       );
     client = asked;
   }
+  // Each list's rows carry what `waiting` needs (WAITING_EXTRA_COLUMNS), but for the former way.
+  const read: { row: WaitingJobRow; position: number }[][] = [];
   const list = async (state: (typeof DASHBOARD_STATES)[number]): Promise<DashboardJobRecord[]> => {
-    const rows = (await readDashboardList(ctx, state, client)) as unknown as Omit<JobRow, 'parameters'>[];
+    const rows = (await readDashboardList(ctx, state, client)) as unknown as (Omit<JobRow, 'parameters'> &
+      WaitingJobRow)[];
     // Unfiltered, the rank is the place in the list; filtered, it is the engine-wide rank.
     const positions = client === null ? null : await computePositions(ctx.db, rows);
-    return rows.map((r, i) =>
+    const records = rows.map((r, i) =>
       toDashboardRecord(r, positions ? (positions.get(Number(r.id)) ?? i + 1) : i + 1),
     );
+    read.push(records.map((rec, i) => ({ row: rows[i]!, position: rec.position })));
+    return records;
   };
   const [settings, started, queued, scheduled, paused, pending] = await Promise.all([
     readSettings(ctx.db),
@@ -120,7 +138,11 @@ export async function getDashboard(
   // Why each waiting row waits, from one read of the admission state for all of them.
   // Started rows too: a started job whose ready task does not run says why.
   const waitingRows = [...started, ...queued, ...scheduled, ...paused, ...pending];
-  const waiting = await explainJobs(ctx.db, waitingRows, ctx.clock.now());
+  const now = ctx.clock.now();
+  const waiting =
+    getPositionMethod() === 'window'
+      ? await explainJobs(ctx.db, waitingRows, now)
+      : await explainRows(ctx.db, read.flat(), now);
   for (const row of waitingRows as DashboardRow[]) row.waiting = waiting.get(row.id) ?? null;
   return {
     max_jobs: settings.known.max_jobs,

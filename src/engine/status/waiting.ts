@@ -12,6 +12,7 @@ import type { Queryable } from '../../store/executor.js';
 import {
   countQueuedByClient,
   countSlotsFreedSince,
+  findJobsWithReadyTasks,
   readAdmissionState,
   readFairCandidates,
   readSlotHolders,
@@ -393,8 +394,8 @@ export async function explainJob(
 }
 
 /**
- * The `waiting` objects of many jobs at once (`/dashboard` rows), from one {@link readWaitingContext}
- * for the queued ones; a started one gets {@link explainReadyTasks}' answer (null while its tasks run).
+ * The `waiting` objects of many jobs at once (`/dashboard` rows): reads them with
+ * {@link readWaitingJobs}, then {@link explainRows}.
  * @param rows - the jobs, with their positions; queued ones in admission order (a prefix of the
  *   queue, as `/dashboard` lists it), so each one's rank in its client's queue is its rank among
  *   the listed jobs of that client.
@@ -405,32 +406,59 @@ export async function explainJobs(
   rows: readonly { id: number; position: number }[],
   now: Date,
 ): Promise<Map<number, Waiting | null>> {
-  const out = new Map<number, Waiting | null>();
-  if (rows.length === 0) return out;
+  if (rows.length === 0) return new Map();
   const read = await readWaitingJobs.rows(q, { ids: rows.map((r) => r.id), ranked: false });
   const byId = new Map(read.map((r) => [Number(r.id), r]));
-  const queuedRows = rows
-    .map((r) => byId.get(r.id))
-    .filter((r): r is WaitingJobRow => r?.queue_state === 'queued');
-  const c = queuedRows.length > 0 ? await readWaitingContext(q, queuedRows, now) : null;
+  return explainRows(
+    q,
+    rows.flatMap((r) => {
+      const row = byId.get(r.id);
+      return row ? [{ row, position: r.position }] : [];
+    }),
+    now,
+  );
+}
+
+/**
+ * The `waiting` objects of jobs already read with the columns of {@link readWaitingJobs} (as the
+ * `/dashboard` lists read them): one {@link readWaitingContext} for the queued ones; of the
+ * started ones, only those with a ready task (found in one statement) get
+ * {@link explainReadyTasks}' answer, the others null.
+ * @param rows - the rows with their positions; queued ones in admission order (see {@link explainJobs}).
+ * @returns id → waiting (null for a job that waits for nothing).
+ */
+export async function explainRows(
+  q: Queryable,
+  rows: readonly { row: WaitingJobRow; position: number }[],
+  now: Date,
+): Promise<Map<number, Waiting | null>> {
+  const out = new Map<number, Waiting | null>();
+  if (rows.length === 0) return out;
+  const queuedRows = rows.map((r) => r.row).filter((r) => r.queue_state === 'queued');
+  const startedIds = rows.filter((r) => r.row.queue_state === 'started').map((r) => Number(r.row.id));
+  const [c, ready] = await Promise.all([
+    queuedRows.length > 0 ? readWaitingContext(q, queuedRows, now) : null,
+    startedIds.length > 0 ? findJobsWithReadyTasks.rows(q, { ids: startedIds }) : [],
+  ]);
   const ownRank = new Map<string, number>();
-  for (const r of rows) {
-    const row = byId.get(r.id);
-    if (!row) continue;
+  for (const { row, position } of rows) {
+    const id = Number(row.id);
     if (row.queue_state === 'queued' && c) {
       const rank = ownRank.get(row.client) ?? 0;
       ownRank.set(row.client, rank + 1);
-      out.set(r.id, explainQueued(candidateOf(row), rank, r.position, c));
-    } else if (row.queue_state !== 'started') out.set(r.id, explainNotQueued(row, r.position));
+      out.set(id, explainQueued(candidateOf(row), rank, position, c));
+    } else if (row.queue_state === 'started') out.set(id, null);
+    else out.set(id, explainNotQueued(row, position));
   }
-  // A started job waits only when a ready task of it does not run: one read per started row
-  // (at most as many as there are slots, in practice).
-  const started = rows.filter((r) => byId.get(r.id)?.queue_state === 'started');
-  const answers = await Promise.all(started.map((r) => explainReadyTasks(q, r.id, now)));
+  // A started job waits only when a ready task of it does not run: one read per started job
+  // that has a ready task (at most as many as there are slots, in practice).
+  const withReady = new Set(ready.map((r) => Number(r.job_id)));
+  const started = rows.filter((r) => withReady.has(Number(r.row.id)));
+  const answers = await Promise.all(started.map((r) => explainReadyTasks(q, Number(r.row.id), now)));
   started.forEach((r, i) => {
     const task = answers[i];
     out.set(
-      r.id,
+      Number(r.row.id),
       task
         ? {
             reason: task.reason as WaitingReason,

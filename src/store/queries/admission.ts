@@ -198,6 +198,30 @@ export const readWaitingJobs = defineQuery<{ ids: number[]; ranked: boolean }, W
      FROM jobs j WHERE j.id = ANY($ids::bigint[])`,
 );
 
+/**
+ * The columns {@link readWaitingJobs} reads beside a job record, for statements that list jobs and
+ * explain them in one read (the `/dashboard` lists): the admission and semaphore columns, the
+ * running tasks of a paused job (the only state whose `waiting` names them; empty otherwise), and
+ * the holders of its key (0 without a key). Qualified with `j`.
+ */
+export const WAITING_EXTRA_COLUMNS = `j.concurrency_key, j.concurrency_limit, j.semaphore_answer,
+  j.semaphore_checked_at, j.semaphore_next_check_at,
+  CASE WHEN j.queue_state = 'paused'
+    THEN ARRAY(SELECT t.name FROM tasks t WHERE t.job_id = j.id AND t.state = 'running' ORDER BY t.position)
+    ELSE '{}'::text[] END AS running_tasks,
+  CASE WHEN j.concurrency_key IS NULL THEN 0 ELSE (SELECT count(*) FROM jobs k
+    WHERE k.concurrency_key = j.concurrency_key AND ${HOLDS_SLOT_SQL.replaceAll('j.', 'k.')}) END AS key_held,
+  NULL::bigint AS own_ahead`;
+
+/**
+ * Of the jobs `ids`, those with a ready task (the only started jobs whose `waiting` is not null;
+ * see `explainReadyTasks`), so a list of started jobs costs one statement, not one per job. No locks.
+ */
+export const findJobsWithReadyTasks = defineQuery<{ ids: number[] }, { job_id: number | string }>(
+  'find-jobs-with-ready-tasks',
+  `SELECT DISTINCT t.job_id FROM tasks t WHERE t.job_id = ANY($ids::bigint[]) AND t.state = 'ready'`,
+);
+
 /** A job holding a slot (see {@link HOLDS_SLOT_SQL}). */
 export interface SlotHolderRow {
   id: number;
@@ -225,10 +249,14 @@ export const readSlotHolders = defineQuery<
    ORDER BY id`,
 );
 
-/** Queued jobs per client. No locks. */
+/**
+ * Queued jobs per client: the sums of `job_state_counts` (kept by triggers, migration 0018), so
+ * the cost is the number of clients, not the depth of the queue. No locks.
+ */
 export const countQueuedByClient = defineQuery<Record<string, never>, { client: string; n: number | string }>(
   'count-queued-by-client',
-  `SELECT client, count(*) AS n FROM jobs WHERE queue_state = 'queued' GROUP BY client`,
+  `SELECT client, sum(n) AS n FROM job_state_counts WHERE queue_state = 'queued'
+     GROUP BY client HAVING sum(n) <> 0`,
 );
 
 /**

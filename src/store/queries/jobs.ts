@@ -5,6 +5,7 @@
  * and write rows.
  */
 import type { Queryable } from '../executor.js';
+import { WAITING_EXTRA_COLUMNS } from './admission.js';
 import { defineQuery } from './define-query.js';
 
 /** Columns behind a job record (`JobRow` in src/engine/jobs/records.ts), qualified with `j`. */
@@ -495,8 +496,11 @@ export const countJobsInBoxes = defineQuery<CountBoxesParams, { tag: number; n: 
    GROUP BY b.tag`,
 );
 
-/** Columns of a job record without `parameters` (the `/dashboard` rows), qualified with `j`. */
-const LIST_COLUMNS_NO_PARAMETERS = JOB_COLUMNS.replace('j.parameters, ', '');
+/**
+ * Columns of a job record without `parameters` (the `/dashboard` rows), qualified with `j`, and
+ * what explaining the row (`waiting`) needs, so a list is explained without reading its rows again.
+ */
+const LIST_COLUMNS_NO_PARAMETERS = `${JOB_COLUMNS.replace('j.parameters, ', '')}, ${WAITING_EXTRA_COLUMNS}`;
 
 /**
  * The first `limit` queued jobs in admission order (the `/dashboard` queued list), read along
@@ -555,6 +559,8 @@ export const LIST_ORDER_BY_COLUMNS = {
   client: 'j.client',
   workflow: 'j.workflow',
   queue_state: 'j.queue_state',
+  /** The order of `position` (see buildJobListing); the column is for the type only. */
+  position: 'j.id',
 } as const;
 export type ListOrderBy = keyof typeof LIST_ORDER_BY_COLUMNS;
 
@@ -632,7 +638,15 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   // instant), which the (created_at, id) index serves directly at any table size.
   const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
   const column = LIST_ORDER_BY_COLUMNS[orderBy];
-  const order = orderBy === 'id' ? `j.id ${dir}` : `${column} ${dir}, j.id ${dir}`;
+  // `position` order: with state=queued, the admission order (`asc`: position 1 first), which
+  // `jobs_admission_idx` (or `jobs_client_admission_idx`) serves as it stands; any other state's
+  // list is by id.
+  const order =
+    orderBy === 'position' && f.state === 'queued'
+      ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
+      : orderBy === 'id' || orderBy === 'position'
+        ? `j.id ${dir}`
+        : `${column} ${dir}, j.id ${dir}`;
   const sql =
     `SELECT ${JOB_COLUMNS} FROM jobs j` +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
