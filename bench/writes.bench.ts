@@ -16,6 +16,7 @@
  *
  * `npm run bench writes`, or `node --import tsx bench/writes.bench.ts`. Environment:
  * `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test),
+ * `BENCH_DATABASE_NAME` (the database made afresh, default te_bench_writes),
  * `BENCH_WRITES_JOBS` (one-task jobs, default 2000), `BENCH_WRITES_JOBS3` (three-task jobs,
  * default 500), `BENCH_CONCURRENCY` (default 50), `BENCH_SHOW_LOG=1` (print one job's log lines).
  */
@@ -31,7 +32,7 @@ import { createFixtureCatalog } from '../test/helpers/fixture-catalog.js';
 import { BENCH_BASE_URL, NOOP_WORKFLOWS, benchDatabaseUrl, withPgClient } from './helpers/bench-setup.js';
 
 const BASE_URL = BENCH_BASE_URL;
-const DB_NAME = 'te_bench_writes';
+const DB_NAME = process.env.BENCH_DATABASE_NAME ?? 'te_bench_writes';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const JOBS1 = Number(process.env.BENCH_WRITES_JOBS ?? 2000);
 const JOBS3 = Number(process.env.BENCH_WRITES_JOBS3 ?? 500);

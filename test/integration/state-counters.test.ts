@@ -181,6 +181,14 @@ forEachStore('job and task counters', (kind) => {
     );
     assert.equal(superseded.rows[0]!.n, 2);
     await assertCountersExact(store.db, 'after reruns');
+    // Each task carries its job's client from submission (the task triggers count by it, reading
+    // the job only for a task written without it).
+    const offClient = await store.db.query<{ n: number; all: number }>(
+      `SELECT count(*) FILTER (WHERE t.client IS DISTINCT FROM j.client)::int AS n, count(*)::int AS all
+         FROM tasks t JOIN jobs j ON j.id = t.job_id`,
+    );
+    assert.equal(offClient.rows[0]!.n, 0, 'every task has its job client');
+    assert.ok(offClient.rows[0]!.all > 10);
     const health = (await call(admin, 'GET', '/health')) as { jobs: Record<string, number> };
     assert.equal(health.jobs.superseded, 2);
     assert.equal(health.jobs.superseded_failed, 1);

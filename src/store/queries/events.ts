@@ -45,7 +45,7 @@ export interface ReadEventsParams {
  * Reads events with `after < id <= upTo` in id order, at most `limit`, optionally of one client,
  * one job and some kinds, each with its job's client (`LEFT JOIN`: an event whose job was deleted
  * is still returned, with `client` null, so a reader can tell a deleted job from an id that was
- * never committed) and, for `log`, its log line. Reads only committed rows; no locks. Uses the
+ * never committed) and, for `log`, its log line (found by its job and id, the key of `logs`). Reads only committed rows; no locks. Uses the
  * primary key (or `events_job_idx` with `jobId`).
  */
 export const readEvents = defineQuery<ReadEventsParams, EventRow>(
@@ -56,7 +56,7 @@ export const readEvents = defineQuery<ReadEventsParams, EventRow>(
           l.visible AS log_visible
      FROM events e
      LEFT JOIN jobs j ON j.id = e.job_id
-     LEFT JOIN logs l ON e.kind = 'log' AND l.id = e.log_id
+     LEFT JOIN logs l ON e.kind = 'log' AND l.job_id = e.job_id AND l.id = e.log_id
     WHERE e.id > $after
       AND ($upTo::bigint IS NULL OR e.id <= $upTo::bigint)
       AND ($jobId::bigint IS NULL OR e.job_id = $jobId::bigint)

@@ -95,7 +95,7 @@ export interface InsertJobsRow {
  * Writes whole submissions, any number at once (data-modifying CTEs, so one statement is one
  * round trip and atomic without an explicit transaction): per job its row, its search row
  * (content_id and the parameters' text, for the `search` filter), its tasks (all `waiting`,
- * definition order), its log lines, and the wake-up of admission or the scheduler (at commit).
+ * definition order, each with its job's client), its log lines, and the wake-up of admission or the scheduler (at commit).
  * Ids are drawn first, in array order, so each answer row (`ord`, 1-based) names its submission.
  *
  * A job with an idempotency key first takes its key in `job_idempotency_keys` (`ON CONFLICT` on
@@ -163,9 +163,9 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   INSERT INTO job_search (job_id, content_id, parameters_text)
   SELECT id, content_id, parameters::text FROM j
 ), t AS (
-  INSERT INTO tasks (job_id, name, position, queue, needs, slots, concurrency_key, concurrency_limit,
+  INSERT INTO tasks (job_id, client, name, position, queue, needs, slots, concurrency_key, concurrency_limit,
                      created_at, updated_at)
-  SELECT u.id, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
+  SELECT u.id, u.client, x.e->>'name', (x.ord - 1)::int, x.e->>'queue',
          ARRAY(SELECT jsonb_array_elements_text(x.e->'needs')), COALESCE((x.e->>'slots')::int, 1),
          x.e->>'concurrency_key', (x.e->>'concurrency_limit')::int, u.created_at, u.created_at
   FROM u, jsonb_array_elements(u.tasks::jsonb) WITH ORDINALITY AS x(e, ord)
