@@ -77,7 +77,7 @@ export interface JobLogPageFilter {
 
 /**
  * Reads `limit` entries of a job's log from the `offset`-th (0-based) on, in id order, filtered
- * as {@link JobLogPageFilter} says. Served by `logs_job_idx` (job_id, id). No locks.
+ * as {@link JobLogPageFilter} says. Served by the `logs` key (job_id, id) (migration 0021). No locks.
  */
 export const readJobLogPage = defineQuery<JobLogPageFilter & { limit: number; offset: number }, JobLogRow>(
   'read-job-log-page',
