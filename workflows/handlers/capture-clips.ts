@@ -110,14 +110,30 @@ async function localInput(
   return { ...video, audio };
 }
 
-/** @returns the staged rendition's description and the clip count. */
-export default async function captureClips(ctx: HandlerContext): Promise<unknown> {
+/**
+ * Reads a capture or remix plan and empties its staging folder, for the tasks that write the
+ * staged rendition from the plan's clips (this file's task and vodremix's `remix-clips.ts`).
+ *
+ * @returns the plan, its clips (at least one) and the staging folder's absolute path.
+ * @throws PermanentTaskError when the plan lists no clips.
+ */
+export async function readClipPlan(ctx: HandlerContext): Promise<{
+  plan: ReturnType<typeof readPlan> & { clips?: CaptureClip[] };
+  clips: CaptureClip[];
+  staging: string;
+}> {
   const plan = readPlan(ctx) as ReturnType<typeof readPlan> & { clips?: CaptureClip[] };
   const clips = plan.clips ?? [];
   if (clips.length === 0) throw new PermanentTaskError('the plan lists no clips');
   const staging = await ctx.storage.resolve(plan.staging);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
+  return { plan, clips, staging };
+}
+
+/** @returns the staged rendition's description and the clip count. */
+export default async function captureClips(ctx: HandlerContext): Promise<unknown> {
+  const { plan, clips, staging } = await readClipPlan(ctx);
   const fps = plan.fps && plan.fps > 0 && plan.fps <= 120 ? plan.fps : 25;
   const vbr = videoBitrateFor(plan.height);
   const { width: w, height: h } = plan;
@@ -184,7 +200,12 @@ export default async function captureClips(ctx: HandlerContext): Promise<unknown
     },
   );
   for (let i = 0; i < clips.length; i++)
-    for (const f of [`source_${i}.mp4`, `source_${i}.m3u8`, `source_${i}_audio.mp4`, `source_${i}_audio.m3u8`])
+    for (const f of [
+      `source_${i}.mp4`,
+      `source_${i}.m3u8`,
+      `source_${i}_audio.mp4`,
+      `source_${i}_audio.m3u8`,
+    ])
       await rm(path.join(staging, f), { force: true });
   const sidecar = await describeStaged(staging, name, joined);
   // FFmpeg exits 0 with a short file when a range holds no frames: check what was cut.

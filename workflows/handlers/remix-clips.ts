@@ -6,24 +6,18 @@
  * re-encodes every clip as vodcapture does (`capture-clips.ts`), and the log says why.
  * Inputs: `plan` (the prepare output, with `clips`).
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import { probeMedia } from '../../src/media/probe.js';
 import type { HandlerContext } from '../../src/workflows/types.js';
-import captureClips from './capture-clips.js';
-import type { CaptureClip } from './capture-prepare.js';
+import captureClips, { readClipPlan } from './capture-clips.js';
 import { smartCut } from './lib/smart-cut.js';
-import { AUDIO_BITRATE, describeStaged, readPlan } from './lib/vod.js';
+import { AUDIO_BITRATE, describeStaged } from './lib/vod.js';
 
 /** @returns the staged rendition's description, the clip count, and `smart_cut` (frames copied and re-encoded) or `smart_cut: null`. */
 export default async function remixClips(ctx: HandlerContext): Promise<unknown> {
-  const plan = readPlan(ctx) as ReturnType<typeof readPlan> & { clips?: CaptureClip[] };
-  const clips = plan.clips ?? [];
-  if (clips.length === 0) throw new PermanentTaskError('the plan lists no clips');
-  const staging = await ctx.storage.resolve(plan.staging);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
+  const { plan, clips, staging } = await readClipPlan(ctx);
   const name = `${plan.height}p`;
   const result = await smartCut(clips, {
     staging,
