@@ -4,7 +4,7 @@
  * above), and served from memory. Also written as JSON files under `dir/common/` so a child
  * engine process can load the very same definitions.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type {
@@ -50,12 +50,25 @@ export function createFixtureCatalog(
   workflows: Record<string, FixtureWorkflow>,
   dir?: string,
 ): WorkflowCatalog {
+  return buildCatalog(workflows, dir, true);
+}
+
+function buildCatalog(
+  workflows: Record<string, FixtureWorkflow>,
+  dir: string | undefined,
+  write: boolean,
+): WorkflowCatalog {
   const root = dir ?? mkdtempSync(path.join(tmpdir(), 'te-workflows-'));
-  mkdirSync(path.join(root, 'common'), { recursive: true });
+  if (write) mkdirSync(path.join(root, 'common'), { recursive: true });
   const defs = new Map<string, ResolvedWorkflow>();
   for (const [name, wf] of Object.entries(workflows)) {
     const file = path.join(root, 'common', `${name}.json`);
-    writeFileSync(file, JSON.stringify(wf, null, 2));
+    if (write) {
+      // Written aside and renamed, so a child process reading the folder never sees half a file.
+      const partial = `${file}.${process.pid}.partial`;
+      writeFileSync(partial, JSON.stringify(wf, null, 2));
+      renameSync(partial, file);
+    }
     defs.set(name, { definition: toDefinition(name, wf), source: 'common', file });
   }
   return {
@@ -69,14 +82,17 @@ export function createFixtureCatalog(
   };
 }
 
-/** Reads the catalog written by {@link createFixtureCatalog} in `dir` (for child processes). */
+/**
+ * Reads the catalog written by {@link createFixtureCatalog} in `dir` (for child processes). It
+ * only reads: several engine processes start on one folder at once.
+ */
 export function readFixtureCatalog(dir: string): WorkflowCatalog {
   const workflows: Record<string, FixtureWorkflow> = {};
   const common = path.join(dir, 'common');
   for (const f of readdirSyncSafe(common))
     if (f.endsWith('.json'))
       workflows[f.slice(0, -5)] = JSON.parse(readFileSync(path.join(common, f), 'utf8')) as FixtureWorkflow;
-  return createFixtureCatalog(workflows, dir);
+  return buildCatalog(workflows, dir, false);
 }
 
 function readdirSyncSafe(dir: string): string[] {
