@@ -10,7 +10,9 @@
  * Environment: `BENCH_DATABASE_URL` (default TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test; the database `te_bench_ladder` is made on that server
  * and dropped at the end), `LADDER_BENCH_SECONDS` (60), `LADDER_BENCH_SIZE` (1920x1080),
- * `LADDER_BENCH_WORKER_CONCURRENCY` (2 tasks per worker process).
+ * `LADDER_BENCH_WORKER_CONCURRENCY` (2 tasks per worker process), `LADDER_BENCH_PER_TASK` (the
+ * vodstream `renditions_per_task` values to run the engine with, `1,2`: each rendition its own task,
+ * then two rungs per task from one decode).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -33,6 +35,7 @@ const [width, height] = (process.env.LADDER_BENCH_SIZE ?? '1920x1080').split('x'
   number,
 ];
 const perWorker = Number(process.env.LADDER_BENCH_WORKER_CONCURRENCY ?? 2);
+const perTaskValues = (process.env.LADDER_BENCH_PER_TASK ?? '1,2').split(',').map(Number);
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
 const LADDER = [
@@ -155,101 +158,107 @@ const oneArgs = [
   path.join(oneOut, '%v', 'segment_%05d.ts'),
   path.join(oneOut, '%v', 'index.m3u8'),
 ];
-let cpu0 = cpuSeconds();
-let t0 = performance.now();
+const cpu0 = cpuSeconds();
+const t0 = performance.now();
 await new Promise<void>((resolve, reject) => {
   const p = spawn(ff, oneArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
   p.on('error', reject);
   p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}`))));
 });
 const oneWall = (performance.now() - t0) / 1000;
-let cpu1 = cpuSeconds();
+const cpu1 = cpuSeconds();
 const oneCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
 
-// 2. The engine: API + controller here, two worker processes.
-await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-await adminSql(`CREATE DATABASE ${DB_NAME}`);
-const u = new URL(BASE_URL);
-u.pathname = `/${DB_NAME}`;
-const dbUrl = u.toString();
-const config = testConfig({
-  dataDir: tmp,
-  storageRoot: path.join(tmp, 'storage'),
-  databaseUrl: dbUrl,
-  roles: ['api', 'controller'],
-  adminClient: CLIENT,
-  adminApiKey: KEY,
-});
-const running = await startTaskEngine(config, { logger: pino({ level: 'silent' }) });
-const workers: ChildProcess[] = [];
-cpu0 = cpuSeconds();
-t0 = performance.now();
-for (let i = 0; i < 2; i++)
-  workers.push(
-    spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        ...process.env,
-        DATABASE_URL: dbUrl,
-        TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
-        TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
-        TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${i}`),
-        TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
-        TASK_ENGINE_LOG_LEVEL: 'error',
-      },
-    }),
-  );
-const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
-  const res = await fetch(`${running.url}${p}`, {
-    method,
-    headers: { client: CLIENT, 'api-key': KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
+// 2. The engine: API + controller here, two worker processes; once per renditions_per_task value.
+async function runEngine(perTask: number): Promise<{ wall: number; cpu: number }> {
+  await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+  await adminSql(`CREATE DATABASE ${DB_NAME}`);
+  const u = new URL(BASE_URL);
+  u.pathname = `/${DB_NAME}`;
+  const dbUrl = u.toString();
+  const config = testConfig({
+    dataDir: tmp,
+    storageRoot: path.join(tmp, 'storage'),
+    databaseUrl: dbUrl,
+    roles: ['api', 'controller'],
+    adminClient: CLIENT,
+    adminApiKey: KEY,
   });
-  return (await res.json()) as T;
-};
-interface JobReply {
-  queue_state: string;
-  failed: boolean;
-  tasks: { name: string; state: string; error: string | null }[];
-}
-const { id } = await api<{ id: number }>('POST', '/job', {
-  job: { workflow: 'vodstream' },
-  parameters: {
-    content_id: 'bench',
-    source_folder: 'in',
-    output_folder: 'out',
-    renditions: LADDER.map((r) => ({ height: r.height, video_bitrate_kbps: r.kbps })),
-    formats: ['hls', 'dash'],
-    segment_duration: SEG,
-    create_thumbnail: false,
-  },
-});
-let job: JobReply;
-for (;;) {
-  job = await api<JobReply>('GET', `/jobs/${id}`);
-  if (['completed', 'broken'].includes(job.queue_state)) break;
-  await new Promise((r) => setTimeout(r, 100));
-}
-const engineWall = (performance.now() - t0) / 1000;
-// Stop the workers and reap them, so their CPU time (and their FFmpeg children's) is counted.
-await Promise.all(
-  workers.map(
-    (w) =>
-      new Promise<void>((resolve) => {
-        w.on('exit', () => resolve());
-        w.kill('SIGTERM');
+  const running = await startTaskEngine(config, { logger: pino({ level: 'silent' }) });
+  const workers: ChildProcess[] = [];
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  for (let i = 0; i < 2; i++)
+    workers.push(
+      spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: {
+          ...process.env,
+          DATABASE_URL: dbUrl,
+          TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
+          TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
+          TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
+          TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
+          TASK_ENGINE_LOG_LEVEL: 'error',
+        },
       }),
-  ),
-);
-cpu1 = cpuSeconds();
-const engineCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
-await running.stop();
-await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-await rm(tmp, { recursive: true, force: true });
-if (job.failed) {
-  console.error('the job failed:', JSON.stringify(job.tasks));
-  process.exit(1);
+    );
+  const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${running.url}${p}`, {
+      method,
+      headers: { client: CLIENT, 'api-key': KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return (await res.json()) as T;
+  };
+  interface JobReply {
+    queue_state: string;
+    failed: boolean;
+    tasks: { name: string; state: string; error: string | null }[];
+  }
+  const { id } = await api<{ id: number }>('POST', '/job', {
+    job: { workflow: 'vodstream' },
+    parameters: {
+      content_id: 'bench',
+      source_folder: 'in',
+      output_folder: `out-${perTask}`,
+      renditions: LADDER.map((r) => ({ height: r.height, video_bitrate_kbps: r.kbps })),
+      formats: ['hls', 'dash'],
+      segment_duration: SEG,
+      create_thumbnail: false,
+      renditions_per_task: perTask,
+    },
+  });
+  let job: JobReply;
+  for (;;) {
+    job = await api<JobReply>('GET', `/jobs/${id}`);
+    if (['completed', 'broken'].includes(job.queue_state)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const engineWall = (performance.now() - t0) / 1000;
+  // Stop the workers and reap them, so their CPU time (and their FFmpeg children's) is counted.
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          w.on('exit', () => resolve());
+          w.kill('SIGTERM');
+        }),
+    ),
+  );
+  const cpu1 = cpuSeconds();
+  const engineCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
+  await running.stop();
+  await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+  if (job.failed) {
+    console.error('the job failed:', JSON.stringify(job.tasks));
+    process.exit(1);
+  }
+  return { wall: engineWall, cpu: engineCpu };
 }
+const engineRuns: { perTask: number; wall: number; cpu: number }[] = [];
+for (const perTask of perTaskValues) engineRuns.push({ perTask, ...(await runEngine(perTask)) });
+await rm(tmp, { recursive: true, force: true });
 console.log(
   `input: ${seconds} s ${width}x${height} 25 fps; ladder ${LADDER.map((r) => `${r.height}p@${r.kbps}k`).join(', ')}; ` +
     `${os.cpus().length} CPU(s)`,
@@ -257,10 +266,13 @@ console.log(
 console.log(
   `one FFmpeg process (split filter, ${LADDER.length} outputs, HLS): wall ${oneWall.toFixed(1)} s, CPU ${oneCpu.toFixed(1)} s`,
 );
-console.log(
-  `engine, 2 worker processes x ${perWorker} tasks (vodstream CMAF HLS+DASH): wall ${engineWall.toFixed(1)} s, CPU ${engineCpu.toFixed(1)} s ` +
-    `(engine start of the workers included; the API + controller process counted from submission)`,
-);
-console.log(
-  `engine / one process: wall ${(engineWall / oneWall).toFixed(2)}x, CPU ${(engineCpu / oneCpu).toFixed(2)}x`,
-);
+for (const r of engineRuns) {
+  console.log(
+    `engine, renditions_per_task ${r.perTask} (${Math.ceil(LADDER.length / r.perTask)} rendition tasks), 2 worker processes x ${perWorker} tasks ` +
+      `(vodstream CMAF HLS+DASH): wall ${r.wall.toFixed(1)} s, CPU ${r.cpu.toFixed(1)} s ` +
+      `(engine start of the workers included; the API + controller process counted from submission)`,
+  );
+  console.log(
+    `engine (renditions_per_task ${r.perTask}) / one process: wall ${(r.wall / oneWall).toFixed(2)}x, CPU ${(r.cpu / oneCpu).toFixed(2)}x`,
+  );
+}

@@ -24,7 +24,7 @@ import { createTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { assertFmp4RangesDecode } from './media-helpers.js';
 import { listAssetRenditions } from '../../workflows/handlers/lib/asset-renditions.js';
-import { alignedX264Args, chooseRungs } from '../../workflows/handlers/lib/ladder.js';
+import { alignedX264Args, chooseRungs, rungSlots } from '../../workflows/handlers/lib/ladder.js';
 
 const exec = promisify(execFile);
 const CLIENT = 'ladder-admin';
@@ -228,6 +228,31 @@ describe('the ladder', () => {
       [[318, 180, 2_000_000]],
     );
     assert.throws(() => chooseRungs([{ height: 360 }, { height: 360 }], 640, 360), /asked for twice/);
+  });
+
+  it('packs rungs into fewer task slots by pixels, largest first, at most renditions_per_task each', () => {
+    const hd = chooseRungs(undefined, 1920, 1080).rungs;
+    const one = rungSlots(hd);
+    assert.deepEqual(
+      Object.values(one).map((s) => (s && !Array.isArray(s) ? s.name : s)),
+      ['1080p', '720p', '480p', '360p', null, null],
+    );
+    const names = (slots: ReturnType<typeof rungSlots>): (string[] | null)[] =>
+      Object.values(slots).map((s) =>
+        Array.isArray(s) ? s.map((r) => r.name) : s === null ? null : [s.name],
+      );
+    // 1080p alone outweighs the rest, so the others go to the second task until it is full.
+    assert.deepEqual(names(rungSlots(hd, 2)), [['1080p', '360p'], ['720p', '480p'], null, null, null, null]);
+    // Three per task still makes two tasks; the lighter one takes the three smaller rungs.
+    assert.deepEqual(names(rungSlots(hd, 3)), [['1080p'], ['720p', '480p', '360p'], null, null, null, null]);
+    assert.deepEqual(names(rungSlots(hd, 4)), [
+      ['1080p', '720p', '480p', '360p'],
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
   });
 
   it('fixes the GOP to the segment and turns scene cuts off', () => {
@@ -578,6 +603,61 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
         [v, 'audio', 'audio', 'cmaf', null],
         [v, 'subtitles', 'subs/en', 'cmaf', null],
       ]),
+    );
+  });
+
+  it('renditions_per_task 2 encodes a three-rung ladder in two tasks, one decode each, with the same aligned outputs', async () => {
+    const { id, job } = await run({
+      content_id: 'packed',
+      source_folder: 'in/film',
+      output_folder: 'out/packed',
+      renditions: [
+        { height: 360, video_bitrate_kbps: 900 },
+        { height: 240, video_bitrate_kbps: 450 },
+        { height: 180, video_bitrate_kbps: 300 },
+      ],
+      renditions_per_task: 2,
+      segment_duration: SEG,
+      create_thumbnail: false,
+    });
+    const states = Object.fromEntries(job.tasks.map((t) => [t.name, t.state]));
+    assert.equal(states.rendition_1, 'succeeded');
+    assert.equal(states.rendition_2, 'succeeded');
+    assert.equal(states.rendition_3, 'skipped');
+    const detail = await api<{ tasks: { name: string; output: unknown }[] }>('GET', `/jobs/${id}`);
+    const outputs = Object.fromEntries(detail.body.tasks.map((t) => [t.name, t.output]));
+    assert.deepEqual(
+      (outputs.rendition_1 as { name: string }[]).map((r) => r.name),
+      ['360p'],
+    );
+    assert.deepEqual(
+      (outputs.rendition_2 as { name: string }[]).map((r) => r.name),
+      ['240p', '180p'],
+    );
+    const logs = (await api<{ message: string }[]>('GET', `/logs/${id}`)).body.map((l) => l.message);
+    assert.ok(logs.some((m) => /^encoding 180p 320x180 .*\(with 240p \+ 180p, one decode\)$/.test(m)));
+    const master = await readFile(abs('out/packed/packed_nodrm.m3u8'), 'utf8');
+    assert.deepEqual(
+      master
+        .split('\n')
+        .filter((l) => l.startsWith('#EXT-X-STREAM-INF:'))
+        .map((l) => parseAttributes(l.slice(18)).RESOLUTION),
+      ['640x360', '426x240', '320x180'],
+    );
+    const keys: number[][] = [];
+    for (const r of ['360p', '240p', '180p']) {
+      const info = await probeMedia(abs(`out/packed/packed_nodrm/${r}/index.m3u8`));
+      assert.equal(
+        `${info.video?.width}x${info.video?.height}`,
+        { '360p': '640x360', '240p': '426x240', '180p': '320x180' }[r],
+      );
+      keys.push(await keyFrameTimes(abs(`out/packed/packed_nodrm/${r}/index.m3u8`)));
+    }
+    assert.deepEqual(keys[1], keys[0]);
+    assert.deepEqual(keys[2], keys[0]);
+    assert.deepEqual(
+      keys[0],
+      Array.from({ length: SECONDS / SEG }, (_, i) => i * SEG),
     );
   });
 

@@ -21,7 +21,7 @@ import {
   reqTime,
   rel,
 } from './lib/params.js';
-import { chooseRungs, rungSlots } from './lib/ladder.js';
+import { chooseRungs, MAX_RENDITIONS, rungSlots } from './lib/ladder.js';
 import { chooseLadder, type SubtitleTrack, type VodPlan } from './lib/vod.js';
 
 /** File extensions taken as video sources, as the original product lists them (plus ts, webm). */
@@ -94,6 +94,7 @@ export default async function vodProbe(ctx: HandlerContext): Promise<VodPlan> {
   const enableDrm = optBool(p, 'enable_drm', true);
   const out = outputFolder(p, sourceFolder);
   const segment = optNumber(p, 'segment_duration', 4, { min: 1, max: 30 });
+  const perTask = optNumber(p, 'renditions_per_task', 1, { min: 1, max: MAX_RENDITIONS, integer: true });
   const createThumbnail = optBool(p, 'create_thumbnail', true);
   const generateMp4 = optBool(p, 'generate_mp4', false);
   const mp4Filename = fileName(p, 'mp4_filename', `${id}.mp4`, '.mp4');
@@ -128,7 +129,7 @@ export default async function vodProbe(ctx: HandlerContext): Promise<VodPlan> {
     has_audio: info.audio !== null,
     ladder,
     rungs,
-    slots: rungSlots(rungs),
+    slots: rungSlots(rungs, perTask),
     formats,
     segment_format: segmentFormat,
     shared_audio: info.audio !== null,
@@ -191,7 +192,9 @@ export function readSegmentFormat(
   if (f === 'ts' && drm.cenc)
     throw new PermanentTaskError('parameters.drm "cenc" needs segment_format "cmaf"');
   if (f === 'cmaf' && drm.aes)
-    throw new PermanentTaskError('parameters.drm "aes" (AES-128) needs segment_format "ts"; use "cenc" with CMAF');
+    throw new PermanentTaskError(
+      'parameters.drm "aes" (AES-128) needs segment_format "ts"; use "cenc" with CMAF',
+    );
   return f;
 }
 
@@ -214,7 +217,9 @@ export async function findSubtitles(
       const file = reqString(raw ?? {}, 'file', `parameters.subtitles[${i}]`);
       const abs = await ctx.storage.resolve(file);
       if (!(await stat(abs).catch(() => null))?.isFile())
-        throw new PermanentTaskError(`parameters.subtitles[${i}].file ${JSON.stringify(file)} does not exist`);
+        throw new PermanentTaskError(
+          `parameters.subtitles[${i}].file ${JSON.stringify(file)} does not exist`,
+        );
       const language = optString(raw, 'language', 'und', `parameters.subtitles[${i}]`);
       tracks.push({ file, language, name: optString(raw, 'name', language, `parameters.subtitles[${i}]`) });
     }

@@ -60,7 +60,9 @@ export function chooseRungs(
   const seen = new Set<number>();
   for (const r of list) {
     if (seen.has(r.height))
-      throw new PermanentTaskError(`parameters.renditions: height ${r.height} is asked for twice; give each height once`);
+      throw new PermanentTaskError(
+        `parameters.renditions: height ${r.height} is asked for twice; give each height once`,
+      );
     seen.add(r.height);
   }
   list.sort((a, b) => b.height - a.height);
@@ -80,10 +82,34 @@ export function chooseRungs(
   return { rungs, dropped };
 }
 
-/** The task slots `r1` … `r6` of the workflow (null = slot not used, the task is skipped). */
-export function rungSlots(rungs: Rung[]): Record<string, Rung | null> {
-  const out: Record<string, Rung | null> = {};
-  for (let i = 0; i < MAX_RENDITIONS; i++) out[`r${i + 1}`] = rungs[i] ?? null;
+/**
+ * The task slots `r1` … `r6` of the workflow (null = slot not used, the task is skipped).
+ *
+ * With `perTask` 1 (the default) each rung is its own slot, so every rendition is its own task
+ * and several workers share one asset. With a larger `perTask` the rungs are packed into
+ * `ceil(rungs / perTask)` slots, each holding a list of at most `perTask` rungs that one task
+ * encodes from a single decode of the source: fewer decodes when the workers are few. Rungs go
+ * largest first to the slot with the fewest pixels per second so far (longest-processing-time
+ * first), so the tasks take about the same time.
+ * @param perTask rungs per task, 1 … {@link MAX_RENDITIONS}.
+ */
+export function rungSlots(rungs: Rung[], perTask = 1): Record<string, Rung | Rung[] | null> {
+  const out: Record<string, Rung | Rung[] | null> = {};
+  if (perTask <= 1) {
+    for (let i = 0; i < MAX_RENDITIONS; i++) out[`r${i + 1}`] = rungs[i] ?? null;
+    return out;
+  }
+  const groups: { rungs: Rung[]; load: number }[] = Array.from(
+    { length: Math.ceil(rungs.length / perTask) },
+    () => ({ rungs: [], load: 0 }),
+  );
+  for (const r of [...rungs].sort((a, b) => b.width * b.height - a.width * a.height)) {
+    const open = groups.filter((g) => g.rungs.length < perTask);
+    const g = open.reduce((a, b) => (b.load < a.load ? b : a));
+    g.rungs.push(r);
+    g.load += r.width * r.height;
+  }
+  for (let i = 0; i < MAX_RENDITIONS; i++) out[`r${i + 1}`] = groups[i]?.rungs ?? null;
   return out;
 }
 

@@ -20,6 +20,18 @@ async function sharedDir(ctx: HandlerContext, plan: VodPlan): Promise<string> {
   return dir;
 }
 
+/** What a rendition task leaves beside each rung's MP4 in the staging folder (`<name>.json`). */
+export interface RungSidecar {
+  name: string;
+  file: string;
+  width: number;
+  height: number;
+  bandwidth: number;
+  codecs: string;
+  fps: number | null;
+  video_bitrate: number;
+}
+
 /**
  * Encodes one rung of the ladder to a video-only H.264 MP4 in the staging folder, with key frames
  * aligned to `segment_duration` (see {@link alignedX264Args}), and writes its sidecar.
@@ -29,48 +41,77 @@ export async function encodeRung(
   plan: VodPlan,
   sourceAbs: string,
   rung: Rung,
-): Promise<{ name: string; width: number; height: number; codecs: string }> {
+): Promise<RungSidecar> {
+  return (await encodeRungs(ctx, plan, sourceAbs, [rung]))[0]!;
+}
+
+/**
+ * Encodes several rungs from one decode of the source: one FFmpeg process whose `split` filter
+ * feeds a scaler and an x264 encoder per rung (the same {@link alignedX264Args} as one rung alone,
+ * so the outputs are the same files a task per rung would make). Used when vodstream's
+ * `renditions_per_task` packs rungs into one task.
+ * @param rungs one or more rungs, each written to `<staging>/<name>.mp4` with its sidecar.
+ * @returns the sidecars, in the order of `rungs`.
+ * @throws Error when FFmpeg fails or an output has no video stream.
+ */
+export async function encodeRungs(
+  ctx: HandlerContext,
+  plan: VodPlan,
+  sourceAbs: string,
+  rungs: Rung[],
+): Promise<RungSidecar[]> {
   const staging = await ctx.storage.resolve(plan.staging);
   await mkdir(staging, { recursive: true });
-  const file = path.join(staging, `${rung.name}.mp4`);
-  const args = [
-    '-i',
-    sourceAbs,
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-vf',
-    `scale=${rung.width}:${rung.height},setsar=1`,
-    ...alignedX264Args(rung.video_bitrate, plan.segment_duration, plan.fps),
+  const files = rungs.map((r) => path.join(staging, `${r.name}.mp4`));
+  const outputs = (i: number): string[] => [
+    ...alignedX264Args(rungs[i]!.video_bitrate, plan.segment_duration, plan.fps),
     '-movflags',
     '+faststart',
-    file,
+    files[i]!,
   ];
-  ctx.log(
-    `encoding ${rung.name} ${rung.width}x${rung.height} (${Math.round(rung.video_bitrate / 1000)} kb/s video, ` +
-      `key frame every ${plan.segment_duration} s) from ${plan.source ?? 'the capture'}`,
-  );
+  const scale = (r: Rung): string => `scale=${r.width}:${r.height},setsar=1`;
+  const args =
+    rungs.length === 1
+      ? ['-i', sourceAbs, '-map', '0:v:0', '-an', '-sn', '-vf', scale(rungs[0]!), ...outputs(0)]
+      : [
+          '-i',
+          sourceAbs,
+          '-filter_complex',
+          `[0:v:0]split=${rungs.length}${rungs.map((_, i) => `[s${i}]`).join('')};` +
+            rungs.map((r, i) => `[s${i}]${scale(r)}[v${i}]`).join(';'),
+          ...rungs.flatMap((_, i) => ['-map', `[v${i}]`, '-an', '-sn', ...outputs(i)]),
+        ];
+  const names = rungs.map((r) => r.name).join(' + ');
+  for (const rung of rungs)
+    ctx.log(
+      `encoding ${rung.name} ${rung.width}x${rung.height} (${Math.round(rung.video_bitrate / 1000)} kb/s video, ` +
+        `key frame every ${plan.segment_duration} s) from ${plan.source ?? 'the capture'}` +
+        (rungs.length > 1 ? ` (with ${names}, one decode)` : ''),
+    );
   await runFfmpeg(args, {
     signal: ctx.signal,
     durationSeconds: plan.duration,
-    onProgress: reportFfmpegProgress(ctx, { label: `rendition ${rung.name}` }),
+    onProgress: reportFfmpegProgress(ctx, { label: `rendition ${names}` }),
   });
-  const info = await probeMedia(file);
-  const v = info.video;
-  if (!v) throw new Error(`rendition ${rung.name} has no video stream`);
-  const sidecar = {
-    name: rung.name,
-    file: path.basename(file),
-    width: v.width ?? rung.width,
-    height: v.height ?? rung.height,
-    bandwidth: Math.round((info.bitRate ?? rung.video_bitrate) * 1.2),
-    codecs: rfc6381Codec(v) ?? 'avc1.640028',
-    fps: v.fps ?? null,
-    video_bitrate: rung.video_bitrate,
-  };
-  await writeFile(path.join(staging, `${rung.name}.json`), JSON.stringify(sidecar, null, 2));
-  return sidecar;
+  const sidecars: RungSidecar[] = [];
+  for (const [i, rung] of rungs.entries()) {
+    const info = await probeMedia(files[i]!);
+    const v = info.video;
+    if (!v) throw new Error(`rendition ${rung.name} has no video stream`);
+    const sidecar: RungSidecar = {
+      name: rung.name,
+      file: path.basename(files[i]!),
+      width: v.width ?? rung.width,
+      height: v.height ?? rung.height,
+      bandwidth: Math.round((info.bitRate ?? rung.video_bitrate) * 1.2),
+      codecs: rfc6381Codec(v) ?? 'avc1.640028',
+      fps: v.fps ?? null,
+      video_bitrate: rung.video_bitrate,
+    };
+    await writeFile(path.join(staging, `${rung.name}.json`), JSON.stringify(sidecar, null, 2));
+    sidecars.push(sidecar);
+  }
+  return sidecars;
 }
 
 /** Encodes the source's first audio stream once: AAC-LC 48 kHz stereo at {@link AUDIO_BITRATE}. */
@@ -124,7 +165,8 @@ export async function stagedAudio(ctx: HandlerContext, plan: VodPlan): Promise<S
   if (!plan.shared_audio) return null;
   const dir = path.join(await ctx.storage.resolve(plan.staging), 'shared');
   const raw = await readFile(path.join(dir, 'audio.json'), 'utf8').catch(() => null);
-  if (raw === null) throw new PermanentTaskError(`the shared audio was not encoded (no ${plan.staging}/shared/audio.json)`);
+  if (raw === null)
+    throw new PermanentTaskError(`the shared audio was not encoded (no ${plan.staging}/shared/audio.json)`);
   const s = JSON.parse(raw) as StagedAudio;
   return { ...s, input: path.join(dir, 'audio.mp4') };
 }
@@ -141,12 +183,17 @@ export async function convertSubtitles(ctx: HandlerContext, plan: VodPlan): Prom
     const src = await ctx.storage.resolve(t.file);
     const vtt = path.join(dir, `${t.id}.vtt`);
     try {
-      await runFfmpeg(['-f', 'srt', '-i', src, '-c:s', 'webvtt', '-f', 'webvtt', vtt], { signal: ctx.signal });
+      await runFfmpeg(['-f', 'srt', '-i', src, '-c:s', 'webvtt', '-f', 'webvtt', vtt], {
+        signal: ctx.signal,
+      });
     } catch (err) {
       if (ctx.signal.aborted) throw err;
-      throw new PermanentTaskError(`subtitles ${t.file} could not be read as SRT: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new PermanentTaskError(
+        `subtitles ${t.file} could not be read as SRT: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     ctx.log(`subtitles ${t.file} (${t.language}) converted to WebVTT`);
     out.push({ ...t, vtt });
@@ -167,4 +214,3 @@ export async function stagedSubtitles(ctx: HandlerContext, plan: VodPlan): Promi
   }
   return out;
 }
-

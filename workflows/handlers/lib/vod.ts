@@ -90,7 +90,7 @@ export interface VodPlan {
   /** vodstream: the renditions to encode, largest first (see lib/ladder.ts). */
   rungs?: Rung[];
   /** vodstream: the rendition task slots `r1` … `r6` (null = skipped). */
-  slots?: Record<string, Rung | null>;
+  slots?: Record<string, Rung | Rung[] | null>;
   /** vodstream: manifests to write over the segments (default `["hls"]`). */
   formats?: ('hls' | 'dash')[];
   /** vodstream: `ts` (MPEG-TS, HLS only) or `cmaf` (fMP4 segments for HLS and DASH). Default `ts`. */
