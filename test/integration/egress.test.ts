@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { createGuardedFetch, checkEgressUrl } from '../../src/engine/egress/guarded-fetch.js';
 import { parseEgressRules, refuseAddress, refuseHost } from '../../src/engine/egress/rules.js';
 import { submitJob } from '../../src/engine/jobs/service.js';
+import { createCronSchedule } from '../../src/engine/scheduler/cron-schedules.js';
 import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
 import { startTestEngine, TEST_CLIENT, type TestEngine } from '../helpers/engine.js';
 import { createTestStore, forEachStore, type TestStore } from '../helpers/stores.js';
@@ -190,6 +191,31 @@ forEachStore('egress: submission, delivery and http tasks', (kind) => {
     );
     const after = (await te.db.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs')).rows[0]!.n;
     assert.equal(after, before);
+  });
+
+  it('refuses a schedule whose jobs would post to a denied callback target, storing nothing', async () => {
+    const schedule = (endpoint: string) =>
+      createCronSchedule(te.engine.ctx, viewer, {
+        name: `egress-${kind}`,
+        cron: '0 3 * * *',
+        workflow: 'noop',
+        parameters: { rest_endpoints: [endpoint] },
+      });
+    await assert.rejects(schedule('http://169.254.169.254/hook'), {
+      message:
+        /parameters.rest_endpoints\[0\] is refused by the egress rules: 169\.254\.169\.254 is a link-local/,
+    });
+    await assert.rejects(schedule(receiver.url('/x')), {
+      message: /rest_endpoints\[0\] is refused .*deny-loopback/,
+    });
+    const rows = await te.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM cron_schedules WHERE name = $1',
+      [`egress-${kind}`],
+    );
+    assert.equal(rows.rows[0]!.n, 0);
+    // An address the rules allow is stored.
+    const ok = await schedule('http://203.0.113.7/hook');
+    assert.equal(ok.result, 'ok');
   });
 
   it('refuses a denied callback target at delivery and logs why', async () => {

@@ -14,6 +14,7 @@ import {
   type CronScheduleRow,
 } from '../../store/queries/cron-schedules.js';
 import { assertJobStorage } from '../../storage/client-storage.js';
+import { assertEgressAllowed, submissionUrls } from '../jobs/egress-check.js';
 import { validateParameters } from '../../workflows/parameters.js';
 import type { EngineContext } from '../context.js';
 import { parseInteger, resolveWorkflow } from '../jobs/input.js';
@@ -130,7 +131,8 @@ export function compileCron(cron: string, timezone: string): CronSlots {
  * scheduler leader.
  * @returns `{result: "ok", name, schedule}`.
  * @throws {EngineError} `VALIDATION_FAILED` or `UNKNOWN_WORKFLOW` (400) naming the field (the
- *   parameters, and the storage they name as POST /job checks it);
+ *   parameters, and the storage they name as POST /job checks it), or naming the callback target
+ *   (`parameters.rest_endpoints[i]`) the egress rules refuse;
  *   `CONFLICT` (409) when a user schedule of that name exists.
  */
 export async function createCronSchedule(
@@ -171,6 +173,9 @@ export async function createCronSchedule(
   // The storage check of POST /job: object storage the client has configured, and a workflow that
   // can publish to it. Checked again at each firing (the configuration may change).
   await assertJobStorage(ctx.db, viewer.client, validation.resolved, resolved.definition);
+  // The egress check of POST /job on the callback targets every firing will post to, so a refused
+  // address is a 400 now rather than a failed callback of each job later.
+  await assertEgressAllowed(ctx.egress, submissionUrls(validation.resolved, null));
   const priority =
     input.priority === undefined ? DEFAULT_PRIORITY : parseInteger('priority', input.priority, 1, 10);
   const row = await ctx.db.transaction(async (tx) => {
