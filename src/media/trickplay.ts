@@ -316,7 +316,9 @@ export interface IFrameStream {
 
 /**
  * Rewrites a multi-variant playlist with `streams` as `EXT-X-I-FRAME-STREAM-INF` lines (replacing
- * any written before, so running again gives the same text), `EXT-X-VERSION` at least 4.
+ * any written before, so running again gives the same text), `EXT-X-VERSION` raised to at least 4
+ * when there is one (the protocol version that brought I-frame playlists); with none (every
+ * rendition skipped, e.g. AES-128) the text is left as it was.
  */
 export function addIFrameStreams(master: string, streams: IFrameStream[]): string {
   const lines = master
@@ -325,7 +327,7 @@ export function addIFrameStreams(master: string, streams: IFrameStream[]): strin
     .filter((l) => !l.startsWith('#EXT-X-I-FRAME-STREAM-INF:'))
     .map((l) => {
       const m = /^#EXT-X-VERSION:(\d+)$/.exec(l);
-      return m && Number(m[1]) < 4 ? '#EXT-X-VERSION:4' : l;
+      return m && streams.length > 0 && Number(m[1]) < 4 ? '#EXT-X-VERSION:4' : l;
     });
   for (const s of streams) {
     const attrs = [`BANDWIDTH=${s.bandwidth}`];
