@@ -4,7 +4,8 @@
  * multi-variant playlist lists it; sprite sheets and the WebVTT index match the duration and
  * interval. And on an FFmpeg-made fMP4 rendition (init segment + `.m4s`, one fragment per 2 s
  * segment holding two key frames): one entry per fragment, each range a `moof` that decodes
- * with the init segment as exactly one key frame.
+ * with the init segment as exactly one key frame. An AES-128 rendition is skipped with a log
+ * line (CENC CMAF renditions are checked end to end, decrypted, in vod-ladder.test.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
+import { buildIFramePlaylist } from '../../src/media/trickplay.js';
 import trickplay, { IFRAME_PLAYLIST } from '../../workflows/handlers/trickplay.js';
 import { assertFmp4RangesDecode, runHandlerDirect, tempStorageRoot } from './media-helpers.js';
 
@@ -284,5 +286,33 @@ describe('trickplay handler', () => {
       /#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=160x90,CODECS="avc1.42c00b",URI="k_nodrm\/90p\/iframes.m3u8"/,
     );
     assert.deepEqual((run.output as { metadata: { iframe_playlists: number } }).metadata.iframe_playlists, 1);
+  });
+  it('builds no I-frame playlist for other encryption: SAMPLE-AES, CENC on MPEG-TS, or a key changed mid-playlist', async () => {
+    const dir = path.join(client, 'keys');
+    await mkdir(dir, { recursive: true });
+    const ctr =
+      '#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT="urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b",URI="data:,x"';
+    const cases: [string, string, RegExp][] = [
+      [
+        'sample-aes.m3u8',
+        `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://k"\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:1,\ns0.m4s\n`,
+        /encrypted \(METHOD=SAMPLE-AES\)/,
+      ],
+      ['ctr-ts.m3u8', `${ctr}\n#EXTINF:1,\ns0.ts\n`, /SAMPLE-AES-CTR on MPEG-TS/],
+      [
+        'rotation.m3u8',
+        `${ctr}\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:1,\ns0.m4s\n${ctr.replace('x"', 'y"')}\n#EXTINF:1,\ns1.m4s\n`,
+        /changes its EXT-X-KEY after the first segment/,
+      ],
+    ];
+    for (const [name, body, why] of cases) {
+      await writeFile(
+        path.join(dir, name),
+        `#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n${body}#EXT-X-ENDLIST\n`,
+      );
+      const r = await buildIFramePlaylist(path.join(dir, name));
+      assert.ok('skipped' in r, name);
+      assert.match(r.skipped, why);
+    }
   });
 });
