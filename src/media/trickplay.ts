@@ -22,8 +22,9 @@
  * boxes and the `trun` sample flags are clear, only sample data is encrypted, and each fragment's
  * `moof` carries the IVs (`senc`) of its samples, so init + range decrypts and decodes on its own.
  * The playlist carries the media playlist's `EXT-X-KEY` lines unchanged, before its `EXT-X-MAP`.
- * Whole-segment encryption (`AES-128`, AES-CBC over the file) and `SAMPLE-AES` are skipped: a byte
- * range from the middle of a CBC-encrypted file cannot be decrypted without the bytes before it.
+ * Whole-segment encryption (`AES-128`, AES-CBC over the file) is skipped: a byte range from the
+ * middle of a CBC-encrypted file cannot be decrypted without the bytes before it. `SAMPLE-AES`
+ * (not made by this engine) is skipped too.
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
