@@ -16,6 +16,15 @@
  * a player decodes init + range alone. A key frame later inside a fragment cannot be cut out that
  * way (the range would have to hold the frames before it): it is left out and counted in
  * `leftOut`. vodstream's CMAF segments are one fragment per key frame, so none is left out there.
+ *
+ * Encryption: CENC fMP4 renditions (`EXT-X-KEY` `METHOD=SAMPLE-AES-CTR`, ISO/IEC 23001-7 scheme
+ * `cenc`, as vodstream's `cenc` variant writes them) get an I-frame playlist made the same way: the
+ * boxes and the `trun` sample flags are clear, only sample data is encrypted, and each fragment's
+ * `moof` carries the IVs (`senc`) of its samples, so init + range decrypts and decodes on its own.
+ * The playlist carries the media playlist's `EXT-X-KEY` lines unchanged, before its `EXT-X-MAP`.
+ * Whole-segment encryption (`AES-128`, AES-CBC over the file) is skipped: a byte range from the
+ * middle of a CBC-encrypted file cannot be decrypted without the bytes before it. `SAMPLE-AES`
+ * (not made by this engine) is skipped too.
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -48,6 +57,8 @@ export interface IFramePlaylist {
   average: number;
   /** fMP4: key frames inside a fragment (not its first sample), which get no entry. */
   leftOut: number;
+  /** `SAMPLE-AES-CTR` for a CENC rendition (its `EXT-X-KEY` carried over), null when clear. */
+  method: 'SAMPLE-AES-CTR' | null;
 }
 
 interface MediaSegment {
@@ -56,11 +67,15 @@ interface MediaSegment {
   start: number;
 }
 
-/** Reads the segments of a media playlist; throws when it is not one this module handles. */
+/**
+ * Reads the segments of a media playlist, its `EXT-X-MAP` and its CENC `EXT-X-KEY` lines (as
+ * written, in order; all before the first segment).
+ * @throws PermanentTaskError when it is not one this module handles (see the module comment).
+ */
 function readSegments(
   text: string,
   where: string,
-): { segments: MediaSegment[]; kind: 'ts' | 'fmp4'; map: string | null } {
+): { segments: MediaSegment[]; kind: 'ts' | 'fmp4'; map: string | null; keyLines: string[] } {
   const lines = text
     .replace(/^\uFEFF/, '')
     .split(/\r?\n/)
@@ -70,6 +85,7 @@ function readSegments(
   let dur: number | null = null;
   let kind: 'ts' | 'fmp4' = 'ts';
   let map: string | null = null;
+  const keyLines: string[] = [];
   let t = 0;
   for (const line of lines) {
     if (line.startsWith('#EXT-X-MAP:')) {
@@ -86,11 +102,19 @@ function readSegments(
       throw new PermanentTaskError(
         `${where} already uses byte ranges; only one file per segment is supported`,
       );
-    else if (line.startsWith('#EXT-X-KEY:') && parseAttributes(line.slice(11)).METHOD !== 'NONE')
-      throw new PermanentTaskError(
-        `${where} is encrypted; I-frame playlists are made for clear renditions only`,
-      );
-    else if (line.startsWith('#EXTINF:')) dur = Number.parseFloat(line.slice(8));
+    else if (line.startsWith('#EXT-X-KEY:')) {
+      const method = parseAttributes(line.slice(11)).METHOD;
+      if (method === 'NONE') continue;
+      if (method !== 'SAMPLE-AES-CTR')
+        throw new PermanentTaskError(
+          `${where} is encrypted (METHOD=${method ?? '?'}); I-frame playlists are made for clear and CENC (SAMPLE-AES-CTR) renditions only`,
+        );
+      if (segments.length > 0)
+        throw new PermanentTaskError(
+          `${where} changes its EXT-X-KEY after the first segment; only one key for the whole playlist is supported`,
+        );
+      keyLines.push(line);
+    } else if (line.startsWith('#EXTINF:')) dur = Number.parseFloat(line.slice(8));
     else if (line && !line.startsWith('#') && dur !== null) {
       segments.push({ uri: line, duration: dur, start: t });
       t += dur;
@@ -100,7 +124,11 @@ function readSegments(
   if (segments.some((s) => /\.(m4s|mp4|cmfv)$/i.test(s.uri))) kind = 'fmp4';
   if (kind === 'fmp4' && map === null)
     throw new PermanentTaskError(`${where} has fMP4 segments but no EXT-X-MAP init segment`);
-  return { segments, kind, map };
+  if (kind === 'ts' && keyLines.length > 0)
+    throw new PermanentTaskError(
+      `${where} has SAMPLE-AES-CTR on MPEG-TS segments; CENC I-frame playlists are made for fMP4 only`,
+    );
+  return { segments, kind, map, keyLines };
 }
 
 const TS = 188;
@@ -125,10 +153,11 @@ function tablePids(head: Buffer): Set<number> {
 
 /**
  * Builds the I-frame playlist of an HLS media playlist whose segments are MPEG-TS files, or fMP4
- * files after an `EXT-X-MAP` init segment (CMAF).
+ * files after an `EXT-X-MAP` init segment (CMAF), clear or CENC-encrypted (`SAMPLE-AES-CTR`: its
+ * `EXT-X-KEY` lines are copied as written).
  * @param playlistFile absolute path of the media playlist (segment URIs relative to it).
- * @returns the playlist, or `{skipped}` saying why (encryption — AES-128 or CENC —, byte ranges,
- *   remote segments, no key frames).
+ * @returns the playlist, or `{skipped}` saying why (whole-segment encryption — AES-128 — or
+ *   SAMPLE-AES, a key change mid-playlist, byte ranges, remote segments, no key frames).
  * @throws Error when ffprobe cannot read a TS segment, or an fMP4 segment's boxes are truncated.
  */
 export async function buildIFramePlaylist(
@@ -168,6 +197,8 @@ export async function buildIFramePlaylist(
     '#EXT-X-PLAYLIST-TYPE:VOD',
     '#EXT-X-I-FRAMES-ONLY',
   ];
+  // The media playlist's key lines apply to the init segment and every range, as there.
+  lines.push(...parsed.keyLines);
   if (parsed.map !== null) lines.push(`#EXT-X-MAP:URI="${parsed.map}"`);
   for (const e of entries)
     lines.push(`#EXTINF:${e.duration.toFixed(6)},`, `#EXT-X-BYTERANGE:${e.length}@${e.offset}`, e.uri);
@@ -180,6 +211,7 @@ export async function buildIFramePlaylist(
     bandwidth: Math.round(Math.max(...rates)),
     average: Math.round((bytes * 8) / Math.max(total, 0.001)),
     leftOut,
+    method: parsed.keyLines.length > 0 ? 'SAMPLE-AES-CTR' : null,
   };
 }
 
@@ -285,7 +317,9 @@ export interface IFrameStream {
 
 /**
  * Rewrites a multi-variant playlist with `streams` as `EXT-X-I-FRAME-STREAM-INF` lines (replacing
- * any written before, so running again gives the same text), `EXT-X-VERSION` at least 4.
+ * any written before, so running again gives the same text), `EXT-X-VERSION` raised to at least 4
+ * when there is one (the protocol version that brought I-frame playlists); with none (every
+ * rendition skipped, e.g. AES-128) the text is left as it was.
  */
 export function addIFrameStreams(master: string, streams: IFrameStream[]): string {
   const lines = master
@@ -294,7 +328,7 @@ export function addIFrameStreams(master: string, streams: IFrameStream[]): strin
     .filter((l) => !l.startsWith('#EXT-X-I-FRAME-STREAM-INF:'))
     .map((l) => {
       const m = /^#EXT-X-VERSION:(\d+)$/.exec(l);
-      return m && Number(m[1]) < 4 ? '#EXT-X-VERSION:4' : l;
+      return m && streams.length > 0 && Number(m[1]) < 4 ? '#EXT-X-VERSION:4' : l;
     });
   for (const s of streams) {
     const attrs = [`BANDWIDTH=${s.bandwidth}`];

@@ -720,6 +720,47 @@ describe('media workflows through the API [pglite]', () => {
     }
   });
 
+  it('vodcapture clips: an end not after its start is a 400 naming the clip; a valid clip is accepted and captured', async () => {
+    for (const [clips, pattern] of [
+      [
+        [{ source: 'in/clip/source.mp4', start: 2, end: 1 }],
+        /parameters\.clips\[0\]: end 1 must be after start 2/,
+      ],
+      [
+        [{ source: 'in/clip/source.mp4', start: 1.5, end: 1.5 }],
+        /parameters\.clips\[0\]: end 1\.5 must be after start 1\.5/,
+      ],
+      [
+        [
+          { source: 'in/clip/source.mp4', end: 1 },
+          { source: 'https://example.com/live.m3u8', start: '00:00:02.000', end: '00:00:01.500' },
+        ],
+        /parameters\.clips\[1\]: end "00:00:01\.500" must be after start "00:00:02\.000"/,
+      ],
+      [
+        [{ source: 'in/clip/source.mp4', start: '0:02', end: 1 }],
+        /parameters\.clips\[0\]: end 1 must be after start "0:02"/,
+      ],
+    ] as const) {
+      const parameters = { content_id: 'order', output_folder: 'out/order', clips };
+      const r = await api<{ error: string }>('POST', '/job', { job: { workflow: 'vodcapture' }, parameters });
+      assert.equal(r.status, 400, `${JSON.stringify(clips)}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error, pattern);
+    }
+    // In order (mixed notations): accepted, and the capture lasts end - start.
+    const { id, job } = await run('vodcapture', {
+      content_id: 'order',
+      output_folder: 'out/order',
+      generate_vod: false,
+      generate_mp4: true,
+      create_thumbnail: false,
+      clips: [{ source: 'in/clip/source.mp4', start: '00:00:00.500', end: 1.5 }],
+    });
+    await assertOk(id, job);
+    const mp4 = await probeMedia(abs('out/order/order.mp4'));
+    assert.ok(Math.abs(mp4.durationSeconds - 1) <= 0.1, `mp4 duration ${mp4.durationSeconds}`);
+  });
+
   it('bad inputs fail the job with the reason in its log and callback, never a hang', async () => {
     const closed = await closedPort();
     const cases: [string, Record<string, unknown>, RegExp][] = [

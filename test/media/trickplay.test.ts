@@ -4,7 +4,8 @@
  * multi-variant playlist lists it; sprite sheets and the WebVTT index match the duration and
  * interval. And on an FFmpeg-made fMP4 rendition (init segment + `.m4s`, one fragment per 2 s
  * segment holding two key frames): one entry per fragment, each range a `moof` that decodes
- * with the init segment as exactly one key frame.
+ * with the init segment as exactly one key frame. An AES-128 rendition is skipped with a log
+ * line (CENC CMAF renditions are checked end to end, decrypted, in vod-ladder.test.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
+import { buildIFramePlaylist } from '../../src/media/trickplay.js';
 import trickplay, { IFRAME_PLAYLIST } from '../../workflows/handlers/trickplay.js';
 import { assertFmp4RangesDecode, runHandlerDirect, tempStorageRoot } from './media-helpers.js';
 
@@ -223,5 +225,94 @@ describe('trickplay handler', () => {
       await readFile(path.join(client, 'fmp4/f_nodrm.m3u8'), 'utf8'),
       /#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=320x180,CODECS="avc1.64000d",URI="f_nodrm\/180p\/iframes.m3u8"/,
     );
+  });
+  it('skips AES-128 renditions (whole segments encrypted) with a log line, and still serves the clear master beside them', async () => {
+    const make = async (dir: string, extra: string[]): Promise<void> => {
+      await mkdir(dir, { recursive: true });
+      await runFfmpeg([
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=160x90:rate=25:duration=2',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-g',
+        '25',
+        '-pix_fmt',
+        'yuv420p',
+        '-f',
+        'hls',
+        '-hls_time',
+        '1',
+        '-hls_playlist_type',
+        'vod',
+        ...extra,
+        '-hls_segment_filename',
+        path.join(dir, 'segment_%05d.ts'),
+        path.join(dir, 'index.m3u8'),
+      ]);
+    };
+    const base = path.join(client, 'aes');
+    await make(path.join(base, 'k_nodrm/90p'), []);
+    const aesDir = path.join(base, 'k_aes/90p');
+    await mkdir(aesDir, { recursive: true });
+    await writeFile(path.join(aesDir, 'key.bin'), Buffer.alloc(16, 0x2a));
+    await writeFile(path.join(root.root, 'keyinfo.txt'), `key.bin\n${path.join(aesDir, 'key.bin')}\n`);
+    await make(aesDir, ['-hls_key_info_file', path.join(root.root, 'keyinfo.txt')]);
+    assert.match(await readFile(path.join(aesDir, 'index.m3u8'), 'utf8'), /#EXT-X-KEY:METHOD=AES-128/);
+    const inf = '#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=160x90,CODECS="avc1.42c00b"';
+    const aesMaster = `#EXTM3U\n#EXT-X-VERSION:3\n${inf}\nk_aes/90p/index.m3u8\n`;
+    await writeFile(
+      path.join(base, 'k_nodrm.m3u8'),
+      `#EXTM3U\n#EXT-X-VERSION:3\n${inf}\nk_nodrm/90p/index.m3u8\n`,
+    );
+    await writeFile(path.join(base, 'k_aes.m3u8'), aesMaster);
+    const run = await runHandlerDirect(trickplay, {
+      storageRoot: root.root,
+      parameters: { content_id: 'k', source_folder: 'aes', trickplay_thumbnails: false },
+    });
+    assert.ok(
+      run.logs.includes(
+        'no I-frame playlist for aes/k_aes/90p/index.m3u8: index.m3u8 is encrypted (METHOD=AES-128); I-frame playlists are made for clear and CENC (SAMPLE-AES-CTR) renditions only',
+      ),
+      run.logs.join('\n'),
+    );
+    await assert.rejects(readFile(path.join(aesDir, IFRAME_PLAYLIST)), { code: 'ENOENT' });
+    assert.equal(await readFile(path.join(base, 'k_aes.m3u8'), 'utf8'), aesMaster);
+    assert.match(
+      await readFile(path.join(base, 'k_nodrm.m3u8'), 'utf8'),
+      /#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\d+,RESOLUTION=160x90,CODECS="avc1.42c00b",URI="k_nodrm\/90p\/iframes.m3u8"/,
+    );
+    assert.deepEqual((run.output as { metadata: { iframe_playlists: number } }).metadata.iframe_playlists, 1);
+  });
+  it('builds no I-frame playlist for other encryption: SAMPLE-AES, CENC on MPEG-TS, or a key changed mid-playlist', async () => {
+    const dir = path.join(client, 'keys');
+    await mkdir(dir, { recursive: true });
+    const ctr =
+      '#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT="urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b",URI="data:,x"';
+    const cases: [string, string, RegExp][] = [
+      [
+        'sample-aes.m3u8',
+        `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://k"\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:1,\ns0.m4s\n`,
+        /encrypted \(METHOD=SAMPLE-AES\)/,
+      ],
+      ['ctr-ts.m3u8', `${ctr}\n#EXTINF:1,\ns0.ts\n`, /SAMPLE-AES-CTR on MPEG-TS/],
+      [
+        'rotation.m3u8',
+        `${ctr}\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:1,\ns0.m4s\n${ctr.replace('x"', 'y"')}\n#EXTINF:1,\ns1.m4s\n`,
+        /changes its EXT-X-KEY after the first segment/,
+      ],
+    ];
+    for (const [name, body, why] of cases) {
+      await writeFile(
+        path.join(dir, name),
+        `#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n${body}#EXT-X-ENDLIST\n`,
+      );
+      const r = await buildIFramePlaylist(path.join(dir, name));
+      assert.ok('skipped' in r, name);
+      assert.match(r.skipped, why);
+    }
   });
 });

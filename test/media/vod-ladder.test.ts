@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parseAttributes, parsePlaylist } from '../../src/media/hls-playlist.js';
-import { find, readBoxes } from '../../src/media/fmp4.js';
-import { runFfmpeg } from '../../src/media/ffmpeg.js';
+import { find, readBoxes, type Box } from '../../src/media/fmp4.js';
+import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
 import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
@@ -97,18 +97,21 @@ function parseXml(text: string): El {
 const kids = (el: El, name: string): El[] => el.children.filter((c) => c.name === name);
 
 /**
- * Decrypts CENC (`cenc`, AES-128-CTR) samples in place, written for this test from ISO/IEC 23001-7:
- * IVs and subsample maps come from each fragment's `senc`, sample sizes from `trun`.
+ * The `moof` a segment (or an I-frame byte range, whose `mdat` is cut short after the key frame)
+ * starts with; only its own boxes are read.
  */
-function decryptFragment(seg: Buffer, key: Buffer): Buffer {
-  const buf = Buffer.from(seg);
-  const moof = readBoxes(buf).find((b) => b.type === 'moof')!;
+function leadingMoof(buf: Buffer): Box {
+  assert.equal(buf.toString('latin1', 4, 8), 'moof', 'the bytes start with a moof box');
+  return readBoxes(buf, 0, buf.readUInt32BE(0))[0]!;
+}
+
+/** The first `traf`'s boxes, its `trun` data offset (from the moof start) and sample sizes. */
+function trunSamples(buf: Buffer, moof: Box): { inTraf: Box[]; dataOffset: number; sizes: number[] } {
   const traf = readBoxes(buf, moof.body, moof.end).find((b) => b.type === 'traf')!;
   const inTraf = readBoxes(buf, traf.body, traf.end);
   const trun = inTraf.find((b) => b.type === 'trun')!;
-  const senc = inTraf.find((b) => b.type === 'senc');
-  assert.ok(senc, 'each CENC fragment carries its IVs in a senc box');
   const tflags = buf.readUInt32BE(trun.body) & 0xffffff;
+  assert.ok(tflags & 0x01 && tflags & 0x200, 'trun gives a data offset and every sample size');
   const count = buf.readUInt32BE(trun.body + 4);
   let p = trun.body + 8;
   const dataOffset = buf.readInt32BE(p);
@@ -122,10 +125,25 @@ function decryptFragment(seg: Buffer, key: Buffer): Buffer {
     if (tflags & 0x400) p += 4;
     if (tflags & 0x800) p += 4;
   }
+  return { inTraf, dataOffset, sizes };
+}
+
+/**
+ * Decrypts CENC (`cenc`, AES-128-CTR) samples in place, written for this test from ISO/IEC 23001-7:
+ * IVs and subsample maps come from each fragment's `senc`, sample sizes from `trun`.
+ * @param samples how many samples to decrypt (an I-frame range holds only the first).
+ */
+function decryptFragment(seg: Buffer, key: Buffer, samples = Infinity): Buffer {
+  const buf = Buffer.from(seg);
+  const moof = leadingMoof(buf);
+  const { inTraf, dataOffset, sizes } = trunSamples(buf, moof);
+  const senc = inTraf.find((b) => b.type === 'senc');
+  assert.ok(senc, 'each CENC fragment carries its IVs in a senc box');
   const sflags = buf.readUInt32BE(senc.body) & 0xffffff;
   let q = senc.body + 8;
   let at = moof.start + dataOffset;
-  for (const size of sizes) {
+  for (const size of sizes.slice(0, samples)) {
+    assert.ok(at + size <= buf.length, 'every sample decrypted lies inside the bytes given');
     const iv = Buffer.concat([buf.subarray(q, q + 8), Buffer.alloc(8)]);
     q += 8;
     const d = createDecipheriv('aes-128-ctr', key, iv);
@@ -169,7 +187,7 @@ function clearInit(init: Buffer): Buffer {
 
 function stripSignalling(seg: Buffer): Buffer {
   const buf = Buffer.from(seg);
-  const moof = readBoxes(buf).find((b) => b.type === 'moof')!;
+  const moof = leadingMoof(buf);
   const traf = readBoxes(buf, moof.body, moof.end).find((b) => b.type === 'traf')!;
   for (const b of readBoxes(buf, traf.body, traf.end))
     if (['senc', 'saiz', 'saio'].includes(b.type)) buf.write('free', b.start + 4, 'latin1');
@@ -199,6 +217,105 @@ async function framemd5(file: string): Promise<{ ok: boolean; out: string }> {
   } catch (err) {
     return { ok: false, out: String((err as { stdout?: string }).stdout ?? '') };
   }
+}
+
+/** The entries of an I-frame playlist: `EXTINF` duration (as written), byte range and segment. */
+function iframeEntries(text: string): { duration: string; length: number; offset: number; uri: string }[] {
+  return [...text.matchAll(/#EXTINF:([\d.]+),\n#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)/g)].map((m) => ({
+    duration: m[1]!,
+    length: Number(m[2]),
+    offset: Number(m[3]),
+    uri: m[4]!,
+  }));
+}
+
+/**
+ * Checks each entry of a CENC rendition's I-frame playlist against the clear rendition cut from
+ * the same track: the range is the `moof`, the `mdat` header and exactly the first sample; that
+ * sample, decrypted with `key` and the IV (and subsample map) of the fragment's `senc`, after the
+ * init segment with its protection signalling removed, decodes as one I frame of `width` x
+ * `height` equal to the clear rendition's frame at the same entry; undecrypted it does not.
+ * @returns the number of entries.
+ */
+async function assertCencRangesDecrypt(
+  cencDir: string,
+  clearDir: string,
+  key: Buffer,
+  [width, height]: [number, number],
+  scratch: string,
+): Promise<number> {
+  const text = await readFile(path.join(cencDir, 'iframes.m3u8'), 'utf8');
+  const init = clearInit(await readFile(path.join(cencDir, 'init.mp4')));
+  const clearText = await readFile(path.join(clearDir, 'iframes.m3u8'), 'utf8');
+  const clearInitSeg = await readFile(path.join(clearDir, 'init.mp4'));
+  const entries = iframeEntries(text);
+  const clearEntries = iframeEntries(clearText);
+  assert.ok(entries.length > 0);
+  assert.deepEqual(
+    entries.map((e) => [e.duration, e.uri]),
+    clearEntries.map((e) => [e.duration, e.uri]),
+    'the CENC and clear I-frame playlists have the same key frames',
+  );
+  for (const [i, e] of entries.entries()) {
+    const seg = await readFile(path.join(cencDir, e.uri));
+    const part = seg.subarray(e.offset, e.offset + e.length);
+    assert.equal(part.length, e.length, `range ${i} lies inside ${e.uri}`);
+    const moof = leadingMoof(part);
+    const { dataOffset, sizes } = trunSamples(part, moof);
+    assert.equal(
+      part.toString('latin1', moof.end + 4, moof.end + 8),
+      'mdat',
+      `range ${i}: the mdat follows the moof`,
+    );
+    assert.equal(dataOffset, moof.end + 8, `range ${i}: the first sample starts the mdat`);
+    assert.equal(e.length, dataOffset + sizes[0]!, `range ${i} ends with its first sample`);
+
+    const dec = path.join(scratch, `cenc_range_${i}.mp4`);
+    await writeFile(dec, Buffer.concat([init, decryptFragment(part, key, 1)]));
+    const probed = JSON.parse(
+      await runFfprobe([
+        '-select_streams',
+        'v:0',
+        '-show_frames',
+        '-show_entries',
+        'frame=key_frame,pict_type,width,height',
+        '-of',
+        'json',
+        dec,
+      ]),
+    ) as { frames: { key_frame: number; pict_type: string; width: number; height: number }[] };
+    assert.equal(probed.frames.length, 1, `range ${i} decrypted decodes as one frame`);
+    assert.deepEqual(
+      [
+        probed.frames[0]!.key_frame,
+        probed.frames[0]!.pict_type,
+        probed.frames[0]!.width,
+        probed.frames[0]!.height,
+      ],
+      [1, 'I', width, height],
+      `range ${i}`,
+    );
+    const clearFile = path.join(scratch, `clear_range_${i}.mp4`);
+    const c = clearEntries[i]!;
+    const clearSeg = await readFile(path.join(clearDir, c.uri));
+    await writeFile(
+      clearFile,
+      Buffer.concat([clearInitSeg, clearSeg.subarray(c.offset, c.offset + c.length)]),
+    );
+    const clearFrame = await framemd5(clearFile);
+    const decFrame = await framemd5(dec);
+    assert.equal(clearFrame.out.trim().split('\n').length, 1, `clear range ${i} is one frame`);
+    assert.equal(decFrame.out, clearFrame.out, `range ${i} decrypted equals the clear key frame`);
+    // Without the key: the same bytes with only the signalling removed, samples still encrypted.
+    const enc = path.join(scratch, `cenc_range_${i}_nokey.mp4`);
+    await writeFile(enc, Buffer.concat([init, stripSignalling(part)]));
+    const encFrame = await framemd5(enc);
+    assert.ok(
+      !encFrame.ok || encFrame.out !== clearFrame.out,
+      `range ${i} does not decode to the picture without the key`,
+    );
+  }
+  return entries.length;
 }
 
 describe('the ladder', () => {
@@ -560,38 +677,70 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     assert.equal(dec.out, clear.out, 'decrypted frames equal the clear variant');
     assert.ok(!enc.ok || enc.out !== clear.out, 'the encrypted file does not decode to the picture');
 
-    // Trick play: an I-frame playlist per clear CMAF rendition, one entry per key frame (= segment),
-    // each range a moof that decodes with the init segment as one key frame; listed in the clear
-    // multi-variant playlist. The CENC variant gets none.
+    // Trick play: an I-frame playlist per CMAF rendition, clear and CENC, one entry per key frame
+    // (= segment). Clear: each range a moof that decodes with the init segment as one key frame.
+    // CENC: the media playlist's EXT-X-KEY as written, and each range decrypts (key from keys.json,
+    // IV from the fragment's senc) to the clear key frame. Both masters list their I-frame streams.
     assert.equal(states.trickplay, 'succeeded');
+    const sizes: Record<string, [number, number]> = { '360p': [640, 360], '240p': [426, 240] };
     for (const name of ['360p', '240p']) {
       const dir = path.join(out, 'film_nodrm', name);
       const text = await readFile(path.join(dir, 'iframes.m3u8'), 'utf8');
       assert.match(text, /#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI="init.mp4"\n/);
+      assert.doesNotMatch(text, /EXT-X-KEY/);
       assert.equal(
         await assertFmp4RangesDecode(dir, text, out),
         SECONDS / SEG,
         `${name}: one entry per segment`,
       );
+      const cencDir = path.join(out, 'film_cenc', name);
+      const keyLines = (await readFile(path.join(cencDir, 'index.m3u8'), 'utf8'))
+        .split('\n')
+        .filter((l) => l.startsWith('#EXT-X-KEY:'));
+      assert.equal(keyLines.length, 1);
+      assert.match(keyLines[0]!, /^#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT="urn:uuid:1077efec-/);
+      const cencText = await readFile(path.join(cencDir, 'iframes.m3u8'), 'utf8');
+      assert.ok(
+        cencText.includes(`#EXT-X-I-FRAMES-ONLY\n${keyLines[0]}\n#EXT-X-MAP:URI="init.mp4"\n`),
+        cencText,
+      );
+      assert.equal(
+        await assertCencRangesDecrypt(cencDir, dir, Buffer.from(keyHex, 'hex'), sizes[name]!, out),
+        SECONDS / SEG,
+        `${name} CENC: one entry per segment`,
+      );
     }
-    const withIframes = await readFile(path.join(out, 'film_nodrm.m3u8'), 'utf8');
-    const iframeInf = withIframes
-      .split('\n')
-      .filter((l) => l.startsWith('#EXT-X-I-FRAME-STREAM-INF:'))
-      .map((l) => parseAttributes(l.slice(26)));
-    assert.deepEqual(
-      iframeInf.map((a) => [a.RESOLUTION, a.URI]),
-      [
-        ['640x360', 'film_nodrm/360p/iframes.m3u8'],
-        ['426x240', 'film_nodrm/240p/iframes.m3u8'],
-      ],
-    );
-    for (const a of iframeInf) assert.match(a.CODECS!, /^avc1\.64[0-9a-f]{4}$/);
-    // The active master is the CENC one (enable_drm defaults to true), which has no I-frame streams.
-    assert.doesNotMatch(await readFile(path.join(out, 'film_cenc.m3u8'), 'utf8'), /I-FRAME/);
+    for (const variant of ['nodrm', 'cenc']) {
+      const withIframes = await readFile(path.join(out, `film_${variant}.m3u8`), 'utf8');
+      const iframeInf = withIframes
+        .split('\n')
+        .filter((l) => l.startsWith('#EXT-X-I-FRAME-STREAM-INF:'))
+        .map((l) => parseAttributes(l.slice(26)));
+      assert.deepEqual(
+        iframeInf.map((a) => [a.RESOLUTION, a.URI]),
+        [
+          ['640x360', `film_${variant}/360p/iframes.m3u8`],
+          ['426x240', `film_${variant}/240p/iframes.m3u8`],
+        ],
+      );
+      for (const a of iframeInf) {
+        assert.match(a.CODECS!, /^avc1\.64[0-9a-f]{4}$/);
+        assert.ok(Number(a.BANDWIDTH) > 0);
+      }
+    }
+    // The active master is the CENC one (enable_drm defaults to true), with its I-frame streams.
     assert.equal(
       await readFile(path.join(out, 'film.m3u8'), 'utf8'),
       await readFile(path.join(out, 'film_cenc.m3u8'), 'utf8'),
+    );
+    const trickLogs = (await api<{ message: string }[]>('GET', `/logs/${id}?show_all=1`)).body.map(
+      (l) => l.message,
+    );
+    assert.ok(
+      trickLogs.some((l) =>
+        /I-frame playlist out\/film\/film_cenc\/360p\/iframes\.m3u8: 4 key frames.*CENC/.test(l),
+      ),
+      trickLogs.join('\n'),
     );
 
     const listed = await listAssetRenditions(out, 'film');

@@ -1,14 +1,16 @@
 /**
  * trickplay (and vodstream's `trickplay` task): trick play for an HLS VOD asset folder.
- * - For every clear video rendition (MPEG-TS, or fMP4/CMAF with its init segment) named by a
- *   multi-variant playlist in the folder, an I-frame playlist `iframes.m3u8` beside its media
- *   playlist, listed in the multi-variant playlist as an `EXT-X-I-FRAME-STREAM-INF` (see
- *   src/media/trickplay.ts). Encrypted renditions (AES-128, CENC) are skipped with a log line
- *   saying so.
+ * - For every clear video rendition (MPEG-TS, or fMP4/CMAF with its init segment) and every CENC
+ *   CMAF rendition (`SAMPLE-AES-CTR`, vodstream's `cenc` variant) named by a multi-variant
+ *   playlist in the folder, an I-frame playlist `iframes.m3u8` beside its media playlist (a CENC
+ *   one with the media playlist's `EXT-X-KEY`), listed in the multi-variant playlist as an
+ *   `EXT-X-I-FRAME-STREAM-INF` (see src/media/trickplay.ts). AES-128 renditions (whole segments
+ *   encrypted) are skipped with a log line saying so.
  * - With `trickplay_thumbnails`, sprite sheets `<content_id>_trickplay/sheet_NNNNN.jpg` of
  *   `trickplay_tile_columns` x `trickplay_tile_rows` thumbnails, one every
  *   `trickplay_thumbnail_interval` seconds (the first frame at or after each cue start), taken
- *   from the highest video rendition (or the folder's source video), and a WebVTT index
+ *   from the highest clear video rendition (else an AES-128 one, which FFmpeg decrypts through
+ *   its key URI; CENC last, or the folder's source video), and a WebVTT index
  *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments.
  * Inputs: `plan` (optional; vodstream's probe output: its output folder and content id are used).
  */
@@ -95,7 +97,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
     });
   }
   const files: string[] = [];
-  const built = new Map<string, { bandwidth: number; entries: number } | null>();
+  const built = new Map<string, { bandwidth: number; entries: number; cenc: boolean } | null>();
   let iframeCount = 0;
   for (const m of masters) {
     const streams: IFrameStream[] = [];
@@ -111,9 +113,14 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
           await writeFileAtomic(target, r.text);
           files.push(rel(ctx, target));
           iframeCount += 1;
-          built.set(v.media, { bandwidth: r.bandwidth, entries: r.entries.length });
+          built.set(v.media, {
+            bandwidth: r.bandwidth,
+            entries: r.entries.length,
+            cenc: r.method === 'SAMPLE-AES-CTR',
+          });
           ctx.log(
             `I-frame playlist ${rel(ctx, target)}: ${r.entries.length} key frames, peak ${Math.round(r.bandwidth / 1000)} kb/s` +
+              (r.method ? ` (CENC: the media playlist's EXT-X-KEY carried over)` : '') +
               (r.leftOut
                 ? ` (${r.leftOut} key frame(s) inside fMP4 fragments left out: no range holds them alone)`
                 : ''),
@@ -141,10 +148,16 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
 
   let metadata: Record<string, unknown> = { iframe_playlists: iframeCount };
   if (thumbs) {
-    // The highest video rendition (any master, clear first), else a source video in the folder.
+    // The highest video rendition (any master): clear first, then skipped ones (AES-128, which
+    // FFmpeg reads through its key URI), CENC last (FFmpeg 5.1 cannot read fragmented CENC);
+    // else a source video in the folder.
+    const rank = (media: string): number => {
+      const b = built.get(media);
+      return b ? (b.cenc ? 0 : 2) : 1;
+    };
     const candidates = masters
       .flatMap((m) => m.variants)
-      .sort((a, b) => Number(built.get(b.media) != null) - Number(built.get(a.media) != null) || b.bw - a.bw);
+      .sort((a, b) => rank(b.media) - rank(a.media) || b.bw - a.bw);
     let input: string | null = candidates[0]?.media ?? null;
     let inputArgs: string[] = input ? ['-allowed_extensions', 'ALL'] : [];
     if (!input) {
@@ -224,7 +237,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   }
   if (iframeCount === 0 && !thumbs)
     throw new PermanentTaskError(
-      `nothing made: ${folderRel} has no clear video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
+      `nothing made: ${folderRel} has no clear or CENC video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
 }
