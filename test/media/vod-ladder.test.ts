@@ -810,6 +810,30 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     );
   });
 
+  it('takes trickplay thumbnails of a CENC-only asset from the staged clear encode', async () => {
+    const { id } = await run({
+      content_id: 'sealed',
+      source_folder: 'in/film',
+      output_folder: 'out/sealed',
+      renditions: [{ height: 240, video_bitrate_kbps: 450 }],
+      formats: ['hls'],
+      drm: ['cenc'],
+      segment_duration: SEG,
+      create_thumbnail: false,
+      trickplay: true,
+      trickplay_thumbnail_interval: 2,
+    });
+    const vtt = await readFile(abs('out/sealed/sealed_trickplay.vtt'), 'utf8');
+    assert.equal(vtt.match(/#xywh=/g)?.length, SECONDS / 2);
+    const sheet = await probeMedia(abs('out/sealed/sealed_trickplay/sheet_00001.jpg'));
+    assert.ok((sheet.video?.width ?? 0) >= 426, `sheet width ${sheet.video?.width}`);
+    const logs = (await api<{ message: string }[]>('GET', `/logs/${id}`)).body.map((l) => l.message);
+    assert.ok(
+      logs.some((m) => /^4 thumbnails of 426x240 every 2 s/.test(m)),
+      logs.join('\n'),
+    );
+  });
+
   it('keeps TS renditions with shared audio and makes no keys file when asked', async () => {
     void cencId;
     const { job } = await run({

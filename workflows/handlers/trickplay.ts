@@ -14,7 +14,7 @@
  *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments.
  * Inputs: `plan` (optional; vodstream's probe output: its output folder and content id are used).
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
 import { runFfmpeg } from '../../src/media/ffmpeg.js';
@@ -44,7 +44,8 @@ export function jpegQscale(quality: number): number {
 /** @returns `{message, files, metadata}`: files are client-relative. */
 export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   const p = ctx.parameters;
-  const plan = ctx.inputs.plan as { output_folder?: string; content_id?: string } | undefined;
+  const plan = ctx.inputs.plan as
+    { output_folder?: string; content_id?: string; staging?: string; rungs?: { name: string }[] } | undefined;
   const fromVodstream = !!plan && typeof plan.output_folder === 'string';
   const id = fromVodstream ? plan.content_id! : contentId(p);
   const folderRel = fromVodstream ? plan.output_folder! : reqString(p, 'source_folder');
@@ -149,8 +150,8 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   let metadata: Record<string, unknown> = { iframe_playlists: iframeCount };
   if (thumbs) {
     // The highest video rendition (any master): clear first, then skipped ones (AES-128, which
-    // FFmpeg reads through its key URI), CENC last (FFmpeg 5.1 cannot read fragmented CENC);
-    // else a source video in the folder.
+    // FFmpeg reads through its key URI), CENC last (FFmpeg 5.1 cannot read fragmented CENC: then
+    // the staged clear encode or a source video is read instead); else a source video in the folder.
     const rank = (media: string): number => {
       const b = built.get(media);
       return b ? (b.cenc ? 0 : 2) : 1;
@@ -160,6 +161,23 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       .sort((a, b) => rank(b.media) - rank(a.media) || b.bw - a.bw);
     let input: string | null = candidates[0]?.media ?? null;
     let inputArgs: string[] = input ? ['-allowed_extensions', 'ALL'] : [];
+    if (input && rank(input) === 0) {
+      // Only CENC renditions: vodstream's staged clear encode of the top rung has the same
+      // frames; else a source video in the folder.
+      const top = fromVodstream ? plan?.rungs?.[0]?.name : undefined;
+      const staged =
+        top && plan?.staging ? path.join(await ctx.storage.resolve(plan.staging), `${top}.mp4`) : null;
+      if (staged && (await stat(staged).catch(() => null))?.isFile()) input = staged;
+      else
+        input = (
+          await pickSourceVideo(ctx, folderRel).catch(() => {
+            throw new PermanentTaskError(
+              `${folderRel} has only CENC video renditions, which FFmpeg cannot read, and no clear source video to take thumbnails from; set trickplay_thumbnails to false or add a clear variant`,
+            );
+          })
+        ).file;
+      inputArgs = [];
+    }
     if (!input) {
       input = (await pickSourceVideo(ctx, folderRel)).file;
       inputArgs = [];
