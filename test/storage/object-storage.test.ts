@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -373,6 +373,72 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
     assert.ok(!logs.includes(AZ_KEY) && !logs.includes(S3_SECRET));
   });
 
+  it('a mezzanine in S3 becomes an adaptive HLS + DASH asset with thumbnails and trick play in Azure Blob', async () => {
+    const id = await submit('vodstream', {
+      content_id: 'asset3',
+      source_folder: 'in2/clip',
+      output_folder: 'out/asset3',
+      source_storage: 's3',
+      destination_storage: 'azure_blob',
+      renditions: [{ height: 180 }, { height: 120 }],
+      formats: ['hls', 'dash'],
+      segment_duration: 1,
+      trickplay: true,
+      trickplay_thumbnail_interval: 0.5,
+    });
+    const job = await finish(id);
+    if (job.failed) assert.fail(`${JSON.stringify(job.tasks)}\n${await logsOf(id)}`);
+    const objects = (await azure.list('out/asset3')).map((o) => o.path);
+    for (const f of [
+      'out/asset3/asset3.m3u8',
+      'out/asset3/asset3.mpd',
+      'out/asset3/asset3_nodrm.m3u8',
+      'out/asset3/asset3_nodrm.mpd',
+      'out/asset3/asset3_nodrm/180p/init.mp4',
+      'out/asset3/asset3_nodrm/180p/iframes.m3u8',
+      'out/asset3/asset3_nodrm/120p/iframes.m3u8',
+      'out/asset3/asset3_trickplay.vtt',
+      'out/asset3/asset3_trickplay/sheet_00001.jpg',
+      'out/asset3/asset3.jpg',
+    ])
+      assert.ok(objects.includes(f), `${f} published; have ${objects.join(', ')}`);
+    assert.ok(objects.some((o) => /asset3_nodrm\/120p\/segment_\d+\.m4s$/.test(o)));
+    assert.ok(!objects.some((o) => o.includes('.staging-')), 'no staging folder published');
+    const dl = path.join(tmp, 'dl3');
+    for (const o of objects) {
+      await mkdir(path.dirname(path.join(dl, o)), { recursive: true });
+      await azure.download(o, path.join(dl, o));
+    }
+    const base = path.join(dl, 'out/asset3');
+    // HLS and DASH both play from the downloaded files: the same CMAF segments.
+    const hls = await probeMedia(path.join(base, 'asset3_nodrm.m3u8'));
+    assert.deepEqual([...new Set(hls.streams.map((x) => x.kind))].sort(), ['audio', 'video']);
+    const dash = await probeMedia(path.join(base, 'asset3_nodrm.mpd'));
+    assert.ok(dash.streams.some((x) => x.kind === 'video'));
+    assert.ok(Math.abs(dash.durationSeconds - 2) <= 0.3, `DASH lasts ${dash.durationSeconds} s`);
+    const master = await readFile(path.join(base, 'asset3_nodrm.m3u8'), 'utf8');
+    assert.equal(master.match(/#EXT-X-I-FRAME-STREAM-INF:/g)?.length, 2);
+    // The I-frame playlist's first range decodes on its own after the init segment: one frame.
+    const iframes = await readFile(path.join(base, 'asset3_nodrm/180p/iframes.m3u8'), 'utf8');
+    const range = /#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)/.exec(iframes)!;
+    const seg = await readFile(path.join(base, 'asset3_nodrm/180p', range[3]!));
+    const one = path.join(dl, 'one-iframe.mp4');
+    await writeFile(
+      one,
+      Buffer.concat([
+        await readFile(path.join(base, 'asset3_nodrm/180p/init.mp4')),
+        seg.subarray(Number(range[2]), Number(range[2]) + Number(range[1])),
+      ]),
+    );
+    const frame = await probeMedia(one);
+    assert.equal(frame.video?.height, 180);
+    const vtt = await readFile(path.join(base, 'asset3_trickplay.vtt'), 'utf8');
+    assert.equal(vtt.match(/asset3_trickplay\/sheet_00001\.jpg#xywh=/g)?.length, 4);
+    const logs = await logsOf(id);
+    assert.match(logs, /fetched 1 file\(s\).*from s3 storage/);
+    assert.match(logs, /published \d+ file\(s\).*to azure_blob storage/);
+  });
+
   it('createmp4 reads an HLS folder from S3 and writes the MP4 to Azure Blob', async () => {
     const id = await submit('createmp4', {
       source_folder: 'out/asset1',
@@ -395,7 +461,7 @@ describe('object storage: Azure Blob and S3 sources and destinations [pglite]', 
     const info = await probeMedia(file);
     assert.deepEqual(info.streams.map((s) => s.kind).sort(), ['audio', 'video']);
     // Nothing fetched from S3 came back as an output.
-    assert.deepEqual((await azure.list('out')).length, 0);
+    assert.deepEqual((await azure.list('out/asset1')).length, 0);
   });
 
   it('a failed job publishes nothing and leaves no staging folder', async () => {
