@@ -79,6 +79,16 @@ export interface InsertJobsParams {
   defaultRetentionSeconds: number;
 }
 
+/**
+ * SQL condition on a job's `content_id` and `parameters` (unqualified, so it reads the columns of
+ * whatever row source it stands in): true when the job has something to search, i.e. when it gets
+ * a `job_search` row. A job with no `content_id` and parameters `{}` has none: its only searchable
+ * text would be the two characters `{}`, which {@link buildJobListing} matches on the job row
+ * itself. One row and three index entries less per such job (most jobs of a workflow without
+ * parameters).
+ */
+export const SEARCHABLE_JOB = `(content_id IS NOT NULL OR parameters <> '{}'::jsonb)`;
+
 /** One answer row of {@link insertJobs}, per job given. */
 export interface InsertJobsRow {
   /** 1-based position of the job in the arrays. */
@@ -94,7 +104,8 @@ export interface InsertJobsRow {
 /**
  * Writes whole submissions, any number at once (data-modifying CTEs, so one statement is one
  * round trip and atomic without an explicit transaction): per job its row, its search row
- * (content_id and the parameters' text, for the `search` filter), its tasks (all `waiting`,
+ * (content_id and the parameters' text, for the `search` filter; none for a job with nothing to
+ * search, see {@link SEARCHABLE_JOB}), its tasks (all `waiting`,
  * definition order, each with its job's client), its log lines, and the wake-up of admission or the scheduler (at commit).
  * Ids are drawn first, in array order, so each answer row (`ord`, 1-based) names its submission.
  *
@@ -161,7 +172,7 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   RETURNING id, content_id, parameters
 ), s AS (
   INSERT INTO job_search (job_id, content_id, parameters_text)
-  SELECT id, content_id, parameters::text FROM j
+  SELECT id, content_id, parameters::text FROM j WHERE ${SEARCHABLE_JOB}
 ), t AS (
   INSERT INTO tasks (job_id, client, name, position, queue, needs, slots, concurrency_key, concurrency_limit,
                      created_at, updated_at)
@@ -630,7 +641,11 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
         `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
         ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
     } else match = `s.content_id ILIKE ${full} OR s.parameters_text ILIKE ${full}`;
-    where.push(`j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})`);
+    // A job with nothing to search has no search row (SEARCHABLE_JOB); its text would be `{}`, so
+    // the few terms found inside `{}` (`{`, `}`, `{}`) also match such jobs, read on the job row.
+    // Every other term cannot match them, and the condition is left out.
+    const bare = '{}'.includes(f.search) ? ` OR (j.content_id IS NULL AND j.parameters = '{}'::jsonb)` : '';
+    where.push(`(j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})${bare})`);
   }
   const dir = f.asc ? 'ASC' : 'DESC';
   // Without an explicit order_by, a creation-time window is listed in creation order (ids are
