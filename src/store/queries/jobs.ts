@@ -594,7 +594,62 @@ export interface JobListingParams {
   orderBy: ListOrderBy | null;
   limit: number;
   offset: number;
+  /**
+   * Keyset paging: the sort keys of the job the page continues after, in the listing's order
+   * (null: from the start). The caller gives no `offset` with it.
+   */
+  after: ListingAnchorRow | null;
 }
+
+/** UTC text of a timestamp at microsecond precision (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), as SQL. */
+const microsecondText = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/**
+ * The sort keys of a job that a keyset page of `GET /jobs` continues after (`after_id`), as
+ * {@link readListingAnchor} reads them: every column a listing can be ordered by, the timestamps
+ * as UTC text at microsecond precision (so the bound goes back to the database without the
+ * millisecond rounding of a JavaScript Date).
+ */
+export interface ListingAnchorRow {
+  id: number;
+  client: string;
+  workflow: string;
+  queue_state: string;
+  priority: number;
+  top_of_queue: boolean;
+  /** Null when not set. */
+  queued_at: string | null;
+  created_at: string;
+  updated_at: string;
+  run_at: string;
+}
+
+/** Reads the sort keys of job `id` if the viewer (`admin`, or the owner `client`) may see it. Primary-key lookup, no locks. */
+export const readListingAnchor = defineQuery<
+  { id: number; admin: boolean; client: string },
+  ListingAnchorRow
+>(
+  'read-listing-anchor',
+  `SELECT j.id, j.client, j.workflow, j.queue_state, j.priority, j.top_of_queue,
+          ${microsecondText('j.queued_at')} AS queued_at, ${microsecondText('j.created_at')} AS created_at,
+          ${microsecondText('j.updated_at')} AS updated_at, ${microsecondText('j.run_at')} AS run_at
+     FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`,
+);
+
+/** Per `order_by` column other than id: the anchor's value of it and its SQL type (a cast of the bound). */
+const ANCHOR_KEYS: Record<
+  Exclude<ListOrderBy, 'id' | 'position'>,
+  { key: keyof ListingAnchorRow; type: string }
+> = {
+  created_at: { key: 'created_at', type: 'timestamptz' },
+  updated_at: { key: 'updated_at', type: 'timestamptz' },
+  priority: { key: 'priority', type: 'int' },
+  run_at: { key: 'run_at', type: 'timestamptz' },
+  client: { key: 'client', type: 'text' },
+  workflow: { key: 'workflow', type: 'text' },
+  queue_state: { key: 'queue_state', type: 'text' },
+};
 
 /** Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE '%…%'`. */
 export function escapeLike(term: string): string {
@@ -656,17 +711,80 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   // `position` order: with state=queued, the admission order (`asc`: position 1 first), which
   // `jobs_admission_idx` (or `jobs_client_admission_idx`) serves as it stands; any other state's
   // list is by id.
-  const order =
-    orderBy === 'position' && f.state === 'queued'
-      ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
-      : orderBy === 'id' || orderBy === 'position'
-        ? `j.id ${dir}`
-        : `${column} ${dir}, j.id ${dir}`;
-  const sql =
-    `SELECT ${JOB_COLUMNS} FROM jobs j` +
-    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
-  return { sql, params };
+  const admissionOrder = orderBy === 'position' && f.state === 'queued';
+  const order = admissionOrder
+    ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
+    : orderBy === 'id' || orderBy === 'position'
+      ? `j.id ${dir}`
+      : `${column} ${dir}, j.id ${dir}`;
+  const filters = where.length ? ` WHERE ${where.join(' AND ')}` : '';
+  if (f.after === null) {
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs j${filters} ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
+    return { sql, params };
+  }
+  // Keyset page: the jobs after the anchor in this order, as one or more conditions each of
+  // which is one contiguous range of the order's index starting at the anchor, so each is read
+  // from the index for at most `limit` entries however deep the anchor lies.
+  const a = f.after;
+  const cmp = f.asc ? '>' : '<';
+  const id = p(a.id);
+  let ranges: string[];
+  if (admissionOrder) ranges = admissionRanges(a, f.asc, p, id);
+  else if (orderBy === 'id' || orderBy === 'position') ranges = [`j.id ${cmp} ${id}::bigint`];
+  else {
+    const k = ANCHOR_KEYS[orderBy];
+    ranges = [`(${column}, j.id) ${cmp} (${p(a[k.key])}::${k.type}, ${id}::bigint)`];
+  }
+  const limit = p(f.limit);
+  const and = where.length ? `${where.join(' AND ')} AND ` : '';
+  if (ranges.length === 1) {
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs j WHERE ${and}${ranges[0]} ORDER BY ${order} LIMIT ${limit}`;
+    return { sql, params };
+  }
+  // Several ranges (the admission order mixes directions and has a nullable column, which one
+  // row comparison cannot bound): each read in order up to `limit`, then the first `limit` of
+  // them all (at most ranges × limit rows sorted).
+  const parts = ranges.map(
+    (r) => `(SELECT ${JOB_COLUMNS} FROM jobs j WHERE ${and}${r} ORDER BY ${order} LIMIT ${limit})`,
+  );
+  return { sql: `SELECT * FROM (${parts.join(' UNION ALL ')}) j ORDER BY ${order} LIMIT ${limit}`, params };
+}
+
+/**
+ * The queued jobs after anchor `a` in admission order (`asc`: position 1 first; else the reverse),
+ * as disjoint conditions, each one contiguous range of `jobs_admission_idx` (top_of_queue DESC,
+ * priority, queued_at, id; a missing `queued_at` sorts last, as in ORDER BY). A row comparison
+ * over (priority, queued_at, id) bounds the jobs of the anchor's `top_of_queue` side; the jobs
+ * whose `queued_at` is missing where that comparison is unknown, and the other side's jobs, are
+ * ranges of their own. `p` adds a parameter; `id` is the anchor id's placeholder.
+ */
+function admissionRanges(a: ListingAnchorRow, asc: boolean, p: (v: unknown) => string, id: string): string[] {
+  const side = `j.top_of_queue = ${a.top_of_queue ? 'true' : 'false'}`;
+  const priority = `${p(a.priority)}::int`;
+  // The other side of the queue comes after this one: the jobs without top_of_queue when
+  // listing from position 1, the top_of_queue jobs when listing from the end.
+  const otherSide = a.top_of_queue === asc ? [`j.top_of_queue = ${a.top_of_queue ? 'false' : 'true'}`] : [];
+  if (a.queued_at !== null) {
+    const queuedAt = `${p(a.queued_at)}::timestamptz`;
+    const cmp = asc ? '>' : '<';
+    const rest = `${side} AND (j.priority, j.queued_at, j.id) ${cmp} (${priority}, ${queuedAt}, ${id}::bigint)`;
+    // Forward, the jobs of the anchor's priority without a queued_at follow the timed ones.
+    const untimed = asc ? [`${side} AND j.priority = ${priority} AND j.queued_at IS NULL`] : [];
+    return [rest, ...untimed, ...otherSide];
+  }
+  // The anchor has no queued_at: it is among the last of its priority (forward) or the first.
+  return asc
+    ? [
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NULL AND j.id > ${id}::bigint`,
+        `${side} AND j.priority > ${priority}`,
+        ...otherSide,
+      ]
+    : [
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NULL AND j.id < ${id}::bigint`,
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NOT NULL`,
+        `${side} AND j.priority < ${priority}`,
+        ...otherSide,
+      ];
 }
 
 /** Runs {@link buildJobListing}. */
