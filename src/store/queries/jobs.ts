@@ -659,7 +659,10 @@ export function escapeLike(term: string): string {
 /**
  * Builds the SQL of a `GET /jobs` listing: one statement, its filters ANDed, every value a `$n`
  * parameter, identifiers only from {@link LIST_ORDER_BY_COLUMNS}. Composed here because its
- * WHERE depends on which filters are given (each shape keeps its own plan). No locks.
+ * WHERE depends on which filters are given (each shape keeps its own plan). With `f.after` (keyset
+ * paging) the page starts right after the anchor's sort keys instead of at `offset`: a row-value
+ * bound on the order's index, or for the admission order a few index ranges merged
+ * ({@link admissionRanges}), so its cost does not grow with the anchor's depth. No locks.
  * @returns SQL text and its parameters.
  */
 export function buildJobListing(f: JobListingParams): { sql: string; params: unknown[] } {
