@@ -328,6 +328,31 @@ forEachStore('API jobs', (kind) => {
     for (const limit of ['-1', '100000'])
       void test(`limit=${limit} is a 400 naming 1 to 1000`, () =>
         refused(h, 400, /limit.*1 to 1000/, () => h.call(h.acme, 'GET', `/jobs?limit=${limit}`)));
+    for (const [query, message] of [
+      ['after_id=abc', /after_id must be a whole number from 1/],
+      ['after_id=0', /after_id must be a whole number from 1/],
+      ['after_id=999999', /after_id 999999 is not a job of client "acme"/],
+      ['after_id=1&offset=10', /after_id and offset cannot be combined/],
+    ] as const)
+      void test(`GET /jobs?${query} is a 400`, () =>
+        refused(h, 400, message, () => h.call(h.acme, 'GET', `/jobs?${query}`)));
+    void test("after_id of another client's job is a 400 for a non-admin, as an unknown id", async () => {
+      const [theirs] = json<{ id: number }[]>(await h.call(h.root, 'GET', '/jobs?client=other&limit=1'));
+      assert.ok(theirs);
+      await refused(h, 400, new RegExp(`after_id ${theirs.id} is not a job of client "acme"`), () =>
+        h.call(h.acme, 'GET', `/jobs?after_id=${theirs.id}`),
+      );
+    });
+    void test('GET /jobs?after_id= continues right after that job', async () => {
+      const all = json<{ id: number }[]>(await h.call(h.acme, 'GET', '/jobs?limit=1000&asc=1'));
+      assert.ok(all.length >= 2);
+      const res = await h.call(h.acme, 'GET', `/jobs?limit=1000&asc=1&after_id=${all[0]!.id}`);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.deepEqual(
+        json<{ id: number }[]>(res).map((r) => r.id),
+        all.slice(1).map((r) => r.id),
+      );
+    });
     void test('job_ids=1,x is a 400', () =>
       refused(h, 400, /job_ids.*"x"/, () => h.call(h.acme, 'GET', '/jobs?job_ids=1,x')));
     void test('from later than to is a 400', () =>

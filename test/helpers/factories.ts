@@ -12,6 +12,7 @@ import type { Clock } from '../../src/engine/clock.js';
 import { systemClock } from '../../src/engine/clock.js';
 import type { EngineContext } from '../../src/engine/context.js';
 import type { Executor, Queryable } from '../../src/store/executor.js';
+import { SEARCHABLE_JOB } from '../../src/store/queries/jobs.js';
 import type { WorkflowCatalog } from '../../src/workflows/types.js';
 
 /** Columns {@link insertJob} sets; everything else takes the table's default. */
@@ -36,7 +37,8 @@ export interface JobFields {
 }
 
 /**
- * Inserts one job row as given (no validation, no tasks), with its search row as submission writes it.
+ * Inserts one job row as given (no validation, no tasks), with its search row as submission writes
+ * it (none for a job with nothing to search: `SEARCHABLE_JOB`).
  * @returns the new job id.
  */
 export async function insertJob(db: Queryable, f: JobFields = {}): Promise<number> {
@@ -51,7 +53,8 @@ export async function insertJob(db: Queryable, f: JobFields = {}): Promise<numbe
        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $7::jsonb, $8::jsonb, $9, $10, COALESCE($11, now()), $12, $13, $14, $15)
        RETURNING id, content_id, parameters
      ), s AS (
-       INSERT INTO job_search (job_id, content_id, parameters_text) SELECT id, content_id, parameters::text FROM j
+       INSERT INTO job_search (job_id, content_id, parameters_text)
+       SELECT id, content_id, parameters::text FROM j WHERE ${SEARCHABLE_JOB}
      )
      SELECT id FROM j`,
     [

@@ -481,6 +481,20 @@ describe(
       await list.waitFor();
       const drawn = await page.locator('#list-scheduled .qrow[data-job]').count();
       assert.ok(drawn > 0 && drawn < 40, `only the rows in view are drawn (${drawn} of ${total})`);
+      // Scrolling on past the dashboard's head reads the next page right after its last job.
+      const ordered = await rig.api<{ id: number }[]>(
+        rig.admin,
+        'GET',
+        '/jobs?state=scheduled&order_by=position&asc=1&limit=101',
+      );
+      const keyset = page.waitForRequest((r) => /\/jobs\?.*after_id=/.test(r.url()));
+      await page.locator('#list-scheduled .qscroll').evaluate((el) => {
+        (el as unknown as { scrollTop: number }).scrollTop = 95 * 30;
+      });
+      assert.match((await keyset).url(), new RegExp(`after_id=${ordered[99]!.id}(&|$)`));
+      const row101 = page.locator(`#list-scheduled .qrow[data-job="${ordered[100]!.id}"]`);
+      await row101.waitFor();
+      assert.equal(Number(await row101.locator('span').first().textContent()), 101);
       await page.locator('#list-scheduled .qscroll').evaluate((el) => {
         const box = el as unknown as { scrollTop: number; scrollHeight: number };
         box.scrollTop = box.scrollHeight;

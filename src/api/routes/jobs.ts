@@ -90,6 +90,11 @@ const listQuery = {
     job_ids: { type: 'string', description: 'comma-separated job ids, e.g. 1,2,3' },
     limit: { type: 'string', description: 'rows to return, 1 to 1000; default 10' },
     offset: { type: 'string', description: 'rows to skip (paging); default 0' },
+    after_id: {
+      type: 'string',
+      description:
+        'keyset paging: the page continues right after this job (the last id of the previous page) in the same order and filters; as cheap at any depth as the first page; not with offset',
+    },
     order_by: {
       type: 'string',
       enum: [

@@ -74,7 +74,7 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: EngineContext): v
       ...describeOnly,
       schema: {
         summary: 'How many jobs a /jobs filter selects',
-        description: `Takes the query of GET /jobs (limit, offset, order_by and asc are ignored) and counts up to ${JOB_COUNT_CAP}; beyond that it answers ${JOB_COUNT_CAP} with capped: true.`,
+        description: `Takes the query of GET /jobs (limit, offset, after_id, order_by and asc are ignored) and counts up to ${JOB_COUNT_CAP}; beyond that it answers ${JOB_COUNT_CAP} with capped: true.`,
         tags: ['jobs'],
         response: {
           200: {

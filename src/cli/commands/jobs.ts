@@ -24,6 +24,7 @@ interface JobsOptions extends ConnectionOptions {
   ids?: string;
   limit?: string;
   offset?: string;
+  afterId?: string;
   orderBy?: string;
   asc?: boolean;
   json?: boolean;
@@ -61,6 +62,7 @@ export function jobsQuery(opts: JobsOptions): string {
     ['ids', 'job_ids'],
     ['limit', 'limit'],
     ['offset', 'offset'],
+    ['afterId', 'after_id'],
     ['orderBy', 'order_by'],
   ];
   for (const [opt, name] of map) {
@@ -89,6 +91,7 @@ export function registerJobsCommand(program: Command, io: CliIO): void {
       .option('--ids <list>', 'comma-separated job ids')
       .option('--limit <n>', 'rows, 1 to 1000 (default 10)')
       .option('--offset <n>', 'rows to skip')
+      .option('--after-id <id>', 'the rows right after this job in the same order (keyset paging)')
       .option(
         '--order-by <column>',
         'id, created_at, updated_at, priority, run_at, client, workflow, queue_state',

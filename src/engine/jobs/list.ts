@@ -9,7 +9,9 @@ import {
   buildJobListing,
   LIST_ORDER_BY_COLUMNS,
   listJobRows,
+  type ListingAnchorRow,
   type ListOrderBy,
+  readListingAnchor,
   SEARCH_INDEX_CHARS,
 } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
@@ -23,6 +25,7 @@ export type OrderBy = ListOrderBy;
 
 /** Query parameters `GET /jobs` accepts. */
 export const LIST_QUERY_FIELDS = [
+  'after_id',
   'asc',
   'client',
   'failed',
@@ -58,6 +61,8 @@ export interface JobListFilter {
   jobIds: number[] | null;
   limit: number;
   offset: number;
+  /** Keyset paging: the page continues right after this job in the listing's order (null: from the start). */
+  afterId: number | null;
   /** The sort column; null = not given (id, or created_at when from/to is given). */
   orderBy: OrderBy | null;
   persist: boolean | null;
@@ -100,6 +105,7 @@ export function parseListQuery(viewer: Viewer, query: Record<string, unknown>): 
     jobIds: null,
     limit: DEFAULT_LIMIT,
     offset: 0,
+    afterId: null,
     orderBy: null,
     persist: null,
     search: null,
@@ -135,6 +141,15 @@ export function parseListQuery(viewer: Viewer, query: Record<string, unknown>): 
   if (limit !== undefined) f.limit = parseInteger('limit', limit, 1, MAX_LIMIT);
   const offset = get('offset');
   if (offset !== undefined) f.offset = parseInteger('offset', offset, 0, MAX_OFFSET);
+  const afterId = get('after_id');
+  if (afterId !== undefined) {
+    f.afterId = parseInteger('after_id', afterId, 1, Number.MAX_SAFE_INTEGER);
+    if (f.offset > 0)
+      throw new EngineError(
+        'VALIDATION_FAILED',
+        `after_id and offset cannot be combined: after_id continues right after job ${f.afterId}, offset skips rows from the start; give one of them`,
+      );
+  }
   const orderBy = get('order_by');
   if (orderBy !== undefined) {
     if (typeof orderBy !== 'string' || !Object.hasOwn(LIST_ORDER_BY_COLUMNS, orderBy))
@@ -192,15 +207,38 @@ export function parseJobIds(value: unknown): number[] {
 }
 
 /**
- * Builds the SQL of a listing ({@link buildJobListing}).
+ * Builds the SQL of a listing ({@link buildJobListing}); `after` is the sort keys of job
+ * `f.afterId` ({@link readListingAnchor}), null for a listing from the start.
  * @returns SQL text (identifiers from the whitelist only) and its parameters.
  */
-export function buildListQuery(f: JobListFilter): { sql: string; params: unknown[] } {
-  return buildJobListing(f);
+export function buildListQuery(
+  f: JobListFilter,
+  after: ListingAnchorRow | null = null,
+): { sql: string; params: unknown[] } {
+  return buildJobListing({ ...f, after });
 }
 
-/** Runs a parsed listing and maps the rows to records (with positions). */
-export async function runListQuery(q: Queryable, f: JobListFilter): Promise<JobRecord[]> {
-  const rows = await listJobRows<JobRow>(q, f);
+/**
+ * Runs a parsed listing and maps the rows to records (with positions). With `after_id`, first
+ * reads that job's sort keys (one primary-key lookup), so the page is read from the order's index
+ * right after it: as cheap at any depth as the first page.
+ *
+ * The anchor only has to be a job the viewer can see: it need not match the filters, because a
+ * job moves between states (and its priority may change) while someone pages. Its current sort
+ * keys mark the place, and the page holds the jobs matching the filters that come after that place.
+ * @throws {EngineError} `VALIDATION_FAILED` (400) when job `afterId` does not exist or is another
+ * client's (for a non-admin viewer: the two are not told apart).
+ */
+export async function runListQuery(q: Queryable, viewer: Viewer, f: JobListFilter): Promise<JobRecord[]> {
+  let after: ListingAnchorRow | null = null;
+  if (f.afterId !== null) {
+    after = await readListingAnchor.first(q, { id: f.afterId, admin: viewer.admin, client: viewer.client });
+    if (after === null)
+      throw new EngineError(
+        'VALIDATION_FAILED',
+        `after_id ${f.afterId} is not a job ${viewer.admin ? 'that exists' : `of client "${viewer.client}"`}; give the id of a job from the previous page`,
+      );
+  }
+  const rows = await listJobRows<JobRow>(q, { ...f, after });
   return toJobRecords(q, rows);
 }

@@ -180,7 +180,7 @@ export async function listJobs(
   query: Record<string, unknown>,
 ): Promise<JobRecord[]> {
   const filter = parseListQuery(viewer, query);
-  return runListQuery(ctx.db, filter);
+  return runListQuery(ctx.db, viewer, filter);
 }
 
 /**

@@ -115,7 +115,7 @@ export interface JobCount {
 
 /**
  * Counts the jobs a `GET /jobs` query selects (the same parameters, read by the same rules;
- * `limit`, `offset`, `order_by` and `asc` are accepted and ignored), up to {@link JOB_COUNT_CAP}.
+ * `limit`, `offset`, `after_id`, `order_by` and `asc` are accepted and ignored), up to {@link JOB_COUNT_CAP}.
  * @throws {EngineError} as `GET /jobs` does for the same query.
  */
 export async function countListedJobs(
@@ -124,6 +124,6 @@ export async function countListedJobs(
   query: Record<string, unknown> = {},
 ): Promise<JobCount> {
   const filter = parseListQuery(viewer, query);
-  const n = await countListedJobRows(ctx.db, filter, JOB_COUNT_CAP);
+  const n = await countListedJobRows(ctx.db, { ...filter, after: null }, JOB_COUNT_CAP);
   return n > JOB_COUNT_CAP ? { count: JOB_COUNT_CAP, capped: true } : { count: n, capped: false };
 }

@@ -51,12 +51,19 @@ export const countFinishedJobs = defineQuery<
  * The statement counting the jobs a `GET /jobs` filter selects, at most `cap + 1` of them (so the
  * caller can tell "exactly cap" from "more than cap"): the listing of {@link buildJobListing}
  * (same filters, same indexes, every value a parameter) cut at `cap + 1` rows and counted.
- * `limit`, `offset` and the order of `f` are replaced.
+ * `limit`, `offset`, `after` and the order of `f` are replaced.
  * @returns SQL text (identifiers from the listing's whitelist only) and its parameters; the one
  * row has `n`.
  */
 export function buildJobCount(f: JobListingParams, cap: number): { sql: string; params: unknown[] } {
-  const { sql, params } = buildJobListing({ ...f, limit: cap + 1, offset: 0, orderBy: null, asc: false });
+  const { sql, params } = buildJobListing({
+    ...f,
+    limit: cap + 1,
+    offset: 0,
+    after: null,
+    orderBy: null,
+    asc: false,
+  });
   return { sql: `SELECT count(*)::int AS n FROM (${sql}) listed`, params };
 }
 

@@ -79,6 +79,16 @@ export interface InsertJobsParams {
   defaultRetentionSeconds: number;
 }
 
+/**
+ * SQL condition on a job's `content_id` and `parameters` (unqualified, so it reads the columns of
+ * whatever row source it stands in): true when the job has something to search, i.e. when it gets
+ * a `job_search` row. A job with no `content_id` and parameters `{}` has none: its only searchable
+ * text would be the two characters `{}`, which {@link buildJobListing} matches on the job row
+ * itself. One row and three index entries less per such job (most jobs of a workflow without
+ * parameters).
+ */
+export const SEARCHABLE_JOB = `(content_id IS NOT NULL OR parameters <> '{}'::jsonb)`;
+
 /** One answer row of {@link insertJobs}, per job given. */
 export interface InsertJobsRow {
   /** 1-based position of the job in the arrays. */
@@ -94,7 +104,8 @@ export interface InsertJobsRow {
 /**
  * Writes whole submissions, any number at once (data-modifying CTEs, so one statement is one
  * round trip and atomic without an explicit transaction): per job its row, its search row
- * (content_id and the parameters' text, for the `search` filter), its tasks (all `waiting`,
+ * (content_id and the parameters' text, for the `search` filter; none for a job with nothing to
+ * search, see {@link SEARCHABLE_JOB}), its tasks (all `waiting`,
  * definition order, each with its job's client), its log lines, and the wake-up of admission or the scheduler (at commit).
  * Ids are drawn first, in array order, so each answer row (`ord`, 1-based) names its submission.
  *
@@ -161,7 +172,7 @@ export const insertJobs = defineQuery<InsertJobsParams, InsertJobsRow>(
   RETURNING id, content_id, parameters
 ), s AS (
   INSERT INTO job_search (job_id, content_id, parameters_text)
-  SELECT id, content_id, parameters::text FROM j
+  SELECT id, content_id, parameters::text FROM j WHERE ${SEARCHABLE_JOB}
 ), t AS (
   INSERT INTO tasks (job_id, client, name, position, queue, needs, slots, concurrency_key, concurrency_limit,
                      created_at, updated_at)
@@ -583,7 +594,62 @@ export interface JobListingParams {
   orderBy: ListOrderBy | null;
   limit: number;
   offset: number;
+  /**
+   * Keyset paging: the sort keys of the job the page continues after, in the listing's order
+   * (null: from the start). The caller gives no `offset` with it.
+   */
+  after: ListingAnchorRow | null;
 }
+
+/** UTC text of a timestamp at microsecond precision (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), as SQL. */
+const microsecondText = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/**
+ * The sort keys of a job that a keyset page of `GET /jobs` continues after (`after_id`), as
+ * {@link readListingAnchor} reads them: every column a listing can be ordered by, the timestamps
+ * as UTC text at microsecond precision (so the bound goes back to the database without the
+ * millisecond rounding of a JavaScript Date).
+ */
+export interface ListingAnchorRow {
+  id: number;
+  client: string;
+  workflow: string;
+  queue_state: string;
+  priority: number;
+  top_of_queue: boolean;
+  /** Null when not set. */
+  queued_at: string | null;
+  created_at: string;
+  updated_at: string;
+  run_at: string;
+}
+
+/** Reads the sort keys of job `id` if the viewer (`admin`, or the owner `client`) may see it. Primary-key lookup, no locks. */
+export const readListingAnchor = defineQuery<
+  { id: number; admin: boolean; client: string },
+  ListingAnchorRow
+>(
+  'read-listing-anchor',
+  `SELECT j.id, j.client, j.workflow, j.queue_state, j.priority, j.top_of_queue,
+          ${microsecondText('j.queued_at')} AS queued_at, ${microsecondText('j.created_at')} AS created_at,
+          ${microsecondText('j.updated_at')} AS updated_at, ${microsecondText('j.run_at')} AS run_at
+     FROM jobs j WHERE j.id = $id AND ($admin::boolean OR j.client = $client)`,
+);
+
+/** Per `order_by` column other than id: the anchor's value of it and its SQL type (a cast of the bound). */
+const ANCHOR_KEYS: Record<
+  Exclude<ListOrderBy, 'id' | 'position'>,
+  { key: keyof ListingAnchorRow; type: string }
+> = {
+  created_at: { key: 'created_at', type: 'timestamptz' },
+  updated_at: { key: 'updated_at', type: 'timestamptz' },
+  priority: { key: 'priority', type: 'int' },
+  run_at: { key: 'run_at', type: 'timestamptz' },
+  client: { key: 'client', type: 'text' },
+  workflow: { key: 'workflow', type: 'text' },
+  queue_state: { key: 'queue_state', type: 'text' },
+};
 
 /** Escapes `%`, `_` and `\` so a search term matches literally inside `ILIKE '%…%'`. */
 export function escapeLike(term: string): string {
@@ -593,7 +659,10 @@ export function escapeLike(term: string): string {
 /**
  * Builds the SQL of a `GET /jobs` listing: one statement, its filters ANDed, every value a `$n`
  * parameter, identifiers only from {@link LIST_ORDER_BY_COLUMNS}. Composed here because its
- * WHERE depends on which filters are given (each shape keeps its own plan). No locks.
+ * WHERE depends on which filters are given (each shape keeps its own plan). With `f.after` (keyset
+ * paging) the page starts right after the anchor's sort keys instead of at `offset`: a row-value
+ * bound on the order's index, or for the admission order a few index ranges merged
+ * ({@link admissionRanges}), so its cost does not grow with the anchor's depth. No locks.
  * @returns SQL text and its parameters.
  */
 export function buildJobListing(f: JobListingParams): { sql: string; params: unknown[] } {
@@ -630,7 +699,11 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
         `(s.content_id ILIKE ${short} AND (s.content_id || '') ILIKE ${full})` +
         ` OR (s.parameters_text ILIKE ${short} AND (s.parameters_text || '') ILIKE ${full})`;
     } else match = `s.content_id ILIKE ${full} OR s.parameters_text ILIKE ${full}`;
-    where.push(`j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})`);
+    // A job with nothing to search has no search row (SEARCHABLE_JOB); its text would be `{}`, so
+    // the few terms found inside `{}` (`{`, `}`, `{}`) also match such jobs, read on the job row.
+    // Every other term cannot match them, and the condition is left out.
+    const bare = '{}'.includes(f.search) ? ` OR (j.content_id IS NULL AND j.parameters = '{}'::jsonb)` : '';
+    where.push(`(j.id IN (SELECT s.job_id FROM job_search s WHERE ${match})${bare})`);
   }
   const dir = f.asc ? 'ASC' : 'DESC';
   // Without an explicit order_by, a creation-time window is listed in creation order (ids are
@@ -641,17 +714,80 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   // `position` order: with state=queued, the admission order (`asc`: position 1 first), which
   // `jobs_admission_idx` (or `jobs_client_admission_idx`) serves as it stands; any other state's
   // list is by id.
-  const order =
-    orderBy === 'position' && f.state === 'queued'
-      ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
-      : orderBy === 'id' || orderBy === 'position'
-        ? `j.id ${dir}`
-        : `${column} ${dir}, j.id ${dir}`;
-  const sql =
-    `SELECT ${JOB_COLUMNS} FROM jobs j` +
-    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
-  return { sql, params };
+  const admissionOrder = orderBy === 'position' && f.state === 'queued';
+  const order = admissionOrder
+    ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
+    : orderBy === 'id' || orderBy === 'position'
+      ? `j.id ${dir}`
+      : `${column} ${dir}, j.id ${dir}`;
+  const filters = where.length ? ` WHERE ${where.join(' AND ')}` : '';
+  if (f.after === null) {
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs j${filters} ORDER BY ${order} LIMIT ${p(f.limit)} OFFSET ${p(f.offset)}`;
+    return { sql, params };
+  }
+  // Keyset page: the jobs after the anchor in this order, as one or more conditions each of
+  // which is one contiguous range of the order's index starting at the anchor, so each is read
+  // from the index for at most `limit` entries however deep the anchor lies.
+  const a = f.after;
+  const cmp = f.asc ? '>' : '<';
+  const id = p(a.id);
+  let ranges: string[];
+  if (admissionOrder) ranges = admissionRanges(a, f.asc, p, id);
+  else if (orderBy === 'id' || orderBy === 'position') ranges = [`j.id ${cmp} ${id}::bigint`];
+  else {
+    const k = ANCHOR_KEYS[orderBy];
+    ranges = [`(${column}, j.id) ${cmp} (${p(a[k.key])}::${k.type}, ${id}::bigint)`];
+  }
+  const limit = p(f.limit);
+  const and = where.length ? `${where.join(' AND ')} AND ` : '';
+  if (ranges.length === 1) {
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs j WHERE ${and}${ranges[0]} ORDER BY ${order} LIMIT ${limit}`;
+    return { sql, params };
+  }
+  // Several ranges (the admission order mixes directions and has a nullable column, which one
+  // row comparison cannot bound): each read in order up to `limit`, then the first `limit` of
+  // them all (at most ranges × limit rows sorted).
+  const parts = ranges.map(
+    (r) => `(SELECT ${JOB_COLUMNS} FROM jobs j WHERE ${and}${r} ORDER BY ${order} LIMIT ${limit})`,
+  );
+  return { sql: `SELECT * FROM (${parts.join(' UNION ALL ')}) j ORDER BY ${order} LIMIT ${limit}`, params };
+}
+
+/**
+ * The queued jobs after anchor `a` in admission order (`asc`: position 1 first; else the reverse),
+ * as disjoint conditions, each one contiguous range of `jobs_admission_idx` (top_of_queue DESC,
+ * priority, queued_at, id; a missing `queued_at` sorts last, as in ORDER BY). A row comparison
+ * over (priority, queued_at, id) bounds the jobs of the anchor's `top_of_queue` side; the jobs
+ * whose `queued_at` is missing where that comparison is unknown, and the other side's jobs, are
+ * ranges of their own. `p` adds a parameter; `id` is the anchor id's placeholder.
+ */
+function admissionRanges(a: ListingAnchorRow, asc: boolean, p: (v: unknown) => string, id: string): string[] {
+  const side = `j.top_of_queue = ${a.top_of_queue ? 'true' : 'false'}`;
+  const priority = `${p(a.priority)}::int`;
+  // The other side of the queue comes after this one: the jobs without top_of_queue when
+  // listing from position 1, the top_of_queue jobs when listing from the end.
+  const otherSide = a.top_of_queue === asc ? [`j.top_of_queue = ${a.top_of_queue ? 'false' : 'true'}`] : [];
+  if (a.queued_at !== null) {
+    const queuedAt = `${p(a.queued_at)}::timestamptz`;
+    const cmp = asc ? '>' : '<';
+    const rest = `${side} AND (j.priority, j.queued_at, j.id) ${cmp} (${priority}, ${queuedAt}, ${id}::bigint)`;
+    // Forward, the jobs of the anchor's priority without a queued_at follow the timed ones.
+    const untimed = asc ? [`${side} AND j.priority = ${priority} AND j.queued_at IS NULL`] : [];
+    return [rest, ...untimed, ...otherSide];
+  }
+  // The anchor has no queued_at: it is among the last of its priority (forward) or the first.
+  return asc
+    ? [
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NULL AND j.id > ${id}::bigint`,
+        `${side} AND j.priority > ${priority}`,
+        ...otherSide,
+      ]
+    : [
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NULL AND j.id < ${id}::bigint`,
+        `${side} AND j.priority = ${priority} AND j.queued_at IS NOT NULL`,
+        `${side} AND j.priority < ${priority}`,
+        ...otherSide,
+      ];
 }
 
 /** Runs {@link buildJobListing}. */

@@ -4,6 +4,7 @@
  * (`lockVisibleJob`) and passes the edges' states from the transition tables.
  */
 import { defineQuery } from './define-query.js';
+import { SEARCHABLE_JOB } from './jobs.js';
 
 /** Parameters of {@link retryJobState}. */
 export interface RetryJobStateParams {
@@ -24,7 +25,8 @@ export interface RetryJobStateParams {
 /**
  * Queues job `id` again for a new run if it is still in `from`: `run + 1`, `retried_at` and
  * `queued_at` = now, `failed`, `finished_at`, `outputs` and `error` cleared, the merged
- * parameters stored (and the search row's copy of them) with the concurrency key they render.
+ * parameters stored with the concurrency key they render, and the search row made to follow them
+ * (written when the job now has something to search, removed when it has not: `SEARCHABLE_JOB`).
  * Row lock on the job.
  * Edges: completed, broken → queued (retry_job).
  * @returns the job's new `run`; no row when the job left `from` meanwhile.
@@ -38,8 +40,11 @@ export const retryJobState = defineQuery<RetryJobStateParams, { run: number }>(
                      parameters = $parameters::jsonb, resolved_parameters = $resolvedParameters::jsonb,
                      concurrency_key = $concurrencyKey::text
       WHERE id = $id AND queue_state = $from
-      RETURNING id, run, parameters),
-   s AS (UPDATE job_search SET parameters_text = j.parameters::text FROM j WHERE job_search.job_id = j.id)
+      RETURNING id, run, content_id, parameters),
+   s AS (INSERT INTO job_search (job_id, content_id, parameters_text)
+         SELECT id, content_id, parameters::text FROM j WHERE ${SEARCHABLE_JOB}
+         ON CONFLICT (job_id) DO UPDATE SET parameters_text = EXCLUDED.parameters_text),
+   d AS (DELETE FROM job_search WHERE job_id IN (SELECT id FROM j WHERE NOT ${SEARCHABLE_JOB}))
    SELECT run FROM j`,
 );
 

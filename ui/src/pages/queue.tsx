@@ -3,9 +3,11 @@
  * positions. `GET /dashboard` gives the started jobs and the head (first 100) of every other
  * list, so the page draws at once; each list of waiting jobs is a virtualised list (only the rows
  * in view are drawn) whose further rows are read page by page as they scroll into view, with
- * `GET /jobs?state=…&order_by=position&asc=1&limit=&offset=` (the same order and positions), its
- * length from `GET /stats/job-count`. An engine whose dashboard does not list pending or paused
- * jobs has them read from `GET /jobs` alone.
+ * `GET /jobs?state=…&order_by=position&asc=1&limit=` (the same order and positions), its length
+ * from `GET /stats/job-count`. A page that follows a page already read continues right after its
+ * last job (`after_id=`, as cheap at any depth as the first page); a page reached by jumping (a
+ * dragged scroll bar) is read by `offset=`. An engine whose dashboard does not list pending or
+ * paused jobs has them read from `GET /jobs` alone.
  */
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -151,13 +153,14 @@ function PagedList(props: {
     for (let p = Math.floor(first / PAGE); p <= Math.floor(last / PAGE); p++) {
       if (s.pages.has(p) || p * PAGE >= s.total) continue;
       s.pages.add(p);
-      void get<JobRecord[]>('/jobs', {
-        state: kind,
-        order_by: 'position',
-        asc: 1,
-        limit: PAGE,
-        offset: p * PAGE,
-      })
+      const query = { state: kind, order_by: 'position', asc: 1, limit: PAGE };
+      const byOffset = () => get<JobRecord[]>('/jobs', { ...query, offset: p * PAGE });
+      // The row just before this page, when its page was read: the page continues after it. Its
+      // job may be gone since (cleaned up: a 400); the page is then read by offset.
+      const before = p > 0 ? s.rows.get(p * PAGE - 1) : undefined;
+      void (
+        before ? get<JobRecord[]>('/jobs', { ...query, after_id: before.id }).catch(byOffset) : byOffset()
+      )
         .then((rows) => {
           if (s.generation !== at) return;
           rows.forEach((j, i) => s.rows.set(p * PAGE + i, j));
