@@ -12,9 +12,17 @@
  *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments.
  * Inputs: `plan` (optional; vodstream's probe output: its output folder and content id are used).
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
+import {
+  fmp4TrickSegments,
+  mpdPeriodBase,
+  readMpdVideoSets,
+  writeMpdTrickplay,
+  type ThumbnailTiles,
+  type TrickModeSet,
+} from '../../src/media/dash-trickplay.js';
 import { runFfmpeg } from '../../src/media/ffmpeg.js';
 import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
@@ -140,6 +148,14 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   }
 
   let metadata: Record<string, unknown> = { iframe_playlists: iframeCount };
+  let sheetInfo: {
+    dir: string;
+    files: string[];
+    columns: number;
+    rows: number;
+    w: number;
+    h: number;
+  } | null = null;
   if (thumbs) {
     // The highest video rendition (any master, clear first), else a source video in the folder.
     const candidates = masters
@@ -207,6 +223,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
     await writeFileAtomic(vtt, cues.join('\n'));
     const sheets = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
     files.push(rel(ctx, vtt), ...sheets.map((s) => rel(ctx, path.join(dir, s))));
+    sheetInfo = { dir, files: sheets, columns, rows, w, h };
     ctx.log(
       `${count} thumbnails of ${w}x${h} every ${interval} s in ${sheets.length} sheet(s) of ${columns}x${rows}: ${rel(ctx, vtt)}`,
     );
@@ -222,9 +239,112 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       duration,
     };
   }
-  if (iframeCount === 0 && !thumbs)
+  const dash = await addDashTrickplay(ctx, folder, names, sheetInfo, interval);
+  metadata = { ...metadata, dash_trick_mode_sets: dash.trickSets, dash_manifests: dash.files.length };
+  if (iframeCount === 0 && !thumbs && dash.trickSets === 0)
     throw new PermanentTaskError(
       `nothing made: ${folderRel} has no clear video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
+}
+
+/**
+ * Adds trick play to every DASH MPD at the top of `folder` (src/media/dash-trickplay.ts): a
+ * trick-mode AdaptationSet per video AdaptationSet (key-frame byte ranges of its fMP4 segments,
+ * its ContentProtection copied, so CENC sets get one too), and a thumbnail tile AdaptationSet over
+ * the sprite sheets when they were made. Each MPD is rewritten atomically; the key frames of a
+ * Representation are read once even when two MPDs (the active copy and its variant) name it.
+ * @returns the client-relative MPDs rewritten and how many trick-mode sets they got in all.
+ */
+async function addDashTrickplay(
+  ctx: HandlerContext,
+  folder: string,
+  names: string[],
+  sheets: { dir: string; files: string[]; columns: number; rows: number; w: number; h: number } | null,
+  interval: number,
+): Promise<{ files: string[]; trickSets: number }> {
+  const files: string[] = [];
+  let trickSets = 0;
+  const cache = new Map<string, Awaited<ReturnType<typeof fmp4TrickSegments>> | null>();
+  for (const n of names.filter((f) => f.endsWith('.mpd')).sort()) {
+    const file = path.join(folder, n);
+    const text = await readFile(file, 'utf8');
+    const base = path.resolve(folder, mpdPeriodBase(text));
+    const trick: TrickModeSet[] = [];
+    for (const set of readMpdVideoSets(text)) {
+      for (const u of set.unreadable)
+        ctx.log(`no DASH trick mode for ${n} representation ${u.id}: ${u.reason}`);
+      if (set.id === null) {
+        ctx.log(`no DASH trick mode for a video AdaptationSet of ${n}: it has no id to refer to`);
+        continue;
+      }
+      const t: TrickModeSet = {
+        mainId: set.id,
+        contentProtection: set.contentProtection,
+        representations: [],
+      };
+      for (const r of set.representations) {
+        const init = path.resolve(base, r.initialization);
+        if (/^[a-z]+:/i.test(r.initialization) || r.segments.some((u) => /^[a-z]+:/i.test(u))) {
+          ctx.log(`no DASH trick mode for ${n} representation ${r.id}: its segments are not local files`);
+          continue;
+        }
+        await ctx.storage.resolve(rel(ctx, init));
+        if (!cache.has(init)) {
+          const k = await fmp4TrickSegments(base, r.initialization, r.segments);
+          cache.set(init, k.segments.length ? k : null);
+          if (k.leftOut)
+            ctx.log(
+              `${n} representation ${r.id}: ${k.leftOut} key frame(s) inside fMP4 fragments left out of the trick mode set`,
+            );
+        }
+        const k = cache.get(init);
+        if (!k) {
+          ctx.log(`no DASH trick mode for ${n} representation ${r.id}: no fragment starts with a key frame`);
+          continue;
+        }
+        if (k.timescale !== r.timescale)
+          ctx.log(
+            `${n} representation ${r.id}: MPD timescale ${r.timescale}, init segment ${k.timescale}; the init segment's is used`,
+          );
+        t.representations.push({
+          main: r,
+          timescale: k.timescale,
+          initialization: r.initialization,
+          segments: k.segments,
+        });
+      }
+      if (t.representations.length) trick.push(t);
+    }
+    let tiles: ThumbnailTiles | null = null;
+    if (sheets && sheets.files.length) {
+      const sizes = await Promise.all(
+        sheets.files.map(async (f) => (await stat(path.join(sheets.dir, f))).size),
+      );
+      const relDir = path.relative(base, sheets.dir).split(path.sep).join('/');
+      tiles = {
+        media: `${relDir}/sheet_$Number%05d$.jpg`,
+        startNumber: 1,
+        sheets: sheets.files.length,
+        columns: sheets.columns,
+        rows: sheets.rows,
+        tileWidth: sheets.w,
+        tileHeight: sheets.h,
+        interval,
+        maxSheetBytes: Math.max(...sizes),
+      };
+    }
+    if (!trick.length && !tiles) continue;
+    const next = writeMpdTrickplay(text, trick, tiles);
+    if (next !== text) await writeFileAtomic(file, next);
+    files.push(rel(ctx, file));
+    trickSets += trick.length;
+    const cenc = trick.some((t) => t.contentProtection.length > 0);
+    ctx.log(
+      `DASH ${n}: ${trick.length} trick mode AdaptationSet(s)` +
+        `${trick.length ? ` (${trick.map((t) => `${t.representations.length} representation(s), ${t.representations[0]!.segments.length} key frames`).join('; ')}${cenc ? ", with the main set's ContentProtection" : ''})` : ''}` +
+        `${tiles ? `, thumbnail tiles over ${tiles.sheets} sheet(s) of ${tiles.columns}x${tiles.rows}` : ''}`,
+    );
+  }
+  return { files, trickSets };
 }
