@@ -1,0 +1,375 @@
+/**
+ * Trick play in DASH, end to end through the HTTP API of a real engine (PGlite store) with FFmpeg:
+ * vodstream with `formats: ["hls", "dash"]`, clear + CENC CMAF and `trickplay: true`. The MPDs are
+ * parsed with fast-xml-parser and checked against the files: the trick-mode AdaptationSet names
+ * its main set, each `mediaRange` starts at a `moof` and covers that fragment's sync sample, the
+ * ranges are the HLS I-frame playlist's entries, init + one range decodes as one frame of the
+ * rendition's size, and the thumbnail tile set's sheets and durations are the sheets written.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { pino } from 'pino';
+import { THUMBNAIL_TILE_SCHEME, TRICKMODE_SCHEME } from '../../src/media/dash-trickplay.js';
+import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
+import { fragmentSamples, initTrackInfo } from '../../src/media/fmp4.js';
+import { probeMedia } from '../../src/media/probe.js';
+import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
+import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
+import { testConfig, writeSettings } from '../helpers/engine.js';
+import { trackRunning } from '../helpers/leak-guard.js';
+import { createTestStore, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait-for.js';
+import trickplay from '../../workflows/handlers/trickplay.js';
+import { runHandlerDirect } from './media-helpers.js';
+
+const CLIENT = 'dashtrick-admin';
+const KEY = 'dashtrick-admin-key-0123456789abcdef';
+const SECONDS = 6;
+const SEG = 2;
+const INTERVAL = 1;
+
+interface JobReply {
+  id: number;
+  queue_state: string;
+  failed: boolean;
+  tasks: { name: string; state: string; error: string | null }[];
+}
+
+type Node = Record<string, unknown>;
+/** The children named `name` of a parsed element (fast-xml-parser gives one object or a list). */
+const all = (n: Node | undefined, name: string): Node[] => {
+  const v = n?.[name];
+  return v === undefined ? [] : Array.isArray(v) ? (v as Node[]) : [v as Node];
+};
+const attr = (n: Node, name: string): string | undefined => n[`@_${name}`] as string | undefined;
+
+function parseMpd(text: string): Node {
+  assert.equal(XMLValidator.validate(text), true, 'the MPD is well-formed XML');
+  const doc = new XMLParser({ ignoreAttributes: false, parseAttributeValue: false }).parse(text) as Node;
+  return all(all(doc, 'MPD')[0], 'Period')[0]!;
+}
+
+/** The `<S>` elements of a SegmentTimeline as a list of `[t, d]`, repeats expanded. */
+function expand(timeline: Node): [number, number][] {
+  const out: [number, number][] = [];
+  for (const s of all(timeline, 'S')) {
+    let t =
+      attr(s, 't') !== undefined ? Number(attr(s, 't')) : out.length ? out.at(-1)![0] + out.at(-1)![1] : 0;
+    for (let i = 0; i <= Number(attr(s, 'r') ?? 0); i++) {
+      out.push([t, Number(attr(s, 'd'))]);
+      t += Number(attr(s, 'd'));
+    }
+  }
+  return out;
+}
+
+const essential = (n: Node): Node[] => all(n, 'EssentialProperty');
+
+describe('vodstream DASH trick play [pglite]', () => {
+  let store: TestStore;
+  let running: RunningTaskEngine;
+  let untrack: (() => void) | undefined;
+  let receiver: CallbackReceiver;
+  let root: string;
+  const abs = (rel: string): string => path.join(root, rel);
+
+  const api = async <T = unknown>(
+    method: string,
+    p: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${running.url}${p}`, {
+      method,
+      headers: {
+        client: CLIENT,
+        'api-key': KEY,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+
+  before(async () => {
+    store = await createTestStore('pglite');
+    await writeSettings(store.db, { max_jobs: 2, retry_delay: 1 });
+    receiver = await startCallbackReceiver();
+    const config = testConfig({
+      roles: ['api', 'controller', 'worker'],
+      adminClient: CLIENT,
+      adminApiKey: KEY,
+      workerConcurrency: 2,
+    });
+    running = await startTaskEngine(config, { db: store.db, logger: pino({ level: 'silent' }) });
+    untrack = trackRunning('engine', 'of startTaskEngine', () => running.stop());
+    root = path.join(config.storageRoot, CLIENT);
+    await mkdir(abs('in/clip'), { recursive: true });
+    await runFfmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=320x180:rate=25:duration=${SECONDS}`,
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=440:sample_rate=48000:duration=${SECONDS}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-shortest',
+      abs('in/clip/source.mp4'),
+    ]);
+  });
+
+  after(async () => {
+    await running?.stop();
+    untrack?.();
+    await receiver?.close();
+    await store?.dispose();
+  });
+
+  it('adds trick-mode sets over the key frames of the CMAF segments and a thumbnail tile set to the MPDs', async () => {
+    const r = await api<{ id: number }>('POST', '/job', {
+      job: { workflow: 'vodstream' },
+      parameters: {
+        rest_endpoints: [receiver.url('/cb')],
+        content_id: 'clip',
+        source_folder: 'in/clip',
+        output_folder: 'out/clip',
+        renditions: [
+          { height: 180, video_bitrate_kbps: 300 },
+          { height: 144, video_bitrate_kbps: 200 },
+        ],
+        formats: ['hls', 'dash'],
+        drm: ['clear', 'cenc'],
+        segment_duration: SEG,
+        create_thumbnail: false,
+        trickplay: true,
+        trickplay_thumbnail_interval: INTERVAL,
+        trickplay_thumbnail_size: 64,
+        trickplay_tile_columns: 2,
+        trickplay_tile_rows: 2,
+      },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const job = await waitFor(
+      async () => {
+        const j = await api<JobReply>('GET', `/jobs/${r.body.id}`);
+        return ['completed', 'broken'].includes(j.body.queue_state) ? j.body : null;
+      },
+      { timeoutMs: 180_000, intervalMs: 200, what: `job ${r.body.id}` },
+    );
+    const logs = (await api<{ message: string }[]>('GET', `/logs/${r.body.id}?show_all=1`)).body;
+    assert.equal(job.failed, false, `${JSON.stringify(job.tasks)}\n${logs.map((l) => l.message).join('\n')}`);
+    const out = abs('out/clip');
+    const scratch = abs('scratch');
+    await mkdir(scratch, { recursive: true });
+
+    const period = parseMpd(await readFile(path.join(out, 'clip_nodrm.mpd'), 'utf8'));
+    assert.equal(all(period, 'BaseURL')[0], 'clip_nodrm/');
+    const base = path.join(out, 'clip_nodrm');
+    const sets = all(period, 'AdaptationSet');
+    // Everything written before stays, in its place; the trick-mode and image sets come last.
+    assert.deepEqual(
+      sets.map((s) => attr(s, 'contentType')),
+      ['video', 'audio', 'video', 'image'],
+    );
+    assert.equal(new Set(sets.map((s) => attr(s, 'id'))).size, sets.length, 'AdaptationSet ids are unique');
+    const [main, , trick, image] = sets as [Node, Node, Node, Node];
+    assert.equal(essential(main).length, 0);
+    assert.deepEqual(
+      essential(trick).map((e) => [attr(e, 'schemeIdUri'), attr(e, 'value')]),
+      [[TRICKMODE_SCHEME, attr(main, 'id')]],
+      'the trick-mode set names the main set',
+    );
+    const mainReps = all(main, 'Representation');
+    const trickReps = all(trick, 'Representation');
+    assert.deepEqual(
+      trickReps.map((t) => attr(t, 'id')),
+      mainReps.map((m) => `${attr(m, 'id')}_trick`),
+    );
+    for (const [i, tr] of trickReps.entries()) {
+      const mr = mainReps[i]!;
+      const name = attr(mr, 'id')!;
+      for (const a of ['codecs', 'width', 'height']) assert.equal(attr(tr, a), attr(mr, a), `${name} ${a}`);
+      assert.equal(attr(tr, 'codingDependency'), 'false');
+      // 2 s GOPs at 25 fps: 50 frames from one key frame to the next.
+      assert.equal(attr(tr, 'maxPlayoutRate'), String(SEG * 25));
+      assert.ok(Number(attr(tr, 'bandwidth')) > 0);
+      const list = all(tr, 'SegmentList')[0]!;
+      const tmpl = all(mr, 'SegmentTemplate')[0]!;
+      assert.equal(attr(list, 'timescale'), attr(tmpl, 'timescale'), `${name}: the main set's timescale`);
+      assert.deepEqual(
+        expand(all(list, 'SegmentTimeline')[0]!),
+        expand(all(tmpl, 'SegmentTimeline')[0]!),
+        `${name}: the trick timeline is the main timeline (one key frame per segment)`,
+      );
+      const initUri = attr(all(list, 'Initialization')[0]!, 'sourceURL')!;
+      assert.equal(initUri, `${name}/init.mp4`);
+      const init = await readFile(path.join(base, initUri));
+      const { trex } = initTrackInfo(init);
+      const urls = all(list, 'SegmentURL');
+      // The same ranges as the HLS I-frame playlist of the rendition.
+      const hls = await readFile(path.join(base, name, 'iframes.m3u8'), 'utf8');
+      const hlsRanges = [...hls.matchAll(/#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)/g)].map(
+        (m) => `${name}/${m[3]}@${Number(m[2])}-${Number(m[2]) + Number(m[1]) - 1}`,
+      );
+      assert.equal(urls.length, SECONDS / SEG);
+      assert.equal(urls.length, hlsRanges.length, `${name}: as many ranges as I-frame playlist entries`);
+      assert.deepEqual(
+        urls.map((u) => `${attr(u, 'media')}@${attr(u, 'mediaRange')}`),
+        hlsRanges,
+      );
+      for (const [k, u] of urls.entries()) {
+        const [a, b] = attr(u, 'mediaRange')!.split('-').map(Number) as [number, number];
+        const file = await readFile(path.join(base, attr(u, 'media')!));
+        assert.ok(b < file.length, `range ${k} lies inside the file`);
+        assert.equal(file.toString('latin1', a + 4, a + 8), 'moof', `${name} range ${k} starts at a moof`);
+        const frag = fragmentSamples(file, trex).find((f) => f.moofStart === a)!;
+        assert.ok(frag.samples[0]!.sync, `${name} range ${k}: its first sample is a sync sample`);
+        assert.equal(
+          b + 1,
+          frag.samples[0]!.offset + frag.samples[0]!.size,
+          'the range ends with the key frame',
+        );
+        // init + the range: exactly one frame, of the rendition's size.
+        const cut = path.join(scratch, `${name}_${k}.mp4`);
+        await writeFile(cut, Buffer.concat([init, file.subarray(a, b + 1)]));
+        const probed = JSON.parse(
+          await runFfprobe([
+            '-select_streams',
+            'v:0',
+            '-show_frames',
+            '-show_entries',
+            'frame=key_frame,width,height',
+            '-of',
+            'json',
+            cut,
+          ]),
+        ) as { frames: { key_frame: number; width: number; height: number }[] };
+        assert.deepEqual(
+          probed.frames.map((f) => [f.key_frame, f.width, f.height]),
+          [[1, Number(attr(mr, 'width')), Number(attr(mr, 'height'))]],
+          `${name} range ${k} decodes as one key frame`,
+        );
+      }
+    }
+
+    // Thumbnail tiles: 6 s every 1 s = 6 thumbnails of 64x36, sheets of 2x2: 2 sheets.
+    const sheets = (await readdir(path.join(out, 'clip_trickplay'))).filter((f) => f.endsWith('.jpg')).sort();
+    assert.deepEqual(sheets, ['sheet_00001.jpg', 'sheet_00002.jpg']);
+    assert.equal(attr(image, 'mimeType'), 'image/jpeg');
+    const irep = all(image, 'Representation')[0]!;
+    assert.deepEqual(
+      essential(irep).map((e) => [attr(e, 'schemeIdUri'), attr(e, 'value')]),
+      [[THUMBNAIL_TILE_SCHEME, '2x2']],
+    );
+    const sheet = await probeMedia(path.join(out, 'clip_trickplay', sheets[0]!));
+    assert.deepEqual(
+      [Number(attr(irep, 'width')), Number(attr(irep, 'height'))],
+      [sheet.video?.width, sheet.video?.height],
+    );
+    assert.deepEqual([sheet.video?.width, sheet.video?.height], [2 * 64, 2 * 36]);
+    const itmpl = all(image, 'SegmentTemplate')[0]!;
+    const sheetSeconds = Number(attr(itmpl, 'duration')) / Number(attr(itmpl, 'timescale'));
+    assert.equal(sheetSeconds, 4 * INTERVAL, 'one sheet lasts its thumbnails times the interval');
+    const mpdRoot = all(
+      new XMLParser({ ignoreAttributes: false }).parse(
+        await readFile(path.join(out, 'clip_nodrm.mpd'), 'utf8'),
+      ) as Node,
+      'MPD',
+    )[0]!;
+    const total = Number(/PT([\d.]+)S/.exec(attr(mpdRoot, 'mediaPresentationDuration')!)![1]);
+    assert.equal(
+      Math.ceil(total / sheetSeconds - 1e-6),
+      sheets.length,
+      'the template addresses every sheet, no more',
+    );
+    const start = Number(attr(itmpl, 'startNumber'));
+    for (let n = start; n < start + sheets.length; n++) {
+      const uri = attr(itmpl, 'media')!.replace('$Number%05d$', String(n).padStart(5, '0'));
+      const file = path.resolve(base, uri);
+      assert.equal(path.dirname(file), path.join(out, 'clip_trickplay'), `${uri} resolves to a sheet`);
+      assert.ok(sheets.includes(path.basename(file)));
+    }
+    // The VTT index agrees: 6 cues, 4 in the first sheet.
+    const vtt = await readFile(path.join(out, 'clip_trickplay.vtt'), 'utf8');
+    assert.equal([...vtt.matchAll(/sheet_00001\.jpg#xywh/g)].length, 4);
+    assert.equal([...vtt.matchAll(/sheet_00002\.jpg#xywh/g)].length, 2);
+
+    // CENC: the trick-mode set carries the main set's ContentProtection, over the encrypted segments.
+    const ctext = await readFile(path.join(out, 'clip_cenc.mpd'), 'utf8');
+    const csets = all(parseMpd(ctext), 'AdaptationSet');
+    assert.deepEqual(
+      csets.map((s) => attr(s, 'contentType')),
+      ['video', 'audio', 'video', 'image'],
+    );
+    const protection = (s: Node): string =>
+      JSON.stringify(
+        all(s, 'ContentProtection').map((c) => [
+          attr(c, 'schemeIdUri'),
+          attr(c, 'cenc:default_KID'),
+          c['cenc:pssh'],
+        ]),
+      );
+    assert.ok(all(csets[0], 'ContentProtection').length >= 2);
+    assert.equal(protection(csets[2]!), protection(csets[0]!), 'the same ContentProtection as the main set');
+    for (const tr of all(csets[2], 'Representation')) {
+      const list = all(tr, 'SegmentList')[0]!;
+      const urls = all(list, 'SegmentURL');
+      assert.equal(urls.length, SECONDS / SEG);
+      for (const u of urls) {
+        const a = Number(attr(u, 'mediaRange')!.split('-')[0]);
+        const file = await readFile(path.join(out, 'clip_cenc', attr(u, 'media')!));
+        assert.equal(file.toString('latin1', a + 4, a + 8), 'moof');
+      }
+    }
+    // The active MPD is a byte copy of the active variant's, trick play included.
+    assert.equal(await readFile(path.join(out, 'clip.mpd'), 'utf8'), ctext);
+  });
+
+  it('the trickplay workflow on the folder writes the same MPD again, and drops the image set without thumbnails', async () => {
+    const out = abs('out/clip');
+    const mpd = path.join(out, 'clip_nodrm.mpd');
+    const before = await readFile(mpd, 'utf8');
+    const params = {
+      content_id: 'clip',
+      source_folder: 'out/clip',
+      trickplay_thumbnail_interval: INTERVAL,
+      trickplay_thumbnail_size: 64,
+      trickplay_tile_columns: 2,
+      trickplay_tile_rows: 2,
+    };
+    const storageRoot = path.dirname(root);
+    const again = await runHandlerDirect(trickplay, { storageRoot, client: CLIENT, parameters: params });
+    assert.equal(await readFile(mpd, 'utf8'), before, 'running again gives the same MPD');
+    assert.equal((again.output as { metadata: Record<string, unknown> }).metadata.dash_trick_mode_sets, 3);
+    assert.ok(
+      again.logs.some((l) => /^DASH clip_nodrm\.mpd: 1 trick mode AdaptationSet/.test(l)),
+      again.logs.join('\n'),
+    );
+    await runHandlerDirect(trickplay, {
+      storageRoot,
+      client: CLIENT,
+      parameters: { ...params, trickplay_thumbnails: false },
+    });
+    const text = await readFile(mpd, 'utf8');
+    assert.deepEqual(
+      all(parseMpd(text), 'AdaptationSet').map((s) => attr(s, 'contentType')),
+      ['video', 'audio', 'video'],
+    );
+    // Only the image set went: the rest is byte for byte what it was.
+    assert.equal(
+      text,
+      before.replace(/ *<AdaptationSet id="3" contentType="image"[\s\S]*?<\/AdaptationSet>\n/, ''),
+    );
+  });
+});
