@@ -4,17 +4,21 @@
  * parsed with fast-xml-parser and checked against the files: the trick-mode AdaptationSet names
  * its main set, each `mediaRange` starts at a `moof` and covers that fragment's sync sample, the
  * ranges are the HLS I-frame playlist's entries, init + one range decodes as one frame of the
- * rendition's size, and the thumbnail tile set's sheets and durations are the sheets written.
+ * rendition's size, a CENC range decrypted with the job's key decodes to the clear range's frame,
+ * and the thumbnail tile set's sheets and durations are the sheets written.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createDecipheriv } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { pino } from 'pino';
 import { THUMBNAIL_TILE_SCHEME, TRICKMODE_SCHEME } from '../../src/media/dash-trickplay.js';
 import { runFfmpeg, runFfprobe } from '../../src/media/ffmpeg.js';
-import { fragmentSamples, initTrackInfo } from '../../src/media/fmp4.js';
+import { find, fragmentSamples, initTrackInfo, readBoxes } from '../../src/media/fmp4.js';
 import { probeMedia } from '../../src/media/probe.js';
 import { startTaskEngine, type RunningTaskEngine } from '../../src/server.js';
 import { startCallbackReceiver, type CallbackReceiver } from '../helpers/callback-receiver.js';
@@ -25,6 +29,7 @@ import { waitFor } from '../helpers/wait-for.js';
 import trickplay from '../../workflows/handlers/trickplay.js';
 import { runHandlerDirect } from './media-helpers.js';
 
+const exec = promisify(execFile);
 const CLIENT = 'dashtrick-admin';
 const KEY = 'dashtrick-admin-key-0123456789abcdef';
 const SECONDS = 6;
@@ -67,6 +72,80 @@ function expand(timeline: Node): [number, number][] {
 }
 
 const essential = (n: Node): Node[] => all(n, 'EssentialProperty');
+
+/**
+ * Decrypts the first sample of a CENC trick-mode range (`moof` + `mdat` header + key frame) with
+ * `key`, written for this test from ISO/IEC 23001-7: the IV and subsample map are the `senc`'s
+ * first entry; `senc`, `saiz` and `saio` are then renamed `free` (same sizes) because FFmpeg 5.1
+ * refuses encryption info for samples the range does not hold.
+ */
+function decryptRange(range: Buffer, key: Buffer | null): Buffer {
+  const buf = Buffer.from(range);
+  // The range ends inside the mdat: read the moof only.
+  const moof = readBoxes(buf, 0, buf.readUInt32BE(0))[0]!;
+  assert.equal(moof.type, 'moof');
+  const traf = readBoxes(buf, moof.body, moof.end).find((b) => b.type === 'traf')!;
+  const inTraf = readBoxes(buf, traf.body, traf.end);
+  const trun = inTraf.find((b) => b.type === 'trun')!;
+  const senc = inTraf.find((b) => b.type === 'senc');
+  assert.ok(senc, 'the range carries the fragment senc');
+  const at = moof.start + buf.readInt32BE(trun.body + 8);
+  if (key) {
+    const iv = Buffer.concat([buf.subarray(senc.body + 8, senc.body + 16), Buffer.alloc(8)]);
+    const d = createDecipheriv('aes-128-ctr', key, iv);
+    assert.ok(buf.readUInt32BE(senc.body) & 0x2, 'video samples are encrypted by subsamples');
+    const n = buf.readUInt16BE(senc.body + 16);
+    let o = at;
+    for (let i = 0; i < n; i++) {
+      const q = senc.body + 18 + i * 6;
+      o += buf.readUInt16BE(q);
+      const prot = buf.readUInt32BE(q + 2);
+      d.update(buf.subarray(o, o + prot)).copy(buf, o);
+      o += prot;
+    }
+  }
+  for (const b of inTraf)
+    if (['senc', 'saiz', 'saio'].includes(b.type)) buf.write('free', b.start + 4, 'latin1');
+  return buf;
+}
+
+/** A CENC init segment made clear: `encv` back to its `frma` format, `sinf` and `pssh` renamed `free`. */
+function clearInit(init: Buffer): Buffer {
+  const buf = Buffer.from(init);
+  const stsd = find(buf, 'moov/trak/mdia/minf/stbl/stsd')!;
+  const entry = readBoxes(buf, stsd.body + 8, stsd.end)[0]!;
+  const sinf = readBoxes(buf, entry.body + 78, entry.end).find((b) => b.type === 'sinf')!;
+  const frma = readBoxes(buf, sinf.body, sinf.end).find((b) => b.type === 'frma')!;
+  buf.write(buf.toString('latin1', frma.body, frma.body + 4), entry.start + 4, 'latin1');
+  buf.write('free', sinf.start + 4, 'latin1');
+  const pssh = find(buf, 'moov/pssh');
+  if (pssh) buf.write('free', pssh.start + 4, 'latin1');
+  return buf;
+}
+
+/** The MD5s of a file's decoded video frames (ffmpeg framemd5), one a line; '' when it does not decode. */
+async function frameMd5s(file: string): Promise<string> {
+  try {
+    const { stdout } = await exec('ffmpeg', [
+      '-v',
+      'error',
+      '-i',
+      file,
+      '-map',
+      '0:v',
+      '-f',
+      'framemd5',
+      '-',
+    ]);
+    return stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(',').at(-1)!.trim())
+      .join('\n');
+  } catch {
+    return '';
+  }
+}
 
 describe('vodstream DASH trick play [pglite]', () => {
   let store: TestStore;
@@ -322,14 +401,46 @@ describe('vodstream DASH trick play [pglite]', () => {
       );
     assert.ok(all(csets[0], 'ContentProtection').length >= 2);
     assert.equal(protection(csets[2]!), protection(csets[0]!), 'the same ContentProtection as the main set');
-    for (const tr of all(csets[2], 'Representation')) {
+    // Each CENC range, decrypted with the job's key, decodes to the frame of the clear range;
+    // without the key it does not.
+    const keys = JSON.parse(await readFile(path.join(out, 'keys.json'), 'utf8')) as Record<string, string>;
+    const key = Buffer.from(Object.values(keys)[0]!, 'hex');
+    const cbase = path.join(out, 'clip_cenc');
+    const clearReps = all(trick, 'Representation');
+    for (const [i, tr] of all(csets[2], 'Representation').entries()) {
       const list = all(tr, 'SegmentList')[0]!;
+      const clearList = all(clearReps[i], 'SegmentList')[0]!;
       const urls = all(list, 'SegmentURL');
+      const clearUrls = all(clearList, 'SegmentURL');
       assert.equal(urls.length, SECONDS / SEG);
-      for (const u of urls) {
-        const a = Number(attr(u, 'mediaRange')!.split('-')[0]);
-        const file = await readFile(path.join(out, 'clip_cenc', attr(u, 'media')!));
-        assert.equal(file.toString('latin1', a + 4, a + 8), 'moof');
+      assert.equal(urls.length, clearUrls.length);
+      const init = clearInit(
+        await readFile(path.join(cbase, attr(all(list, 'Initialization')[0]!, 'sourceURL')!)),
+      );
+      const plainInit = await readFile(
+        path.join(base, attr(all(clearList, 'Initialization')[0]!, 'sourceURL')!),
+      );
+      const cut = async (dir: string, u: Node): Promise<Buffer> => {
+        const [a, b] = attr(u, 'mediaRange')!.split('-').map(Number) as [number, number];
+        return (await readFile(path.join(dir, attr(u, 'media')!))).subarray(a, b + 1);
+      };
+      for (const [k, u] of urls.entries()) {
+        const range = await cut(cbase, u);
+        assert.equal(range.toString('latin1', 4, 8), 'moof', `CENC range ${k} starts at a moof`);
+        const ref = path.join(scratch, `clear_${i}_${k}.mp4`);
+        await writeFile(ref, Buffer.concat([plainInit, await cut(base, clearUrls[k]!)]));
+        const want = await frameMd5s(ref);
+        assert.equal(want.split('\n').length, 1, 'the clear range is one frame');
+        const dec = path.join(scratch, `dec_${i}_${k}.mp4`);
+        await writeFile(dec, Buffer.concat([init, decryptRange(range, key)]));
+        assert.equal(await frameMd5s(dec), want, `CENC ${attr(u, 'media')}: decrypted, the clear key frame`);
+        const enc = path.join(scratch, `enc_${i}_${k}.mp4`);
+        await writeFile(enc, Buffer.concat([init, decryptRange(range, null)]));
+        assert.notEqual(
+          await frameMd5s(enc),
+          want,
+          `CENC ${attr(u, 'media')}: not the picture without the key`,
+        );
       }
     }
     // The active MPD is a byte copy of the active variant's, trick play included.
