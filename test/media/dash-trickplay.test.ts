@@ -172,6 +172,24 @@ describe('vodstream DASH trick play [pglite]', () => {
     return { status: res.status, body: (await res.json()) as T };
   };
 
+  /** Runs a vodstream job through the API and waits for it; fails with its tasks and log when it fails. */
+  const runJob = async (parameters: Record<string, unknown>): Promise<void> => {
+    const r = await api<{ id: number }>('POST', '/job', {
+      job: { workflow: 'vodstream' },
+      parameters: { rest_endpoints: [receiver.url('/cb')], ...parameters },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const job = await waitFor(
+      async () => {
+        const j = await api<JobReply>('GET', `/jobs/${r.body.id}`);
+        return ['completed', 'broken'].includes(j.body.queue_state) ? j.body : null;
+      },
+      { timeoutMs: 180_000, intervalMs: 200, what: `job ${r.body.id}` },
+    );
+    const logs = (await api<{ message: string }[]>('GET', `/logs/${r.body.id}?show_all=1`)).body;
+    assert.equal(job.failed, false, `${JSON.stringify(job.tasks)}\n${logs.map((l) => l.message).join('\n')}`);
+  };
+
   before(async () => {
     store = await createTestStore('pglite');
     await writeSettings(store.db, { max_jobs: 2, retry_delay: 1 });
@@ -216,38 +234,24 @@ describe('vodstream DASH trick play [pglite]', () => {
   });
 
   it('adds trick-mode sets over the key frames of the CMAF segments and a thumbnail tile set to the MPDs', async () => {
-    const r = await api<{ id: number }>('POST', '/job', {
-      job: { workflow: 'vodstream' },
-      parameters: {
-        rest_endpoints: [receiver.url('/cb')],
-        content_id: 'clip',
-        source_folder: 'in/clip',
-        output_folder: 'out/clip',
-        renditions: [
-          { height: 180, video_bitrate_kbps: 300 },
-          { height: 144, video_bitrate_kbps: 200 },
-        ],
-        formats: ['hls', 'dash'],
-        drm: ['clear', 'cenc'],
-        segment_duration: SEG,
-        create_thumbnail: false,
-        trickplay: true,
-        trickplay_thumbnail_interval: INTERVAL,
-        trickplay_thumbnail_size: 64,
-        trickplay_tile_columns: 2,
-        trickplay_tile_rows: 2,
-      },
+    await runJob({
+      content_id: 'clip',
+      source_folder: 'in/clip',
+      output_folder: 'out/clip',
+      renditions: [
+        { height: 180, video_bitrate_kbps: 300 },
+        { height: 144, video_bitrate_kbps: 200 },
+      ],
+      formats: ['hls', 'dash'],
+      drm: ['clear', 'cenc'],
+      segment_duration: SEG,
+      create_thumbnail: false,
+      trickplay: true,
+      trickplay_thumbnail_interval: INTERVAL,
+      trickplay_thumbnail_size: 64,
+      trickplay_tile_columns: 2,
+      trickplay_tile_rows: 2,
     });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    const job = await waitFor(
-      async () => {
-        const j = await api<JobReply>('GET', `/jobs/${r.body.id}`);
-        return ['completed', 'broken'].includes(j.body.queue_state) ? j.body : null;
-      },
-      { timeoutMs: 180_000, intervalMs: 200, what: `job ${r.body.id}` },
-    );
-    const logs = (await api<{ message: string }[]>('GET', `/logs/${r.body.id}?show_all=1`)).body;
-    assert.equal(job.failed, false, `${JSON.stringify(job.tasks)}\n${logs.map((l) => l.message).join('\n')}`);
     const out = abs('out/clip');
     const scratch = abs('scratch');
     await mkdir(scratch, { recursive: true });
@@ -482,5 +486,49 @@ describe('vodstream DASH trick play [pglite]', () => {
       text,
       before.replace(/ *<AdaptationSet id="3" contentType="image"[\s\S]*?<\/AdaptationSet>\n/, ''),
     );
+  });
+  it('DASH only (no HLS playlists): the trick-mode set and thumbnails from the DASH segments', async () => {
+    await runJob({
+      content_id: 'dash',
+      source_folder: 'in/clip',
+      output_folder: 'out/dash',
+      renditions: [{ height: 144, video_bitrate_kbps: 200 }],
+      formats: ['dash'],
+      drm: ['clear'],
+      segment_duration: SEG,
+      create_thumbnail: false,
+      trickplay: true,
+      trickplay_thumbnail_interval: INTERVAL,
+      trickplay_thumbnail_size: 64,
+      trickplay_tile_columns: 3,
+      trickplay_tile_rows: 1,
+    });
+    const out = abs('out/dash');
+    assert.ok(!(await readdir(path.join(out, 'dash_nodrm/144p'))).some((f) => f.endsWith('.m3u8')), 'no HLS');
+    const sets = all(parseMpd(await readFile(path.join(out, 'dash_nodrm.mpd'), 'utf8')), 'AdaptationSet');
+    assert.deepEqual(
+      sets.map((s) => attr(s, 'contentType')),
+      ['video', 'audio', 'video', 'image'],
+    );
+    const urls = all(all(all(sets[2], 'Representation')[0], 'SegmentList')[0], 'SegmentURL');
+    assert.equal(urls.length, SECONDS / SEG);
+    const [a, b] = attr(urls[1]!, 'mediaRange')!.split('-').map(Number) as [number, number];
+    const base = path.join(out, 'dash_nodrm');
+    const cut = path.join(out, 'range.mp4');
+    await writeFile(
+      cut,
+      Buffer.concat([
+        await readFile(path.join(base, '144p/init.mp4')),
+        (await readFile(path.join(base, attr(urls[1]!, 'media')!))).subarray(a, b + 1),
+      ]),
+    );
+    assert.equal((await frameMd5s(cut)).split('\n').filter(Boolean).length, 1, 'init + range is one frame');
+    // 6 thumbnails in sheets of 3x1, taken from the DASH segments.
+    const sheets = (await readdir(path.join(out, 'dash_trickplay'))).filter((f) => f.endsWith('.jpg'));
+    assert.equal(sheets.length, 2);
+    const itmpl = all(sets[3], 'SegmentTemplate')[0]!;
+    assert.equal(Number(attr(itmpl, 'duration')) / Number(attr(itmpl, 'timescale')), 3 * INTERVAL);
+    const sheet = await probeMedia(path.join(out, 'dash_trickplay', sheets[0]!));
+    assert.deepEqual([sheet.video?.width, sheet.video?.height], [3 * 64, 36]);
   });
 });

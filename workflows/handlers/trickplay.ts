@@ -1,5 +1,5 @@
 /**
- * trickplay (and vodstream's `trickplay` task): trick play for an HLS VOD asset folder.
+ * trickplay (and vodstream's `trickplay` task): trick play for an HLS and/or DASH VOD asset folder.
  * - For every clear video rendition (MPEG-TS, or fMP4/CMAF with its init segment) named by a
  *   multi-variant playlist in the folder, an I-frame playlist `iframes.m3u8` beside its media
  *   playlist, listed in the multi-variant playlist as an `EXT-X-I-FRAME-STREAM-INF` (see
@@ -9,7 +9,11 @@
  *   `trickplay_tile_columns` x `trickplay_tile_rows` thumbnails, one every
  *   `trickplay_thumbnail_interval` seconds (the first frame at or after each cue start), taken
  *   from the highest video rendition (or the folder's source video), and a WebVTT index
- *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments.
+ *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments. A DASH-only asset's
+ *   thumbnails come from its highest clear Representation.
+ * - In every MPD of the folder: a trick-mode AdaptationSet per video AdaptationSet (key-frame byte
+ *   ranges of its CMAF segments; CENC sets keep their ContentProtection) and, with thumbnails, a
+ *   thumbnail tile AdaptationSet over the sheets (src/media/dash-trickplay.ts).
  * Inputs: `plan` (optional; vodstream's probe output: its output folder and content id are used).
  */
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -163,6 +167,9 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       .sort((a, b) => Number(built.get(b.media) != null) - Number(built.get(a.media) != null) || b.bw - a.bw);
     let input: string | null = candidates[0]?.media ?? null;
     let inputArgs: string[] = input ? ['-allowed_extensions', 'ALL'] : [];
+    // A DASH-only asset has no HLS playlists: its highest clear Representation, through a media
+    // playlist written in the work folder over the asset's own init segment and segments.
+    if (!input) input = await dashThumbnailSource(ctx, folder, names);
     if (!input) {
       input = (await pickSourceVideo(ctx, folderRel)).file;
       inputArgs = [];
@@ -347,4 +354,56 @@ async function addDashTrickplay(
     );
   }
   return { files, trickSets };
+}
+
+/**
+ * For thumbnails of a DASH-only asset: the highest-bandwidth Representation of a clear video
+ * AdaptationSet (no ContentProtection) of the folder's MPDs, as an HLS media playlist in
+ * `ctx.workdir` (`EXT-X-MAP` and segments by absolute path, durations from the SegmentTimeline),
+ * which FFmpeg reads like a rendition's own playlist.
+ * @returns the playlist path, or null when no MPD has a clear video Representation.
+ */
+async function dashThumbnailSource(
+  ctx: HandlerContext,
+  folder: string,
+  names: string[],
+): Promise<string | null> {
+  let best: {
+    base: string;
+    rep: ReturnType<typeof readMpdVideoSets>[number]['representations'][number];
+  } | null = null;
+  for (const n of names.filter((f) => f.endsWith('.mpd')).sort()) {
+    const text = await readFile(path.join(folder, n), 'utf8');
+    const base = path.resolve(folder, mpdPeriodBase(text));
+    for (const set of readMpdVideoSets(text)) {
+      if (set.contentProtection.length) continue;
+      for (const rep of set.representations)
+        if (!best || Number(rep.attrs.bandwidth ?? 0) > Number(best.rep.attrs.bandwidth ?? 0))
+          best = { base, rep };
+    }
+  }
+  if (!best) return null;
+  const { base, rep } = best;
+  const local = (u: string): string => {
+    if (/^[a-z]+:/i.test(u)) throw new PermanentTaskError(`DASH segment ${u} is not a local file`);
+    return path.resolve(base, u);
+  };
+  await ctx.storage.resolve(rel(ctx, local(rep.initialization)));
+  const durations = rep.timeline.flatMap((r) => Array.from({ length: r.r + 1 }, () => r.d / rep.timescale));
+  const lines = [
+    '#EXTM3U',
+    '#EXT-X-VERSION:7',
+    `#EXT-X-TARGETDURATION:${Math.max(1, Math.ceil(Math.max(...durations) - 1e-3))}`,
+    '#EXT-X-PLAYLIST-TYPE:VOD',
+    `#EXT-X-MAP:URI="${local(rep.initialization)}"`,
+    ...rep.segments.flatMap((u, i) => [`#EXTINF:${(durations[i] ?? 0).toFixed(6)},`, local(u)]),
+    '#EXT-X-ENDLIST',
+    '',
+  ];
+  const file = path.join(ctx.workdir, 'dash-thumbnail-source.m3u8');
+  await writeFileAtomic(file, lines.join('\n'));
+  ctx.log(
+    `thumbnails from DASH representation ${rep.id} (${rel(ctx, local(rep.initialization))} and its segments)`,
+  );
+  return file;
 }
