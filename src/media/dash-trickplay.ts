@@ -87,7 +87,8 @@ function attributes(tag: string): Record<string, string> {
   return out;
 }
 
-const SET_RE = /[ \t]*<AdaptationSet\b[^>]*>[\s\S]*?<\/AdaptationSet>[ \t]*\r?\n?/g;
+/** An AdaptationSet element (self-closing or not) with its line's indentation and end. */
+const SET_RE = /[ \t]*<AdaptationSet\b[^>]*?(?:\/>|>[\s\S]*?<\/AdaptationSet>)[ \t]*\r?\n?/g;
 
 /** Expands `$RepresentationID$`, `$Number$`/`$Number%0Nd$`, `$Time$` and `$$` (ISO/IEC 23009-1 5.3.9.4.4). */
 function expandTemplate(tmpl: string, id: string, num: number, time: number): string {
@@ -128,7 +129,8 @@ export function readMpdVideoSets(text: string): MpdVideoSet[] {
     const contentProtection = [
       ...head.matchAll(/<ContentProtection\b[^>]*?(?:\/>|>[\s\S]*?<\/ContentProtection>)/g),
     ].map((x) => x[0]);
-    const setTemplate = /<SegmentTemplate\b[^>]*>/.exec(head)?.[0];
+    const templateRe = /<SegmentTemplate\b[^>]*?(?:\/>|>[\s\S]*?<\/SegmentTemplate>)/;
+    const setTemplate = templateRe.exec(head)?.[0];
     const set: MpdVideoSet = {
       id: setAttrs.id ?? null,
       contentProtection,
@@ -139,11 +141,7 @@ export function readMpdVideoSets(text: string): MpdVideoSet[] {
       const repText = r[0];
       const attrs = attributes(/<Representation\b[^>]*>/.exec(repText)![0]);
       const id = attrs.id ?? '';
-      const tmplMatch =
-        /<SegmentTemplate\b[^>]*?(?:\/>|>[\s\S]*?<\/SegmentTemplate>)/.exec(repText)?.[0] ??
-        (setTemplate
-          ? /<SegmentTemplate\b[^>]*?(?:\/>|>[\s\S]*?<\/SegmentTemplate>)/.exec(head)?.[0]
-          : undefined);
+      const tmplMatch = templateRe.exec(repText)?.[0] ?? setTemplate;
       if (!tmplMatch) {
         set.unreadable.push({ id, reason: 'no SegmentTemplate' });
         continue;

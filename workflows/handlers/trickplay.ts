@@ -276,6 +276,10 @@ async function addDashTrickplay(
   for (const n of names.filter((f) => f.endsWith('.mpd')).sort()) {
     const file = path.join(folder, n);
     const text = await readFile(file, 'utf8');
+    if ((text.match(/<Period\b/g) ?? []).length !== 1) {
+      ctx.log(`no DASH trick play for ${n}: only an MPD with one Period is rewritten`);
+      continue;
+    }
     const base = path.resolve(folder, mpdPeriodBase(text));
     const trick: TrickModeSet[] = [];
     for (const set of readMpdVideoSets(text)) {
