@@ -4,6 +4,8 @@
  * that replaces its own sets and leaves the rest byte for byte.
  */
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { XMLValidator } from 'fast-xml-parser';
 import {
@@ -14,6 +16,8 @@ import {
   writeMpdTrickplay,
   type TrickModeSet,
 } from '../../src/media/dash-trickplay.js';
+import trickplay from '../../workflows/handlers/trickplay.js';
+import { runHandlerDirect, tempStorageRoot } from './media-helpers.js';
 
 const MPD = `<?xml version="1.0" encoding="UTF-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT5.000S">
@@ -110,5 +114,32 @@ describe('DASH trick play MPD rewrite', () => {
     assert.throws(() =>
       writeMpdTrickplay(MPD.replace('</Period>', '</Period><Period id="1"></Period>'), trick, null),
     );
+  });
+
+  it('refuses an MPD whose segments lie outside the client storage, before reading them', async () => {
+    const root = await tempStorageRoot();
+    try {
+      const dir = path.join(root.root, 'media-test', 'asset');
+      await mkdir(path.join(dir, 'v'), { recursive: true });
+      await writeFile(path.join(dir, 'v/init.mp4'), '');
+      await writeFile(
+        path.join(dir, 'a.mpd'),
+        MPD.replace('<BaseURL>a&amp;b/</BaseURL>', '<BaseURL>v/</BaseURL>')
+          .replace(
+            'media="$RepresentationID$/t$Time$.m4s"',
+            'initialization="init.mp4" media="../../../../../../etc/$Time$"',
+          )
+          .replace('initialization="$RepresentationID$/init.mp4" ', ''),
+      );
+      await assert.rejects(
+        runHandlerDirect(trickplay, {
+          storageRoot: root.root,
+          parameters: { content_id: 'a', source_folder: 'asset', trickplay_thumbnails: false },
+        }),
+        /storage path/,
+      );
+    } finally {
+      await root.cleanup();
+    }
   });
 });

@@ -300,7 +300,9 @@ async function addDashTrickplay(
           ctx.log(`no DASH trick mode for ${n} representation ${r.id}: its segments are not local files`);
           continue;
         }
-        await ctx.storage.resolve(rel(ctx, init));
+        // The MPD names the files: each must lie inside the client's storage (escape rules).
+        for (const u of [r.initialization, ...r.segments])
+          await ctx.storage.resolve(rel(ctx, path.resolve(base, u)));
         if (!cache.has(init)) {
           const k = await fmp4TrickSegments(base, r.initialization, r.segments);
           cache.set(init, k.segments.length ? k : null);
@@ -392,7 +394,7 @@ async function dashThumbnailSource(
     if (/^[a-z]+:/i.test(u)) throw new PermanentTaskError(`DASH segment ${u} is not a local file`);
     return path.resolve(base, u);
   };
-  await ctx.storage.resolve(rel(ctx, local(rep.initialization)));
+  for (const u of [rep.initialization, ...rep.segments]) await ctx.storage.resolve(rel(ctx, local(u)));
   const durations = rep.timeline.flatMap((r) => Array.from({ length: r.r + 1 }, () => r.d / rep.timescale));
   const lines = [
     '#EXTM3U',
