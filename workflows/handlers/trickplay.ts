@@ -250,7 +250,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   metadata = { ...metadata, dash_trick_mode_sets: dash.trickSets, dash_manifests: dash.files.length };
   if (iframeCount === 0 && !thumbs && dash.trickSets === 0)
     throw new PermanentTaskError(
-      `nothing made: ${folderRel} has no clear video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
+      `nothing made: ${folderRel} has no clear video rendition (MPEG-TS or fMP4), no DASH video set with CMAF segments, and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
 }
