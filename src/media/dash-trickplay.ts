@@ -111,8 +111,8 @@ export function mpdPeriodBase(text: string): string {
 /**
  * Reads the video AdaptationSets of an MPD (`contentType="video"` or a `video/` mimeType), other
  * than trick-mode sets, and the segment URIs of their Representations from each
- * `SegmentTemplate` + `SegmentTimeline` (the form src/media cmaf packaging writes; a template on
- * the AdaptationSet is inherited).
+ * `SegmentTemplate` + `SegmentTimeline` (the form workflows/handlers/lib/cmaf.ts writes; a
+ * template on the AdaptationSet is inherited).
  * @returns the sets in document order; a Representation whose segments cannot be listed (no
  *   SegmentTemplate, `$Bandwidth$`, `@duration` without a timeline) is named in `unreadable`.
  */
