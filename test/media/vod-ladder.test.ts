@@ -611,9 +611,10 @@ describe('vodstream ladder, CMAF, DASH and CENC [pglite]', () => {
     const period = kids(kids(mpd, 'MPD')[0]!, 'Period')[0]!;
     assert.equal(kids(period, 'BaseURL')[0]!.text, 'film_nodrm/');
     const sets = kids(period, 'AdaptationSet');
+    // The last set is the trick-mode set that trickplay: true adds (test/media/dash-trickplay.test.ts).
     assert.deepEqual(
       sets.map((s) => s.attrs.contentType),
-      ['video', 'audio', 'text'],
+      ['video', 'audio', 'text', 'video'],
     );
     for (const rep of kids(sets[0]!, 'Representation')) {
       const tmpl = kids(rep, 'SegmentTemplate')[0]!;

@@ -1,5 +1,5 @@
 /**
- * trickplay (and vodstream's `trickplay` task): trick play for an HLS VOD asset folder.
+ * trickplay (and vodstream's `trickplay` task): trick play for an HLS and/or DASH VOD asset folder.
  * - For every clear video rendition (MPEG-TS, or fMP4/CMAF with its init segment) and every CENC
  *   CMAF rendition (`SAMPLE-AES-CTR`, vodstream's `cenc` variant) named by a multi-variant
  *   playlist in the folder, an I-frame playlist `iframes.m3u8` beside its media playlist (a CENC
@@ -10,13 +10,25 @@
  *   `trickplay_tile_columns` x `trickplay_tile_rows` thumbnails, one every
  *   `trickplay_thumbnail_interval` seconds (the first frame at or after each cue start), taken
  *   from the highest clear video rendition (else an AES-128 one, which FFmpeg decrypts through
- *   its key URI; CENC last, or the folder's source video), and a WebVTT index
+ *   its key URI; for CENC only, vodstream's staged clear encode or the folder's source video; a
+ *   DASH-only asset's highest clear Representation), and a WebVTT index
  *   `<content_id>_trickplay.vtt` pointing into them with `#xywh=` fragments.
+ * - In every MPD of the folder: a trick-mode AdaptationSet per video AdaptationSet (key-frame byte
+ *   ranges of its CMAF segments; CENC sets keep their ContentProtection) and, with thumbnails, a
+ *   thumbnail tile AdaptationSet over the sheets (src/media/dash-trickplay.ts).
  * Inputs: `plan` (optional; vodstream's probe output: its output folder and content id are used).
  */
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentTaskError } from '../../src/errors/task-errors.js';
+import {
+  fmp4TrickSegments,
+  mpdPeriodBase,
+  readMpdVideoSets,
+  writeMpdTrickplay,
+  type ThumbnailTiles,
+  type TrickModeSet,
+} from '../../src/media/dash-trickplay.js';
 import { runFfmpeg } from '../../src/media/ffmpeg.js';
 import { reportFfmpegProgress } from '../../src/media/ffmpeg-progress.js';
 import { parsePlaylist } from '../../src/media/hls-playlist.js';
@@ -148,6 +160,14 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   }
 
   let metadata: Record<string, unknown> = { iframe_playlists: iframeCount };
+  let sheetInfo: {
+    dir: string;
+    files: string[];
+    columns: number;
+    rows: number;
+    w: number;
+    h: number;
+  } | null = null;
   if (thumbs) {
     // The highest video rendition (any master): clear first, then skipped ones (AES-128, which
     // FFmpeg reads through its key URI), CENC last (FFmpeg 5.1 cannot read fragmented CENC: then
@@ -178,6 +198,9 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
         ).file;
       inputArgs = [];
     }
+    // A DASH-only asset has no HLS playlists: its highest clear Representation, through a media
+    // playlist written in the work folder over the asset's own init segment and segments.
+    if (!input) input = await dashThumbnailSource(ctx, folder, names);
     if (!input) {
       input = (await pickSourceVideo(ctx, folderRel)).file;
       inputArgs = [];
@@ -238,6 +261,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
     await writeFileAtomic(vtt, cues.join('\n'));
     const sheets = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
     files.push(rel(ctx, vtt), ...sheets.map((s) => rel(ctx, path.join(dir, s))));
+    sheetInfo = { dir, files: sheets, columns, rows, w, h };
     ctx.log(
       `${count} thumbnails of ${w}x${h} every ${interval} s in ${sheets.length} sheet(s) of ${columns}x${rows}: ${rel(ctx, vtt)}`,
     );
@@ -253,9 +277,170 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       duration,
     };
   }
-  if (iframeCount === 0 && !thumbs)
+  const dash = await addDashTrickplay(ctx, folder, names, sheetInfo, interval);
+  metadata = { ...metadata, dash_trick_mode_sets: dash.trickSets, dash_manifests: dash.files.length };
+  if (iframeCount === 0 && !thumbs && dash.trickSets === 0)
     throw new PermanentTaskError(
-      `nothing made: ${folderRel} has no clear or CENC video rendition (MPEG-TS or fMP4) and trickplay_thumbnails is false`,
+      `nothing made: ${folderRel} has no clear or CENC video rendition (MPEG-TS or fMP4), no DASH video set with CMAF segments, and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
+}
+
+/**
+ * Adds trick play to every DASH MPD at the top of `folder` (src/media/dash-trickplay.ts): a
+ * trick-mode AdaptationSet per video AdaptationSet (key-frame byte ranges of its fMP4 segments,
+ * its ContentProtection copied, so CENC sets get one too), and a thumbnail tile AdaptationSet over
+ * the sprite sheets when they were made. Each MPD is rewritten atomically; the key frames of a
+ * Representation are read once even when two MPDs (the active copy and its variant) name it.
+ * @returns the client-relative MPDs rewritten and how many trick-mode sets they got in all.
+ */
+async function addDashTrickplay(
+  ctx: HandlerContext,
+  folder: string,
+  names: string[],
+  sheets: { dir: string; files: string[]; columns: number; rows: number; w: number; h: number } | null,
+  interval: number,
+): Promise<{ files: string[]; trickSets: number }> {
+  const files: string[] = [];
+  let trickSets = 0;
+  const cache = new Map<string, Awaited<ReturnType<typeof fmp4TrickSegments>> | null>();
+  for (const n of names.filter((f) => f.endsWith('.mpd')).sort()) {
+    const file = path.join(folder, n);
+    const text = await readFile(file, 'utf8');
+    if ((text.match(/<Period\b/g) ?? []).length !== 1) {
+      ctx.log(`no DASH trick play for ${n}: only an MPD with one Period is rewritten`);
+      continue;
+    }
+    const base = path.resolve(folder, mpdPeriodBase(text));
+    const trick: TrickModeSet[] = [];
+    for (const set of readMpdVideoSets(text)) {
+      for (const u of set.unreadable)
+        ctx.log(`no DASH trick mode for ${n} representation ${u.id}: ${u.reason}`);
+      if (set.id === null) {
+        ctx.log(`no DASH trick mode for a video AdaptationSet of ${n}: it has no id to refer to`);
+        continue;
+      }
+      const t: TrickModeSet = {
+        mainId: set.id,
+        contentProtection: set.contentProtection,
+        representations: [],
+      };
+      for (const r of set.representations) {
+        const init = path.resolve(base, r.initialization);
+        if (/^[a-z]+:/i.test(r.initialization) || r.segments.some((u) => /^[a-z]+:/i.test(u))) {
+          ctx.log(`no DASH trick mode for ${n} representation ${r.id}: its segments are not local files`);
+          continue;
+        }
+        // The MPD names the files: each must lie inside the client's storage (escape rules).
+        for (const u of [r.initialization, ...r.segments])
+          await ctx.storage.resolve(rel(ctx, path.resolve(base, u)));
+        if (!cache.has(init)) {
+          const k = await fmp4TrickSegments(base, r.initialization, r.segments);
+          cache.set(init, k.segments.length ? k : null);
+          if (k.leftOut)
+            ctx.log(
+              `${n} representation ${r.id}: ${k.leftOut} key frame(s) inside fMP4 fragments left out of the trick mode set`,
+            );
+        }
+        const k = cache.get(init);
+        if (!k) {
+          ctx.log(`no DASH trick mode for ${n} representation ${r.id}: no fragment starts with a key frame`);
+          continue;
+        }
+        if (k.timescale !== r.timescale)
+          ctx.log(
+            `${n} representation ${r.id}: MPD timescale ${r.timescale}, init segment ${k.timescale}; the init segment's is used`,
+          );
+        t.representations.push({
+          main: r,
+          timescale: k.timescale,
+          initialization: r.initialization,
+          segments: k.segments,
+        });
+      }
+      if (t.representations.length) trick.push(t);
+    }
+    let tiles: ThumbnailTiles | null = null;
+    if (sheets && sheets.files.length) {
+      const sizes = await Promise.all(
+        sheets.files.map(async (f) => (await stat(path.join(sheets.dir, f))).size),
+      );
+      const relDir = path.relative(base, sheets.dir).split(path.sep).join('/');
+      tiles = {
+        media: `${relDir}/sheet_$Number%05d$.jpg`,
+        startNumber: 1,
+        sheets: sheets.files.length,
+        columns: sheets.columns,
+        rows: sheets.rows,
+        tileWidth: sheets.w,
+        tileHeight: sheets.h,
+        interval,
+        maxSheetBytes: Math.max(...sizes),
+      };
+    }
+    if (!trick.length && !tiles) continue;
+    const next = writeMpdTrickplay(text, trick, tiles);
+    if (next !== text) await writeFileAtomic(file, next);
+    files.push(rel(ctx, file));
+    trickSets += trick.length;
+    const cenc = trick.some((t) => t.contentProtection.length > 0);
+    ctx.log(
+      `DASH ${n}: ${trick.length} trick mode AdaptationSet(s)` +
+        `${trick.length ? ` (${trick.map((t) => `${t.representations.length} representation(s), ${t.representations[0]!.segments.length} key frames`).join('; ')}${cenc ? ", with the main set's ContentProtection" : ''})` : ''}` +
+        `${tiles ? `, thumbnail tiles over ${tiles.sheets} sheet(s) of ${tiles.columns}x${tiles.rows}` : ''}`,
+    );
+  }
+  return { files, trickSets };
+}
+
+/**
+ * For thumbnails of a DASH-only asset: the highest-bandwidth Representation of a clear video
+ * AdaptationSet (no ContentProtection) of the folder's MPDs, as an HLS media playlist in
+ * `ctx.workdir` (`EXT-X-MAP` and segments by absolute path, durations from the SegmentTimeline),
+ * which FFmpeg reads like a rendition's own playlist.
+ * @returns the playlist path, or null when no MPD has a clear video Representation.
+ */
+async function dashThumbnailSource(
+  ctx: HandlerContext,
+  folder: string,
+  names: string[],
+): Promise<string | null> {
+  let best: {
+    base: string;
+    rep: ReturnType<typeof readMpdVideoSets>[number]['representations'][number];
+  } | null = null;
+  for (const n of names.filter((f) => f.endsWith('.mpd')).sort()) {
+    const text = await readFile(path.join(folder, n), 'utf8');
+    const base = path.resolve(folder, mpdPeriodBase(text));
+    for (const set of readMpdVideoSets(text)) {
+      if (set.contentProtection.length) continue;
+      for (const rep of set.representations)
+        if (!best || Number(rep.attrs.bandwidth ?? 0) > Number(best.rep.attrs.bandwidth ?? 0))
+          best = { base, rep };
+    }
+  }
+  if (!best) return null;
+  const { base, rep } = best;
+  const local = (u: string): string => {
+    if (/^[a-z]+:/i.test(u)) throw new PermanentTaskError(`DASH segment ${u} is not a local file`);
+    return path.resolve(base, u);
+  };
+  for (const u of [rep.initialization, ...rep.segments]) await ctx.storage.resolve(rel(ctx, local(u)));
+  const durations = rep.timeline.flatMap((r) => Array.from({ length: r.r + 1 }, () => r.d / rep.timescale));
+  const lines = [
+    '#EXTM3U',
+    '#EXT-X-VERSION:7',
+    `#EXT-X-TARGETDURATION:${Math.max(1, Math.ceil(Math.max(...durations) - 1e-3))}`,
+    '#EXT-X-PLAYLIST-TYPE:VOD',
+    `#EXT-X-MAP:URI="${local(rep.initialization)}"`,
+    ...rep.segments.flatMap((u, i) => [`#EXTINF:${(durations[i] ?? 0).toFixed(6)},`, local(u)]),
+    '#EXT-X-ENDLIST',
+    '',
+  ];
+  const file = path.join(ctx.workdir, 'dash-thumbnail-source.m3u8');
+  await writeFileAtomic(file, lines.join('\n'));
+  ctx.log(
+    `thumbnails from DASH representation ${rep.id} (${rel(ctx, local(rep.initialization))} and its segments)`,
+  );
+  return file;
 }
