@@ -247,6 +247,7 @@ describe('vodstream DASH trick play [pglite]', () => {
       segment_duration: SEG,
       create_thumbnail: false,
       trickplay: true,
+      trickplay_dash_trick_mode: true,
       trickplay_thumbnail_interval: INTERVAL,
       trickplay_thumbnail_size: 64,
       trickplay_tile_columns: 2,
@@ -458,6 +459,7 @@ describe('vodstream DASH trick play [pglite]', () => {
     const params = {
       content_id: 'clip',
       source_folder: 'out/clip',
+      trickplay_dash_trick_mode: true,
       trickplay_thumbnail_interval: INTERVAL,
       trickplay_thumbnail_size: 64,
       trickplay_tile_columns: 2,
@@ -498,6 +500,7 @@ describe('vodstream DASH trick play [pglite]', () => {
       segment_duration: SEG,
       create_thumbnail: false,
       trickplay: true,
+      trickplay_dash_trick_mode: true,
       trickplay_thumbnail_interval: INTERVAL,
       trickplay_thumbnail_size: 64,
       trickplay_tile_columns: 3,

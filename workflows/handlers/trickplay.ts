@@ -68,6 +68,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
   const quality = optNumber(p, 'trickplay_thumbnail_quality', 30, { min: 1, max: 100, integer: true });
   const cols = optNumber(p, 'trickplay_tile_columns', 10, { min: 1, max: 100, integer: true });
   const rowsMax = optNumber(p, 'trickplay_tile_rows', 10, { min: 1, max: 100, integer: true });
+  const dashTrickMode = optBool(p, 'trickplay_dash_trick_mode', false);
   const folder = await ctx.storage.resolve(folderRel);
   const out = await ctx.storage.resolve(outRel);
   const names = await readdir(folder).catch(() => {
@@ -277,7 +278,7 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       duration,
     };
   }
-  const dash = await addDashTrickplay(ctx, folder, names, sheetInfo, interval);
+  const dash = await addDashTrickplay(ctx, folder, names, sheetInfo, interval, dashTrickMode);
   metadata = { ...metadata, dash_trick_mode_sets: dash.trickSets, dash_manifests: dash.files.length };
   if (iframeCount === 0 && !thumbs && dash.trickSets === 0)
     throw new PermanentTaskError(
@@ -287,11 +288,13 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
 }
 
 /**
- * Adds trick play to every DASH MPD at the top of `folder` (src/media/dash-trickplay.ts): a
- * trick-mode AdaptationSet per video AdaptationSet (key-frame byte ranges of its fMP4 segments,
- * its ContentProtection copied, so CENC sets get one too), and a thumbnail tile AdaptationSet over
- * the sprite sheets when they were made. Each MPD is rewritten atomically; the key frames of a
- * Representation are read once even when two MPDs (the active copy and its variant) name it.
+ * Adds trick play to every DASH MPD at the top of `folder` (src/media/dash-trickplay.ts): with
+ * `trickMode` (the `trickplay_dash_trick_mode` parameter) a trick-mode AdaptationSet per video
+ * AdaptationSet (key-frame byte ranges of its fMP4 segments, its ContentProtection copied, so CENC
+ * sets get one too), and a thumbnail tile AdaptationSet over the sprite sheets when they were made.
+ * Trick-mode sets of an earlier run are removed when `trickMode` is off. Each MPD is rewritten
+ * atomically; the key frames of a Representation are read once even when two MPDs (the active
+ * copy and its variant) name it.
  * @returns the client-relative MPDs rewritten and how many trick-mode sets they got in all.
  */
 async function addDashTrickplay(
@@ -300,6 +303,7 @@ async function addDashTrickplay(
   names: string[],
   sheets: { dir: string; files: string[]; columns: number; rows: number; w: number; h: number } | null,
   interval: number,
+  trickMode: boolean,
 ): Promise<{ files: string[]; trickSets: number }> {
   const files: string[] = [];
   let trickSets = 0;
@@ -313,7 +317,8 @@ async function addDashTrickplay(
     }
     const base = path.resolve(folder, mpdPeriodBase(text));
     const trick: TrickModeSet[] = [];
-    for (const set of readMpdVideoSets(text)) {
+    // Trick-mode sets only when asked (trickplay_dash_trick_mode); an earlier run's are removed.
+    for (const set of trickMode ? readMpdVideoSets(text) : []) {
       for (const u of set.unreadable)
         ctx.log(`no DASH trick mode for ${n} representation ${u.id}: ${u.reason}`);
       if (set.id === null) {
@@ -378,7 +383,7 @@ async function addDashTrickplay(
         maxSheetBytes: Math.max(...sizes),
       };
     }
-    if (!trick.length && !tiles) continue;
+    if (!trick.length && !tiles && !/dashif\.org\/guidelines\/trickmode/.test(text)) continue;
     const next = writeMpdTrickplay(text, trick, tiles);
     if (next !== text) await writeFileAtomic(file, next);
     files.push(rel(ctx, file));
