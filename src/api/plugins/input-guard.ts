@@ -190,12 +190,13 @@ export function jsonTextError(problem: JsonTextProblem): EngineError {
 
 /** Installs the guard as a `preValidation` hook (after auth and body parsing). */
 export function registerInputGuard(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request) => {
+  // A callback hook: the check is synchronous, so no promise per request.
+  app.addHook('preValidation', (request, _reply, done) => {
     const problem =
       findUnstorableText(request.query, 'query') ??
       findUnstorableText(request.params, 'path') ??
       findUnstorableText(request.body, 'body');
-    if (problem) throw new EngineError('VALIDATION_FAILED', problem);
+    done(problem ? new EngineError('VALIDATION_FAILED', problem) : undefined);
   });
 }
 
