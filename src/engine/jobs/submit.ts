@@ -164,6 +164,22 @@ export function submissionFingerprint(input: SubmissionInput): string {
 const SECRET_HEADER =
   /(^|[-_])(api[-_]?key|auth[-_]?key|key|authorization|auth|token|secret|password|cookie|signature)([-_]|$)/i;
 
+/** Most header names whose {@link SECRET_HEADER} answer is remembered (past this, each is tested). */
+const MAX_KNOWN_HEADER_NAMES = 256;
+
+/** Header name → whether it is secret, for the names seen so far (a request sends the same few). */
+const knownHeaderNames = new Map<string, boolean>();
+
+/** Whether header `name` holds a secret ({@link SECRET_HEADER}), remembered per name. */
+function isSecretHeader(name: string): boolean {
+  let secret = knownHeaderNames.get(name);
+  if (secret === undefined) {
+    secret = SECRET_HEADER.test(name);
+    if (knownHeaderNames.size < MAX_KNOWN_HEADER_NAMES) knownHeaderNames.set(name, secret);
+  }
+  return secret;
+}
+
 /**
  * Masks a secret: every character but the last 4 becomes `*` (values of 8 characters or fewer
  * are masked whole, since their last 4 would give away too much).
@@ -180,9 +196,10 @@ export function maskSecret(value: string): string {
  */
 export function maskHeaders(headers: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined) continue;
-    if (!SECRET_HEADER.test(name)) out[name] = value;
+    if (!isSecretHeader(name)) out[name] = value;
     else if (Array.isArray(value)) out[name] = value.map((v) => maskSecret(String(v)));
     else out[name] = maskSecret(typeof value === 'string' ? value : JSON.stringify(value));
   }
