@@ -3,8 +3,8 @@
  * validating parameters, and writing the job with its tasks and first log entries in one
  * transaction.
  */
-import { createHash } from 'node:crypto';
 import type { Executor, Queryable } from '../../store/executor.js';
+import { sha256Hex } from '../clients/keys.js';
 import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import {
@@ -157,7 +157,7 @@ export function submissionFingerprint(input: SubmissionInput): string {
     top_of_queue: input.topOfQueue,
     parameters: input.parameters,
   });
-  return createHash('sha256').update(content).digest('hex');
+  return sha256Hex(content);
 }
 
 /** Header names whose values are masked in the job log (keys, tokens, credentials). */
