@@ -3,6 +3,8 @@ import { after, before, it } from 'node:test';
 import {
   authenticateClientCached,
   createClient,
+  rememberedViewer,
+  revokeClient,
   VERIFIED_KEY_TTL_MS,
 } from '../../src/engine/clients/clients.js';
 import { ManualClock } from '../../src/engine/clock.js';
@@ -40,5 +42,35 @@ forEachStore('clients: the verified-key memory runs on the engine clock', (kind)
     assert.notEqual(await auth(), null, 'still remembered just before the TTL');
     await clock.advance(1);
     assert.equal(await auth(), null, 'asked again at the TTL: the revoked key fails');
+  });
+
+  it('rememberedViewer answers only a key the database verified, never a wrong one, and nothing once the client is revoked', async () => {
+    const clock = new ManualClock();
+    const { api_key } = await createClient(s.db, { name: 'memo-client' }, clock);
+    assert.equal(rememberedViewer(s.db, 'memo-client', api_key, clock), undefined, 'not verified yet');
+    await waitFor(
+      async () => {
+        await authenticateClientCached(s.db, 'memo-client', api_key, clock);
+        return rememberedViewer(s.db, 'memo-client', api_key, clock) !== undefined;
+      },
+      { what: 'the verified key to be remembered' },
+    );
+    assert.deepEqual(rememberedViewer(s.db, 'memo-client', api_key, clock), {
+      client: 'memo-client',
+      admin: false,
+    });
+    assert.equal(rememberedViewer(s.db, 'memo-client', `${api_key}x`, clock), undefined, 'a wrong key');
+    assert.equal(
+      rememberedViewer(s.db, 'ttl-client', api_key, clock),
+      undefined,
+      'the key under another name',
+    );
+    await revokeClient(s.db, 'memo-client', clock);
+    assert.equal(
+      rememberedViewer(s.db, 'memo-client', api_key, clock),
+      undefined,
+      'forgotten at the revocation',
+    );
+    assert.equal(await authenticateClientCached(s.db, 'memo-client', api_key, clock), null);
   });
 });

@@ -364,3 +364,49 @@ describe('validateParameters: values PostgreSQL cannot store (QA)', () => {
     assert.ok(validateParameters(open, { custom_data: deep }).ok);
   });
 });
+
+describe('validateParameters: the resolved copy', () => {
+  const open = definition({ type: 'object' });
+
+  it('is a deep copy equal to the input: nested objects and arrays are new, holes and a "__proto__" key are kept', () => {
+    // eslint-disable-next-line no-sparse-arrays -- a hole must stay a hole, as structuredClone keeps it
+    const sparse = [1, , 3];
+    const input = JSON.parse(
+      '{"content_id":"c","custom_data":{"list":[{"a":1},[2,[3]],null,true,-0.5,"s"],"__proto__":{"x":1}}}',
+    ) as Record<string, unknown>;
+    (input.custom_data as Record<string, unknown>).sparse = sparse;
+    const r = validateParameters(open, input);
+    assert.ok(r.ok);
+    assert.deepEqual(r.resolved, structuredClone(input));
+    const data = r.resolved.custom_data as Record<string, unknown>;
+    assert.notEqual(data, input.custom_data, 'a new object');
+    assert.notEqual(data.list, (input.custom_data as Record<string, unknown>).list, 'a new array');
+    assert.ok(Object.hasOwn(data, '__proto__'), '"__proto__" stays an own key');
+    assert.equal(Object.getPrototypeOf(data), Object.prototype, 'and does not become the prototype');
+    assert.equal(1 in (data.sparse as unknown[]), false, 'the hole is kept');
+  });
+
+  it('copies what JSON cannot hold as structuredClone does: a Date stays a Date; a function is refused by a throw', () => {
+    const when = new Date('2026-01-02T03:04:05.000Z');
+    const r = validateParameters(open, { custom_data: { when, tags: new Set(['a']) } });
+    assert.ok(r.ok);
+    const data = r.resolved.custom_data as { when: Date; tags: Set<string> };
+    assert.ok(data.when instanceof Date && data.when !== when);
+    assert.equal(data.when.getTime(), when.getTime());
+    assert.deepEqual([...data.tags], ['a']);
+    assert.throws(() => validateParameters(open, { custom_data: { f: () => 1 } }), {
+      name: 'DataCloneError',
+    });
+  });
+
+  it('names the path of a problem found deep inside clean values', () => {
+    const r = validateParameters(open, {
+      content_id: 'c',
+      custom_data: { ok: [1, 'two', { three: 3 }], bad: [{ deeper: ['fine', 'x\u0000y'] }] },
+    });
+    assert.equal(r.ok, false);
+    assert.deepEqual(!r.ok && r.problems, [
+      'parameters.custom_data.bad[0].deeper[1] contains a NUL character (\\u0000), which is not accepted in parameters',
+    ]);
+  });
+});

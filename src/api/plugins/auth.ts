@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { EngineError } from '../../errors/catalogue.js';
-import { authenticateClientCached, type Viewer } from '../../engine/clients/clients.js';
+import { authenticateClientCached, rememberedViewer, type Viewer } from '../../engine/clients/clients.js';
 import type { Clock } from '../../engine/clock.js';
 import type { Executor } from '../../store/executor.js';
 
@@ -80,10 +80,13 @@ export function viewerOf(request: FastifyRequest): Viewer {
 export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): void {
   app.decorateRequest('viewer', null);
 
-  app.addHook('onRequest', async (request) => {
-    if (request.is404) return;
+  // Callback hooks, not async ones: a request whose key is remembered (the usual case) is
+  // authenticated without a promise or a turn of the event loop. A throw is answered as a
+  // rejection would be (Fastify's hook runner catches it).
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.is404) return done();
     const access: RouteAccess = request.routeOptions.config.auth ?? 'client';
-    if (access === 'public') return;
+    if (access === 'public') return done();
     const { client, apiKey } = credentialsOf(request);
     if (!client || !apiKey) {
       const missing = [!client && '"client"', !apiKey && '"api-key"'].filter(Boolean).join(' and ');
@@ -92,28 +95,47 @@ export function registerAuth(app: FastifyInstance, db: Executor, clock: Clock): 
         `missing credentials: the ${missing} header is required; ${CREDENTIALS_HINT}`,
       );
     }
-    const viewer = await authenticateClientCached(db, client, apiKey, clock);
-    if (!viewer)
-      throw new EngineError(
-        'UNAUTHORIZED',
-        `wrong credentials: no active client "${client.slice(0, 64)}" with that api-key; ${CREDENTIALS_HINT}`,
-      );
-    if (access === 'admin' && !viewer.admin)
-      throw new EngineError(
-        'FORBIDDEN',
-        `client "${viewer.client}" is not an admin client; ${request.method} ${request.routeOptions.url} needs an admin client`,
-      );
-    request.viewer = viewer;
+    const known = rememberedViewer(db, client, apiKey, clock);
+    if (known !== undefined) return done(admit(request, access, client, known));
+    authenticateClientCached(db, client, apiKey, clock).then(
+      (viewer) => done(admit(request, access, client, viewer)),
+      done,
+    );
   });
 
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preHandler', (request, _reply, done) => {
     const viewer = request.viewer;
     const body = request.body;
-    if (!viewer || body === null || typeof body !== 'object' || Array.isArray(body)) return;
-    if (!Object.hasOwn(body, 'client') || request.routeOptions.config.bodyClientIsTarget === true) return;
-    const refused = bodyClientError(body, viewer);
-    if (refused) throw refused;
+    if (!viewer || body === null || typeof body !== 'object' || Array.isArray(body)) return done();
+    if (!Object.hasOwn(body, 'client') || request.routeOptions.config.bodyClientIsTarget === true)
+      return done();
+    done(bodyClientError(body, viewer) ?? undefined);
   });
+}
+
+/**
+ * Makes `viewer` the caller of `request` when it may call the route.
+ * @returns undefined when admitted; else the error to answer: `UNAUTHORIZED` (no such active
+ * client with that key), `FORBIDDEN` (a non-admin on an admin route).
+ */
+function admit(
+  request: FastifyRequest,
+  access: RouteAccess,
+  client: string,
+  viewer: Viewer | null,
+): EngineError | undefined {
+  if (!viewer)
+    return new EngineError(
+      'UNAUTHORIZED',
+      `wrong credentials: no active client "${client.slice(0, 64)}" with that api-key; ${CREDENTIALS_HINT}`,
+    );
+  if (access === 'admin' && !viewer.admin)
+    return new EngineError(
+      'FORBIDDEN',
+      `client "${viewer.client}" is not an admin client; ${request.method} ${request.routeOptions.url} needs an admin client`,
+    );
+  request.viewer = viewer;
+  return undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { scanJsonText } from './input-guard.js';
+import { findUnstorableText, MAX_BODY_DEPTH, scanJsonText } from './input-guard.js';
 
 /** Scans text that must be valid JSON (as the body parser only scans what JSON.parse accepted). */
 function scan(text: string): ReturnType<typeof scanJsonText> {
@@ -72,5 +72,33 @@ describe('scanJsonText', () => {
     assert.equal(scan(big), null);
     assert.ok(performance.now() - started < 500, 'a 0.5 MB body scans in well under a second');
     assert.equal(scanJsonText('['.repeat(100_000) + ']'.repeat(100_000)), null);
+  });
+});
+
+describe('findUnstorableText', () => {
+  it('accepts clean values and names the path of the first NUL or lone surrogate, in values and in keys', () => {
+    assert.equal(findUnstorableText({ a: [1, 'two', { three: null }], b: 'emoji \u{1F600}' }, 'body'), null);
+    assert.equal(
+      findUnstorableText({ a: [1, { deeper: ['fine', 'x\u0000y'] }] }, 'body'),
+      'body.a[1].deeper[1] contains a NUL character or an unpaired surrogate, which cannot be stored; send valid UTF-8 text without NUL',
+    );
+    assert.equal(
+      findUnstorableText({ list: [{ 'k\ud800': 1 }] }, 'query'),
+      'query.list[0] has a key with a NUL character or an unpaired surrogate; send valid UTF-8 text without NUL',
+    );
+  });
+
+  it(`refuses nesting of ${MAX_BODY_DEPTH} levels and accepts one less, without exhausting the stack`, () => {
+    const nest = (levels: number): unknown => {
+      let v: unknown = 'leaf';
+      for (let i = 0; i < levels; i++) v = [v];
+      return v;
+    };
+    assert.equal(findUnstorableText(nest(MAX_BODY_DEPTH), 'body'), null);
+    assert.match(
+      findUnstorableText(nest(MAX_BODY_DEPTH + 1), 'body') ?? '',
+      /is nested deeper than 100 levels/,
+    );
+    assert.match(findUnstorableText(nest(200_000), 'body') ?? '', /is nested deeper than 100 levels/);
   });
 });

@@ -270,12 +270,10 @@ export async function authenticateClientCached(
   apiKey: string,
   clock: Clock = systemClock,
 ): Promise<Viewer | null> {
+  const known = rememberedViewer(db, name, apiKey, clock);
+  if (known !== undefined) return known;
   if (!plausibleCredentials(name, apiKey)) return null;
-  let cache = verifiedKeyCaches.get(db);
-  if (!cache) {
-    cache = { keys: new Map(), listening: false, subscribing: null };
-    verifiedKeyCaches.set(db, cache);
-  }
+  const cache = verifiedKeyCache(db);
   if (!cache.listening) {
     const c = cache;
     c.subscribing ??= db
@@ -289,19 +287,60 @@ export async function authenticateClientCached(
       });
     return authenticateClient(db, name, apiKey);
   }
-  const cacheKey = `${name}\u0000${hashApiKey(apiKey)}`;
-  const now = clock.now().getTime();
-  const known = cache.keys.get(cacheKey);
-  if (known && known.generation === clientsGeneration && known.expires > now) return known.viewer;
+  const cacheKey = verifiedKeyOf(name, apiKey);
   const generation = clientsGeneration;
+  // The time to live counts from before the database was asked.
+  const askedAt = clock.now().getTime();
   const viewer = await authenticateClient(db, name, apiKey);
   cache.keys.delete(cacheKey);
   // A change made while the database was asked leaves the answer unremembered.
   if (viewer && generation === clientsGeneration) {
     if (cache.keys.size >= MAX_VERIFIED_KEYS) cache.keys.delete(cache.keys.keys().next().value!);
-    cache.keys.set(cacheKey, { viewer, generation, expires: now + VERIFIED_KEY_TTL_MS });
+    cache.keys.set(cacheKey, {
+      viewer,
+      generation,
+      expires: askedAt + VERIFIED_KEY_TTL_MS,
+    });
   }
   return viewer;
+}
+
+/**
+ * The viewer of a key that {@link authenticateClientCached} verified and still remembers (same
+ * generation, not past {@link VERIFIED_KEY_TTL_MS}), found without waiting: the API's
+ * authentication hook answers most requests with it and goes to the database (through
+ * {@link authenticateClientCached}) only when it finds nothing. Pure lookup; never asks the
+ * database and never remembers anything.
+ * @returns the viewer, or undefined when the key is not remembered (unknown, wrong, revoked, or
+ * simply not verified lately: the caller must then ask {@link authenticateClientCached}).
+ */
+export function rememberedViewer(
+  db: Executor,
+  name: string,
+  apiKey: string,
+  clock: Clock = systemClock,
+): Viewer | undefined {
+  const cache = verifiedKeyCaches.get(db);
+  if (!cache?.listening || cache.keys.size === 0) return undefined;
+  const known = cache.keys.get(verifiedKeyOf(name, apiKey));
+  if (known && known.generation === clientsGeneration && known.expires > clock.now().getTime())
+    return known.viewer;
+  return undefined;
+}
+
+/** The cache of verified keys of `db`, made on first use. */
+function verifiedKeyCache(db: Executor): VerifiedKeyCache {
+  let cache = verifiedKeyCaches.get(db);
+  if (!cache) {
+    cache = { keys: new Map(), listening: false, subscribing: null };
+    verifiedKeyCaches.set(db, cache);
+  }
+  return cache;
+}
+
+/** The map key of a verified key: the client name and the key's SHA-256 hash (never the key). */
+function verifiedKeyOf(name: string, apiKey: string): string {
+  return `${name}\u0000${hashApiKey(apiKey)}`;
 }
 
 /**

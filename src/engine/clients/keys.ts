@@ -2,6 +2,7 @@
  * API keys and signing secrets: random, shown once, stored as SHA-256 hashes (keys) and compared
  * in constant time (SPEC section 4).
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Bytes of randomness in a generated API key or signing secret. */
@@ -17,7 +18,21 @@ export function generateSecret(): string {
  * The key itself is never stored.
  */
 export function hashApiKey(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
+  return sha256Hex(apiKey);
+}
+
+/**
+ * Node's one-shot `crypto.hash` (Node 20.12 and later): no `Hash` object per call, about a third
+ * of the time of `createHash` for a key (it runs on every API request, see
+ * `authenticateClientCached`). Absent on older Node 20 releases, which `createHash` serves.
+ */
+const oneShotHash = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined;
+
+/** Lowercase hex SHA-256 of the UTF-8 bytes of `text`. */
+export function sha256Hex(text: string): string {
+  return oneShotHash
+    ? oneShotHash('sha256', text, 'hex')
+    : createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 /**

@@ -3,8 +3,8 @@
  * validating parameters, and writing the job with its tasks and first log entries in one
  * transaction.
  */
-import { createHash } from 'node:crypto';
 import type { Executor, Queryable } from '../../store/executor.js';
+import { sha256Hex } from '../clients/keys.js';
 import { insertJobs as insertJobsQuery, type InsertJobsParams } from '../../store/queries/jobs.js';
 import { EngineError } from '../../errors/catalogue.js';
 import {
@@ -157,12 +157,28 @@ export function submissionFingerprint(input: SubmissionInput): string {
     top_of_queue: input.topOfQueue,
     parameters: input.parameters,
   });
-  return createHash('sha256').update(content).digest('hex');
+  return sha256Hex(content);
 }
 
 /** Header names whose values are masked in the job log (keys, tokens, credentials). */
 const SECRET_HEADER =
   /(^|[-_])(api[-_]?key|auth[-_]?key|key|authorization|auth|token|secret|password|cookie|signature)([-_]|$)/i;
+
+/** Most header names whose {@link SECRET_HEADER} answer is remembered (past this, each is tested). */
+const MAX_KNOWN_HEADER_NAMES = 256;
+
+/** Header name → whether it is secret, for the names seen so far (a request sends the same few). */
+const knownHeaderNames = new Map<string, boolean>();
+
+/** Whether header `name` holds a secret ({@link SECRET_HEADER}), remembered per name. */
+function isSecretHeader(name: string): boolean {
+  let secret = knownHeaderNames.get(name);
+  if (secret === undefined) {
+    secret = SECRET_HEADER.test(name);
+    if (knownHeaderNames.size < MAX_KNOWN_HEADER_NAMES) knownHeaderNames.set(name, secret);
+  }
+  return secret;
+}
 
 /**
  * Masks a secret: every character but the last 4 becomes `*` (values of 8 characters or fewer
@@ -180,9 +196,10 @@ export function maskSecret(value: string): string {
  */
 export function maskHeaders(headers: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined) continue;
-    if (!SECRET_HEADER.test(name)) out[name] = value;
+    if (!isSecretHeader(name)) out[name] = value;
     else if (Array.isArray(value)) out[name] = value.map((v) => maskSecret(String(v)));
     else out[name] = maskSecret(typeof value === 'string' ? value : JSON.stringify(value));
   }
