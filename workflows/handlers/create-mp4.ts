@@ -76,7 +76,9 @@ export default async function createMp4(ctx: HandlerContext): Promise<unknown> {
       ...inputArgs,
       '-i',
       media,
-      ...(audioPlaylist ? [...inputArgs, '-i', audioPlaylist, '-map', '0:v:0', '-map', '1:a:0'] : ['-map', '0']),
+      ...(audioPlaylist
+        ? [...inputArgs, '-i', audioPlaylist, '-map', '0:v:0', '-map', '1:a:0']
+        : ['-map', '0']),
       '-c',
       'copy',
       '-bsf:a',

@@ -42,7 +42,10 @@ export async function listAssetRenditions(outAbs: string, contentId: string): Pr
   for (const [variant, master, dir] of variants) {
     if (!(await exists(dir))) continue;
     const entries = await readdir(dir, { withFileTypes: true });
-    const cmaf = await isCmaf(dir, entries.map((e) => e.name));
+    const cmaf = await isCmaf(
+      dir,
+      entries.map((e) => e.name),
+    );
     const fmt: 'ts' | 'cmaf' = cmaf ? 'cmaf' : 'ts';
     const list: AssetRendition[] = [];
     if (await exists(master)) {

@@ -29,8 +29,20 @@ import {
   type SplitMp4,
 } from '../../../src/media/fmp4.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
-import { assetPaths, exists, listAssetFiles, writeFileAtomic, type RenditionSource, type VodPlan } from './vod.js';
-import { measurePlaylist, writeSubtitleRendition, type StagedAudio, type StagedSubtitle } from './media-parts.js';
+import {
+  assetPaths,
+  exists,
+  listAssetFiles,
+  writeFileAtomic,
+  type RenditionSource,
+  type VodPlan,
+} from './vod.js';
+import {
+  measurePlaylist,
+  writeSubtitleRendition,
+  type StagedAudio,
+  type StagedSubtitle,
+} from './media-parts.js';
 
 /** A CENC key of a job. The key itself goes only to `keys.json`, never to logs or outputs. */
 export interface CencKey {
@@ -82,7 +94,11 @@ async function cutTrack(
         ...(kind === 'audio' ? ['-frag_duration', String(Math.round(segmentSeconds * 1e6))] : []),
         tmp,
       ],
-      { signal: ctx.signal, durationSeconds, onProgress: reportFfmpegProgress(ctx, { label: `cmaf ${name}` }) },
+      {
+        signal: ctx.signal,
+        durationSeconds,
+        onProgress: reportFfmpegProgress(ctx, { label: `cmaf ${name}` }),
+      },
     );
     await rename(tmp, file);
   }
@@ -94,7 +110,10 @@ async function writeTrack(dir: string, track: Track, key: CencKey | null): Promi
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const k = key ? Buffer.from(key.key, 'hex') : null;
-  await writeFile(path.join(dir, 'init.mp4'), key ? encryptInit(track.split.init, key.kid) : track.split.init);
+  await writeFile(
+    path.join(dir, 'init.mp4'),
+    key ? encryptInit(track.split.init, key.kid) : track.split.init,
+  );
   const ts = track.split.timescale;
   const lines = ['#EXTM3U', '#EXT-X-VERSION:7'];
   const max = Math.max(...track.split.fragments.map((f) => f.duration / ts), 1);
@@ -275,7 +294,15 @@ export async function packageCmaf(
   }
   let audioTrack: (Track & { bandwidth: number; average: number }) | null = null;
   if (audio) {
-    const split = await cutTrack(ctx, audio.input, 'audio', work, 'audio', plan.segment_duration, plan.duration);
+    const split = await cutTrack(
+      ctx,
+      audio.input,
+      'audio',
+      work,
+      'audio',
+      plan.segment_duration,
+      plan.duration,
+    );
     const t: Track = { name: 'audio', kind: 'audio', split, codecs: audio.codecs };
     await writeTrack(path.join(dir, 'audio'), t, key);
     const m = await measurePlaylist(path.join(dir, 'audio', 'index.m3u8'));
@@ -283,7 +310,13 @@ export async function packageCmaf(
   }
   const media: MasterMedia[] = [];
   if (audioTrack)
-    media.push({ type: 'AUDIO', groupId: 'audio', name: 'audio', uri: `${base}/audio/index.m3u8`, default: true });
+    media.push({
+      type: 'AUDIO',
+      groupId: 'audio',
+      name: 'audio',
+      uri: `${base}/audio/index.m3u8`,
+      default: true,
+    });
   for (const [i, s] of subtitles.entries())
     media.push({
       type: 'SUBTITLES',
@@ -307,7 +340,11 @@ export async function packageCmaf(
     const master = variant === 'cenc' ? paths.cenc : paths.clear;
     await writeFileAtomic(
       master,
-      writeMasterPlaylist(entries, [`task-engine-variant: ${variant}`], { version: 7, media, independentSegments: true }),
+      writeMasterPlaylist(entries, [`task-engine-variant: ${variant}`], {
+        version: 7,
+        media,
+        independentSegments: true,
+      }),
     );
     written.push(master);
   }

@@ -91,7 +91,10 @@ export async function writeSubtitleRendition(
   // A WebVTT file taken from another variant already has a map: it is replaced.
   let vtt = (await readFile(sub.vtt, 'utf8')).replace(/^X-TIMESTAMP-MAP=[^\n]*\n/m, '');
   if (mpegtsStart !== null)
-    vtt = vtt.replace(/^(\uFEFF?WEBVTT[^\n]*\n)/, `$1X-TIMESTAMP-MAP=MPEGTS:${mpegtsStart},LOCAL:00:00:00.000\n`);
+    vtt = vtt.replace(
+      /^(\uFEFF?WEBVTT[^\n]*\n)/,
+      `$1X-TIMESTAMP-MAP=MPEGTS:${mpegtsStart},LOCAL:00:00:00.000\n`,
+    );
   await writeFile(path.join(dir, 'subtitles.vtt'), vtt);
   const target = Math.max(1, Math.ceil(durationSeconds));
   await writeFile(

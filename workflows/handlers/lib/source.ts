@@ -88,7 +88,10 @@ async function addAudio(
  */
 export async function resolveSource(ctx: HandlerContext, given: string): Promise<ResolvedSource> {
   if (isUrl(given)) {
-    const { url, playlist, audioUrl } = await loadMediaPlaylist(given, { signal: ctx.signal, fetch: ctx.fetch });
+    const { url, playlist, audioUrl } = await loadMediaPlaylist(given, {
+      signal: ctx.signal,
+      fetch: ctx.fetch,
+    });
     if (playlist.segments.length === 0) throw new PermanentTaskError(`HLS source ${given} lists no segments`);
     const info = await probeMedia(url, { signal: ctx.signal });
     if (!info.video) throw new PermanentTaskError(`source ${given} has no video stream`);
@@ -140,7 +143,9 @@ export async function resolveSource(ctx: HandlerContext, given: string): Promise
       input = await ctx.storage.resolve(mediaRel);
       pl = parsePlaylist(
         await readFile(input, 'utf8').catch(() => {
-          throw new PermanentTaskError(`variant ${best.uri} of ${given} does not exist in the client storage`);
+          throw new PermanentTaskError(
+            `variant ${best.uri} of ${given} does not exist in the client storage`,
+          );
         }),
         mediaRel,
       );
