@@ -134,7 +134,12 @@ describe('DASH trick play MPD rewrite', () => {
       await assert.rejects(
         runHandlerDirect(trickplay, {
           storageRoot: root.root,
-          parameters: { content_id: 'a', source_folder: 'asset', trickplay_thumbnails: false },
+          parameters: {
+            content_id: 'a',
+            source_folder: 'asset',
+            trickplay_thumbnails: false,
+            trickplay_dash_trick_mode: true,
+          },
         }),
         /storage path/,
       );
