@@ -77,6 +77,10 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
     );
   });
 
+  // Every file the MPDs name must lie inside the client storage: checked before anything is
+  // written, so a refused MPD fails the task before the HLS I-frame playlists are made.
+  if (dashTrickMode) await checkMpdPaths(ctx, folder, names);
+
   // Multi-variant playlists of the folder and the media playlists they name.
   const masters: {
     file: string;
@@ -285,6 +289,23 @@ export default async function trickplay(ctx: HandlerContext): Promise<unknown> {
       `nothing made: ${folderRel} has no clear or CENC video rendition (MPEG-TS or fMP4), no DASH video set with CMAF segments, and trickplay_thumbnails is false`,
     );
   return { message: files[0] ?? '', files, metadata };
+}
+
+/**
+ * Checks that every init segment and segment named by the single-Period MPDs at the top of
+ * `folder` lies inside the client storage (local ones; remote ones are skipped later).
+ * @throws PermanentTaskError from `ctx.storage.resolve` for a path that leaves the storage.
+ */
+async function checkMpdPaths(ctx: HandlerContext, folder: string, names: string[]): Promise<void> {
+  for (const n of names.filter((f) => f.endsWith('.mpd'))) {
+    const text = await readFile(path.join(folder, n), 'utf8');
+    if ((text.match(/<Period\b/g) ?? []).length !== 1) continue;
+    const base = path.resolve(folder, mpdPeriodBase(text));
+    for (const set of readMpdVideoSets(text))
+      for (const r of set.representations)
+        for (const u of [r.initialization, ...r.segments])
+          if (!/^[a-z]+:/i.test(u)) await ctx.storage.resolve(rel(ctx, path.resolve(base, u)));
+  }
 }
 
 /**
