@@ -163,7 +163,13 @@ void describe(
       // No engine process runs now; the recovery pass of this process (same host, same registry)
       // reaps before it looks at attempts, whether or not the attempt counts as stalled yet.
       await recoverStalledAttempts(local.ctx);
-      assert.ok(!alive(program!) && !alive(sleep!), 'killed by the first recovery pass');
+      // The pass sends SIGKILL and waits up to REAP_WAIT_MS; on a loaded machine the processes
+      // may take a moment more to be gone. Nothing else ends them this soon (they sleep 60 s).
+      await waitFor(() => !alive(program!) && !alive(sleep!), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the program and its child, killed by the first recovery pass',
+      });
       assert.deepEqual(readdirSync(registryDir), []);
       const d = await spawn();
       await finishes(id);

@@ -369,8 +369,11 @@ forEachStore('runtime: attempt outcomes take their time from the engine clock', 
 
   const claimOnly = async (id: number) => {
     await waitFor(async () => (await te.tasks(id))[0]?.state === 'ready');
-    const [claimed] = await claimTasks(store.db, ['work'], 1, 'test-worker');
-    assert.ok(claimed);
+    // Claimed once it is due by the claim's clock (the engine's, not the database's `now()`).
+    const claimed = await waitFor(async () => (await claimTasks(store.db, ['work'], 1, 'test-worker'))[0], {
+      timeoutMs: 10_000,
+      what: `the task of job ${id} to be claimed`,
+    });
     return { attemptId: claimed.attemptId, taskId: claimed.taskId, jobId: id };
   };
 
