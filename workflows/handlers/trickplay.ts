@@ -25,6 +25,7 @@ import {
   fmp4TrickSegments,
   mpdPeriodBase,
   readMpdVideoSets,
+  TRICKMODE_SCHEME,
   writeMpdTrickplay,
   type ThumbnailTiles,
   type TrickModeSet,
@@ -313,7 +314,8 @@ async function checkMpdPaths(ctx: HandlerContext, folder: string, names: string[
  * `trickMode` (the `trickplay_dash_trick_mode` parameter) a trick-mode AdaptationSet per video
  * AdaptationSet (key-frame byte ranges of its fMP4 segments, its ContentProtection copied, so CENC
  * sets get one too), and a thumbnail tile AdaptationSet over the sprite sheets when they were made.
- * Trick-mode sets of an earlier run are removed when `trickMode` is off. Each MPD is rewritten
+ * Trick-mode sets of an earlier run are removed when `trickMode` is off. The files the MPDs name
+ * were checked against the client storage first ({@link checkMpdPaths}). Each MPD is rewritten
  * atomically; the key frames of a Representation are read once even when two MPDs (the active
  * copy and its variant) name it.
  * @returns the client-relative MPDs rewritten and how many trick-mode sets they got in all.
@@ -357,9 +359,6 @@ async function addDashTrickplay(
           ctx.log(`no DASH trick mode for ${n} representation ${r.id}: its segments are not local files`);
           continue;
         }
-        // The MPD names the files: each must lie inside the client's storage (escape rules).
-        for (const u of [r.initialization, ...r.segments])
-          await ctx.storage.resolve(rel(ctx, path.resolve(base, u)));
         if (!cache.has(init)) {
           const k = await fmp4TrickSegments(base, r.initialization, r.segments);
           cache.set(init, k.segments.length ? k : null);
@@ -404,7 +403,7 @@ async function addDashTrickplay(
         maxSheetBytes: Math.max(...sizes),
       };
     }
-    if (!trick.length && !tiles && !/dashif\.org\/guidelines\/trickmode/.test(text)) continue;
+    if (!trick.length && !tiles && !text.includes(TRICKMODE_SCHEME)) continue;
     const next = writeMpdTrickplay(text, trick, tiles);
     if (next !== text) await writeFileAtomic(file, next);
     files.push(rel(ctx, file));
