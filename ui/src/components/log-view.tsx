@@ -80,8 +80,14 @@ export function LogView(props: {
         reply.data.forEach((e, i) => s.rows.set(page * PAGE + i, e));
         if (Number.isFinite(total)) s.total = Math.max(total, page * PAGE + reply.data.length);
         else s.total = Math.max(s.total, page * PAGE + reply.data.length);
+        const wasReady = s.ready;
         s.ready = true;
         s.error = null;
+        // Following a long log: read its end now rather than after the scroll to it lands.
+        if (!wasReady && filter.current.follow && s.total > PAGE) {
+          const tail = Math.floor((s.total - 1) / PAGE);
+          if (!s.pages.has(tail)) void loadPage(tail);
+        }
       } catch (err) {
         if (store.current.gen !== gen) return;
         for (let p = page; p < page + pages; p++) s.pages.delete(p);
