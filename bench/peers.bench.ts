@@ -40,6 +40,11 @@
  * (default 50), `PEERS_IN_FLIGHT` (default 64), `PEERS_MODES` (`drain,live`), `PEERS_SYSTEMS`
  * (comma list, default all), `PEERS_MAX_JOBS` (default 200), `PEERS_KEEP=1` keeps the databases,
  * `PEERS_ANALYZE=0` skips the ANALYZE of the drain backlog before the timed part,
+ * `PEERS_ENGINE_TRIGGERS_OFF` (`events`, `counters`, comma list) disables those triggers in the
+ * engine's databases to measure what they cost,
+ * `PEERS_ENGINE_SQL` runs that statement in the engine's databases before the runs (a what-if),
+ * `PEERS_TABLE_UPKEEP=off` turns the engine's table upkeep off (docs/deployment.md), `PEERS_VACUUM=first` vacuums each database before its first round only (dead rows pile up, as on
+ * a server with autovacuum off),
  * `BENCH_DATABASE_URL` (the server; default TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test).
  */
 import { spawn } from 'node:child_process';
@@ -379,7 +384,8 @@ async function newEngine(db: Executor, url: string): Promise<Engine> {
       databaseUrl: url,
       workflowsDir: catalog.dir,
       workerConcurrency: CONCURRENCY,
-      roles: ['controller', 'worker'],
+      roles: ['controller', 'scheduler', 'worker'],
+      tableUpkeep: process.env.PEERS_TABLE_UPKEEP === 'off' ? 'off' : 'auto',
     }),
     { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
   );
@@ -410,6 +416,50 @@ async function engineCompletions(
   return { done, stop: un };
 }
 
+/**
+ * Trigger groups `PEERS_ENGINE_TRIGGERS_OFF` may name (comma list): a measurement of what each
+ * costs, not a setting (without `events` nothing reaches `GET /events`; without `counters`
+ * `/health` and the metrics gauges stop counting).
+ */
+const TRIGGER_GROUPS: Record<string, Array<[table: string, trigger: string]>> = {
+  events: [
+    ['jobs', 'jobs_events_insert'],
+    ['jobs', 'jobs_events_update'],
+    ['tasks', 'tasks_events_update'],
+    ['logs', 'logs_events_insert'],
+  ],
+  counters: [
+    ['jobs', 'jobs_state_counts_insert'],
+    ['jobs', 'jobs_state_counts_update'],
+    ['jobs', 'jobs_state_counts_delete'],
+    ['tasks', 'tasks_state_counts_insert'],
+    ['tasks', 'tasks_state_counts_update'],
+    ['tasks', 'tasks_state_counts_delete'],
+  ],
+};
+
+async function disableTriggers(db: Executor): Promise<void> {
+  const wanted = (process.env.PEERS_ENGINE_TRIGGERS_OFF ?? '').split(',').filter(Boolean);
+  for (const group of wanted) {
+    const triggers = TRIGGER_GROUPS[group];
+    if (!triggers)
+      throw new Error(
+        `PEERS_ENGINE_TRIGGERS_OFF: unknown group ${group}; known: ${Object.keys(TRIGGER_GROUPS).join(', ')}`,
+      );
+    // Names come from the table above, never from the environment.
+    for (const [table, trigger] of triggers) await db.exec(`ALTER TABLE ${table} DISABLE TRIGGER ${trigger}`);
+  }
+  if (wanted.length)
+    console.log(`engine: trigger groups disabled for this measurement: ${wanted.join(', ')}`);
+  // An operator's own statement for a what-if measurement (an index dropped, say); from the
+  // environment of whoever runs the bench, never from a request.
+  const sql = process.env.PEERS_ENGINE_SQL;
+  if (sql) {
+    await db.exec(sql);
+    console.log(`engine: ran PEERS_ENGINE_SQL before the runs: ${sql}`);
+  }
+}
+
 function engineSystem(): System {
   const database = 'te_bench_peers_engine';
   const url = urlFor(database);
@@ -420,7 +470,9 @@ function engineSystem(): System {
     modes: ['drain', 'live'],
     async setup() {
       await recreateDatabase(database);
-      await (await openStore({ databaseUrl: url })).close();
+      const db = await openStore({ databaseUrl: url });
+      await disableTriggers(db);
+      await db.close();
     },
     async prepare(mode, n) {
       const db = await openStore({ databaseUrl: url });
@@ -459,6 +511,7 @@ function engineHttpSystem(): System {
       await recreateDatabase(database);
       const db = await openStore({ databaseUrl: url });
       await ensureAdminClient(db, client, key);
+      await disableTriggers(db);
       await db.close();
     },
     async prepare(_mode, n) {
@@ -545,8 +598,15 @@ interface RunFigures {
   wal: WalBytes | null;
 }
 
+/** `PEERS_VACUUM=first`: vacuum before each system's first round only, so dead rows pile up. */
+const VACUUM_FIRST_ONLY = process.env.PEERS_VACUUM === 'first';
+const vacuumed = new Set<string>();
+
 async function runOnce(sys: System, mode: Mode, monitor: pg.Client): Promise<RunFigures> {
-  if (sys.database) await vacuum(urlFor(sys.database));
+  if (sys.database && !(VACUUM_FIRST_ONLY && vacuumed.has(sys.database))) {
+    await vacuum(urlFor(sys.database));
+    vacuumed.add(sys.database);
+  }
   const before = sys.database ? await tableCounters(sys.database) : null;
   const lsn0 = sys.database ? await currentLsn() : null;
   const prepared = await sys.prepare(mode, JOBS);

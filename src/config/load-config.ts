@@ -115,6 +115,10 @@ export function loadConfig(
   if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken)))
     problems.push('TASK_ENGINE_METRICS_TOKEN must be at least 16 characters without spaces');
 
+  const tableUpkeep = (get('TASK_ENGINE_TABLE_UPKEEP') ?? 'auto').toLowerCase();
+  if (tableUpkeep !== 'auto' && tableUpkeep !== 'off')
+    problems.push(`TASK_ENGINE_TABLE_UPKEEP must be auto or off (got "${tableUpkeep.slice(0, 32)}")`);
+
   const tracing = readTracing(get, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -136,6 +140,7 @@ export function loadConfig(
     egress,
     metrics: metricsRaw !== 'off',
     metricsToken,
+    tableUpkeep: tableUpkeep === 'off' ? 'off' : 'auto',
     ...(tracing ? { tracing } : {}),
   };
 }

@@ -43,6 +43,11 @@ export interface EngineConfig {
   shutdownGraceSeconds: number;
   /** Egress rules for outbound requests (`TASK_ENGINE_EGRESS`; src/engine/egress/rules.ts); '' = defaults. */
   egress: string;
+  /**
+   * Whether the scheduler leader vacuums and analyses the engine's tables where autovacuum does not
+   * (`TASK_ENGINE_TABLE_UPKEEP`: `auto`, the default, or `off`; src/engine/maintenance/table-upkeep.ts).
+   */
+  tableUpkeep?: 'auto' | 'off';
   /** Whether `GET /metrics` and the in-process metrics exist (`TASK_ENGINE_METRICS`, on/off; default on). */
   metrics?: boolean;
   /** Bearer token that may read `GET /metrics` besides admin clients (`TASK_ENGINE_METRICS_TOKEN`); null = none. */
@@ -150,6 +155,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: '',
     description:
       'egress rules for outbound requests (comma list: deny-private, deny-loopback, allow-host=<name>, allow-cidr=<range>)',
+  },
+  {
+    env: 'TASK_ENGINE_TABLE_UPKEEP',
+    key: 'tableUpkeep',
+    default: 'auto',
+    description:
+      "`auto`: the scheduler leader vacuums and analyses the engine's tables where autovacuum does not (embedded PGlite; a server or table with autovacuum off); `off`: never",
   },
   {
     env: 'TASK_ENGINE_METRICS',

@@ -21,7 +21,8 @@ export interface Queryable {
    */
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /**
-   * Runs a script of several statements with no parameters (migrations only).
+   * Runs a script of several statements with no parameters (migrations, and the table upkeep's
+   * `VACUUM`/`ANALYZE` of a table from a fixed list).
    * @throws the driver's error when a statement fails.
    */
   exec(sql: string): Promise<void>;

@@ -15,6 +15,7 @@
  * re-reads the schedules; `cron:<name>` (a user schedule changed) wakes the cron runner. All time
  * comes from `ctx.clock`.
  */
+import { createTableUpkeep, type TableUpkeepMode } from '../maintenance/table-upkeep.js';
 import type { EngineContext, Service } from '../context.js';
 import { admitJobs } from '../controller/admission.js';
 import { cleanupEvents, cleanupJobs } from '../maintenance/cleanup.js';
@@ -41,6 +42,10 @@ export interface SchedulerServiceOptions {
   timing?: ScheduleTiming;
   /** Milliseconds between leadership attempts. Default 2000. */
   leaderRetryMs?: number;
+  /** Table upkeep mode (default: the config's `tableUpkeep`, else `auto`). */
+  tableUpkeep?: TableUpkeepMode;
+  /** Milliseconds between table upkeep passes (default 30 000). */
+  tableUpkeepIntervalMs?: number;
   /** Milliseconds between semaphore passes. Default 5000. */
   semaphoreRecheckMs?: number;
   /** Timeout of one semaphore request in milliseconds. Default 5000 (SPEC section 8). */
@@ -97,10 +102,12 @@ export function createSchedulerService(
     onElected: async () => {
       await runner.start();
       await cron.start();
+      upkeep.start();
     },
     onLost: () => {
       runner.cancel();
       cron.cancel();
+      upkeep.cancel();
       dueTimer.cancel();
       semaphores.cancel();
     },
@@ -131,6 +138,11 @@ export function createSchedulerService(
   });
 
   const cron = createCronRunner(ctx, log, { isLeader: () => election.isLeader });
+  const upkeep = createTableUpkeep(ctx, log, {
+    isLeader: () => election.isLeader,
+    mode: options.tableUpkeep ?? ctx.config.tableUpkeep ?? 'auto',
+    intervalMs: options.tableUpkeepIntervalMs,
+  });
 
   const onNotify = (payload: string): void => {
     if (!election.isLeader) return;
@@ -164,7 +176,7 @@ export function createSchedulerService(
       await election.halt();
       if (unlisten) await unlisten().catch(() => undefined);
       unlisten = null;
-      await Promise.all([runner.stop(), dueTimer.stop(), semaphores.stop(), cron.stop()]);
+      await Promise.all([runner.stop(), dueTimer.stop(), semaphores.stop(), cron.stop(), upkeep.stop()]);
       await election.stop();
     },
   };
