@@ -673,7 +673,24 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   };
   const where: string[] = [];
   if (f.client !== null) where.push(`j.client = ${p(f.client)}`);
-  if (f.state !== null) where.push(`j.queue_state = ${p(f.state)}`);
+  const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
+  // One state listed by id (or a state other than queued by `position`, which is its id order),
+  // with no client, ids or search to narrow it: the
+  // rows must come from `jobs_state_id_idx (queue_state, id)`. Written as `= ANY(array)` with the
+  // state in the ORDER BY, because only that index then gives the order. With a plain `=` the
+  // planner, which assumes a state's rows spread evenly over the ids, may walk the primary key
+  // backwards instead: at 100,000 queued jobs (the newest rows) it read past all of them to list
+  // ten completed ones, 150-370 ms against 0.1 ms, and forwards past every completed job to list
+  // the oldest queued ones (bench/RESULTS.md). Not with a client, where
+  // `jobs_client_state_id_idx` serves `=` directly and `= ANY` would cost it its order.
+  const stateLed =
+    f.state !== null &&
+    f.client === null &&
+    f.jobIds === null &&
+    f.search === null &&
+    (orderBy === 'id' || (orderBy === 'position' && f.state !== 'queued'));
+  if (f.state !== null)
+    where.push(stateLed ? `j.queue_state = ANY(${p([f.state])}::text[])` : `j.queue_state = ${p(f.state)}`);
   // `failed` is only ever true on completed jobs, so failed=1 is `failed` and failed=0 `NOT failed`.
   if (f.failed !== null) where.push(f.failed ? 'j.failed' : 'NOT j.failed');
   if (f.persist !== null) where.push(f.persist ? 'j.persist' : 'NOT j.persist');
@@ -709,7 +726,6 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   // Without an explicit order_by, a creation-time window is listed in creation order (ids are
   // handed out in creation order, so this is the id order but for jobs created at the same
   // instant), which the (created_at, id) index serves directly at any table size.
-  const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
   const column = LIST_ORDER_BY_COLUMNS[orderBy];
   // `position` order: with state=queued, the admission order (`asc`: position 1 first), which
   // `jobs_admission_idx` (or `jobs_client_admission_idx`) serves as it stands; any other state's
@@ -718,7 +734,9 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   const order = admissionOrder
     ? `j.top_of_queue ${f.asc ? 'DESC' : 'ASC'}, j.priority ${dir}, j.queued_at ${dir}, j.id ${dir}`
     : orderBy === 'id' || orderBy === 'position'
-      ? `j.id ${dir}`
+      ? stateLed
+        ? `j.queue_state ${dir}, j.id ${dir}`
+        : `j.id ${dir}`
       : `${column} ${dir}, j.id ${dir}`;
   const filters = where.length ? ` WHERE ${where.join(' AND ')}` : '';
   if (f.after === null) {
