@@ -12,7 +12,8 @@
  * and dropped at the end), `LADDER_BENCH_SECONDS` (60), `LADDER_BENCH_SIZE` (1920x1080),
  * `LADDER_BENCH_WORKER_CONCURRENCY` (2 tasks per worker process), `LADDER_BENCH_PER_TASK` (the
  * vodstream `renditions_per_task` values to run the engine with, `1,2`: each rendition its own task,
- * then two rungs per task from one decode).
+ * then two rungs per task from one decode), `LADDER_BENCH_WORKER_NODE_ARGS` (extra Node options for
+ * the worker processes, space-separated: `--cpu-prof --cpu-prof-dir=<dir>` profiles them).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ const [width, height] = (process.env.LADDER_BENCH_SIZE ?? '1920x1080').split('x'
   number,
 ];
 const perWorker = Number(process.env.LADDER_BENCH_WORKER_CONCURRENCY ?? 2);
+/** Extra Node options for the worker processes (`LADDER_BENCH_WORKER_NODE_ARGS`, space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+const WORKER_NODE_ARGS = (process.env.LADDER_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const perTaskValues = (process.env.LADDER_BENCH_PER_TASK ?? '1,2').split(',').map(Number);
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
@@ -201,18 +204,22 @@ async function runEngine(
   const tStart = performance.now();
   for (let i = 0; i < 2; i++)
     workers.push(
-      spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: {
-          ...process.env,
-          DATABASE_URL: dbUrl,
-          TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
-          TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
-          TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
-          TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
-          TASK_ENGINE_LOG_LEVEL: 'error',
+      spawn(
+        process.execPath,
+        [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+          env: {
+            ...process.env,
+            DATABASE_URL: dbUrl,
+            TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
+            TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
+            TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
+            TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
+            TASK_ENGINE_LOG_LEVEL: 'error',
+          },
         },
-      }),
+      ),
     );
   const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${running.url}${p}`, {

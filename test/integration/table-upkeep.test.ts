@@ -37,7 +37,10 @@ forEachStore('table upkeep', (kind) => {
   let s: TestStore;
   before(async () => {
     s = await createTestStore(kind);
-    if (kind === 'postgres') await s.db.exec(`ALTER TABLE events SET (autovacuum_enabled = false)`);
+    if (kind === 'postgres')
+      await s.db.exec(
+        `ALTER TABLE events SET (autovacuum_enabled = false); ALTER TABLE workers SET (autovacuum_enabled = f)`,
+      );
   });
   after(() => s.dispose());
 
@@ -67,6 +70,46 @@ forEachStore('table upkeep', (kind) => {
         pass.steps.find((x) => x.table === 'events'),
         undefined,
       );
+    });
+
+    it('a failing step is reported and the other tables still get their turn', async () => {
+      await makeDeadEvents(s, 600);
+      await s.db.query(
+        `INSERT INTO workers (id, queues, concurrency, host, pid)
+         SELECT 'upkeep-' || g, '{}', 1, 'h', g FROM generate_series(1, 200) g`,
+      );
+      await s.db.query(`DELETE FROM workers WHERE id LIKE 'upkeep-%'`);
+      await waitFor(
+        async () => {
+          if (s.kind === 'pglite') await flushOwnStatistics.first(s.db, {});
+          const rows = await readTableUpkeepStats.rows(s.db, { tables: ['events', 'workers'] });
+          const dead = (t: string): number => rows.find((r) => r.table === t)?.dead_rows ?? 0;
+          return dead('events') >= 600 && dead('workers') >= 200;
+        },
+        { what: 'dead rows counted in events and workers' },
+      );
+      // The same store, but VACUUM of events fails (as a statement_timeout would).
+      const failing = Object.assign(Object.create(s.db) as typeof s.db, {
+        exec: (sql: string) =>
+          sql.includes(' events')
+            ? Promise.reject(new Error('canceling statement due to statement timeout'))
+            : s.db.exec(sql),
+      });
+      const pass = await runTableUpkeep(failing, silent);
+      assert.deepEqual(pass.failed, [
+        { table: 'events', error: 'canceling statement due to statement timeout' },
+      ]);
+      assert.ok(
+        pass.steps.some((x) => x.table === 'workers'),
+        `a later table was still vacuumed: ${JSON.stringify(pass.steps)}`,
+      );
+      const skipped = await runTableUpkeep(s.db, silent, () => true, new Set(['events']));
+      assert.equal(
+        skipped.steps.find((x) => x.table === 'events'),
+        undefined,
+        'a table in the back-off set is left out',
+      );
+      await runTableUpkeep(s.db, silent);
     });
 
     it('stops before a step once told to', async () => {

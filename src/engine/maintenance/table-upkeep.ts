@@ -46,6 +46,9 @@ export const UPKEEP_THRESHOLDS = {
   analyzeScale: 0.1,
 } as const;
 
+/** Passes a table is left out after its VACUUM or ANALYZE failed (10 × 30 s = 5 minutes). */
+export const FAILED_TABLE_SKIP_PASSES = 10;
+
 /** `TASK_ENGINE_TABLE_UPKEEP`. */
 export type TableUpkeepMode = 'auto' | 'off';
 
@@ -92,30 +95,48 @@ export function planTableUpkeep(rows: TableUpkeepStatsRow[], options: { noDaemon
 /** What one upkeep pass did. */
 export interface UpkeepPass {
   steps: Array<UpkeepStep & { ms: number }>;
+  /** Steps whose statement failed (logged at warn); the pass went on with the next table. */
+  failed: Array<{ table: UpkeepTable; error: string }>;
 }
 
 /**
  * One upkeep pass: reads the tables' statistics (on PGlite after flushing its session's own), and runs the planned
  * `VACUUM (ANALYZE)` / `ANALYZE` statements one table at a time (each its own statement outside a
- * transaction; reads and writes of the table go on meanwhile).
+ * transaction; on a server reads and writes of the table go on meanwhile, on PGlite's single
+ * connection every other statement waits for each step).
  * @param db - the store.
  * @param log - the process log; each step is logged at info with its reason and time.
  * @param shouldGoOn - checked before each step (false once leadership is lost or the engine stops).
- * @throws the driver's error; the steps before it are done.
+ * @param skip - tables to leave out of this pass (the loop's back-off after a failure).
+ * @throws the driver's error when the statistics cannot be read; a failing step is logged and
+ *   reported in `failed`, and the pass goes on.
  */
 export async function runTableUpkeep(
   db: Executor,
   log: Logger,
   shouldGoOn: () => boolean = () => true,
+  skip?: ReadonlySet<UpkeepTable>,
 ): Promise<UpkeepPass> {
   if (db.kind === 'pglite') await flushOwnStatistics.first(db, {});
   const rows = await readTableUpkeepStats.rows(db, { tables: [...UPKEEP_TABLES] });
   const planned = planTableUpkeep(rows, { noDaemon: db.kind === 'pglite' });
   const steps: UpkeepPass['steps'] = [];
+  const failed: UpkeepPass['failed'] = [];
   for (const step of planned) {
     if (!shouldGoOn()) break;
+    if (skip?.has(step.table)) continue;
     const t0 = performance.now();
-    await upkeepTable(db, step.table, step.action);
+    try {
+      await upkeepTable(db, step.table, step.action);
+    } catch (err) {
+      // One table's failure (a statement_timeout, a lock) must not keep the others from their turn.
+      failed.push({ table: step.table, error: (err as Error).message });
+      log.warn(
+        { err, table: step.table, action: step.action },
+        `table upkeep: ${step.action} of ${step.table} failed`,
+      );
+      continue;
+    }
     const ms = Math.round(performance.now() - t0);
     steps.push({ ...step, ms });
     log.info(
@@ -123,7 +144,7 @@ export async function runTableUpkeep(
       `table upkeep: ${step.action === 'vacuum' ? 'vacuumed' : 'analysed'} ${step.table} (${step.reason})`,
     );
   }
-  return { steps };
+  return { steps, failed };
 }
 
 /** The upkeep loop of the scheduler leader. */
@@ -155,6 +176,9 @@ export function createTableUpkeep(
   let running = false;
   let stopped = false;
   let generation = 0;
+  /** Passes made, and per failed table the pass count up to which it is left out. */
+  let passes = 0;
+  const backoff = new Map<UpkeepTable, number>();
 
   const cancel = (): void => {
     generation += 1;
@@ -171,13 +195,24 @@ export function createTableUpkeep(
   };
 
   const pass = (gen: number): void => {
-    if (running || stopped || gen !== generation || !options.isLeader()) return;
+    if (stopped || gen !== generation || !options.isLeader()) return;
+    if (running) {
+      // A pass of an earlier leadership is still going (its re-arm will be dropped): try later.
+      arm(intervalMs, gen);
+      return;
+    }
     running = true;
+    const skip = new Set([...backoff].filter(([, until]) => until > passes).map(([t]) => t));
+    passes += 1;
     background.track(
-      runTableUpkeep(ctx.db, log, () => !stopped && gen === generation && options.isLeader()).finally(() => {
-        running = false;
-        arm(intervalMs, gen);
-      }),
+      runTableUpkeep(ctx.db, log, () => !stopped && gen === generation && options.isLeader(), skip)
+        .then((done) => {
+          for (const f of done.failed) backoff.set(f.table, passes + FAILED_TABLE_SKIP_PASSES);
+        })
+        .finally(() => {
+          running = false;
+          arm(intervalMs, gen);
+        }),
     );
   };
 

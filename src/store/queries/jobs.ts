@@ -675,7 +675,8 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
   if (f.client !== null) where.push(`j.client = ${p(f.client)}`);
   const orderBy: ListOrderBy = f.orderBy ?? (f.from !== null || f.to !== null ? 'created_at' : 'id');
   // One state listed by id (or a state other than queued by `position`, which is its id order),
-  // with no client, ids or search to narrow it: the
+  // with no client, ids, search, time window, failed=1 or persist=1 to narrow it (each of those
+  // has its own index, which `= ANY` would cost its order): the
   // rows must come from `jobs_state_id_idx (queue_state, id)`. Written as `= ANY(array)` with the
   // state in the ORDER BY, because only that index then gives the order. With a plain `=` the
   // planner, which assumes a state's rows spread evenly over the ids, may walk the primary key
@@ -688,6 +689,10 @@ export function buildJobListing(f: JobListingParams): { sql: string; params: unk
     f.client === null &&
     f.jobIds === null &&
     f.search === null &&
+    f.failed !== true &&
+    f.persist !== true &&
+    f.from === null &&
+    f.to === null &&
     (orderBy === 'id' || (orderBy === 'position' && f.state !== 'queued'));
   if (f.state !== null)
     where.push(stateLed ? `j.queue_state = ANY(${p([f.state])}::text[])` : `j.queue_state = ${p(f.state)}`);

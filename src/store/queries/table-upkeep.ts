@@ -68,9 +68,9 @@ export const readTableUpkeepStats = defineQuery<{ tables: string[] }, TableUpkee
           s.n_mod_since_analyze::float8 AS modified_rows,
           c.reltuples::float8 AS reltuples,
           (current_setting('autovacuum')::boolean
-            AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                             WHERE lower(o) IN ('autovacuum_enabled=false', 'autovacuum_enabled=off',
-                                                'autovacuum_enabled=0', 'autovacuum_enabled=no'))) AS autovacuum
+            AND NOT EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+                             WHERE o.option_name = 'autovacuum_enabled'
+                               AND NOT o.option_value::boolean)) AS autovacuum
      FROM pg_stat_user_tables s
      JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema()
@@ -80,7 +80,8 @@ export const readTableUpkeepStats = defineQuery<{ tables: string[] }, TableUpkee
 /**
  * Runs `VACUUM (ANALYZE)` (`vacuum`) or `ANALYZE` (`analyze`) on one of the engine's tables, outside
  * any transaction (VACUUM cannot run inside one). Takes the table's `SHARE UPDATE EXCLUSIVE` lock:
- * reads and writes go on meanwhile; a second VACUUM of the same table waits.
+ * on a server reads and writes go on meanwhile and a second VACUUM of the same table waits; on
+ * PGlite's single connection every other statement waits for it.
  * @param db - the store (not a transaction handle).
  * @param table - one of {@link UPKEEP_TABLES}.
  * @param action - `vacuum` (dead rows and statistics) or `analyze` (statistics only).
