@@ -69,8 +69,8 @@ export const readTableUpkeepStats = defineQuery<{ tables: string[] }, TableUpkee
           c.reltuples::float8 AS reltuples,
           (current_setting('autovacuum')::boolean
             AND NOT EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
-                             WHERE o.option_name = 'autovacuum_enabled'
-                               AND NOT o.option_value::boolean)) AS autovacuum
+                             WHERE CASE WHEN o.option_name = 'autovacuum_enabled'
+                                        THEN NOT o.option_value::boolean ELSE false END)) AS autovacuum
      FROM pg_stat_user_tables s
      JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema()
