@@ -305,6 +305,51 @@ void describe('child process registry', { skip: hasProc ? false : 'needs /proc (
     assert.deepEqual(readdirSync(childRegistryDir()), []);
   });
 
+  it('never kills its own process group, even when a record names it and its leader is gone', async () => {
+    // A detached `sh` (group leader) starts a node process in its group and exits. That node
+    // process writes a record naming its own group as a dead engine's child, then reaps: the
+    // group (the reaper itself) must be left alone — as a CI runner's or a shell's group must.
+    const engine = await deadEngine();
+    const script = `
+      const m = await import(process.env.REG_MODULE);
+      m.configureChildRegistry({ dir: process.env.REG_DIR });
+      const me = m.readProcessStat(process.pid);
+      for (let i = 0; i < 200 && m.readProcessStat(me.pgid)?.state && m.readProcessStat(me.pgid).state !== 'Z'; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+      mkdirSync(process.env.REG_DIR, { recursive: true, mode: 0o700 });
+      const file = process.env.REG_DIR + '/own-group.json';
+      writeFileSync(file, JSON.stringify({ version: 1, bootId: process.env.BOOT_ID,
+        enginePid: Number(process.env.ENGINE_PID), engineStartTicks: Number(process.env.ENGINE_TICKS),
+        childPid: me.pgid, childStartTicks: m.readProcessStat(me.pgid)?.startTicks ?? 0, group: true,
+        startedAt: new Date().toISOString() }));
+      const reaped = await m.reapOrphanedChildren();
+      console.log('reaped ' + reaped + ' record ' + (existsSync(file) ? 'kept' : 'deleted'));`;
+    const child = spawn(
+      'sh',
+      ['-c', `"${process.execPath}" --import tsx --input-type=module -e "$0" & exit 0`, script],
+      {
+        detached: true,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          REG_MODULE: new URL('./child-registry.ts', import.meta.url).href,
+          REG_DIR: childRegistryDir(),
+          BOOT_ID: bootId,
+          ENGINE_PID: String(engine.pid),
+          ENGINE_TICKS: String(engine.ticks),
+        },
+      },
+    );
+    started.push(child);
+    strayPids.push(child.pid!);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // The pipe closes when the node process (the last holder) ends, however it ends.
+    await new Promise<void>((resolve) => child.stdout.once('close', () => resolve()));
+    assert.equal(out.trim(), 'reaped 0 record deleted', 'the reaper ran to its end, alive');
+  });
+
   it('isSameProcessRunning checks pid and start time', () => {
     const ticks = readProcessStat(process.pid)!.startTicks;
     assert.equal(isSameProcessRunning(process.pid, ticks), true);

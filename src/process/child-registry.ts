@@ -72,8 +72,12 @@ export interface ProcessStat {
   pid: number;
   /** One-letter state; `Z` = zombie (dead, not yet waited for), `X` = dead. */
   state: string;
+  /** Parent process id (0 for the first process of a pid namespace). */
+  ppid: number;
   /** Process group id. */
   pgid: number;
+  /** Session id. */
+  sid: number;
   /** Start time, clock ticks since boot. */
   startTicks: number;
 }
@@ -117,10 +121,12 @@ export function readProcessStat(pid: number): ProcessStat | null {
   // the fields after the last ')' start with field 3.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const state = rest[0] ?? '';
+  const ppid = Number(rest[4 - 3]);
   const pgid = Number(rest[5 - 3]);
+  const sid = Number(rest[6 - 3]);
   const startTicks = Number(rest[22 - 3]);
-  if (!state || !Number.isFinite(pgid) || !Number.isFinite(startTicks)) return null;
-  return { pid, state, pgid, startTicks };
+  if (!state || ![ppid, pgid, sid, startTicks].every(Number.isFinite)) return null;
+  return { pid, state, ppid, pgid, sid, startTicks };
 }
 
 /** True when `stat` is a process that still runs (not a zombie waiting to be reaped). */
@@ -257,6 +263,19 @@ function parseRecord(text: string): ChildRecord | null {
   }
 }
 
+/** The process groups and sessions of this process and of its ancestors, up to pid 1. */
+function ownGroups(): Set<number> {
+  const ids = new Set<number>();
+  let pid = process.pid;
+  for (let depth = 0; pid > 1 && depth < 256; depth++) {
+    const stat = readProcessStat(pid);
+    if (!stat) break;
+    ids.add(stat.pgid).add(stat.sid);
+    pid = stat.ppid;
+  }
+  return ids;
+}
+
 /** Every process on the host (from `/proc`), read once per reap that needs it. */
 function allProcesses(): ProcessStat[] {
   const out: ProcessStat[] = [];
@@ -281,7 +300,11 @@ function allProcesses(): ProcessStat[] {
  */
 function survivors(record: ChildRecord, processes: () => ProcessStat[]): ProcessStat[] {
   const leader = readProcessStat(record.childPid);
-  if (running(leader) && leader.startTicks !== record.childStartTicks) return []; // pid reused
+  // The pid names another process now (running, or a zombie not yet waited for): reused.
+  if (leader && leader.startTicks !== record.childStartTicks) return [];
+  // Never the group or session of this process or of one of its ancestors (the shell, the service
+  // manager, a CI runner that started this engine): whatever the record says, that is not a child.
+  if (record.group && ownGroups().has(record.childPid)) return [];
   if (!record.group) return running(leader) ? [leader] : [];
   return processes().filter((p) => p.pgid === record.childPid && p.startTicks >= record.childStartTicks);
 }
