@@ -21,7 +21,8 @@ export async function dumpPgliteExecutor(db: Executor): Promise<Blob | File> {
 
 /**
  * An {@link Executor} over embedded PGlite (embedded mode). PGlite has a single connection, so
- * transactions are serialised through a promise chain, and a failed statement inside a
+ * transactions are serialised through a promise chain (each one after a turn of the event loop),
+ * and a failed statement inside a
  * transaction is always followed by ROLLBACK so the connection is never left aborted.
  * `tryLock` always succeeds: one process owns an embedded database.
  */
@@ -36,7 +37,12 @@ export async function createPgliteExecutor(options: PgliteExecutorOptions = {}):
   // Serialises whole transactions against each other and against single statements.
   let chain: Promise<unknown> = Promise.resolve();
   const enqueue = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = chain.then(work, work);
+    // PGlite works inside this thread and answers through promises alone, so a run of statements
+    // would keep timers, I/O and setImmediate callbacks waiting until the run ends. Each unit of
+    // work first lets them run: handlers that end meanwhile then reach the result writer together
+    // and share one transaction, instead of one transaction each.
+    const yielded = (): Promise<T> => new Promise<void>((resolve) => setImmediate(resolve)).then(work);
+    const next = chain.then(yielded, yielded);
     chain = next.catch(() => undefined);
     return next;
   };
