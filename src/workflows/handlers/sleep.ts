@@ -13,7 +13,8 @@ export const SLEEP_INPUTS = ['seconds'] as const;
 export const MAX_SLEEP_SECONDS = 7 * 24 * 3600;
 
 /**
- * Waits `inputs.seconds` (a number >= 0, or a numeric string; fractions allowed).
+ * Waits `inputs.seconds` (a number >= 0, or a numeric string; fractions allowed); 0 only yields
+ * to the event loop once.
  * @returns `{ slept_seconds }`.
  * @throws PermanentTaskError for a missing or bad `seconds`; Error when `ctx.signal` aborts.
  */
@@ -25,6 +26,12 @@ export async function sleepHandler(ctx: HandlerContext): Promise<{ slept_seconds
     );
   const { signal } = ctx;
   if (signal.aborted) throw abortError(signal, 'sleep');
+  if (seconds === 0) {
+    // A zero sleep only yields: a timer of 0 ms would wait Node's 1 ms minimum.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (signal.aborted) throw abortError(signal, 'sleep');
+    return { slept_seconds: 0 };
+  }
   await new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {
       clearTimeout(timer);
