@@ -42,6 +42,8 @@
  * `PEERS_ANALYZE=0` skips the ANALYZE of the drain backlog before the timed part,
  * `PEERS_ENGINE_TRIGGERS_OFF` (`events`, `counters`, comma list) disables those triggers in the
  * engine's databases to measure what they cost,
+ * `PEERS_ENGINE_HANDOFF=off` turns the engine's hand-off claims off (every freed slot wakes a claim
+ * pass of its own, as before they existed), for before/after runs.
  * `PEERS_ENGINE_SQL` runs that statement in the engine's databases before the runs (a what-if),
  * `PEERS_TABLE_UPKEEP=off` turns the engine's table upkeep off (docs/deployment.md), `PEERS_VACUUM=first` vacuums each database before its first round only (dead rows pile up, as on
  * a server with autovacuum off),
@@ -387,7 +389,12 @@ async function newEngine(db: Executor, url: string): Promise<Engine> {
       roles: ['controller', 'scheduler', 'worker'],
       tableUpkeep: process.env.PEERS_TABLE_UPKEEP === 'off' ? 'off' : 'auto',
     }),
-    { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
+    {
+      db,
+      catalog,
+      logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }),
+      handoffClaims: process.env.PEERS_ENGINE_HANDOFF !== 'off',
+    },
   );
   await writeSettings(db, { max_jobs: MAX_JOBS, priority_slots: 0 });
   return engine;

@@ -12,6 +12,9 @@
  *    job completed, with this process's CPU per job (PGlite runs in it). `STEPS_THROUGHPUT_POSTGRES=1`
  *    adds the same on PostgreSQL.
  *
+ * `STEPS_HANDOFF=off` turns the hand-off claim off (a result write claims the next task in its
+ * own transaction; docs/architecture.md "Workers"), for before/after runs.
+ *
  * `npm run bench steps`, or `node --import tsx bench/steps.bench.ts [postgres|pglite]`.
  * PostgreSQL: the database `te_bench_peers_steps` on the server of `BENCH_DATABASE_URL` (default
  * TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test), created afresh and dropped at
@@ -53,7 +56,12 @@ async function newEngine(db: Executor, url: string | null, concurrency: number):
       workerConcurrency: concurrency,
       roles: ['controller', 'worker'],
     }),
-    { db, catalog, logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
+    {
+      db,
+      catalog,
+      logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }),
+      handoffClaims: process.env.STEPS_HANDOFF !== 'off',
+    },
   );
 }
 

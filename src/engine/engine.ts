@@ -56,6 +56,11 @@ export interface EngineOptions {
   admissionSafetyIntervalMs?: number;
   /** Least time between two writes of handlers' `ctx.progress` reports (ms); default 500. */
   progressIntervalMs?: number;
+  /**
+   * Whether a result write that makes tasks ready claims them for this process's workers in its
+   * own transaction (the hand-off claim, docs/architecture.md "Workers"); default true.
+   */
+  handoffClaims?: boolean;
 }
 
 /** One engine process. */
@@ -278,6 +283,7 @@ class EngineProcess implements Engine {
         ...(opts.workerPollIntervalMs !== undefined ? { pollIntervalMs: opts.workerPollIntervalMs } : {}),
         shutdownGraceMs: opts.shutdownGraceMs ?? this.ctx.config.shutdownGraceSeconds * 1000,
         ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
+        ...(opts.handoffClaims !== undefined ? { handoffClaims: opts.handoffClaims } : {}),
       });
       this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');

@@ -29,8 +29,18 @@ export interface AttemptRunnerOptions {
   progress: ProgressWriter;
   /** Where ended attempts go. */
   outcome: AttemptOutcome;
-  /** Told whenever a slot may have come free (to look for more work). */
-  onSlotFreed: () => void;
+  /**
+   * Told when an attempt gave its slots back (its handler ended, or it was stopped); returns a
+   * token for {@link AttemptRunnerOptions.onAttemptDone}. The claim loop's `slotFreed`.
+   */
+  onSlotFreed: () => number;
+  /**
+   * Told when an attempt's result is recorded (or its bookkeeping failed) and it has left the
+   * runner: `token` is what `onSlotFreed` returned for it; `boundFreed` is true when its leaving
+   * raised the free-slot count by itself (the bound on ended attempts was the limit). The claim
+   * loop's `attemptDone`.
+   */
+  onAttemptDone: (token: number, boundFreed: boolean) => void;
 }
 
 /** One attempt this process runs. */
@@ -46,6 +56,8 @@ interface ActiveAttempt {
   slotHeld: boolean;
   /** How many of the pool's slots it holds (the task's `slots`). */
   slots: number;
+  /** What `onSlotFreed` returned when its slots were given back (0 before). */
+  freedToken: number;
   /** Resolves when the attempt's result is recorded and its slot is free again. */
   done: Promise<void>;
 }
@@ -95,13 +107,14 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   let slotsHeld = 0;
   let unlisten: (() => Promise<void>) | null = null;
 
-  /** Gives the attempt's slot back (once) and looks for more work. */
+  /** Gives the attempt's slot back (once) and tells the claim loop. */
   const releaseSlot = (entry: ActiveAttempt): void => {
     if (!entry.slotHeld) return;
     entry.slotHeld = false;
     slotsHeld -= entry.slots;
-    options.onSlotFreed();
+    entry.freedToken = options.onSlotFreed();
   };
+  const freeSlots = (): number => Math.min(concurrency - slotsHeld, 2 * concurrency - active.size);
 
   const abort = (entry: ActiveAttempt, reason: AbortReason): void => {
     if (entry.reason || entry.finishing) return;
@@ -150,8 +163,8 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
     }
     entry.finishing = true;
     span?.end(ended.ok ? 'succeeded' : (entry.reason ?? 'failed'), ended.ok ? undefined : ended.error);
-    // The handler has ended: its slot may take the next task while the result is written. An
-    // aborted attempt keeps its slot until its handler has really stopped (below).
+    // The handler has ended: its slot may take the next task (the result write claims for it, or
+    // a pass does). An aborted attempt keeps its slot until its handler has really stopped (below).
     if (!entry.reason) releaseSlot(entry);
     try {
       // Its last progress lands before the result (a superseded attempt's is dropped).
@@ -206,11 +219,12 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
         })
         .finally(() => {
           releaseSlot(entry);
+          const before = freeSlots();
           active.delete(task.attemptId);
-          options.onSlotFreed();
+          options.onAttemptDone(entry.freedToken, freeSlots() > before);
         });
     },
-    freeSlots: () => Math.min(concurrency - slotsHeld, 2 * concurrency - active.size),
+    freeSlots,
     attemptIds: () => [...active.keys()],
     liveAttemptIds: () =>
       [...active.values()].filter((a) => !a.finishing && !a.reason).map((a) => a.ref.attemptId),
@@ -296,6 +310,7 @@ function newAttempt(task: ClaimedTask): ActiveAttempt {
     logged: false,
     slotHeld: true,
     slots: Math.max(1, task.slots),
+    freedToken: 0,
     done: Promise.resolve(),
   };
 }

@@ -3,8 +3,20 @@
  * passes (one claim statement each), woken by `CHANNELS.tasks` notifications for its queues (an
  * empty payload, sent when a task holding a concurrency key stops running, wakes every pool), by
  * a freed slot, by a timer armed for the earliest delayed retry, and by a slow safety-net poll.
- * Slots are the pool's capacity (its concurrency); a task takes its `slots` of them.
+ * Slots are the pool's capacity (its concurrency); a task takes its `slots` of them. The hand-off
+ * claim ({@link ClaimLoop.claimWithin}) is the same statement run by the result writer inside the
+ * transaction that records a result, so the slot that result frees, or the job's next task, is
+ * filled without a pass, a commit and a notification of its own (docs/architecture.md "Workers").
+ *
+ * With hand-off claims on, a slot freed by an ended handler does not wake the loop: the result
+ * write that follows claims for it. Every event that may leave a free slot unfilled (a freed slot,
+ * a notification, a wake-up that could not run) takes a number from `demand`; a claim that takes
+ * less than it asked for, with nothing passed over, has seen every ready task and satisfies the
+ * demand numbered up to its start. An attempt that leaves the runner wakes the loop only when its
+ * freed slot's number is not yet satisfied, and the notification of the pool's own hand-off commit
+ * is not acted on when that hand-off was such a complete claim.
  */
+import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS } from '../signals.js';
@@ -13,6 +25,12 @@ import { repeatEvery } from './repeat.js';
 
 /** Claim passes one worker pool keeps in flight at most (see {@link ClaimLoop.wake}). */
 const MAX_CLAIMS_IN_FLIGHT = 2;
+
+/** After a hand-off claim failed, how long claims go by passes only (ms). */
+const HANDOFF_PAUSE_MS = 60_000;
+
+/** How long the notification of this pool's own hand-off commit is expected, in ms of real time. */
+const OWN_NOTICE_MS = 1_000;
 
 /** Options of {@link createClaimLoop}. */
 export interface ClaimLoopOptions {
@@ -31,6 +49,11 @@ export interface ClaimLoopOptions {
   capacity: number;
   /** Runs a claimed task. */
   onClaimed: (task: ClaimedTask) => void;
+  /**
+   * Whether the result writer runs hand-off claims ({@link ClaimLoop.claimWithin}); then a freed
+   * slot waits for its result write to claim for it. Default false: every freed slot wakes a pass.
+   */
+  handoff?: boolean;
 }
 
 /** The claim loop service. */
@@ -41,8 +64,35 @@ export interface ClaimLoop {
   stop(): Promise<void>;
   /** Asks for a claim pass soon. */
   wake(): void;
+  /**
+   * An attempt gave its slots back (its handler ended): wakes a pass, unless hand-off claims are
+   * on (its result write will claim for it).
+   * @returns the token to give {@link ClaimLoop.attemptDone} for that attempt.
+   */
+  slotFreed(): number;
+  /**
+   * An attempt whose slots were freed with `token` has left the runner (its result is recorded):
+   * wakes a pass unless a complete claim has run since that slot was freed. `boundFreed`: its
+   * leaving itself raised the free slots (always wakes).
+   */
+  attemptDone(token: number, boundFreed: boolean): void;
   /** Replaces the queues (duplicates dropped), re-reads the next due time and asks for a pass. */
   setQueues(queues: string[]): void;
+  /**
+   * The hand-off claim: when `readyQueues` (queues a transaction just made tasks ready on) meets
+   * this loop's queues and slots are free, claims in `tx` — the transaction that made them ready,
+   * before its commit — with the same statement as a pass, for the free slots no pass in flight
+   * has asked for. The claimed tasks start only when the caller reports the commit.
+   * @returns null when it claimed nothing (no free slot, no queue of ours, stopped, or a hand-off
+   *   claim failed in the last minute); else the two ends, exactly one of which the caller must
+   *   call: `committed` (the tasks run) or `rolledBack` (nothing was claimed; a pass is asked for).
+   * @throws the claim statement's error (`tx` is then unusable: the caller's transaction fails,
+   *   and hand-off claims stop for a minute so the caller's retry goes without them).
+   */
+  claimWithin(
+    tx: Queryable,
+    readyQueues: ReadonlySet<string>,
+  ): Promise<{ committed(): void; rolledBack(): void } | null>;
 }
 
 /** A one-shot timer that keeps only the earliest of the times it is armed for. */
@@ -84,9 +134,37 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   let lastHeavyCheck = -Infinity;
   let poll: ClockTimer | null = null;
   let unlisten: (() => Promise<void>) | null = null;
+  /** Numbers events that may leave a free slot unfilled (see the module comment). */
+  let demand = 0;
+  /** The `demand` number at the start of the latest complete claim. */
+  let satisfied = 0;
+  /** Per queue: when a hand-off claim, complete, expected its commit's notification (performance.now). */
+  const ownNotices = new Map<string, number[]>();
+  /** When a hand-off claim last failed (ms of the clock): none are tried for a minute after. */
+  let lastHandoffFailure = -Infinity;
+
+  const handoffOn = (): boolean =>
+    options.handoff === true && clock.now().getTime() - lastHandoffFailure >= HANDOFF_PAUSE_MS;
+
+  /** A claim that started at `startedAt` took less than it asked for, passing nothing over. */
+  const satisfy = (startedAt: number): void => {
+    if (startedAt > satisfied) satisfied = startedAt;
+  };
+
+  /** True (and forgets it) when a notification on `queue` is one a complete hand-off expected. */
+  const ownNotice = (queue: string): boolean => {
+    const times = ownNotices.get(queue);
+    if (!times) return false;
+    const cutoff = performance.now() - OWN_NOTICE_MS;
+    while (times.length > 0 && times[0]! < cutoff) times.shift();
+    const mine = times.shift() !== undefined;
+    if (times.length === 0) ownNotices.delete(queue);
+    return mine;
+  };
 
   const wake = (): void => {
     if (stopped) return;
+    demand++;
     const free = options.freeSlots() - reserved;
     if (claimsInFlight > 0 && (free <= 0 || claimsInFlight >= MAX_CLAIMS_IN_FLIGHT)) {
       again = true;
@@ -95,7 +173,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     if (free <= 0) return;
     claimsInFlight++;
     reserved += free;
-    const pass: Promise<void> = claimPass(free).finally(() => {
+    const pass: Promise<void> = claimPass(free, demand).finally(() => {
       claimsInFlight--;
       reserved -= free;
       passes.delete(pass);
@@ -121,8 +199,8 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     }, ms + 2);
   };
 
-  /** One claim pass for `free` slots; never rejects. */
-  const claimPass = async (free: number): Promise<void> => {
+  /** One claim pass for `free` slots, started at demand number `startedAt`; never rejects. */
+  const claimPass = async (free: number, startedAt: number): Promise<void> => {
     let claimed: ClaimedTask[];
     let heldBack: number;
     try {
@@ -154,9 +232,82 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     heldBackIdle = heldBack > 0 && claimed.length === 0;
     if (slots >= free || heldBackAgain) again = true;
     else {
+      if (heldBack === 0) satisfy(startedAt);
       if (dueCheck || clock.now().getTime() - lastDueCheck > pollMs) await readNextDue();
       if (clock.now().getTime() - lastHeavyCheck > pollMs) await reportHeavy();
     }
+  };
+
+  const claimWithin: ClaimLoop['claimWithin'] = async (tx, readyQueues) => {
+    if (stopped || !handoffOn()) return null;
+    const ours = [...readyQueues].filter((q) => queueSet.has(q));
+    // Nothing made ready here, and every freed slot and notification already seen by a complete claim.
+    if (ours.length === 0 && satisfied >= demand) return null;
+    const free = options.freeSlots() - reserved;
+    if (free <= 0) return null;
+    const startedAt = demand;
+    claimsInFlight++;
+    reserved += free;
+    let settled = false;
+    const release = (): void => {
+      if (settled) return;
+      settled = true;
+      claimsInFlight--;
+      reserved -= free;
+    };
+    let claimed: ClaimedTask[];
+    let heldBack: number;
+    try {
+      ({ tasks: claimed, heldBack } = await claimReady(tx, {
+        queues,
+        freeSlots: free,
+        capacity: options.capacity,
+        workerId: options.workerId,
+        clock,
+        traced: ctx.tracing !== undefined,
+      }));
+    } catch (err) {
+      lastHandoffFailure = clock.now().getTime();
+      release();
+      ctx.logger.warn({ err }, 'hand-off claim failed; claiming by passes for a minute');
+      throw err;
+    }
+    const slots = claimed.reduce((n, t) => n + t.slots, 0);
+    const complete = slots < free && heldBack === 0;
+    // The commit notifies each queue it made tasks ready on; a complete claim took them already.
+    // Expected now: the notification may arrive before the commit's answer does.
+    const expected = complete ? ours : [];
+    const at = performance.now();
+    for (const q of expected) {
+      const times = ownNotices.get(q);
+      if (times) times.push(at);
+      else ownNotices.set(q, [at]);
+    }
+    return {
+      committed() {
+        if (settled) return;
+        release();
+        for (const task of claimed) options.onClaimed(task);
+        if (complete) satisfy(startedAt);
+        // Full or passed over: more may be ready. A wake-up that came meanwhile was kept for us.
+        if (!complete || again) {
+          again = false;
+          wake();
+        }
+      },
+      rolledBack() {
+        if (settled) return;
+        release();
+        for (const q of expected) {
+          const times = ownNotices.get(q);
+          const i = times?.lastIndexOf(at) ?? -1;
+          if (times && i >= 0) times.splice(i, 1);
+          if (times?.length === 0) ownNotices.delete(q);
+        }
+        again = false;
+        wake();
+      },
+    };
   };
 
   /** Writes the job log line of tasks too heavy for every live worker (at most once per poll period). */
@@ -183,6 +334,15 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
 
   return {
     wake,
+    claimWithin,
+    slotFreed() {
+      const token = ++demand;
+      if (!handoffOn()) wake();
+      return token;
+    },
+    attemptDone(token, boundFreed) {
+      if (boundFreed || satisfied < token || !handoffOn()) wake();
+    },
     setQueues(next) {
       queues = [...new Set(next)];
       queueSet = new Set(queues);
@@ -197,6 +357,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         const [queue = '', note] = payload.split(' ');
         if (queue !== '' && !queueSet.has(queue)) return;
         if (note === 'retry') dueCheck = true;
+        else if (queue !== '' && ownNotice(queue)) return;
         wake();
       });
       poll = repeatEvery(clock, pollMs, wake);

@@ -52,6 +52,15 @@ export interface ResultWriter {
   drain(): Promise<void>;
 }
 
+/**
+ * The hand-off claim a batch runs before its commit when it made tasks ready on `readyQueues`
+ * (the claim loop's `claimWithin`): null, or the two ends of which the writer calls one.
+ */
+export type HandoffClaim = (
+  tx: Queryable,
+  readyQueues: ReadonlySet<string>,
+) => Promise<{ committed(): void; rolledBack(): void } | null>;
+
 type Item =
   | { kind: 'outcome'; jobId: number; outcome: AttemptOutcome }
   | { kind: 'apply'; jobId: number; apply: (tx: Queryable) => Promise<unknown> };
@@ -67,15 +76,19 @@ type Item =
  * @param options.parallel - batches in flight at once; default 2 (1 on PGlite, which has one
  *   connection). Fewer batches in flight make each one larger under load: fewer round trips and
  *   commits per result.
+ * @param options.handoff - when set, each batch offers the pool a claim in the same transaction,
+ *   after its writes (the claim loop decides: when the batch made tasks ready on its queues, or
+ *   slots it freed are not yet claimed for): one statement more in it, and one pass, commit and
+ *   notification fewer before the freed slot or the job's next task is used.
  */
 export function createResultWriter(
   ctx: EngineContext,
-  options: { maxBatch?: number; parallel?: number } = {},
+  options: { maxBatch?: number; parallel?: number; handoff?: HandoffClaim } = {},
 ): ResultWriter {
   const { db, logger } = ctx;
 
   /** Writes `batch` in `tx`; returns each item's outcome in batch order. */
-  const apply = async (tx: Queryable, batch: Item[]): Promise<unknown[]> => {
+  const apply = async (tx: Queryable, batch: Item[], readyQueues: Set<string>): Promise<unknown[]> => {
     const locked = await lockJobs(
       tx,
       batch.map((i) => i.jobId).sort((a, b) => a - b),
@@ -88,6 +101,7 @@ export function createResultWriter(
         ctx,
         outcomes.map((o) => o.item.outcome),
         locked,
+        readyQueues,
       );
       outcomes.forEach((o, k) => (out[o.i] = results[k]));
     }
@@ -98,8 +112,29 @@ export function createResultWriter(
     return out;
   };
 
+  /**
+   * Writes one batch in one transaction. When it made tasks ready, the hand-off claim runs last in
+   * the same transaction; its tasks start once the commit is known (or are forgotten with it).
+   */
+  const writeBatch = async (batch: Item[]): Promise<unknown[]> => {
+    let claimed: Awaited<ReturnType<HandoffClaim>> = null;
+    try {
+      const out = await db.transaction(async (tx) => {
+        const readyQueues = new Set<string>();
+        const results = await apply(tx, batch, readyQueues);
+        if (options.handoff) claimed = await options.handoff(tx, readyQueues);
+        return results;
+      });
+      (claimed as Awaited<ReturnType<HandoffClaim>>)?.committed();
+      return out;
+    } catch (error) {
+      (claimed as Awaited<ReturnType<HandoffClaim>>)?.rolledBack();
+      throw error;
+    }
+  };
+
   const group = createGroupCommit<Item, unknown>({
-    writeBatch: (batch) => db.transaction((tx) => apply(tx, batch)),
+    writeBatch,
     maxBatch: options.maxBatch ?? 64,
     parallel: db.kind === 'pglite' ? 1 : (options.parallel ?? 2),
     onBatchFailure: (err, results) =>

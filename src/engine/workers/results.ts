@@ -64,6 +64,7 @@ export async function lockJobs(tx: Queryable, jobIds: number[]): Promise<Map<num
  * a live failure needs the retry defaults, {@link planOutcomes} decides, and one statement writes it all
  * ({@link applyEffects}). A batch of successes costs three round trips.
  * @param locked - jobs already locked by `tx`, with their runtime columns (read after locking).
+ * @param readyQueues - when given, the queues of the tasks this write makes ready are added to it.
  * @returns per outcome, in the order given.
  * @throws the driver's error; the caller's transaction then rolls back and nothing is written.
  */
@@ -72,6 +73,7 @@ export async function writeOutcomes(
   ctx: OutcomeContext,
   outcomes: AttemptOutcome[],
   locked?: Map<number, RuntimeJob>,
+  readyQueues?: Set<string>,
 ): Promise<OutcomeResult[]> {
   if (outcomes.length === 0) return [];
   const now = ctx.clock.now();
@@ -119,6 +121,10 @@ export async function writeOutcomes(
     now,
     storageRoot: ctx.config.storageRoot,
   });
+  if (readyQueues && effects.ready.length > 0) {
+    const made = new Set(effects.ready);
+    for (const forJob of tasks.values()) for (const t of forJob) if (made.has(t.id)) readyQueues.add(t.queue);
+  }
   const finished = await applyEffects(tx, effects, now);
   if (ctx.metrics) countFinishedJobs(ctx.metrics, effects.finishes, finished, (id) => jobs.get(id));
   // Tracing on: the job spans are marked and exported after this transaction (batched).

@@ -34,6 +34,11 @@ export interface WorkerPoolOptions {
   abortSettleMs?: number;
   /** Least time between two writes of handlers' `ctx.progress` reports, ms; default 500. */
   progressIntervalMs?: number;
+  /**
+   * Whether a result write that makes tasks ready on this pool's queues claims them in its own
+   * transaction (the hand-off claim, `ClaimLoop.claimWithin`); default true.
+   */
+  handoffClaims?: boolean;
 }
 
 /** The worker pool service, with hooks for tests and the engine. */
@@ -76,8 +81,14 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     abortSettleMs: options.abortSettleMs ?? 12_000,
     logs,
     progress,
-    outcome: createAttemptOutcome(ctx, createResultWriter(ctx)),
-    onSlotFreed: () => claims.wake(),
+    outcome: createAttemptOutcome(
+      ctx,
+      createResultWriter(ctx, {
+        handoff: options.handoffClaims === false ? undefined : (tx, ready) => claims.claimWithin(tx, ready),
+      }),
+    ),
+    onSlotFreed: () => claims.slotFreed(),
+    onAttemptDone: (token, boundFreed) => claims.attemptDone(token, boundFreed),
   });
   const claims = createClaimLoop(ctx, {
     workerId: options.workerId,
@@ -86,6 +97,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     freeSlots: () => runner.freeSlots(),
     capacity: Math.max(1, options.concurrency),
     onClaimed: (task) => runner.run(task),
+    handoff: options.handoffClaims !== false,
   });
   const heartbeat = createAttemptHeartbeat(ctx, {
     intervalMs: options.heartbeatIntervalMs ?? 2_000,
