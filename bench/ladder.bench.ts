@@ -13,10 +13,12 @@
  * `LADDER_BENCH_WORKER_CONCURRENCY` (2 tasks per worker process), `LADDER_BENCH_PER_TASK` (the
  * vodstream `renditions_per_task` values to run the engine with, `1,2`: each rendition its own task,
  * then two rungs per task from one decode), `LADDER_BENCH_WORKER_NODE_ARGS` (extra Node options for
- * the worker processes, space-separated: `--cpu-prof --cpu-prof-dir=<dir>` profiles them).
+ * the worker processes, space-separated: `--cpu-prof --cpu-prof-dir=<dir>` profiles them),
+ * `LADDER_BENCH_WORKERS` (`dist`: the compiled CLI, the default when `dist/` is newer than `src/`;
+ * `src`: the sources through tsx).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +42,34 @@ const [width, height] = (process.env.LADDER_BENCH_SIZE ?? '1920x1080').split('x'
 const perWorker = Number(process.env.LADDER_BENCH_WORKER_CONCURRENCY ?? 2);
 /** Extra Node options for the worker processes (`LADDER_BENCH_WORKER_NODE_ARGS`, space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
 const WORKER_NODE_ARGS = (process.env.LADDER_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/** The newest modification time (ms) of the files under `dir`. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * What the worker processes run (`LADDER_BENCH_WORKERS`): `dist` — the compiled CLI, as a
+ * deployment runs it (the default when `dist/cli/main.js` is newer than every file of `src/`) —
+ * or `src`, the sources through tsx (the default otherwise, with a note).
+ */
+const WORKER_ENTRY: { label: string; args: string[] } = (() => {
+  const dist = path.join(ROOT, 'dist/cli/main.js');
+  const wanted = process.env.LADDER_BENCH_WORKERS;
+  const fresh = existsSync(dist) && statSync(dist).mtimeMs >= newestMtime(path.join(ROOT, 'src'));
+  if (wanted === 'dist' || (wanted === undefined && fresh)) {
+    if (!existsSync(dist)) throw new Error('LADDER_BENCH_WORKERS=dist: run npm run build first');
+    return { label: 'dist/cli/main.js (compiled)', args: [dist] };
+  }
+  if (wanted === undefined)
+    console.log('note: dist/ is missing or older than src/ (npm run build): the workers run the sources through tsx');
+  return { label: 'src/cli/main.ts through tsx', args: ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')] };
+})();
 const perTaskValues = (process.env.LADDER_BENCH_PER_TASK ?? '1,2').split(',').map(Number);
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
@@ -74,6 +104,7 @@ const tmp = await mkdtemp(path.join(os.tmpdir(), 'te-ladder-bench-'));
 const ff = locateFfmpeg();
 const source = path.join(tmp, 'storage', CLIENT, 'in', 'source.mp4');
 await mkdir(path.dirname(source), { recursive: true });
+console.log(`worker processes run ${WORKER_ENTRY.label}`);
 console.log(`making a ${seconds} s ${width}x${height} source …`);
 execFileSync(ff, [
   '-hide_banner',
@@ -206,7 +237,7 @@ async function runEngine(
     workers.push(
       spawn(
         process.execPath,
-        [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'],
+        [...WORKER_NODE_ARGS, ...WORKER_ENTRY.args, 'worker'],
         {
           stdio: ['ignore', 'ignore', 'inherit'],
           env: {
