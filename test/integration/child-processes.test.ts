@@ -134,7 +134,15 @@ void describe(
       const id = await submitAs(local, 'orphan');
       const [program, sleep] = await firstAttemptPids(id);
       assert.ok(alive(program!) && alive(sleep!));
-      assert.deepEqual(readdirSync(registryDir), [`e${a.pid}-c${program}.json`]);
+      // The engine records the child right after spawn() returns, but the program may run (and
+      // write its pids) before the engine process is scheduled again: wait for the record.
+      const record = `e${a.pid}-c${program}.json`;
+      await waitFor(() => existsSync(registryDir) && readdirSync(registryDir).includes(record), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        what: 'the engine process to record its child',
+      });
+      assert.deepEqual(readdirSync(registryDir), [record]);
 
       await a.kill();
       // Real time on purpose: the processes are other OS processes, and this proves they go on
