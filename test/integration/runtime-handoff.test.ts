@@ -5,6 +5,9 @@
  * statements are counted on a wrapper of the store's executor, by their query name.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, it } from 'node:test';
 import type { Executor, Queryable } from '../../src/store/executor.js';
 import { queryNameOf } from '../../src/store/queries/define-query.js';
@@ -126,6 +129,54 @@ forEachStore('workers: hand-off claims', (kind) => {
       commits(on) <= commits(off) - (STEPS - 3),
       `commits per job: ${commits(on)} with hand-off claims, ${commits(off)} without`,
     );
+  });
+
+  it('a delayed retry runs when it is due while result writes keep the pool busy, not at the next poll', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'te-handoff-retry-'));
+    const te = await startTestEngine(store, {
+      workflows: {
+        ...workflows,
+        // Fails its first attempt (then leaves a marker), so it is retried once after 1 s.
+        flaky: {
+          tasks: [
+            {
+              name: 'once',
+              run: 'exec',
+              with: {
+                command: 'sh',
+                args: ['-c', 'test -f "$0" || { touch "$0"; exit 1; }', '{{ parameters.marker }}'],
+              },
+              retry_limit: 1,
+              retry_delay: 1,
+            },
+          ],
+        },
+        busy: { tasks: [{ name: 'busy', run: 'sleep', with: { seconds: 0.3 } }] },
+      },
+      // One slot, and a poll far beyond the test's wait: only a wake-up can run the retry in time.
+      concurrency: 1,
+      settings: { max_jobs: 10 },
+      engine: { workerPollIntervalMs: 120_000 },
+      start: false,
+    });
+    engines.push(te);
+    try {
+      // The failing attempt's result write claims the busy task (the pool is full when the retry
+      // is scheduled); the busy task's own result write then finds nothing due yet.
+      const flaky = await te.submit('flaky', { marker: path.join(dir, 'marker') });
+      const busy = await te.submit('busy');
+      await te.engine.start();
+      await te.waitForState(busy, 'completed', 10_000);
+      await te.waitForState(flaky, 'completed', 10_000);
+      const attempts = await te.attempts(flaky, 'once');
+      assert.deepEqual(
+        attempts.map((a) => a.state),
+        ['failed', 'succeeded'],
+      );
+    } finally {
+      await te.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a backlog deeper than the slots drains through the result writes, every job completed', async () => {

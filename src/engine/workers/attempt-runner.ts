@@ -105,6 +105,8 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   const loadHandler = createHandlerLoader(ctx.catalog.dir);
   /** Slots held by attempts whose handler runs, or is being stopped. */
   let slotsHeld = 0;
+  /** Set once a stop's grace period is over: attempts are handed back, new ones at once. */
+  let handingBack = false;
   let unlisten: (() => Promise<void>) | null = null;
 
   /** Gives the attempt's slot back (once) and tells the claim loop. */
@@ -191,6 +193,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
 
   return {
     async start() {
+      handingBack = false;
       unlisten = await ctx.db.listen(CHANNELS.cancel, (payload) => {
         const jobId = Number(payload);
         for (const entry of active.values()) if (entry.ref.jobId === jobId) abort(entry, 'cancel');
@@ -200,9 +203,16 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       // Graceful: running attempts may finish within the grace period (heartbeats go on), unless
       // hurried (a second shutdown signal).
       await settleWithin(ctx.clock, Promise.race([all(), hurried]), graceMs);
+      // From here on, an attempt still running is handed back — and so is one a hand-off claim
+      // that was in flight when claiming stopped delivers while the last results are written.
+      handingBack = true;
       for (const entry of active.values()) abort(entry, 'shutdown');
       await all();
       await outcome.drain();
+      while (active.size > 0) {
+        await all();
+        await outcome.drain();
+      }
       await unlisten?.().catch(() => undefined);
       unlisten = null;
     },
@@ -213,6 +223,8 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
       const entry = newAttempt(task);
       active.set(task.attemptId, entry);
       slotsHeld += entry.slots;
+      // Past a stop's grace period: handed back at once (its handler sees an aborted signal).
+      if (handingBack) abort(entry, 'shutdown');
       entry.done = runAttempt(task, entry)
         .catch((err: unknown) => {
           ctx.logger.error({ err, attemptId: task.attemptId }, 'attempt bookkeeping failed');

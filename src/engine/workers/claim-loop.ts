@@ -10,9 +10,10 @@
  *
  * With hand-off claims on, a slot freed by an ended handler does not wake the loop: the result
  * write that follows claims for it. Every event that may leave a free slot unfilled (a freed slot,
- * a notification, a wake-up that could not run) takes a number from `demand`; a claim that takes
- * less than it asked for, with nothing passed over, has seen every ready task and satisfies the
- * demand numbered up to its start. An attempt that leaves the runner wakes the loop only when its
+ * a notification, a wake-up that could not run) takes a number from `demand`; a claim that asked
+ * for every free slot (no other claim held some) and took less, with nothing passed over, has seen
+ * every ready task and satisfies the demand numbered up to its start. A retry waiting for its
+ * due time keeps the demand open until its timer is armed. An attempt that leaves the runner wakes the loop only when its
  * freed slot's number is not yet satisfied, and the notification of the pool's own hand-off commit
  * is not acted on when that hand-off was such a complete claim.
  */
@@ -171,9 +172,12 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       return;
     }
     if (free <= 0) return;
+    // A claim can see every ready task only when it asks for all the free slots: with another
+    // claim holding some, a task needing more slots than it asked for is passed over unseen.
+    const whole = reserved === 0;
     claimsInFlight++;
     reserved += free;
-    const pass: Promise<void> = claimPass(free, demand).finally(() => {
+    const pass: Promise<void> = claimPass(free, whole ? demand : null).finally(() => {
       claimsInFlight--;
       reserved -= free;
       passes.delete(pass);
@@ -200,7 +204,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   };
 
   /** One claim pass for `free` slots, started at demand number `startedAt`; never rejects. */
-  const claimPass = async (free: number, startedAt: number): Promise<void> => {
+  const claimPass = async (free: number, startedAt: number | null): Promise<void> => {
     let claimed: ClaimedTask[];
     let heldBack: number;
     try {
@@ -232,7 +236,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     heldBackIdle = heldBack > 0 && claimed.length === 0;
     if (slots >= free || heldBackAgain) again = true;
     else {
-      if (heldBack === 0) satisfy(startedAt);
+      if (heldBack === 0 && startedAt !== null) satisfy(startedAt);
       if (dueCheck || clock.now().getTime() - lastDueCheck > pollMs) await readNextDue();
       if (clock.now().getTime() - lastHeavyCheck > pollMs) await reportHeavy();
     }
@@ -246,6 +250,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     const free = options.freeSlots() - reserved;
     if (free <= 0) return null;
     const startedAt = demand;
+    const whole = reserved === 0;
     claimsInFlight++;
     reserved += free;
     let settled = false;
@@ -270,18 +275,26 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       lastHandoffFailure = clock.now().getTime();
       release();
       ctx.logger.warn({ err }, 'hand-off claim failed; claiming by passes for a minute');
+      if (again) {
+        again = false;
+        wake();
+      }
       throw err;
     }
     const slots = claimed.reduce((n, t) => n + t.slots, 0);
-    const complete = slots < free && heldBack === 0;
+    const complete = slots < free && heldBack === 0 && whole;
     // The commit notifies each queue it made tasks ready on; a complete claim took them already.
     // Expected now: the notification may arrive before the commit's answer does.
     const expected = complete ? ours : [];
     const at = performance.now();
     for (const q of expected) {
       const times = ownNotices.get(q);
-      if (times) times.push(at);
-      else ownNotices.set(q, [at]);
+      if (!times) ownNotices.set(q, [at]);
+      else {
+        // Kept bounded while no notification comes (the listener reconnecting).
+        while (times.length > 0 && times[0]! < at - OWN_NOTICE_MS) times.shift();
+        times.push(at);
+      }
     }
     return {
       committed() {
@@ -293,7 +306,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         if (!complete || again) {
           again = false;
           wake();
-        }
+        } else if (dueCheck) void readNextDue(); // a retry was scheduled: arm its timer
       },
       rolledBack() {
         if (settled) return;
@@ -341,7 +354,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       return token;
     },
     attemptDone(token, boundFreed) {
-      if (boundFreed || satisfied < token || !handoffOn()) wake();
+      if (boundFreed || satisfied < token || dueCheck || !handoffOn()) wake();
     },
     setQueues(next) {
       queues = [...new Set(next)];
