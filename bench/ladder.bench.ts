@@ -67,8 +67,13 @@ const WORKER_ENTRY: { label: string; args: string[] } = (() => {
     return { label: 'dist/cli/main.js (compiled)', args: [dist] };
   }
   if (wanted === undefined)
-    console.log('note: dist/ is missing or older than src/ (npm run build): the workers run the sources through tsx');
-  return { label: 'src/cli/main.ts through tsx', args: ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')] };
+    console.log(
+      'note: dist/ is missing or older than src/ (npm run build): the workers run the sources through tsx',
+    );
+  return {
+    label: 'src/cli/main.ts through tsx',
+    args: ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')],
+  };
 })();
 const perTaskValues = (process.env.LADDER_BENCH_PER_TASK ?? '1,2').split(',').map(Number);
 const CLIENT = 'bench';
@@ -235,22 +240,18 @@ async function runEngine(
   const tStart = performance.now();
   for (let i = 0; i < 2; i++)
     workers.push(
-      spawn(
-        process.execPath,
-        [...WORKER_NODE_ARGS, ...WORKER_ENTRY.args, 'worker'],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-          env: {
-            ...process.env,
-            DATABASE_URL: dbUrl,
-            TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
-            TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
-            TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
-            TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
-            TASK_ENGINE_LOG_LEVEL: 'error',
-          },
+      spawn(process.execPath, [...WORKER_NODE_ARGS, ...WORKER_ENTRY.args, 'worker'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: {
+          ...process.env,
+          DATABASE_URL: dbUrl,
+          TASK_ENGINE_STORAGE_ROOT: config.storageRoot,
+          TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
+          TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
+          TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
+          TASK_ENGINE_LOG_LEVEL: 'error',
         },
-      ),
+      }),
     );
   const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${running.url}${p}`, {
