@@ -270,6 +270,9 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         workerId: options.workerId,
         clock,
         traced: ctx.tracing !== undefined,
+        // Keyed tasks go to passes: the engine that ended a key's holder would otherwise take the
+        // key's next task in the same transaction, before any other engine hears of it.
+        skipKeyed: true,
       }));
     } catch (err) {
       lastHandoffFailure = clock.now().getTime();

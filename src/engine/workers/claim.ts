@@ -72,6 +72,11 @@ export interface ClaimOptions {
    * ({@link claimReadyTasksTraced}), into {@link ClaimedTask.trace}. Default false.
    */
   traced?: boolean;
+  /**
+   * A hand-off claim (inside a result transaction): tasks with a concurrency key are left to
+   * passes and counted in `heldBack` (`ClaimReadyTasksParams.skipKeyed`). Default false.
+   */
+  skipKeyed?: boolean;
 }
 
 /**
@@ -94,6 +99,7 @@ export async function claimReady(db: Queryable, options: ClaimOptions): Promise<
     now: (options.clock ?? systemClock).now(),
     callbacksChannel: CHANNELS.callbacks,
     severity: SEVERITY.INFO,
+    skipKeyed: options.skipKeyed === true,
   });
   const heldBack = rows[0]?.held_back ?? 0;
   const tasks: ClaimedTask[] = [];

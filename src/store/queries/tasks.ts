@@ -30,6 +30,12 @@ export interface ClaimReadyTasksParams {
   callbacksChannel: string;
   /** Severity of the claim's log line (INFO). */
   severity: number;
+  /**
+   * True for a hand-off claim (inside a result transaction): tasks with a concurrency key are
+   * passed over (counted in `held_back`) and no key is locked, so keyed tasks are always claimed
+   * by passes, where every engine's workers race for them.
+   */
+  skipKeyed: boolean;
 }
 
 /**
@@ -103,13 +109,13 @@ const claimStatement = (traced: boolean): string =>
     FOR UPDATE OF t SKIP LOCKED FOR KEY SHARE OF j SKIP LOCKED
  ), held AS (
    SELECT h.key, h.held
-     FROM (SELECT ARRAY(SELECT c.ckey FROM c WHERE c.ckey IS NOT NULL) AS keys) AS a
+     FROM (SELECT ARRAY(SELECT c.ckey FROM c WHERE c.ckey IS NOT NULL AND NOT $skipKeyed::boolean) AS keys) AS a
     CROSS JOIN LATERAL te_concurrency_holders(a.keys) AS h
     WHERE cardinality(a.keys) > 0
  ), ranked AS (
    SELECT c.id, c.slots, c.prio,
           c.ckey IS NULL
-          OR COALESCE((SELECT h.held FROM held h WHERE h.key = c.ckey)
+          OR NOT $skipKeyed::boolean AND COALESCE((SELECT h.held FROM held h WHERE h.key = c.ckey)
                       + (SELECT count(*) FROM c AS e WHERE e.ckey = c.ckey AND (e.prio, e.id) <= (c.prio, c.id))
                       <= c.climit, false) AS allowed
      FROM c
