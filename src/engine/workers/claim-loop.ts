@@ -21,7 +21,13 @@ import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
 import { CHANNELS } from '../signals.js';
-import { claimReady, msUntilNextDue, reportTooHeavyTasks, type ClaimedTask } from './claim.js';
+import {
+  claimReady,
+  msUntilNextDue,
+  reportTooHeavyTasks,
+  type ClaimedTask,
+  type ClaimOptions,
+} from './claim.js';
 import { repeatEvery } from './repeat.js';
 
 /** Claim passes one worker pool keeps in flight at most (see {@link ClaimLoop.wake}). */
@@ -203,19 +209,23 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     }, ms + 2);
   };
 
+  /** What a claim of this pool for `free` slots asks for (`skipKeyed`: a hand-off claim). */
+  const claimOptions = (free: number, skipKeyed: boolean): ClaimOptions => ({
+    queues,
+    freeSlots: free,
+    capacity: options.capacity,
+    workerId: options.workerId,
+    clock,
+    traced: ctx.tracing !== undefined,
+    skipKeyed,
+  });
+
   /** One claim pass for `free` slots, started at demand number `startedAt`; never rejects. */
   const claimPass = async (free: number, startedAt: number | null): Promise<void> => {
     let claimed: ClaimedTask[];
     let heldBack: number;
     try {
-      ({ tasks: claimed, heldBack } = await claimReady(ctx.db, {
-        queues,
-        freeSlots: free,
-        capacity: options.capacity,
-        workerId: options.workerId,
-        clock,
-        traced: ctx.tracing !== undefined,
-      }));
+      ({ tasks: claimed, heldBack } = await claimReady(ctx.db, claimOptions(free, false)));
       claimFailures = 0;
     } catch (err) {
       claimFailures++;
@@ -263,17 +273,9 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     let claimed: ClaimedTask[];
     let heldBack: number;
     try {
-      ({ tasks: claimed, heldBack } = await claimReady(tx, {
-        queues,
-        freeSlots: free,
-        capacity: options.capacity,
-        workerId: options.workerId,
-        clock,
-        traced: ctx.tracing !== undefined,
-        // Keyed tasks go to passes: the engine that ended a key's holder would otherwise take the
-        // key's next task in the same transaction, before any other engine hears of it.
-        skipKeyed: true,
-      }));
+      // Keyed tasks go to passes: the engine that ended a key's holder would otherwise take the
+      // key's next task in the same transaction, before any other engine hears of it.
+      ({ tasks: claimed, heldBack } = await claimReady(tx, claimOptions(free, true)));
     } catch (err) {
       lastHandoffFailure = clock.now().getTime();
       release();
