@@ -13,9 +13,9 @@
  * a notification, a wake-up that could not run) takes a number from `demand`; a claim that asked
  * for every free slot (no other claim held some) and took less, with nothing passed over, has seen
  * every ready task and satisfies the demand numbered up to its start. A retry waiting for its
- * due time keeps the demand open until its timer is armed. An attempt that leaves the runner wakes the loop only when its
- * freed slot's number is not yet satisfied, and the notification of the pool's own hand-off commit
- * is not acted on when that hand-off was such a complete claim.
+ * due time keeps the demand open until its timer is armed. An attempt that leaves the runner
+ * wakes the loop only when its freed slot's number is not yet satisfied, and the notification of
+ * the pool's own hand-off commit is not acted on when that hand-off was such a complete claim.
  */
 import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
@@ -86,20 +86,25 @@ export interface ClaimLoop {
   /** Replaces the queues (duplicates dropped), re-reads the next due time and asks for a pass. */
   setQueues(queues: string[]): void;
   /**
-   * The hand-off claim: when `readyQueues` (queues a transaction just made tasks ready on) meets
-   * this loop's queues and slots are free, claims in `tx` — the transaction that made them ready,
-   * before its commit — with the same statement as a pass, for the free slots no pass in flight
-   * has asked for. The claimed tasks start only when the caller reports the commit.
-   * @returns null when it claimed nothing (no free slot, no queue of ours, stopped, or a hand-off
-   *   claim failed in the last minute); else the two ends, exactly one of which the caller must
-   *   call: `committed` (the tasks run) or `rolledBack` (nothing was claimed; a pass is asked for).
+   * The hand-off claim: when `readyQueues` (queues the result transaction `tx` made tasks ready
+   * on) meets this loop's queues, or a freed slot or notification is not yet satisfied, and slots
+   * are free, claims in `tx` before its commit with the same statement as a pass (tasks with a
+   * concurrency key left to passes), for the free slots no other claim has asked for. The claimed
+   * tasks start only when the caller reports the commit.
+   * @returns null when no claim was made (nothing to claim for, no free slot, stopped, or a
+   *   hand-off claim failed in the last minute); else the two ends, exactly one of which the
+   *   caller must call: `committed` (the tasks run) or `rolledBack` (nothing was claimed; a pass
+   *   is asked for).
    * @throws the claim statement's error (`tx` is then unusable: the caller's transaction fails,
    *   and hand-off claims stop for a minute so the caller's retry goes without them).
    */
-  claimWithin(
-    tx: Queryable,
-    readyQueues: ReadonlySet<string>,
-  ): Promise<{ committed(): void; rolledBack(): void } | null>;
+  claimWithin(tx: Queryable, readyQueues: ReadonlySet<string>): Promise<HandoffEnds | null>;
+}
+
+/** The two ends of a hand-off claim ({@link ClaimLoop.claimWithin}): the caller calls one. */
+export interface HandoffEnds {
+  committed(): void;
+  rolledBack(): void;
 }
 
 /** A one-shot timer that keeps only the earliest of the times it is armed for. */
@@ -158,12 +163,16 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     if (startedAt > satisfied) satisfied = startedAt;
   };
 
+  /** Drops the expected notifications older than {@link OWN_NOTICE_MS} from `times` (oldest first). */
+  const dropExpired = (times: number[], now: number): void => {
+    while (times.length > 0 && times[0]! < now - OWN_NOTICE_MS) times.shift();
+  };
+
   /** True (and forgets it) when a notification on `queue` is one a complete hand-off expected. */
   const ownNotice = (queue: string): boolean => {
     const times = ownNotices.get(queue);
     if (!times) return false;
-    const cutoff = performance.now() - OWN_NOTICE_MS;
-    while (times.length > 0 && times[0]! < cutoff) times.shift();
+    dropExpired(times, performance.now());
     const mine = times.shift() !== undefined;
     if (times.length === 0) ownNotices.delete(queue);
     return mine;
@@ -296,8 +305,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       const times = ownNotices.get(q);
       if (!times) ownNotices.set(q, [at]);
       else {
-        // Kept bounded while no notification comes (the listener reconnecting).
-        while (times.length > 0 && times[0]! < at - OWN_NOTICE_MS) times.shift();
+        dropExpired(times, at); // bounded while no notification comes (the listener reconnecting)
         times.push(at);
       }
     }

@@ -11,6 +11,7 @@
 import type { Queryable } from '../../store/executor.js';
 import type { EngineContext } from '../context.js';
 import { createGroupCommit } from '../group-commit.js';
+import type { HandoffEnds } from './claim-loop.js';
 import {
   lockJobs,
   writeOutcomes,
@@ -53,13 +54,11 @@ export interface ResultWriter {
 }
 
 /**
- * The hand-off claim a batch runs before its commit when it made tasks ready on `readyQueues`
- * (the claim loop's `claimWithin`): null, or the two ends of which the writer calls one.
+ * The hand-off claim each batch offers before its commit, with the queues it made tasks ready on
+ * (the claim loop's `claimWithin`, which decides whether to claim): null, or the two ends of which
+ * the writer calls one.
  */
-export type HandoffClaim = (
-  tx: Queryable,
-  readyQueues: ReadonlySet<string>,
-) => Promise<{ committed(): void; rolledBack(): void } | null>;
+export type HandoffClaim = (tx: Queryable, readyQueues: ReadonlySet<string>) => Promise<HandoffEnds | null>;
 
 type Item =
   | { kind: 'outcome'; jobId: number; outcome: AttemptOutcome }
@@ -113,22 +112,22 @@ export function createResultWriter(
   };
 
   /**
-   * Writes one batch in one transaction. When it made tasks ready, the hand-off claim runs last in
-   * the same transaction; its tasks start once the commit is known (or are forgotten with it).
+   * Writes one batch in one transaction, offering the hand-off claim last in it; its tasks start
+   * once the commit is known (or are forgotten with it).
    */
   const writeBatch = async (batch: Item[]): Promise<unknown[]> => {
-    let claimed: Awaited<ReturnType<HandoffClaim>> = null;
+    const handoff: { ends: HandoffEnds | null } = { ends: null };
     try {
       const out = await db.transaction(async (tx) => {
         const readyQueues = new Set<string>();
         const results = await apply(tx, batch, readyQueues);
-        if (options.handoff) claimed = await options.handoff(tx, readyQueues);
+        if (options.handoff) handoff.ends = await options.handoff(tx, readyQueues);
         return results;
       });
-      (claimed as Awaited<ReturnType<HandoffClaim>>)?.committed();
+      handoff.ends?.committed();
       return out;
     } catch (error) {
-      (claimed as Awaited<ReturnType<HandoffClaim>>)?.rolledBack();
+      handoff.ends?.rolledBack();
       throw error;
     }
   };
