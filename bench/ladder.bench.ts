@@ -15,7 +15,8 @@
  * then two rungs per task from one decode), `LADDER_BENCH_WORKER_NODE_ARGS` (extra Node options for
  * the worker processes, space-separated: `--cpu-prof --cpu-prof-dir=<dir>` profiles them),
  * `LADDER_BENCH_WORKERS` (`dist`: the compiled CLI, the default when `dist/` is newer than `src/`;
- * `src`: the sources through tsx).
+ * `src`: the sources through tsx), `LADDER_BENCH_ROUNDS` (3: rounds of the one command and each
+ * engine run, interleaved; the figures are medians, and the ratios medians of each round's ratio).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -143,7 +144,6 @@ const split = `[0:v]split=${LADDER.length}${LADDER.map((_, i) => `[s${i}]`).join
   (r, i) => `[s${i}]scale=-2:${r.height},setsar=1[v${i}]`,
 ).join(';')}`;
 const oneOut = path.join(tmp, 'one');
-await mkdir(oneOut, { recursive: true });
 const oneArgs = [
   '-hide_banner',
   '-loglevel',
@@ -206,21 +206,27 @@ const oneArgs = [
   path.join(oneOut, '%v', 'segment_%05d.ts'),
   path.join(oneOut, '%v', 'index.m3u8'),
 ];
-const cpu0 = cpuSeconds();
-const t0 = performance.now();
-await new Promise<void>((resolve, reject) => {
-  const p = spawn(ff, oneArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
-  p.on('error', reject);
-  p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}`))));
-});
-const oneWall = (performance.now() - t0) / 1000;
-const cpu1 = cpuSeconds();
-const oneCpu = cpu1.children - cpu0.children + (cpu1.self - cpu0.self);
+/** Runs the one FFmpeg command line once: its wall and CPU seconds (FFmpeg and this process). */
+async function runOneCommand(): Promise<{ wall: number; cpu: number }> {
+  await rm(oneOut, { recursive: true, force: true });
+  await mkdir(oneOut, { recursive: true });
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(ff, oneArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}`))));
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds();
+  return { wall, cpu: cpu1.children - cpu0.children + (cpu1.self - cpu0.self) };
+}
 
+let engineRunCount = 0;
 // 2. The engine: API + controller here, two worker processes; once per renditions_per_task value.
 async function runEngine(
   perTask: number,
-): Promise<{ wall: number; cpu: number; startWall: number; startCpu: number }> {
+): Promise<{ wall: number; cpu: number; startWall: number; startCpu: number; timeline: string }> {
   await adminSql(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
   await adminSql(`CREATE DATABASE ${DB_NAME}`);
   const u = new URL(BASE_URL);
@@ -280,14 +286,21 @@ async function runEngine(
   interface JobReply {
     queue_state: string;
     failed: boolean;
-    tasks: { name: string; state: string; error: string | null }[];
+    tasks: {
+      name: string;
+      state: string;
+      error: string | null;
+      started_at: string | null;
+      finished_at: string | null;
+    }[];
   }
+  const submittedAt = Date.now();
   const { id } = await api<{ id: number }>('POST', '/job', {
     job: { workflow: 'vodstream' },
     parameters: {
       content_id: 'bench',
       source_folder: 'in',
-      output_folder: `out-${perTask}`,
+      output_folder: `out-${perTask}-${++engineRunCount}`,
       renditions: LADDER.map((r) => ({ height: r.height, video_bitrate_kbps: r.kbps })),
       formats: ['hls', 'dash'],
       segment_duration: SEG,
@@ -320,11 +333,54 @@ async function runEngine(
     console.error('the job failed:', JSON.stringify(job.tasks));
     process.exit(1);
   }
-  return { wall: engineWall, cpu: engineCpu - startCpu, startWall, startCpu };
+  // Where the wall time went: each task that ran, from submission (s), in the order it started.
+  const timeline = job.tasks
+    .filter((t) => t.started_at && t.finished_at)
+    .sort((a, b) => Date.parse(a.started_at!) - Date.parse(b.started_at!))
+    .map(
+      (t) =>
+        `${t.name} ${((Date.parse(t.started_at!) - submittedAt) / 1000).toFixed(2)}–` +
+        `${((Date.parse(t.finished_at!) - submittedAt) / 1000).toFixed(2)}`,
+    )
+    .join(', ');
+  return { wall: engineWall, cpu: engineCpu - startCpu, startWall, startCpu, timeline };
 }
-const engineRuns: { perTask: number; wall: number; cpu: number; startWall: number; startCpu: number }[] = [];
-for (const perTask of perTaskValues) engineRuns.push({ perTask, ...(await runEngine(perTask)) });
+const rounds = Number(process.env.LADDER_BENCH_ROUNDS ?? 3);
+type EngineRun = {
+  perTask: number;
+  wall: number;
+  cpu: number;
+  startWall: number;
+  startCpu: number;
+  timeline: string;
+};
+const oneRuns: { wall: number; cpu: number }[] = [];
+const engineRuns: EngineRun[] = [];
+// Rounds interleave the two sides, so a slow spell of the machine falls on both.
+for (let round = 1; round <= rounds; round++) {
+  const one = await runOneCommand();
+  oneRuns.push(one);
+  console.log(
+    `round ${round}: one FFmpeg command wall ${one.wall.toFixed(1)} s, CPU ${one.cpu.toFixed(1)} s`,
+  );
+  for (const perTask of perTaskValues) {
+    const r = { perTask, ...(await runEngine(perTask)) };
+    engineRuns.push(r);
+    console.log(
+      `round ${round}: engine renditions_per_task ${perTask} wall ${r.wall.toFixed(1)} s, CPU ${r.cpu.toFixed(1)} s ` +
+        `(${(r.wall / one.wall).toFixed(3)}x / ${(r.cpu / one.cpu).toFixed(3)}x); tasks (s from submission): ${r.timeline}`,
+    );
+  }
+}
 await rm(tmp, { recursive: true, force: true });
+const median = (xs: number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+const oneWall = median(oneRuns.map((r) => r.wall));
+const oneCpu = median(oneRuns.map((r) => r.cpu));
+console.log(`medians of ${rounds} interleaved round(s):`);
 console.log(
   `input: ${seconds} s ${width}x${height} 25 fps; ladder ${LADDER.map((r) => `${r.height}p@${r.kbps}k`).join(', ')}; ` +
     `${os.cpus().length} CPU(s)`,
@@ -332,14 +388,27 @@ console.log(
 console.log(
   `one FFmpeg process (split filter, ${LADDER.length} outputs, HLS): wall ${oneWall.toFixed(1)} s, CPU ${oneCpu.toFixed(1)} s`,
 );
-for (const r of engineRuns) {
+for (const perTask of perTaskValues) {
+  const runs = engineRuns.filter((r) => r.perTask === perTask);
+  const r = {
+    perTask,
+    wall: median(runs.map((x) => x.wall)),
+    cpu: median(runs.map((x) => x.cpu)),
+    startWall: median(runs.map((x) => x.startWall)),
+    startCpu: median(runs.map((x) => x.startCpu)),
+  };
   console.log(
     `engine, renditions_per_task ${r.perTask} (${Math.ceil(LADDER.length / r.perTask)} rendition tasks), 2 worker processes x ${perWorker} tasks ` +
       `(vodstream CMAF HLS+DASH), from submission to the end, workers already running: wall ${r.wall.toFixed(1)} s, CPU ${r.cpu.toFixed(1)} s ` +
       `(every process: API + controller, workers, FFmpeg); the workers' start before it: ${r.startWall.toFixed(1)} s, CPU ${r.startCpu.toFixed(1)} s`,
   );
+  const ratios = runs.map((x, i) => ({ wall: x.wall / oneRuns[i]!.wall, cpu: x.cpu / oneRuns[i]!.cpu }));
   console.log(
-    `engine (renditions_per_task ${r.perTask}) / one process: wall ${(r.wall / oneWall).toFixed(2)}x, CPU ${(r.cpu / oneCpu).toFixed(2)}x; ` +
+    `engine (renditions_per_task ${r.perTask}) / one process, median of the rounds' ratios: ` +
+      `wall ${median(ratios.map((x) => x.wall)).toFixed(3)}x, CPU ${median(ratios.map((x) => x.cpu)).toFixed(3)}x`,
+  );
+  console.log(
+    `engine (renditions_per_task ${r.perTask}) / one process, ratio of medians: wall ${(r.wall / oneWall).toFixed(2)}x, CPU ${(r.cpu / oneCpu).toFixed(2)}x; ` +
       `with the workers' start: wall ${((r.wall + r.startWall) / oneWall).toFixed(2)}x, CPU ${((r.cpu + r.startCpu) / oneCpu).toFixed(2)}x`,
   );
 }

@@ -83,6 +83,9 @@ export function loadConfig(
       problems.push(`TASK_ENGINE_WORKER_QUEUES: "${q}" is not a queue name ([a-z][a-z0-9_-]*)`);
 
   const workerConcurrency = int('TASK_ENGINE_WORKER_CONCURRENCY', 4, 1, 1000);
+  const preloadRaw = (get('TASK_ENGINE_PRELOAD_HANDLERS') ?? 'on').toLowerCase();
+  if (preloadRaw !== 'on' && preloadRaw !== 'off')
+    problems.push(`TASK_ENGINE_PRELOAD_HANDLERS must be on or off (got "${preloadRaw.slice(0, 32)}")`);
 
   const rolesRaw = list('TASK_ENGINE_ROLES') ?? [...ROLES];
   const roles: Role[] = [];
@@ -133,6 +136,7 @@ export function loadConfig(
     adminApiKey,
     workerQueues,
     workerConcurrency,
+    preloadHandlers: preloadRaw !== 'off',
     roles: [...new Set(roles)],
     logLevel,
     logFormat: logFormat === 'pretty' ? 'pretty' : 'json',

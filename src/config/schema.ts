@@ -30,6 +30,12 @@ export interface EngineConfig {
   workerQueues: string[] | null;
   /** Tasks run at once by this process (`TASK_ENGINE_WORKER_CONCURRENCY`), >= 1. */
   workerConcurrency: number;
+  /**
+   * Whether a worker loads the module handlers of the common workflows' tasks on its queues when
+   * it starts (`TASK_ENGINE_PRELOAD_HANDLERS`, on/off; default on): first tasks do not wait for
+   * their module, and a module that cannot load is logged at start. Absent = on.
+   */
+  preloadHandlers?: boolean;
   /** Roles this process plays (`TASK_ENGINE_ROLES`). */
   roles: Role[];
   /** pino log level (`TASK_ENGINE_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
@@ -123,6 +129,12 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'workerConcurrency',
     default: '4',
     description: 'tasks run at once per process (1 to 1000)',
+  },
+  {
+    env: 'TASK_ENGINE_PRELOAD_HANDLERS',
+    key: 'preloadHandlers',
+    default: 'on',
+    description: "`off`: a worker loads each task handler's module when a task first needs it, not at start",
   },
   {
     env: 'TASK_ENGINE_ROLES',

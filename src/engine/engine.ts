@@ -284,6 +284,7 @@ class EngineProcess implements Engine {
         shutdownGraceMs: opts.shutdownGraceMs ?? this.ctx.config.shutdownGraceSeconds * 1000,
         ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
         ...(opts.handoffClaims !== undefined ? { handoffClaims: opts.handoffClaims } : {}),
+        preloadHandlers: ctx.config.preloadHandlers !== false,
       });
       this.services.push(createCallbackDispatcher(ctx), this.pool);
       queues.push('callback');

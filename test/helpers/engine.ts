@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { EngineConfig, Role } from '../../src/config/schema.js';
 import { createEngine, type Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { submitJob } from '../../src/engine/jobs/service.js';
@@ -47,6 +47,8 @@ export interface TestEngineOptions {
   egress?: string;
   /** Further configuration (e.g. `tracing`). */
   config?: Partial<EngineConfig>;
+  /** The engine's process logger; default a silent one (or `logLevel`). */
+  logger?: Logger;
 }
 
 /** A running test engine and shortcuts over it. */
@@ -132,6 +134,8 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
     adminApiKey: null,
     workerQueues: null,
     workerConcurrency: 4,
+    // Tests load handlers when a task needs them; test/integration/handler-preload.test.ts covers preloading.
+    preloadHandlers: false,
     roles: ['controller', 'worker'],
     logLevel: 'silent',
     logFormat: 'json',
@@ -173,7 +177,7 @@ export async function startTestEngine(
   const engine = await createEngine(config, {
     db: store.db,
     catalog,
-    logger: pino({ level: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    logger: options.logger ?? pino({ level: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent' }),
     shutdownGraceMs: 2_000,
     ...options.engine,
   });

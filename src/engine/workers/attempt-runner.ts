@@ -11,7 +11,7 @@ import { CHANNELS } from '../signals.js';
 import { AttemptAbortedError, PermanentSetupError, type AbortReason } from './attempt-errors.js';
 import type { AttemptOutcome, HandlerOutcome } from './attempt-outcome.js';
 import type { ClaimedTask } from './claim.js';
-import { createHandlerLoader, handlerContext, prepareHandler } from './handler-setup.js';
+import { createHandlerLoader, handlerContext, prepareHandler, type HandlerLoader } from './handler-setup.js';
 import type { BufferedLogLine, LogBuffer } from './log-buffer.js';
 import type { ProgressWriter } from './progress-writer.js';
 import { readStoredJobSpan, type AttemptSpan } from '../tracing/tracing.js';
@@ -41,6 +41,8 @@ export interface AttemptRunnerOptions {
    * loop's `attemptDone`.
    */
   onAttemptDone: (token: number, boundFreed: boolean) => void;
+  /** Loads handlers by `run`; default a new {@link createHandlerLoader} over the workflows folder. */
+  loadHandler?: HandlerLoader;
 }
 
 /** One attempt this process runs. */
@@ -102,7 +104,7 @@ export function createAttemptRunner(ctx: EngineContext, options: AttemptRunnerOp
   const concurrency = Math.max(1, options.concurrency);
   const { logs, outcome } = options;
   const active = new Map<number, ActiveAttempt>();
-  const loadHandler = createHandlerLoader(ctx.catalog.dir);
+  const loadHandler = options.loadHandler ?? createHandlerLoader(ctx.catalog.dir);
   /** Slots held by attempts whose handler runs, or is being stopped. */
   let slotsHeld = 0;
   /** Set once a stop's grace period is over: attempts are handed back, new ones at once. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { lastTaskName, openBackend, readStorageKinds, usesStaging } from '../../storage/client-storage.js';
 import { publishStaged, removeStaging, stagedStorageContext } from '../../storage/job-staging.js';
 import { createStorageContext } from '../../storage/storage.js';
-import { resolveHandler } from '../../workflows/handlers/registry.js';
+import { isBuiltinHandler, resolveHandler } from '../../workflows/handlers/registry.js';
 import { renderTemplate } from '../../workflows/templates.js';
 import type { HandlerContext, TaskDefinition, TaskHandler } from '../../workflows/types.js';
 import type { EngineContext } from '../context.js';
@@ -36,6 +36,50 @@ export function createHandlerLoader(workflowsDir: string): HandlerLoader {
     }
     return h;
   };
+}
+
+/**
+ * The module handlers (`run` paths, not built-ins) of the tasks of `workflows` that run on one of
+ * `queues`, each once, in the order they first appear.
+ */
+export function moduleHandlerRuns(
+  workflows: readonly { definition: { tasks: readonly { run: string; queue: string }[] } }[],
+  queues: readonly string[],
+): string[] {
+  const served = new Set(queues);
+  const runs = new Set<string>();
+  for (const wf of workflows)
+    for (const t of wf.definition.tasks) if (served.has(t.queue) && !isBuiltinHandler(t.run)) runs.add(t.run);
+  return [...runs];
+}
+
+/**
+ * Loads every handler of `runs` through `load`, one after another, so that the first task of each
+ * does not pay for loading (and compiling) its module, and a module that cannot be loaded is
+ * reported when the worker starts rather than when a task first needs it. A failed load is only
+ * reported: the task that needs it tries again and fails as it would have.
+ * @param onFailure - told of each `run` that could not be loaded, with the reason.
+ * @param stopped - checked between loads; preloading ends once it returns true.
+ * @returns how many loaded, and how long it took in ms.
+ */
+export async function preloadHandlers(
+  load: HandlerLoader,
+  runs: readonly string[],
+  onFailure: (run: string, error: string) => void,
+  stopped: () => boolean = () => false,
+): Promise<{ loaded: number; ms: number }> {
+  const t0 = performance.now();
+  let loaded = 0;
+  for (const run of runs) {
+    if (stopped()) break;
+    try {
+      await load(run);
+      loaded += 1;
+    } catch (err) {
+      onFailure(run, errorText(err));
+    }
+  }
+  return { loaded, ms: performance.now() - t0 };
 }
 
 /**

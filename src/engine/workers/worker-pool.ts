@@ -10,6 +10,7 @@ import { createAttemptHeartbeat } from './attempt-heartbeat.js';
 import { createAttemptOutcome } from './attempt-outcome.js';
 import { createAttemptRunner } from './attempt-runner.js';
 import { createClaimLoop } from './claim-loop.js';
+import { createHandlerLoader, moduleHandlerRuns, preloadHandlers } from './handler-setup.js';
 import { createLogBuffer } from './log-buffer.js';
 import { createProgressWriter } from './progress-writer.js';
 import { createResultWriter } from './result-writer.js';
@@ -39,6 +40,13 @@ export interface WorkerPoolOptions {
    * transaction (the hand-off claim, `ClaimLoop.claimWithin`); default true.
    */
   handoffClaims?: boolean;
+  /**
+   * Whether the pool loads the module handlers of the common workflows' tasks on its queues when
+   * it starts (in the background, while it already claims), so first tasks do not wait for their
+   * module to load and a broken module is logged at start; default true. Config
+   * `preloadHandlers` (`TASK_ENGINE_PRELOAD_HANDLERS`).
+   */
+  preloadHandlers?: boolean;
 }
 
 /** The worker pool service, with hooks for tests and the engine. */
@@ -76,7 +84,9 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
   const graceMs = options.shutdownGraceMs ?? 10_000;
   const logs = createLogBuffer(ctx.db, ctx.logger, { clock: ctx.clock });
   const progress = createProgressWriter(ctx, { intervalMs: options.progressIntervalMs });
+  const loadHandler = createHandlerLoader(ctx.catalog.dir);
   const runner = createAttemptRunner(ctx, {
+    loadHandler,
     concurrency: options.concurrency,
     abortSettleMs: options.abortSettleMs ?? 12_000,
     logs,
@@ -121,6 +131,17 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
       await runner.start();
       heartbeat.start();
       await claims.start();
+      if (options.preloadHandlers !== false) {
+        const runs = moduleHandlerRuns(ctx.catalog.list(''), options.queues);
+        void preloadHandlers(
+          loadHandler,
+          runs,
+          (run, error) => ctx.logger.warn({ run, error }, 'a task handler could not be loaded'),
+          () => stopped,
+        ).then(({ loaded, ms }) =>
+          ctx.logger.debug({ loaded, of: runs.length, ms: Math.round(ms) }, 'task handlers preloaded'),
+        );
+      }
     },
     async stop() {
       if (stopped) return;

@@ -64,7 +64,8 @@ interface Track {
 /**
  * Fragments a staged track into a fragmented MP4 in `workAbs` (once per job; reused by every
  * variant) and splits it. Video fragments start at each key frame (one GOP = one segment); audio
- * fragments are cut every `segmentSeconds`.
+ * fragments are cut every `segmentSeconds`. An input already fragmented that way (`fragmented`:
+ * vodstream's ladder encodes write their tracks so) is split as it is, without the remux.
  */
 async function cutTrack(
   ctx: HandlerContext,
@@ -74,7 +75,9 @@ async function cutTrack(
   name: string,
   segmentSeconds: number,
   durationSeconds: number,
+  fragmented = false,
 ): Promise<SplitMp4> {
+  if (fragmented) return splitFragmented(await readFile(input));
   const file = path.join(workAbs, `${name}.frag.mp4`);
   if (!(await exists(file))) {
     await mkdir(workAbs, { recursive: true });
@@ -278,7 +281,16 @@ export async function packageCmaf(
   await mkdir(dir, { recursive: true });
   const video: (Track & { bandwidth: number; average: number })[] = [];
   for (const r of renditions) {
-    const split = await cutTrack(ctx, r.input, 'video', work, r.name, plan.segment_duration, plan.duration);
+    const split = await cutTrack(
+      ctx,
+      r.input,
+      'video',
+      work,
+      r.name,
+      plan.segment_duration,
+      plan.duration,
+      r.fragmented === true,
+    );
     const t: Track = {
       name: r.name,
       kind: 'video',
@@ -302,6 +314,7 @@ export async function packageCmaf(
       'audio',
       plan.segment_duration,
       plan.duration,
+      audio.fragmented === true,
     );
     const t: Track = { name: 'audio', kind: 'audio', split, codecs: audio.codecs };
     await writeTrack(path.join(dir, 'audio'), t, key);

@@ -28,6 +28,11 @@ export interface StagedAudio {
   /** RFC 6381 codec, e.g. `mp4a.40.2`. */
   codecs: string;
   bitrate: number;
+  /**
+   * True when `input` is already a fragmented AAC MP4 cut every segment duration (vodstream's shared
+   * audio): CMAF packaging splits it as it is instead of remuxing it first.
+   */
+  fragmented?: boolean;
 }
 
 /** A subtitle track converted to WebVTT. */

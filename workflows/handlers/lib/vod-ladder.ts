@@ -30,7 +30,16 @@ export interface RungSidecar {
   codecs: string;
   fps: number | null;
   video_bitrate: number;
+  /** Always true: the file is a fragmented MP4 with a fragment per key frame (see {@link FRAGMENTED_VIDEO}). */
+  fragmented: boolean;
 }
+
+/**
+ * The MP4 flags of a staged ladder track: an empty `moov` and one `moof` per key frame (video), so
+ * the file is already the CMAF track packaging cuts into segments, and no remux pass is needed.
+ * Other readers (the MP4 and MPEG-TS packagers, probes) read a fragmented MP4 like any other.
+ */
+export const FRAGMENTED_VIDEO = ['-movflags', '+empty_moov+default_base_moof+frag_keyframe'];
 
 /**
  * Encodes one rung of the ladder to a video-only H.264 MP4 in the staging folder, with key frames
@@ -65,8 +74,7 @@ export async function encodeRungs(
   const files = rungs.map((r) => path.join(staging, `${r.name}.mp4`));
   const outputs = (i: number): string[] => [
     ...alignedX264Args(rungs[i]!.video_bitrate, plan.segment_duration, plan.fps),
-    '-movflags',
-    '+faststart',
+    ...FRAGMENTED_VIDEO,
     files[i]!,
   ];
   const scale = (r: Rung): string => `scale=${r.width}:${r.height},setsar=1`;
@@ -94,8 +102,9 @@ export async function encodeRungs(
     onProgress: reportFfmpegProgress(ctx, { label: `rendition ${names}` }),
   });
   const sidecars: RungSidecar[] = [];
+  const infos = await Promise.all(files.map((f) => probeMedia(f)));
   for (const [i, rung] of rungs.entries()) {
-    const info = await probeMedia(files[i]!);
+    const info = infos[i]!;
     const v = info.video;
     if (!v) throw new Error(`rendition ${rung.name} has no video stream`);
     const sidecar: RungSidecar = {
@@ -107,6 +116,7 @@ export async function encodeRungs(
       codecs: rfc6381Codec(v) ?? 'avc1.640028',
       fps: v.fps ?? null,
       video_bitrate: rung.video_bitrate,
+      fragmented: true,
     };
     await writeFile(path.join(staging, `${rung.name}.json`), JSON.stringify(sidecar, null, 2));
     sidecars.push(sidecar);
@@ -138,8 +148,11 @@ export async function encodeSharedAudio(
       '2',
       '-ar',
       '48000',
+      // Fragmented every segment duration: the CMAF audio track as packaging cuts it (no remux).
       '-movflags',
-      '+faststart',
+      '+empty_moov+default_base_moof',
+      '-frag_duration',
+      String(Math.round(plan.segment_duration * 1e6)),
       file,
     ],
     {
@@ -154,6 +167,7 @@ export async function encodeSharedAudio(
     input: file,
     codecs: rfc6381Codec(info.audio) ?? 'mp4a.40.2',
     bitrate: info.audio.bitRate ?? AUDIO_BITRATE,
+    fragmented: true,
   };
   await writeFile(path.join(dir, 'audio.json'), JSON.stringify({ ...out, input: 'audio.mp4' }));
   ctx.log(`audio encoded once for every rendition: AAC ${Math.round(out.bitrate / 1000)} kb/s`);

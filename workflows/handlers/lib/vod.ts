@@ -173,6 +173,12 @@ export interface RenditionSource {
   bandwidth: number;
   codecs: string;
   fps: number | null;
+  /**
+   * True when `input` is already the single-track fragmented MP4 that CMAF packaging cuts into
+   * segments (a fragment per key frame, as vodstream's ladder encodes write it): packaging splits
+   * it as it is instead of remuxing it first. Absent for older staged files and other inputs.
+   */
+  fragmented?: boolean;
 }
 
 /** The sidecar JSON written beside each staged rendition MP4. */
