@@ -247,7 +247,7 @@ async function runEngine(
   for (let i = 0; i < 2; i++)
     workers.push(
       spawn(process.execPath, [...WORKER_NODE_ARGS, ...WORKER_ENTRY.args, 'worker'], {
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: ['ignore', 'pipe', 'inherit'],
         env: {
           ...process.env,
           DATABASE_URL: dbUrl,
@@ -255,7 +255,8 @@ async function runEngine(
           TASK_ENGINE_WORKFLOWS_DIR: config.workflowsDir,
           TASK_ENGINE_DATA_DIR: path.join(tmp, `worker-${perTask}-${i}`),
           TASK_ENGINE_WORKER_CONCURRENCY: String(perWorker),
-          TASK_ENGINE_LOG_LEVEL: 'error',
+          // info: the bench waits for each worker's "task handlers preloaded" line.
+          TASK_ENGINE_LOG_LEVEL: 'info',
         },
       }),
     );
@@ -267,7 +268,25 @@ async function runEngine(
     });
     return (await res.json()) as T;
   };
-  // The workers are ready once both have registered; the CPU they spent starting is read from
+  // Each worker says when it has loaded its task handlers (it starts claiming before that).
+  const preloaded = workers.map(
+    (w) =>
+      new Promise<void>((resolve, reject) => {
+        let seen = '';
+        let ready = false;
+        // Read to the end either way, so the worker never blocks on a full pipe.
+        w.stdout!.on('data', (chunk: Buffer) => {
+          if (ready) return;
+          seen = (seen + chunk.toString('utf8')).slice(-8192);
+          if (seen.includes('"task handlers preloaded"')) {
+            ready = true;
+            resolve();
+          }
+        });
+        w.on('exit', (code) => reject(new Error(`a worker exited with ${code} before it was ready`)));
+      }),
+  );
+  // The workers are ready once both have registered and preloaded their handlers; the CPU they spent starting is read from
   // /proc (they have no children yet), so the job's own cost can be told from the start-up.
   const pg = new Client({ connectionString: dbUrl });
   await pg.connect();
@@ -279,6 +298,7 @@ async function runEngine(
     await new Promise((r) => setTimeout(r, 50));
   }
   await pg.end();
+  await Promise.all(preloaded);
   const startWall = (performance.now() - tStart) / 1000;
   const startCpu =
     workers.reduce((a, w) => a + processCpuSeconds(w.pid!), 0) + (cpuSeconds().self - cpu0.self);

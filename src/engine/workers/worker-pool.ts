@@ -139,7 +139,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
           (run, error) => ctx.logger.warn({ run, error }, 'a task handler could not be loaded'),
           () => stopped,
         ).then(({ loaded, ms }) =>
-          ctx.logger.debug({ loaded, of: runs.length, ms: Math.round(ms) }, 'task handlers preloaded'),
+          ctx.logger.info({ loaded, of: runs.length, ms: Math.round(ms) }, 'task handlers preloaded'),
         );
       }
     },
