@@ -7,8 +7,8 @@
  * file is imported natively when a TypeScript loader is already active (development and tests run
  * under `tsx`), and otherwise through tsx's ESM API (`tsImport`), so `.ts` handlers also work when
  * the engine runs from its compiled `dist/` (tsx is a runtime dependency). Modules are cached per
- * file and modification time: editing a handler file takes effect for the next attempt that
- * resolves it, without a restart.
+ * file and modification time here; a worker pool keeps what it resolved per `run` for its whole
+ * life (`createHandlerLoader`), so an edited handler takes effect when the worker restarts.
  */
 import { realpath, stat } from 'node:fs/promises';
 import { extname, isAbsolute, relative, resolve, sep } from 'node:path';

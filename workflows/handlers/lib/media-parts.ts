@@ -29,8 +29,9 @@ export interface StagedAudio {
   codecs: string;
   bitrate: number;
   /**
-   * True when `input` is already a fragmented AAC MP4 cut every segment duration (vodstream's shared
-   * audio): CMAF packaging splits it as it is instead of remuxing it first.
+   * True when `input` is already a fragmented AAC MP4 cut every segment duration: CMAF packaging
+   * splits it as it is instead of remuxing it first. vodstream's shared audio is not (see
+   * `encodeSharedAudio`), so it is remuxed.
    */
   fragmented?: boolean;
 }

@@ -148,11 +148,11 @@ export async function encodeSharedAudio(
       '2',
       '-ar',
       '48000',
-      // Fragmented every segment duration: the CMAF audio track as packaging cuts it (no remux).
+      // Not fragmented: FFmpeg 5.1 writes no edit list into a fragmented MP4, so the AAC
+      // encoder's priming samples would stay in, and the MP4 made from this file (generate_mp4,
+      // createmp4) would have its audio one frame late. CMAF packaging remuxes it (cheap).
       '-movflags',
-      '+empty_moov+default_base_moof',
-      '-frag_duration',
-      String(Math.round(plan.segment_duration * 1e6)),
+      '+faststart',
       file,
     ],
     {
@@ -167,7 +167,6 @@ export async function encodeSharedAudio(
     input: file,
     codecs: rfc6381Codec(info.audio) ?? 'mp4a.40.2',
     bitrate: info.audio.bitRate ?? AUDIO_BITRATE,
-    fragmented: true,
   };
   await writeFile(path.join(dir, 'audio.json'), JSON.stringify({ ...out, input: 'audio.mp4' }));
   ctx.log(`audio encoded once for every rendition: AAC ${Math.round(out.bitrate / 1000)} kb/s`);
