@@ -78,7 +78,8 @@ forEachStore('runtime: fair share, quotas, concurrency keys', (kind) => {
     const ids: number[] = [];
     for (let i = 0; i < 12; i++) {
       ids.push(await submitAs(te.engine, 'hold', { seconds: 0.2 }, {}, 'capped'));
-      ids.push(await submitAs(te.engine, 'hold', { seconds: 0.2 }, {}, 'open'));
+      // Held long enough that open's jobs overlap however slowly the 24 submissions go.
+      ids.push(await submitAs(te.engine, 'hold', { seconds: 1 }, {}, 'open'));
     }
     const { max, samples } = await sampleHolders(store.db, 'j.client', allDone(ids), {
       intervalMs: 50,
