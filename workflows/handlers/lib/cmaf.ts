@@ -50,6 +50,12 @@ export interface CencKey {
   key: string;
 }
 
+/**
+ * The `-movflags` of a CMAF video track as packaging cuts it: an empty `moov` and one `moof` per
+ * key frame (one GOP = one segment). Encoders that write their output so spare the remux.
+ */
+export const FRAGMENTED_VIDEO_FLAGS = '+empty_moov+default_base_moof+frag_keyframe';
+
 /** One track after cutting. */
 interface Track {
   name: string;
@@ -64,8 +70,9 @@ interface Track {
 /**
  * Fragments a staged track into a fragmented MP4 in `workAbs` (once per job; reused by every
  * variant) and splits it. Video fragments start at each key frame (one GOP = one segment); audio
- * fragments are cut every `segmentSeconds`. An input already fragmented that way (`fragmented`:
- * vodstream's ladder encodes write their tracks so) is split as it is, without the remux.
+ * fragments are cut every `segmentSeconds`. A video input already fragmented that way
+ * (`fragmented`: vodstream's ladder encodes write {@link FRAGMENTED_VIDEO_FLAGS}) is split as it
+ * is, without the remux.
  */
 async function cutTrack(
   ctx: HandlerContext,
@@ -93,7 +100,7 @@ async function cutTrack(
         '-f',
         'mp4',
         '-movflags',
-        `+empty_moov+default_base_moof${kind === 'video' ? '+frag_keyframe' : ''}`,
+        kind === 'video' ? FRAGMENTED_VIDEO_FLAGS : '+empty_moov+default_base_moof',
         ...(kind === 'audio' ? ['-frag_duration', String(Math.round(segmentSeconds * 1e6))] : []),
         tmp,
       ],
@@ -314,7 +321,6 @@ export async function packageCmaf(
       'audio',
       plan.segment_duration,
       plan.duration,
-      audio.fragmented === true,
     );
     const t: Track = { name: 'audio', kind: 'audio', split, codecs: audio.codecs };
     await writeTrack(path.join(dir, 'audio'), t, key);

@@ -28,12 +28,6 @@ export interface StagedAudio {
   /** RFC 6381 codec, e.g. `mp4a.40.2`. */
   codecs: string;
   bitrate: number;
-  /**
-   * True when `input` is already a fragmented AAC MP4 cut every segment duration: CMAF packaging
-   * splits it as it is instead of remuxing it first. vodstream's shared audio is not (see
-   * `encodeSharedAudio`), so it is remuxed.
-   */
-  fragmented?: boolean;
 }
 
 /** A subtitle track converted to WebVTT. */

@@ -10,6 +10,7 @@ import { runFfmpeg } from '../../../src/media/ffmpeg.js';
 import { reportFfmpegProgress } from '../../../src/media/ffmpeg-progress.js';
 import { probeMedia, rfc6381Codec } from '../../../src/media/probe.js';
 import type { HandlerContext } from '../../../src/workflows/types.js';
+import { FRAGMENTED_VIDEO_FLAGS } from './cmaf.js';
 import { alignedX264Args, type Rung } from './ladder.js';
 import { type StagedAudio, type StagedSubtitle } from './media-parts.js';
 import { AUDIO_BITRATE, type VodPlan } from './vod.js';
@@ -30,16 +31,13 @@ export interface RungSidecar {
   codecs: string;
   fps: number | null;
   video_bitrate: number;
-  /** Always true: the file is a fragmented MP4 with a fragment per key frame (see {@link FRAGMENTED_VIDEO}). */
-  fragmented: boolean;
+  /**
+   * The file is written with {@link FRAGMENTED_VIDEO_FLAGS}: already the CMAF track packaging cuts,
+   * so no remux pass is needed (other readers — the MP4 and MPEG-TS packagers, probes — read a
+   * fragmented MP4 like any other). Sidecars written before this field have no such flag.
+   */
+  fragmented: true;
 }
-
-/**
- * The MP4 flags of a staged ladder track: an empty `moov` and one `moof` per key frame (video), so
- * the file is already the CMAF track packaging cuts into segments, and no remux pass is needed.
- * Other readers (the MP4 and MPEG-TS packagers, probes) read a fragmented MP4 like any other.
- */
-export const FRAGMENTED_VIDEO = ['-movflags', '+empty_moov+default_base_moof+frag_keyframe'];
 
 /**
  * Encodes one rung of the ladder to a video-only H.264 MP4 in the staging folder, with key frames
@@ -74,7 +72,8 @@ export async function encodeRungs(
   const files = rungs.map((r) => path.join(staging, `${r.name}.mp4`));
   const outputs = (i: number): string[] => [
     ...alignedX264Args(rungs[i]!.video_bitrate, plan.segment_duration, plan.fps),
-    ...FRAGMENTED_VIDEO,
+    '-movflags',
+    FRAGMENTED_VIDEO_FLAGS,
     files[i]!,
   ];
   const scale = (r: Rung): string => `scale=${r.width}:${r.height},setsar=1`;
