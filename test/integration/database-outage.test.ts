@@ -152,6 +152,7 @@ void describe(
         what: '/readyz 200 again',
       });
       const fresh = await submit('quick');
+      let seen = '';
       const ended = await waitFor(
         async () => {
           const states = await Promise.all(
@@ -161,17 +162,21 @@ void describe(
                 ? (JSON.parse(r.text) as {
                     queue_state: string;
                     failed: boolean;
-                    tasks: { attempts: number }[];
+                    tasks: { attempts: number; state: string }[];
                   })
                 : null;
             }),
           );
+          seen = JSON.stringify(states.map((s) => [s?.queue_state, s?.tasks.map((t) => t.state)]));
           return states.every((s) => s?.queue_state === 'completed') ? states : undefined;
         },
         // Well under stall recovery (stall_timeout 30 s): a result that ended during the outage is
-        // written once the database is back, not left to recovery.
+        // written once the database is back, and a task whose claim's answer was lost runs, neither
+        // left to recovery.
         { timeoutMs: 20_000, intervalMs: 250, what: 'the jobs of before the outage and a new one completed' },
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; last seen (job, tasks): ${seen}\n${proc.stderr().slice(-3000)}`);
+      });
       assert.deepEqual(
         ended.map((s) => s?.failed),
         [false, false, false, false],

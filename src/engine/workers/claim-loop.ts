@@ -16,7 +16,14 @@
  * due time keeps the demand open until its timer is armed. An attempt that leaves the runner
  * wakes the loop only when its freed slot's number is not yet satisfied, and the notification of
  * the pool's own hand-off commit is not acted on when that hand-off was such a complete claim.
+ *
+ * A claim whose connection is lost after it was sent may have committed all the same, its answer
+ * never arriving: its tasks would stay `running` with nobody running them until stall recovery.
+ * Its time is kept (`lostClaims`); before any further claim, one read finds the tasks such claims
+ * took ({@link readLostClaimedTasks}: this worker's running attempts started at those times and not
+ * already run here), and they run as claimed, once the database answers again.
  */
+import { isStoreConnectionError } from '../../store/connection-errors.js';
 import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
@@ -24,6 +31,7 @@ import { CHANNELS } from '../signals.js';
 import {
   claimReady,
   msUntilNextDue,
+  readLostClaimedTasks,
   reportTooHeavyTasks,
   type ClaimedTask,
   type ClaimOptions,
@@ -56,6 +64,11 @@ export interface ClaimLoopOptions {
   capacity: number;
   /** Runs a claimed task. */
   onClaimed: (task: ClaimedTask) => void;
+  /**
+   * The attempts the pool runs now (every one handed to `onClaimed` whose result is not yet
+   * written): left out when the tasks of a claim whose answer was lost are looked for.
+   */
+  knownAttemptIds: () => number[];
   /**
    * Whether the result writer runs hand-off claims ({@link ClaimLoop.claimWithin}); then a freed
    * slot waits for its result write to claim for it. Default false: every freed slot wakes a pass.
@@ -104,7 +117,11 @@ export interface ClaimLoop {
 /** The two ends of a hand-off claim ({@link ClaimLoop.claimWithin}): the caller calls one. */
 export interface HandoffEnds {
   committed(): void;
-  rolledBack(): void;
+  /**
+   * The transaction failed with `error`. When that is a lost connection (the commit's answer may
+   * be what was lost), the tasks the claim took are looked for before the next claim.
+   */
+  rolledBack(error?: unknown): void;
 }
 
 /** A one-shot timer that keeps only the earliest of the times it is armed for. */
@@ -154,6 +171,11 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const ownNotices = new Map<string, number[]>();
   /** When a hand-off claim last failed (ms of the clock): none are tried for a minute after. */
   let lastHandoffFailure = -Infinity;
+  /**
+   * The times (`now`) of claims whose answer was lost with the connection: they may have taken
+   * tasks. While any is kept, no claim runs; a look for their tasks runs instead.
+   */
+  const lostClaims: Date[] = [];
 
   const handoffOn = (): boolean =>
     options.handoff === true && clock.now().getTime() - lastHandoffFailure >= HANDOFF_PAUSE_MS;
@@ -181,6 +203,24 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const wake = (): void => {
     if (stopped) return;
     demand++;
+    if (lostClaims.length > 0) {
+      // Looked for with no claim in flight, so every claim that answered has handed its tasks over.
+      if (claimsInFlight > 0) {
+        again = true;
+        return;
+      }
+      claimsInFlight++;
+      const pass: Promise<void> = adoptLostClaims().finally(() => {
+        claimsInFlight--;
+        passes.delete(pass);
+        if (again) {
+          again = false;
+          wake();
+        }
+      });
+      passes.add(pass);
+      return;
+    }
     const free = options.freeSlots() - reserved;
     if (claimsInFlight > 0 && (free <= 0 || claimsInFlight >= MAX_CLAIMS_IN_FLIGHT)) {
       again = true;
@@ -210,21 +250,26 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     if (due.timer && due.at <= at) return;
     due.timer?.cancel();
     due.at = at;
-    // 2 ms late, so the task's `run_after` has surely passed when the claim reads it.
+    // 2 ms late, so the task's `run_after` has surely passed when the claim reads it. The pass it
+    // wakes re-reads the next due time when it is not full: should it not take the task this
+    // timer was for (passed over, taken elsewhere), the timer is armed again instead of the wait
+    // falling to the poll.
     due.timer = clock.setTimeout(() => {
       due.timer = null;
       due.at = Infinity;
+      dueCheck = true;
       wake();
     }, ms + 2);
   };
 
-  /** What a claim of this pool for `free` slots asks for (`skipKeyed`: a hand-off claim). */
-  const claimOptions = (free: number, skipKeyed: boolean): ClaimOptions => ({
+  /** What a claim of this pool for `free` slots at `now` asks for (`skipKeyed`: a hand-off claim). */
+  const claimOptions = (free: number, skipKeyed: boolean, now: Date): ClaimOptions => ({
     queues,
     freeSlots: free,
     capacity: options.capacity,
     workerId: options.workerId,
     clock,
+    now,
     traced: ctx.tracing !== undefined,
     skipKeyed,
   });
@@ -233,12 +278,14 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const claimPass = async (free: number, startedAt: number | null): Promise<void> => {
     let claimed: ClaimedTask[];
     let heldBack: number;
+    const now = clock.now();
     try {
-      ({ tasks: claimed, heldBack } = await claimReady(ctx.db, claimOptions(free, false)));
+      ({ tasks: claimed, heldBack } = await claimReady(ctx.db, claimOptions(free, false, now)));
       claimFailures = 0;
     } catch (err) {
       claimFailures++;
       again = false;
+      if (isStoreConnectionError(err)) lostClaims.push(now);
       ctx.logger.error({ err }, 'claiming tasks failed; retrying');
       armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
       return;
@@ -261,8 +308,37 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     }
   };
 
+  /**
+   * Runs the tasks the claims of `lostClaims` took (see the module comment), then forgets those
+   * claims; when the read fails, tries again with the claims' back-off. Never rejects.
+   */
+  const adoptLostClaims = async (): Promise<void> => {
+    const claimedAts = [...lostClaims];
+    // Read before the statement: an attempt that ends meanwhile is then still left out.
+    const known = options.knownAttemptIds();
+    let tasks: ClaimedTask[];
+    try {
+      tasks = await readLostClaimedTasks(ctx.db, options.workerId, claimedAts, known);
+      claimFailures = 0;
+    } catch (err) {
+      claimFailures++;
+      again = false;
+      ctx.logger.error({ err }, 'looking for the tasks of claims whose answer was lost failed; retrying');
+      armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
+      return;
+    }
+    lostClaims.splice(0, claimedAts.length);
+    if (tasks.length > 0)
+      ctx.logger.warn(
+        { tasks: tasks.map((t) => ({ jobId: t.job.id, taskId: t.taskId, attemptId: t.attemptId })) },
+        'claims whose answer was lost with the database connection had taken tasks; running them',
+      );
+    if (!stopped) for (const task of tasks) options.onClaimed(task);
+    again = true; // claim as usual now
+  };
+
   const claimWithin: ClaimLoop['claimWithin'] = async (tx, readyQueues) => {
-    if (stopped || !handoffOn()) return null;
+    if (stopped || !handoffOn() || lostClaims.length > 0) return null;
     const ours = [...readyQueues].filter((q) => queueSet.has(q));
     // Nothing made ready here, and every freed slot and notification already seen by a complete claim.
     if (ours.length === 0 && satisfied >= demand) return null;
@@ -281,10 +357,11 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     };
     let claimed: ClaimedTask[];
     let heldBack: number;
+    const now = clock.now();
     try {
       // Keyed tasks go to passes: the engine that ended a key's holder would otherwise take the
       // key's next task in the same transaction, before any other engine hears of it.
-      ({ tasks: claimed, heldBack } = await claimReady(tx, claimOptions(free, true)));
+      ({ tasks: claimed, heldBack } = await claimReady(tx, claimOptions(free, true, now)));
     } catch (err) {
       lastHandoffFailure = clock.now().getTime();
       release();
@@ -321,9 +398,11 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
           wake();
         } else if (dueCheck) void readNextDue(); // a retry was scheduled: arm its timer
       },
-      rolledBack() {
+      rolledBack(error) {
         if (settled) return;
         release();
+        // Lost with the connection: the commit may have gone through (see the module comment).
+        if (claimed.length > 0 && isStoreConnectionError(error)) lostClaims.push(now);
         for (const q of expected) {
           const times = ownNotices.get(q);
           const i = times?.lastIndexOf(at) ?? -1;

@@ -11,7 +11,9 @@ import {
   claimReadyTasks,
   claimReadyTasksTraced,
   markTooHeavyTasks,
+  readLostClaims,
   readMsUntilNextDue,
+  type ClaimReadyTasksRow,
 } from '../../store/queries/tasks.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { RuntimeJob, TaskOutputs } from '../controller/job-scope.js';
@@ -68,6 +70,12 @@ export interface ClaimOptions {
   /** The time the claim is made at (due check, `started_at`, heartbeat); the pool passes `ctx.clock`. */
   clock?: Clock;
   /**
+   * The claim's time, when the caller must know it (it overrides `clock`): the attempts it starts
+   * carry it as `started_at`, which finds them again when the claim's answer is lost
+   * ({@link readLostClaimedTasks}).
+   */
+  now?: Date;
+  /**
    * Tracing on: also read each claimed task's job trace ids, in the same statement
    * ({@link claimReadyTasksTraced}), into {@link ClaimedTask.trace}. Default false.
    */
@@ -96,7 +104,7 @@ export async function claimReady(db: Queryable, options: ClaimOptions): Promise<
     limit: freeSlots,
     capacity,
     workerId,
-    now: (options.clock ?? systemClock).now(),
+    now: options.now ?? (options.clock ?? systemClock).now(),
     callbacksChannel: CHANNELS.callbacks,
     severity: SEVERITY.INFO,
     skipKeyed: options.skipKeyed === true,
@@ -106,35 +114,60 @@ export async function claimReady(db: Queryable, options: ClaimOptions): Promise<
   for (const r of rows) {
     // The one row of a claim that took nothing carries only `held_back`.
     if ((r.task_id as number | null) === null) continue;
-    tasks.push({
-      taskId: r.task_id,
-      name: r.name,
-      queue: r.queue,
-      slots: r.slots,
-      attemptId: r.attempt_id,
-      number: r.number,
-      outputs: r.outputs ?? {},
-      ...(options.traced
-        ? {
-            trace: r.trace_id
-              ? { traceId: r.trace_id, spanId: r.span_id!, traceFlags: r.trace_flags ?? 0 }
-              : null,
-          }
-        : {}),
-      job: {
-        id: r.id,
-        client: r.client,
-        workflow: r.workflow,
-        priority: r.priority,
-        queue_state: r.queue_state,
-        content_id: r.content_id,
-        resolved_parameters: r.resolved_parameters,
-        definition: r.definition,
-        definition_source: r.definition_source,
-      },
-    });
+    tasks.push(claimedTaskOf(r, options.traced === true));
   }
   return { tasks, heldBack };
+}
+
+/** A claim statement's row as a {@link ClaimedTask}; `traced`: the row carries the job's trace ids. */
+function claimedTaskOf(r: ClaimReadyTasksRow, traced: boolean): ClaimedTask {
+  return {
+    taskId: r.task_id,
+    name: r.name,
+    queue: r.queue,
+    slots: r.slots,
+    attemptId: r.attempt_id,
+    number: r.number,
+    outputs: r.outputs ?? {},
+    ...(traced
+      ? {
+          trace: r.trace_id
+            ? { traceId: r.trace_id, spanId: r.span_id!, traceFlags: r.trace_flags ?? 0 }
+            : null,
+        }
+      : {}),
+    job: {
+      id: r.id,
+      client: r.client,
+      workflow: r.workflow,
+      priority: r.priority,
+      queue_state: r.queue_state,
+      content_id: r.content_id,
+      resolved_parameters: r.resolved_parameters,
+      definition: r.definition,
+      definition_source: r.definition_source,
+    },
+  };
+}
+
+/**
+ * The tasks that claims of worker `workerId` made at `claimedAts` (their `now`) took and that
+ * still run as those claims' attempts, other than `knownAttemptIds` ({@link readLostClaims}): when
+ * the connection is lost after a claim was sent, the claim may have committed without its answer
+ * reaching the worker, and these are what it took. The caller runs them as claimed; their attempt
+ * and its "started" line and callbacks are the claim's own, so the task still starts once.
+ * @returns the tasks, in claim order (possibly none).
+ * @throws the driver's error.
+ */
+export async function readLostClaimedTasks(
+  db: Queryable,
+  workerId: string,
+  claimedAts: Date[],
+  knownAttemptIds: number[],
+): Promise<ClaimedTask[]> {
+  if (claimedAts.length === 0) return [];
+  const rows = await readLostClaims.rows(db, { workerId, claimedAts, knownAttemptIds });
+  return rows.map((r) => claimedTaskOf(r, true));
 }
 
 /**

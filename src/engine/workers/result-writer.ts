@@ -127,7 +127,7 @@ export function createResultWriter(
       handoff.ends?.committed();
       return out;
     } catch (error) {
-      handoff.ends?.rolledBack();
+      handoff.ends?.rolledBack(error);
       throw error;
     }
   };

@@ -107,6 +107,7 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
     freeSlots: () => runner.freeSlots(),
     capacity: Math.max(1, options.concurrency),
     onClaimed: (task) => runner.run(task),
+    knownAttemptIds: () => runner.attemptIds(),
     handoff: options.handoffClaims !== false,
   });
   const heartbeat = createAttemptHeartbeat(ctx, {

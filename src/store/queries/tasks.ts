@@ -227,6 +227,45 @@ export const claimReadyTasksTraced = defineQuery<ClaimReadyTasksParams, ClaimRea
   claimStatement(true),
 );
 
+/** Parameters of {@link readLostClaims}. */
+export interface ReadLostClaimsParams {
+  /** The claiming process's `workers.id`. */
+  workerId: string;
+  /**
+   * The `$now` values of this process's claims whose answer never came (the connection was lost
+   * after the statement was sent): a claim's attempts carry it as `started_at`.
+   */
+  claimedAts: Date[];
+  /** Attempts the process runs already (left out). */
+  knownAttemptIds: number[];
+}
+
+/**
+ * The tasks a claim of worker `$workerId` made at one of `$claimedAts` and still runs as that
+ * claim's attempt (task `running`, its `current_attempt_id` the attempt, the attempt `running`),
+ * other than `$knownAttemptIds`: what a claim whose answer was lost took. Same columns as a row of
+ * {@link claimReadyTasksTraced} (with `held_back` 0 and `outputs` as of now), in claim order.
+ * Reads only, takes no locks, takes no edge: the worker runs them as claimed.
+ */
+export const readLostClaims = defineQuery<ReadLostClaimsParams, ClaimReadyTasksRow>(
+  'read-lost-claims',
+  `SELECT 0 AS held_back, t.id AS task_id, t.name, t.queue, t.slots, a.number, a.id AS attempt_id,
+          j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters,
+          j.definition, j.definition_source,
+          (SELECT jsonb_object_agg(o.name, jsonb_build_object('output', o.output, 'state', o.state))
+             FROM tasks o WHERE o.job_id = t.job_id AND o.state IN ('succeeded', 'failed', 'skipped', 'cancelled')
+          ) AS outputs,
+          jt.trace_id, jt.span_id, jt.trace_flags
+     FROM attempts a
+     JOIN tasks t ON t.current_attempt_id = a.id AND t.state = '${CLAIM_TASK_EDGE.to}'
+     JOIN jobs j ON j.id = t.job_id
+     LEFT JOIN job_traces jt ON jt.job_id = t.job_id
+    WHERE a.state = 'running' AND a.worker_id = $workerId::text
+      AND a.started_at = ANY($claimedAts::timestamptz[])
+      AND NOT (a.id = ANY($knownAttemptIds::bigint[]))
+    ORDER BY j.priority, t.id`,
+);
+
 /**
  * Milliseconds from `$now` until the earliest delayed `ready` task on `$queues` (of a started job)
  * falls due; `ms` is null when none waits. Reads only, takes no locks.
