@@ -97,29 +97,33 @@ forEachStore('workers: a claim whose answer was lost', (kind) => {
         { workflows, concurrency: 2, settings: { max_jobs: 10 } },
       );
       engines.push(te);
-      const id = await te.submit('pair');
-      // Stall recovery would take 30 s (stall_timeout) and count a second attempt.
-      await te.waitForState(id, 'completed', 10_000);
-      assert.ok(losing.lost(), 'a claim answer was lost');
-      const tasks = await te.tasks(id);
-      assert.deepEqual(
-        tasks.map((t) => [t.name, t.state, t.attempts]),
-        [
-          ['first', 'succeeded', 1],
-          ['second', 'succeeded', 1],
-        ],
-      );
-      for (const name of ['first', 'second'])
+      try {
+        const id = await te.submit('pair');
+        // Stall recovery would take 30 s (stall_timeout) and count a second attempt.
+        await te.waitForState(id, 'completed', 10_000);
+        assert.ok(losing.lost(), 'a claim answer was lost');
+        const tasks = await te.tasks(id);
         assert.deepEqual(
-          (await te.attempts(id, name)).map((a) => a.state),
-          ['succeeded'],
-          `attempts of ${name}`,
+          tasks.map((t) => [t.name, t.state, t.attempts]),
+          [
+            ['first', 'succeeded', 1],
+            ['second', 'succeeded', 1],
+          ],
         );
-      const started = (await te.logs(id)).filter((l) => / started/.test(l.message)).map((l) => l.message);
-      assert.deepEqual(
-        started.filter((m) => m.startsWith('Task ')),
-        ["Task 'first' started", "Task 'second' started"],
-      );
-      await te.stop();
+        for (const name of ['first', 'second'])
+          assert.deepEqual(
+            (await te.attempts(id, name)).map((a) => a.state),
+            ['succeeded'],
+            `attempts of ${name}`,
+          );
+        const started = (await te.logs(id)).filter((l) => / started/.test(l.message)).map((l) => l.message);
+        assert.deepEqual(
+          started.filter((m) => m.startsWith('Task ')),
+          ["Task 'first' started", "Task 'second' started"],
+        );
+      } finally {
+        // Stopped here even when it fails: a running engine would claim the next test's tasks.
+        await te.stop();
+      }
     });
 });
