@@ -19,9 +19,12 @@
  *
  * A claim whose connection is lost after it was sent may have committed all the same, its answer
  * never arriving: its tasks would stay `running` with nobody running them until stall recovery.
- * Its time is kept (`lostClaims`); before any further claim, one read finds the tasks such claims
- * took ({@link readLostClaimedTasks}: this worker's running attempts started at those times and not
- * already run here), and they run as claimed, once the database answers again.
+ * Its time is kept (`lostClaims`) and looked at twice: at once, before any further claim, and again
+ * {@link SECOND_LOOK_MS} later (the server may still have been running the statement when the
+ * client saw its connection drop), while claims go on. A look is one statement
+ * ({@link readLostClaimedTasks}: this worker's running attempts started at those times, not run
+ * here, their heartbeats stamped), made with no claim in flight, so every claim that answered has
+ * handed its tasks over; what it finds runs as claimed.
  */
 import { isStoreConnectionError } from '../../store/connection-errors.js';
 import type { Queryable } from '../../store/executor.js';
@@ -43,6 +46,12 @@ const MAX_CLAIMS_IN_FLIGHT = 2;
 
 /** After a hand-off claim failed, how long claims go by passes only (ms). */
 const HANDOFF_PAUSE_MS = 60_000;
+
+/** When the tasks of a claim whose answer was lost are looked for the second time, in ms after the first look. */
+const SECOND_LOOK_MS = 3_000;
+
+/** Failed looks for the tasks of lost claims, for another reason than a lost connection, before they are left to stall recovery. */
+const LOOK_TRIES = 5;
 
 /** How long the notification of this pool's own hand-off commit is expected, in ms of real time. */
 const OWN_NOTICE_MS = 1_000;
@@ -129,6 +138,18 @@ interface DueTimer {
   timer: ClockTimer | null;
   /** When it fires (ms of the engine's clock); Infinity when not armed. */
   at: number;
+  /** Armed for a delayed task's due time: the pass it wakes re-reads the next one. */
+  reread: boolean;
+}
+
+/** A claim whose answer was lost (see the module comment). */
+interface LostClaim {
+  /** The claim's `now`: its attempts' `started_at`. */
+  at: Date;
+  /** Looks still to make. */
+  looks: number;
+  /** When the next look is due (ms of the engine's clock). */
+  lookAt: number;
 }
 
 /**
@@ -153,7 +174,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const passes = new Set<Promise<void>>();
   let again = false;
   let claimFailures = 0;
-  const due: DueTimer = { timer: null, at: Infinity };
+  const due: DueTimer = { timer: null, at: Infinity, reread: false };
   /** Set when a retry was scheduled: the next under-full claim re-reads the earliest due time. */
   let dueCheck = true;
   let lastDueCheck = 0;
@@ -172,10 +193,24 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   /** When a hand-off claim last failed (ms of the clock): none are tried for a minute after. */
   let lastHandoffFailure = -Infinity;
   /**
-   * The times (`now`) of claims whose answer was lost with the connection: they may have taken
-   * tasks. While any is kept, no claim runs; a look for their tasks runs instead.
+   * Claims whose answer was lost with the connection: they may have taken tasks. While a look at
+   * one is due, no claim runs; the look runs instead.
    */
-  const lostClaims: Date[] = [];
+  let lostClaims: LostClaim[] = [];
+  /** Attempts found by looks and handed to the runner (never handed twice); emptied with `lostClaims`. */
+  const adopted = new Set<number>();
+  /** Looks in a row that failed for another reason than a lost connection. */
+  let lookFailures = 0;
+
+  /** Keeps claim `at` as lost (see the module comment). */
+  const claimLost = (at: Date): void => {
+    lostClaims.push({ at, looks: 2, lookAt: clock.now().getTime() });
+  };
+  const lookDue = (): boolean => {
+    if (lostClaims.length === 0) return false;
+    const now = clock.now().getTime();
+    return lostClaims.some((c) => c.lookAt <= now);
+  };
 
   const handoffOn = (): boolean =>
     options.handoff === true && clock.now().getTime() - lastHandoffFailure >= HANDOFF_PAUSE_MS;
@@ -203,7 +238,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const wake = (): void => {
     if (stopped) return;
     demand++;
-    if (lostClaims.length > 0) {
+    if (lookDue()) {
       // Looked for with no claim in flight, so every claim that answered has handed its tasks over.
       if (claimsInFlight > 0) {
         again = true;
@@ -244,9 +279,13 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     passes.add(pass);
   };
 
-  /** Arms the due timer to wake the loop in `ms`, unless it is armed for earlier already. */
-  const armDueTimer = (ms: number): void => {
+  /**
+   * Arms the due timer to wake the loop in `ms`, unless it is armed for earlier already.
+   * `reread`: `ms` is a delayed task's due time (the woken pass re-reads the next one).
+   */
+  const armDueTimer = (ms: number, reread = false): void => {
     const at = clock.now().getTime() + ms;
+    if (reread) due.reread = true;
     if (due.timer && due.at <= at) return;
     due.timer?.cancel();
     due.at = at;
@@ -257,7 +296,8 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     due.timer = clock.setTimeout(() => {
       due.timer = null;
       due.at = Infinity;
-      dueCheck = true;
+      if (due.reread) dueCheck = true;
+      due.reread = false;
       wake();
     }, ms + 2);
   };
@@ -285,7 +325,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     } catch (err) {
       claimFailures++;
       again = false;
-      if (isStoreConnectionError(err)) lostClaims.push(now);
+      if (isStoreConnectionError(err)) claimLost(now);
       ctx.logger.error({ err }, 'claiming tasks failed; retrying');
       armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
       return;
@@ -309,36 +349,69 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   };
 
   /**
-   * Runs the tasks the claims of `lostClaims` took (see the module comment), then forgets those
-   * claims; when the read fails, tries again with the claims' back-off. Never rejects.
+   * Looks for the tasks that the lost claims due for a look took, and runs them (see the module
+   * comment); a claim looked at twice is forgotten. When the read fails it is tried again with the
+   * claims' back-off: while the connection is lost, until it answers; for another error,
+   * {@link LOOK_TRIES} times, after which the claims are left to stall recovery. Never rejects.
    */
   const adoptLostClaims = async (): Promise<void> => {
-    const claimedAts = [...lostClaims];
+    const now = clock.now().getTime();
+    const looked = lostClaims.filter((c) => c.lookAt <= now);
     // Read before the statement: an attempt that ends meanwhile is then still left out.
-    const known = options.knownAttemptIds();
+    const known = [...options.knownAttemptIds(), ...adopted];
     let tasks: ClaimedTask[];
     try {
-      tasks = await readLostClaimedTasks(ctx.db, options.workerId, claimedAts, known);
+      tasks = await readLostClaimedTasks(
+        ctx.db,
+        options.workerId,
+        looked.map((c) => c.at),
+        known,
+        clock.now(),
+      );
       claimFailures = 0;
+      lookFailures = 0;
     } catch (err) {
       claimFailures++;
       again = false;
+      if (!isStoreConnectionError(err) && ++lookFailures >= LOOK_TRIES) {
+        ctx.logger.error(
+          { err, claims: lostClaims.length },
+          'looking for the tasks of claims whose answer was lost keeps failing; leaving them to stall recovery',
+        );
+        lostClaims = [];
+        adopted.clear();
+        lookFailures = 0;
+        again = true;
+        return;
+      }
       ctx.logger.error({ err }, 'looking for the tasks of claims whose answer was lost failed; retrying');
       armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
       return;
     }
-    lostClaims.splice(0, claimedAts.length);
+    const next = clock.now().getTime() + SECOND_LOOK_MS;
+    for (const c of looked) {
+      c.looks--;
+      c.lookAt = next;
+    }
+    lostClaims = lostClaims.filter((c) => c.looks > 0);
+    if (lostClaims.length > 0) armDueTimer(SECOND_LOOK_MS);
+    else adopted.clear();
     if (tasks.length > 0)
       ctx.logger.warn(
         { tasks: tasks.map((t) => ({ jobId: t.job.id, taskId: t.taskId, attemptId: t.attemptId })) },
         'claims whose answer was lost with the database connection had taken tasks; running them',
       );
-    if (!stopped) for (const task of tasks) options.onClaimed(task);
+    // Handed over even when stopping, as a committed hand-off claim's are: the runner gives them
+    // back without using a retry, where leaving them would have them recovered as stalled.
+    for (const task of tasks) {
+      if (lostClaims.length > 0) adopted.add(task.attemptId);
+      options.onClaimed(task);
+    }
     again = true; // claim as usual now
   };
 
   const claimWithin: ClaimLoop['claimWithin'] = async (tx, readyQueues) => {
-    if (stopped || !handoffOn() || lostClaims.length > 0) return null;
+    if (stopped || !handoffOn() || lookDue()) return null;
     const ours = [...readyQueues].filter((q) => queueSet.has(q));
     // Nothing made ready here, and every freed slot and notification already seen by a complete claim.
     if (ours.length === 0 && satisfied >= demand) return null;
@@ -402,7 +475,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         if (settled) return;
         release();
         // Lost with the connection: the commit may have gone through (see the module comment).
-        if (claimed.length > 0 && isStoreConnectionError(error)) lostClaims.push(now);
+        if (claimed.length > 0 && isStoreConnectionError(error)) claimLost(now);
         for (const q of expected) {
           const times = ownNotices.get(q);
           const i = times?.lastIndexOf(at) ?? -1;
@@ -431,7 +504,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     lastDueCheck = clock.now().getTime();
     try {
       const ms = await msUntilNextDue(ctx.db, queues, clock.now());
-      if (ms !== null) armDueTimer(ms);
+      if (ms !== null) armDueTimer(ms, true);
     } catch (err) {
       ctx.logger.warn({ err }, 'reading the next retry time failed');
     }

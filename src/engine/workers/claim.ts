@@ -154,8 +154,9 @@ function claimedTaskOf(r: ClaimReadyTasksRow, traced: boolean): ClaimedTask {
  * The tasks that claims of worker `workerId` made at `claimedAts` (their `now`) took and that
  * still run as those claims' attempts, other than `knownAttemptIds` ({@link readLostClaims}): when
  * the connection is lost after a claim was sent, the claim may have committed without its answer
- * reaching the worker, and these are what it took. The caller runs them as claimed; their attempt
- * and its "started" line and callbacks are the claim's own, so the task still starts once.
+ * reaching the worker, and these are what it took. Their heartbeats are stamped with `now`. The
+ * caller runs them as claimed; their attempt and its "started" line and callbacks are the claim's
+ * own, so the task still starts once.
  * @returns the tasks, in claim order (possibly none).
  * @throws the driver's error.
  */
@@ -164,9 +165,10 @@ export async function readLostClaimedTasks(
   workerId: string,
   claimedAts: Date[],
   knownAttemptIds: number[],
+  now: Date,
 ): Promise<ClaimedTask[]> {
   if (claimedAts.length === 0) return [];
-  const rows = await readLostClaims.rows(db, { workerId, claimedAts, knownAttemptIds });
+  const rows = await readLostClaims.rows(db, { workerId, claimedAts, knownAttemptIds, now });
   return rows.map((r) => claimedTaskOf(r, true));
 }
 

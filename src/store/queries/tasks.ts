@@ -238,31 +238,41 @@ export interface ReadLostClaimsParams {
   claimedAts: Date[];
   /** Attempts the process runs already (left out). */
   knownAttemptIds: number[];
+  /** The engine clock's time: the heartbeat stamped on the attempts found. */
+  now: Date;
 }
 
 /**
  * The tasks a claim of worker `$workerId` made at one of `$claimedAts` and still runs as that
  * claim's attempt (task `running`, its `current_attempt_id` the attempt, the attempt `running`),
- * other than `$knownAttemptIds`: what a claim whose answer was lost took. Same columns as a row of
+ * other than `$knownAttemptIds`: what a claim whose answer was lost took. Stamps their attempts'
+ * `heartbeat_at` with `$now`, so stall recovery, which may find them old after a long outage,
+ * leaves them to the worker that is about to run them. Same columns as a row of
  * {@link claimReadyTasksTraced} (with `held_back` 0 and `outputs` as of now), in claim order.
- * Reads only, takes no locks, takes no edge: the worker runs them as claimed.
+ * Row locks on the attempts found; no state edge: the worker runs them as claimed.
  */
 export const readLostClaims = defineQuery<ReadLostClaimsParams, ClaimReadyTasksRow>(
   'read-lost-claims',
-  `SELECT 0 AS held_back, t.id AS task_id, t.name, t.queue, t.slots, a.number, a.id AS attempt_id,
+  `WITH found AS (
+     UPDATE attempts a SET heartbeat_at = $now::timestamptz
+       FROM tasks t
+      WHERE t.current_attempt_id = a.id AND t.state = '${CLAIM_TASK_EDGE.to}'
+        AND a.state = 'running' AND a.worker_id = $workerId::text
+        AND a.started_at = ANY($claimedAts::timestamptz[])
+        AND NOT (a.id = ANY($knownAttemptIds::bigint[]))
+     RETURNING a.id, a.number, a.task_id
+   )
+   SELECT 0 AS held_back, t.id AS task_id, t.name, t.queue, t.slots, f.number, f.id AS attempt_id,
           j.id, j.client, j.workflow, j.priority, j.queue_state, j.content_id, j.resolved_parameters,
           j.definition, j.definition_source,
           (SELECT jsonb_object_agg(o.name, jsonb_build_object('output', o.output, 'state', o.state))
              FROM tasks o WHERE o.job_id = t.job_id AND o.state IN ('succeeded', 'failed', 'skipped', 'cancelled')
           ) AS outputs,
           jt.trace_id, jt.span_id, jt.trace_flags
-     FROM attempts a
-     JOIN tasks t ON t.current_attempt_id = a.id AND t.state = '${CLAIM_TASK_EDGE.to}'
+     FROM found f
+     JOIN tasks t ON t.id = f.task_id
      JOIN jobs j ON j.id = t.job_id
      LEFT JOIN job_traces jt ON jt.job_id = t.job_id
-    WHERE a.state = 'running' AND a.worker_id = $workerId::text
-      AND a.started_at = ANY($claimedAts::timestamptz[])
-      AND NOT (a.id = ANY($knownAttemptIds::bigint[]))
     ORDER BY j.priority, t.id`,
 );
 
