@@ -206,10 +206,17 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
   const claimLost = (at: Date): void => {
     lostClaims.push({ at, looks: 2, lookAt: clock.now().getTime() });
   };
+  /**
+   * Whether a look at a lost claim is due; when one is kept but not yet due, makes sure the due
+   * timer fires for it (the timer keeps only its earliest time, which may be another's).
+   */
   const lookDue = (): boolean => {
     if (lostClaims.length === 0) return false;
     const now = clock.now().getTime();
-    return lostClaims.some((c) => c.lookAt <= now);
+    const next = Math.min(...lostClaims.map((c) => c.lookAt));
+    if (next <= now) return true;
+    armDueTimer(next - now);
+    return false;
   };
 
   const handoffOn = (): boolean =>
