@@ -139,9 +139,11 @@ export function createWorkerPool(ctx: EngineContext, options: WorkerPoolOptions)
           runs,
           (run, error) => ctx.logger.warn({ run, error }, 'a task handler could not be loaded'),
           () => stopped,
-        ).then(({ loaded, ms }) =>
-          ctx.logger.info({ loaded, of: runs.length, ms: Math.round(ms) }, 'task handlers preloaded'),
-        );
+        ).then(({ loaded, ms }) => {
+          // A pool stopped meanwhile broke off the preload: its count would mislead.
+          if (!stopped)
+            ctx.logger.info({ loaded, of: runs.length, ms: Math.round(ms) }, 'task handlers preloaded');
+        });
       }
     },
     async stop() {
