@@ -9,6 +9,7 @@ import { ManualClock, type Clock } from '../../src/engine/clock.js';
 import type { Service } from '../../src/engine/context.js';
 import { applyEffects, emptyEffects } from '../../src/engine/controller/advance.js';
 import { SEVERITY } from '../../src/engine/jobs/job-log.js';
+import type { Executor, Queryable } from '../../src/store/executor.js';
 import {
   insertClient,
   insertDelivery,
@@ -369,6 +370,43 @@ forEachStore('callback dispatcher', (kind) => {
     assert.equal(rx.on('/ok/leased').length, 0, 'a live lease is respected');
     assert.equal((await deliveryRow(s, leased)).state, 'delivering');
     await s.db.query(`UPDATE callback_deliveries SET state = 'failed' WHERE id = $1`, [leased]);
+  });
+
+  void it('keeps trying to record a delivered callback while the database cannot be reached, and sends it once', async () => {
+    await s.db.query(
+      `UPDATE callback_deliveries SET state = 'failed' WHERE state IN ('pending', 'delivering')`,
+    );
+    const jobId = await insertJob(s.db, { queue_state: 'started' });
+    // The first two outcome writes fail as a dropped connection does (before anything is written).
+    let refused = 0;
+    const db: Executor = Object.create(s.db) as Executor;
+    Object.assign(db, {
+      kind: s.db.kind,
+      query: s.db.query.bind(s.db),
+      exec: s.db.exec.bind(s.db),
+      transaction: <T>(fn: (tx: Queryable) => Promise<T>) => {
+        if (refused < 2) {
+          refused++;
+          return Promise.reject(new Error('Connection terminated unexpectedly'));
+        }
+        return s.db.transaction(fn);
+      },
+      listen: s.db.listen.bind(s.db),
+      tryLock: s.db.tryLock.bind(s.db),
+      close: s.db.close.bind(s.db),
+    });
+    const id = await insertDelivery(s.db, { job_id: jobId, target_url: `${rx.url}/ok/outage` });
+    const d = createCallbackDispatcher(testContext(db), { random: () => 0 });
+    dispatchers.push(d);
+    await d.start();
+    // Recorded after two pauses (0.2 s, 0.4 s), long before the lease (30 s) would send it again.
+    await waitFor(async () => (await deliveryRow(s, id)).state === 'delivered', {
+      timeoutMs: 5_000,
+      what: 'the delivery recorded',
+    });
+    assert.equal(refused, 2);
+    assert.equal(rx.on('/ok/outage').length, 1);
+    assert.equal((await deliveryRow(s, id)).attempts, 1);
   });
 
   void it('two dispatchers deliver each of many callbacks exactly once', async () => {

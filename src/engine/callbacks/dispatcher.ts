@@ -11,7 +11,8 @@
  *   delivery is claimed again. Delivery is therefore at-least-once: a crash after the receiver
  *   answered 2xx but before the result is committed sends that callback again (receivers can drop
  *   duplicates by the `X-Task-Engine-Delivery` header). The window is the one short UPDATE after
- *   the response.
+ *   the response. While the database cannot be reached, that UPDATE is tried again until the
+ *   lease ends, so an outage (the process alive, knowing the answer) does not send it twice.
  * - **Isolation.** At most {@link CallbackDispatcherOptions.concurrency} requests are in flight per
  *   process and at most {@link CallbackDispatcherOptions.perTargetConcurrency} per target URL, each
  *   bounded by a 10 s timeout, so a slow or dead endpoint holds only its own share and never a
@@ -28,7 +29,8 @@
  * claims what is due, starts the requests and sets the next wake-up.
  */
 import type { Logger } from 'pino';
-import type { ClockTimer } from '../clock.js';
+import { isStoreConnectionError } from '../../store/connection-errors.js';
+import { sleep, type ClockTimer } from '../clock.js';
 import type { EngineContext, Service } from '../context.js';
 import {
   claimDueDeliveries,
@@ -37,7 +39,7 @@ import {
 } from '../../store/queries/callbacks.js';
 import { CHANNELS } from '../signals.js';
 import { formatTraceparent } from '../tracing/tracing.js';
-import { postCallback } from './post-callback.js';
+import { postCallback, type AttemptOutcome } from './post-callback.js';
 import { handBack, isDelivered, recordDeliveryOutcome } from './record-outcome.js';
 import { hostLabel } from '../metrics/metrics.js';
 
@@ -84,6 +86,8 @@ interface InFlight {
 const CLAIM_ERROR_RETRY_MS = 2_000;
 /** How long to wait when something is due but could not be claimed (held elsewhere), in milliseconds. */
 const HELD_ELSEWHERE_RETRY_MS = 1_000;
+/** Pause before the `n`th new try of an outcome write the database could not take: 200 ms more each time, at most 2 s. */
+const recordRetryMs = (n: number): number => Math.min(200 * n, 2_000);
 /** Shortest timer, in milliseconds, so a due time in the past never makes a spin. */
 const MIN_TIMER_MS = 5;
 
@@ -238,6 +242,8 @@ class CallbackDispatcher implements Service {
   /** One attempt: the request, then its outcome (or the hand-back when shutdown cut it). */
   private async deliver(row: ClaimedDeliveryRow): Promise<void> {
     const signal = this.stopController.signal;
+    // The claim that handed `row` over has just set its lease.
+    const leaseEnds = this.ctx.clock.now().getTime() + this.leaseMs;
     // Tracing on: the job span's context, read with the claim (none when the job has no trace).
     const traceparent =
       this.ctx.tracing && row.trace_id && row.span_id
@@ -256,13 +262,7 @@ class CallbackDispatcher implements Service {
       await handBack(this.ctx.db, row, this.ctx.clock.now());
       return;
     }
-    await this.ctx.db.transaction((tx) =>
-      recordDeliveryOutcome(tx, row, outcome, {
-        now: this.ctx.clock.now(),
-        random: this.random,
-        log: this.log,
-      }),
-    );
+    await this.recordOutcome(row, outcome, leaseEnds);
     const m = this.ctx.metrics;
     if (m) {
       const host = hostLabel(row.target_url);
@@ -270,6 +270,42 @@ class CallbackDispatcher implements Service {
       m.callbackDeliveries.labels(delivered ? 'delivered' : 'failed').inc();
       if (!delivered) m.callbackFailures.labels(host).inc();
       m.callbackDuration.labels(host).observe(outcome.durationMs / 1000);
+    }
+  }
+
+  /**
+   * Writes the outcome of `row`'s attempt; while the database cannot be reached, tries again until
+   * `leaseEnds` (ms of the clock), after which another dispatcher may send the delivery again and
+   * the write is moot (it is guarded by the attempt count, so a late one is dropped), or until the
+   * dispatcher stops.
+   * @throws the last error, when the write was given up.
+   */
+  private async recordOutcome(
+    row: ClaimedDeliveryRow,
+    outcome: AttemptOutcome,
+    leaseEnds: number,
+  ): Promise<void> {
+    for (let n = 1; ; n++) {
+      try {
+        await this.ctx.db.transaction((tx) =>
+          recordDeliveryOutcome(tx, row, outcome, {
+            now: this.ctx.clock.now(),
+            random: this.random,
+            log: this.log,
+          }),
+        );
+        return;
+      } catch (err) {
+        const pause = recordRetryMs(n);
+        if (
+          !isStoreConnectionError(err) ||
+          this.state !== 'running' ||
+          this.ctx.clock.now().getTime() + pause >= leaseEnds
+        )
+          throw err;
+        this.log.warn({ err, deliveryId: row.id }, 'recording a callback outcome failed; retrying');
+        await sleep(this.ctx.clock, pause, this.stopController.signal);
+      }
     }
   }
 
