@@ -296,10 +296,10 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
     if (due.timer && due.at <= at) return;
     due.timer?.cancel();
     due.at = at;
-    // 2 ms late, so the task's `run_after` has surely passed when the claim reads it. The pass it
-    // wakes re-reads the next due time when it is not full: should it not take the task this
-    // timer was for (passed over, taken elsewhere), the timer is armed again instead of the wait
-    // falling to the poll.
+    // 2 ms late, so the task's `run_after` has surely passed when the claim reads it. Armed for a
+    // delayed task, the pass it wakes re-reads the next due time when it is not full: should it
+    // not take the task this timer was for (passed over, taken elsewhere), the timer is armed
+    // again instead of the wait falling to the poll.
     due.timer = clock.setTimeout(() => {
       due.timer = null;
       due.at = Infinity;
