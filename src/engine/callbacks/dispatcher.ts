@@ -32,6 +32,7 @@ import type { Logger } from 'pino';
 import { isStoreConnectionError } from '../../store/connection-errors.js';
 import { sleep, type ClockTimer } from '../clock.js';
 import type { EngineContext, Service } from '../context.js';
+import { writeRetryPauseMs } from '../retry-pauses.js';
 import {
   claimDueDeliveries,
   findNextDeliveryDue,
@@ -86,8 +87,6 @@ interface InFlight {
 const CLAIM_ERROR_RETRY_MS = 2_000;
 /** How long to wait when something is due but could not be claimed (held elsewhere), in milliseconds. */
 const HELD_ELSEWHERE_RETRY_MS = 1_000;
-/** Pause before the `n`th new try of an outcome write the database could not take: 200 ms more each time, at most 2 s. */
-const recordRetryMs = (n: number): number => Math.min(200 * n, 2_000);
 /** Shortest timer, in milliseconds, so a due time in the past never makes a spin. */
 const MIN_TIMER_MS = 5;
 
@@ -296,7 +295,7 @@ class CallbackDispatcher implements Service {
         );
         return;
       } catch (err) {
-        const pause = recordRetryMs(n);
+        const pause = writeRetryPauseMs(n);
         if (
           !isStoreConnectionError(err) ||
           this.state !== 'running' ||

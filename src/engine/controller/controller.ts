@@ -1,6 +1,7 @@
 /**
  * The controller service: runs admission whenever it may start something (SPEC 5.4).
  */
+import { backoffAfterFailuresMs } from '../retry-pauses.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext, Service } from '../context.js';
 import { CHANNELS } from '../signals.js';
@@ -20,10 +21,8 @@ export interface Controller extends Service {
   wake(): void;
 }
 
-/** Back-off after `failures` passes failed in a row, in ms: 200, 400 … capped at 5 000. */
-export function admissionBackoffMs(failures: number): number {
-  return Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
-}
+/** Back-off after `failures` admission passes failed in a row, in ms ({@link backoffAfterFailuresMs}). */
+export const admissionBackoffMs = backoffAfterFailuresMs;
 
 /**
  * Creates the controller: admission on every `CHANNELS.admission` notification (a job was

@@ -6,6 +6,7 @@
 import { isStoreConnectionError } from '../../store/connection-errors.js';
 import { sleep } from '../clock.js';
 import type { EngineContext } from '../context.js';
+import { writeRetryPauseMs } from '../retry-pauses.js';
 import type { EngineMetrics } from '../metrics/metrics.js';
 import { errorText } from '../controller/advance.js';
 import { PermanentSetupError, type AbortReason } from './attempt-errors.js';
@@ -54,9 +55,6 @@ const WRITE_TRIES = 5;
  */
 const UNREACHABLE_WRITE_WINDOW_MS = 60_000;
 
-/** Pause (ms) before the `n`th new try of a result write: 200 ms more each time, at most 2 s. */
-const retryPauseMs = (n: number): number => Math.min(200 * n, 2_000);
-
 /** Creates the {@link AttemptOutcome} over `writer`. */
 export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): AttemptOutcome {
   /**
@@ -87,7 +85,7 @@ export function createAttemptOutcome(ctx: EngineContext, writer: ResultWriter): 
           { err, attemptId: ended.ref.attemptId },
           'writing an attempt result failed; retrying',
         );
-        await sleep(ctx.clock, retryPauseMs(attempt));
+        await sleep(ctx.clock, writeRetryPauseMs(attempt));
       }
     }
   };

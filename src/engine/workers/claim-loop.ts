@@ -30,6 +30,7 @@ import { isStoreConnectionError } from '../../store/connection-errors.js';
 import type { Queryable } from '../../store/executor.js';
 import type { ClockTimer } from '../clock.js';
 import type { EngineContext } from '../context.js';
+import { backoffAfterFailuresMs } from '../retry-pauses.js';
 import { CHANNELS } from '../signals.js';
 import {
   claimReady,
@@ -334,7 +335,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
       again = false;
       if (isStoreConnectionError(err)) claimLost(now);
       ctx.logger.error({ err }, 'claiming tasks failed; retrying');
-      armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
+      armDueTimer(backoffAfterFailuresMs(claimFailures));
       return;
     }
     let slots = 0;
@@ -392,7 +393,7 @@ export function createClaimLoop(ctx: EngineContext, options: ClaimLoopOptions): 
         return;
       }
       ctx.logger.error({ err }, 'looking for the tasks of claims whose answer was lost failed; retrying');
-      armDueTimer(Math.min(5_000, 100 * 2 ** Math.min(claimFailures, 6)));
+      armDueTimer(backoffAfterFailuresMs(claimFailures));
       return;
     }
     const next = clock.now().getTime() + SECOND_LOOK_MS;
